@@ -1,0 +1,407 @@
+"""The Transform base: a frozen dataclass registered as a pytree, with compiled init/update.
+
+A transform's numeric hyperparameters are pytree leaves and its structural options are static
+fields, so one compiled program serves every hyperparameter value, ``vmap`` batches over them and
+``jax.grad`` differentiates through them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks, _tree
+
+T = TypeVar("T")
+
+Params = Any
+Updates = Any
+OptState = Any
+
+
+# --------------------------------------------------------------------------------------------
+# Pytree dataclasses
+
+
+def static_field(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A dataclass field that is part of the treedef (hashable, never traced)."""
+    metadata = {"static": True}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def pytree_dataclass(cls: type[T]) -> type[T]:
+    """Makes ``cls`` a frozen dataclass registered as a pytree.
+
+    Fields declared with ``static_field`` go into the treedef; all others are children. Children
+    may be numbers, arrays, ``None``, schedules or other transforms. Unflattening bypasses
+    ``__init__``, so validation in ``__post_init__`` runs only when users construct objects.
+    """
+    cls = dataclasses.dataclass(frozen=True, repr=False, eq=False)(cls)
+    fields = dataclasses.fields(cls)
+    data = tuple(f.name for f in fields if not f.metadata.get("static", False))
+    meta = tuple(f.name for f in fields if f.metadata.get("static", False))
+    keys = tuple(jax.tree_util.GetAttrKey(n) for n in data)
+
+    def flatten_with_keys(obj):
+        return (
+            tuple(zip(keys, (getattr(obj, n) for n in data))),
+            tuple(getattr(obj, n) for n in meta),
+        )
+
+    def flatten(obj):
+        return tuple(getattr(obj, n) for n in data), tuple(getattr(obj, n) for n in meta)
+
+    def unflatten(aux, children):
+        obj = object.__new__(cls)
+        for n, v in zip(data, children):
+            object.__setattr__(obj, n, v)
+        for n, v in zip(meta, aux):
+            object.__setattr__(obj, n, v)
+        return obj
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+    cls._data_fields = data  # type: ignore[attr-defined]
+    cls._static_fields = meta  # type: ignore[attr-defined]
+    return cls
+
+
+def _repr_value(v: Any) -> str:
+    if isinstance(v, (jax.Array, np.ndarray)) and not isinstance(v, jax.core.Tracer):
+        arr = np.asarray(v)
+        if arr.ndim == 0:
+            return repr(arr.item())
+        return f"{arr.dtype}{list(arr.shape)}"
+    if isinstance(v, jax.core.Tracer):
+        return f"Traced<{v.dtype}{list(v.shape)}>"
+    if isinstance(v, tuple) and any(isinstance(x, Transform) for x in v):
+        return "(" + ", ".join(_repr_value(x) for x in v) + ")"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k!r}: {_repr_value(x)}" for k, x in v.items()) + "}"
+    if callable(v) and hasattr(v, "__name__") and not isinstance(v, (Transform, Schedule)):
+        return getattr(v, "__qualname__", v.__name__)
+    return repr(v)
+
+
+class _ReprMixin:
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if not f.repr:
+                continue
+            v = getattr(self, f.name)
+            is_static = f.metadata.get("static", False)
+            if is_static and f.default is not dataclasses.MISSING and _same_default(v, f.default):
+                continue
+            if v is None and not is_static:
+                continue
+            parts.append(f"{f.name}={_repr_value(v)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _same_default(v: Any, default: Any) -> bool:
+    try:
+        if v is default:
+            return True
+        if isinstance(v, (jax.Array, np.ndarray)):
+            return False
+        return bool(type(v) is type(default) and v == default)
+    except Exception:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules (the base lives here because every transform resolves them)
+
+
+class Schedule(_ReprMixin):
+    """A pytree ``count -> value``. Subclasses are ``pytree_dataclass``es.
+
+    ``count`` is the number of updates applied before this one, so the first update uses
+    ``schedule(0)``.
+    """
+
+    def __call__(self, count: Any) -> jax.Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@pytree_dataclass
+class FunctionSchedule(Schedule):
+    """Wraps a plain Python callable ``count -> value``, held static (not traced)."""
+
+    fn: Callable[[Any], Any] = static_field()
+
+    def __call__(self, count: Any) -> jax.Array:
+        return jnp.asarray(self.fn(count))
+
+
+ScalarOrSchedule = Any  # float | jax.Array | Schedule | Callable[[count], value]
+
+
+def as_schedule(value: Any) -> Any:
+    """Leaves numbers, arrays and schedules alone; wraps any other callable as a schedule."""
+    if isinstance(value, (Schedule, Transform)) or value is None:
+        return value
+    if isinstance(value, (int, float, np.number, np.ndarray, jax.Array)):
+        return value
+    if callable(value):
+        return FunctionSchedule(value)
+    return value
+
+
+def value_at(value: Any, count: Any) -> Any:
+    """The value of a hyperparameter at ``count``: calls schedules, returns numbers as they are."""
+    if isinstance(value, Schedule):
+        return value(count)
+    return value
+
+
+def is_scheduled(value: Any) -> bool:
+    return isinstance(value, Schedule)
+
+
+# --------------------------------------------------------------------------------------------
+# Transforms
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transform."""
+
+
+class CountState(NamedTuple):
+    """The state of a transform that only counts updates (for its schedules)."""
+
+    count: jax.Array
+
+
+@runtime_checkable
+class GradientTransformationLike(Protocol):
+    def init(self, params: Params) -> OptState: ...
+
+    def update(self, updates: Updates, state: OptState, params: Params = None) -> Any: ...
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _compiled_init(tx: Transform, params: Params, shardings: tuple[Any, ...] | None) -> OptState:
+    leaves = jax.tree.leaves(params)
+    with _tree.param_shardings(leaves, shardings):
+        return tx._init(params)
+
+
+@jax.jit
+def _compiled_update(
+    tx: Transform, updates: Updates, state: OptState, params: Params, extra: dict[str, Any]
+) -> tuple[Updates, OptState]:
+    return tx._update(updates, state, params, **extra)
+
+
+def _shardings_of(params: Params) -> tuple[Any, ...] | None:
+    """Each leaf's sharding when any leaf lives on more than one device, else ``None``."""
+    leaves = jax.tree.leaves(params)
+    out = []
+    spread = False
+    for leaf in leaves:
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(leaf, jax.core.Tracer) or sharding is None:
+            out.append(None)
+            continue
+        if len(sharding.device_set) > 1:
+            spread = True
+        out.append(sharding)
+    return tuple(out) if spread else None
+
+
+class Transform(_ReprMixin):
+    """Base class of every gradtx transform.
+
+    Subclasses are ``pytree_dataclass``es and implement ``_init(params)`` and
+    ``_update(updates, state, params, **extra)``. The public ``init`` and ``update`` run them
+    compiled with ``jax.jit``, passing ``self`` as an ordinary pytree argument, so changing a
+    hyperparameter's value never recompiles. The protocol is Optax's:
+
+        state = tx.init(params)
+        updates, state = tx.update(grads, state, params, **extra)
+    """
+
+    def init(self, params: Params) -> OptState:
+        """Creates the optimizer state for ``params`` (compiled; buffers keep the params' sharding)."""
+        _checks.check_float_leaves(f"gradtx.{type(self).__name__}.init", params, "params")
+        return _compiled_init(self, params, _shardings_of(params))
+
+    def update(
+        self, updates: Updates, state: OptState, params: Params = None, **extra: Any
+    ) -> tuple[Updates, OptState]:
+        """Transforms ``updates`` (gradients) and returns ``(updates, new_state)`` (compiled)."""
+        return _compiled_update(self, updates, state, params, extra)
+
+    # Subclasses override these two.
+    def _init(self, params: Params) -> OptState:
+        return EmptyState()
+
+    def _update(
+        self, updates: Updates, state: OptState, params: Params, **extra: Any
+    ) -> tuple[Updates, OptState]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def where(self, method: str = "update") -> str:
+        return f"gradtx.{type(self).__name__}.{method}"
+
+
+@pytree_dataclass
+class Wrapped(Transform):
+    """Holds any object with ``init``/``update`` (an Optax transform, say) as a static field."""
+
+    inner: Any = static_field()
+
+    def _init(self, params: Params) -> OptState:
+        return self.inner.init(params)
+
+    def _update(self, updates, state, params, **extra):
+        try:
+            return self.inner.update(updates, state, params, **extra)
+        except TypeError:
+            if not extra:
+                raise
+            return self.inner.update(updates, state, params)
+
+    def __repr__(self) -> str:
+        return f"Wrapped({type(self.inner).__name__})"
+
+
+def as_transform(tx: Any) -> Transform:
+    """Returns ``tx`` if it is a gradtx transform, else wraps an ``init``/``update`` object."""
+    if isinstance(tx, Transform):
+        return tx
+    if hasattr(tx, "init") and hasattr(tx, "update"):
+        return Wrapped(tx)
+    raise TypeError(
+        f"gradtx.chain: expected a transform (an object with init and update), got "
+        f"{type(tx).__name__}: {tx!r}"
+    )
+
+
+@pytree_dataclass
+class Chain(Transform):
+    """Applies transforms in order; the state is a tuple with one entry per transform."""
+
+    transforms: tuple[Transform, ...] = ()
+
+    def _init(self, params):
+        return tuple(t._init(params) for t in self.transforms)
+
+    def _update(self, updates, state, params, **extra):
+        if not isinstance(state, tuple) or len(state) != len(self.transforms):
+            got = len(state) if isinstance(state, tuple) else type(state).__name__
+            raise _checks.TreeMismatchError(
+                f"gradtx.Chain.update: the state has {got} entries but the chain has "
+                f"{len(self.transforms)} transforms; pass the state returned by this chain's init."
+            )
+        new_state = []
+        for t, s in zip(self.transforms, state):
+            updates, s = t._update(updates, s, params, **extra)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+    def __repr__(self) -> str:
+        return "Chain(" + ", ".join(repr(t) for t in self.transforms) + ")"
+
+
+def chain(*transforms: Any) -> Chain:
+    """Composes transforms left to right: ``chain(a, b).update(g) == b.update(a.update(g))``.
+
+    Any object with ``init`` and ``update`` (an Optax ``GradientTransformation``, say) may be an
+    element; it is held as a static field. Nested chains are kept as given (chain is associative:
+    ``chain(a, chain(b, c))`` and ``chain(chain(a, b), c)`` give the same updates).
+    """
+    return Chain(tuple(as_transform(t) for t in transforms))
+
+
+@pytree_dataclass
+class Identity(Transform):
+    """Leaves updates unchanged."""
+
+    def _update(self, updates, state, params, **extra):
+        return updates, state
+
+
+def identity() -> Identity:
+    """A stateless transform that returns the updates unchanged."""
+    return Identity()
+
+
+def _scale_leaf(u: Any, factor: Any) -> Any:
+    cd = _tree.compute_dtype(u.dtype)
+    return (u.astype(cd) * _tree.hp(factor, cd)).astype(u.dtype)
+
+
+def scale_tree(updates: Updates, factor: Any) -> Updates:
+    """``factor * updates``, computed in at least float32 and cast back to each leaf's dtype."""
+    return jax.tree.map(lambda u: _scale_leaf(u, factor), updates)
+
+
+@pytree_dataclass
+class Scale(Transform):
+    """``u <- factor * u``."""
+
+    factor: Any = 1.0
+
+    def _update(self, updates, state, params, **extra):
+        return scale_tree(updates, self.factor), state
+
+
+def scale(factor: Any) -> Scale:
+    """Multiplies updates by ``factor`` (a float or array; traced values are fine)."""
+    return Scale(factor)
+
+
+@pytree_dataclass
+class ScaleByLearningRate(Transform):
+    """``u <- -learning_rate(count) * u``: the one step that flips the sign.
+
+    ``learning_rate`` is a float, an array (for example a batch of rates under ``vmap``) or a
+    schedule evaluated at the number of updates applied before this one.
+    """
+
+    learning_rate: Any = 1e-3
+
+    def __post_init__(self):
+        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
+        _checks.check_nonnegative("scale_by_learning_rate", "learning_rate", self.learning_rate)
+
+    def _init(self, params):
+        return CountState(jnp.zeros((), jnp.int32))
+
+    def _update(self, updates, state, params, **extra):
+        lr = value_at(self.learning_rate, state.count)
+        return scale_tree(updates, -lr), CountState(_tree.safe_increment(state.count))
+
+
+def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> ScaleByLearningRate:
+    """Scales updates by ``-learning_rate``; takes a float, an array or a schedule."""
+    return ScaleByLearningRate(learning_rate)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """``params + updates``, each result cast back to its parameter's dtype.
+
+    ``None`` leaves pass through. The sum is computed in the wider of the two dtypes.
+    """
+    _checks.check_same_tree("gradtx.apply_updates", params, updates, "params", "updates")
+
+    def add(p, u):
+        p = jnp.asarray(p)
+        cd = jnp.promote_types(p.dtype, jnp.result_type(u))
+        return (p.astype(cd) + jnp.asarray(u).astype(cd)).astype(p.dtype)
+
+    return jax.tree.map(add, params, updates)

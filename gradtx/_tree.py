@@ -1,0 +1,191 @@
+"""Small pytree arithmetic used by every transform.
+
+Conventions:
+- ``None`` leaves are empty subtrees, so every map here passes them through.
+- Arithmetic runs in ``compute_dtype(x)``: at least float32, float64 stays float64.
+- Buffers made by ``zeros_like`` take the sharding of the parameter they mirror when ``init`` is
+  compiled by gradtx (see ``_transform.Transform.init``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+INT32_MAX = np.iinfo(np.int32).max
+
+# id(param tracer) -> sharding, set while gradtx traces a compiled init.
+_PARAM_SHARDINGS: contextvars.ContextVar[dict[int, Any] | None] = contextvars.ContextVar(
+    "gradtx_param_shardings", default=None
+)
+
+
+@contextlib.contextmanager
+def param_shardings(leaves: list[Any], shardings: tuple[Any, ...] | None):
+    """While active, ``zeros_like(p)`` constrains its result to ``p``'s sharding."""
+    if shardings is None:
+        yield
+        return
+    table = {id(leaf): s for leaf, s in zip(leaves, shardings) if s is not None}
+    token = _PARAM_SHARDINGS.set(table)
+    try:
+        yield
+    finally:
+        _PARAM_SHARDINGS.reset(token)
+
+
+def _constrain_like(x: jax.Array, ref: Any) -> jax.Array:
+    table = _PARAM_SHARDINGS.get()
+    if table:
+        sharding = table.get(id(ref))
+        if sharding is not None and getattr(x, "shape", None) == getattr(ref, "shape", None):
+            return jax.lax.with_sharding_constraint(x, sharding)
+    return x
+
+
+def float_dtype() -> jnp.dtype:
+    """The default float dtype: float64 under ``jax_enable_x64``, float32 otherwise."""
+    return jnp.dtype(jnp.result_type(float))
+
+
+def compute_dtype(*dtypes: Any) -> jnp.dtype:
+    """The dtype arithmetic runs in: the widest of ``dtypes`` and float32.
+
+    Complex dtypes stay complex.
+    """
+    out = jnp.dtype(jnp.float32)
+    for d in dtypes:
+        if d is not None:
+            out = jnp.promote_types(out, d)
+    return out
+
+
+def real_dtype(dtype: Any) -> jnp.dtype:
+    """The real dtype of the same width (complex64 -> float32)."""
+    return jnp.finfo(dtype).dtype
+
+
+def hp(value: Any, dtype: Any) -> jax.Array:
+    """A hyperparameter as an array of ``dtype`` (its real part for complex dtypes)."""
+    return jnp.asarray(value, dtype=real_dtype(dtype))
+
+
+def zeros_like(p: Any, dtype: Any = None) -> Any:
+    """Zeros shaped like ``p`` (in ``dtype`` or ``p``'s dtype), keeping ``p``'s sharding."""
+    if p is None:
+        return None
+    z = jnp.zeros(jnp.shape(p), dtype=dtype if dtype is not None else jnp.result_type(p))
+    return _constrain_like(z, p)
+
+
+def full_like(p: Any, value: Any, dtype: Any = None) -> Any:
+    if p is None:
+        return None
+    z = jnp.full(jnp.shape(p), value, dtype=dtype if dtype is not None else jnp.result_type(p))
+    return _constrain_like(z, p)
+
+
+def tree_zeros_like(tree: Any, dtype: Any = None) -> Any:
+    return jax.tree.map(lambda p: zeros_like(p, dtype), tree)
+
+
+def tree_full_like(tree: Any, value: Any, dtype: Any = None) -> Any:
+    return jax.tree.map(lambda p: full_like(p, value, dtype), tree)
+
+
+def tree_cast(tree: Any, dtype: Any) -> Any:
+    if dtype is None:
+        return tree
+    return jax.tree.map(lambda x: x.astype(dtype), tree)
+
+
+def tree_cast_like(tree: Any, like: Any) -> Any:
+    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), tree, like)
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|^2``, real for complex ``x`` (gradtx's complex convention)."""
+    if jnp.iscomplexobj(x):
+        return jnp.real(x) ** 2 + jnp.imag(x) ** 2
+    return x * x
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """``count + 1`` that saturates at the int32 maximum instead of wrapping."""
+    count = jnp.asarray(count, jnp.int32)
+    return jnp.where(count < INT32_MAX, count + 1, count).astype(jnp.int32)
+
+
+def count_as_float(count: Any, dtype: Any = None) -> jax.Array:
+    """A step count as a float of ``dtype`` (default: the default float dtype)."""
+    return jnp.asarray(count).astype(dtype or float_dtype())
+
+
+def bias_correction(decay: Any, t: jax.Array, dtype: Any = None) -> jax.Array:
+    """``1 - decay**t`` in at least float32; ``t`` is the 1-based step as a float."""
+    dtype = compute_dtype(dtype, jnp.result_type(t))
+    return 1.0 - jnp.asarray(decay, dtype) ** t.astype(dtype)
+
+
+def tree_sum_squares(tree: Any) -> jax.Array:
+    """Sum of ``|x|^2`` over all leaves, in float32 or wider.
+
+    Per-leaf partial sums are combined pairwise (a balanced tree of adds), which keeps the
+    compiled program shallow for trees with thousands of leaves.
+    """
+    leaves = [x for x in jax.tree.leaves(tree) if x is not None]
+    if not leaves:
+        return jnp.zeros((), float_dtype())
+    dt = compute_dtype(*(real_dtype(jnp.result_type(x)) for x in leaves))
+    parts = [jnp.sum(abs_sq(x.astype(compute_dtype(x.dtype, dt)))).astype(dt) for x in leaves]
+    while len(parts) > 1:
+        nxt = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            nxt.append(parts[-1])
+        parts = nxt
+    return parts[0]
+
+
+def tree_norm(tree: Any) -> jax.Array:
+    """Global L2 norm over every leaf."""
+    return jnp.sqrt(tree_sum_squares(tree))
+
+
+def tree_map_with_check(
+    where: str, fn: Callable[..., Any], tree: Any, *rest: Any, names: tuple[str, ...] = ()
+) -> Any:
+    """``jax.tree.map`` that first checks ``rest`` against ``tree`` and names the first difference.
+
+    The check runs at trace time only, so it costs nothing inside compiled code.
+    """
+    from ._checks import check_same_tree
+
+    for i, other in enumerate(rest):
+        other_name = names[i] if i < len(names) else f"argument {i + 1}"
+        check_same_tree(where, other, tree, other_name, "updates")
+    return jax.tree.map(fn, tree, *rest)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every element of every leaf is finite (a scalar bool)."""
+    leaves = [x for x in jax.tree.leaves(tree) if x is not None]
+    if not leaves:
+        return jnp.asarray(True)
+    flags = [jnp.all(jnp.isfinite(x)) for x in leaves]
+    out = flags[0]
+    for f in flags[1:]:
+        out = jnp.logical_and(out, f)
+    return out
+
+
+def tree_unzip(like: Any, pairs: Any, n: int) -> tuple[Any, ...]:
+    """Splits a tree whose leaves are n-tuples (one per leaf of ``like``) into n trees."""
+    treedef = jax.tree.structure(like)
+    leaves = treedef.flatten_up_to(pairs)
+    return tuple(treedef.unflatten([leaf[i] for leaf in leaves]) for i in range(n))

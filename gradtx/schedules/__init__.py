@@ -1,0 +1,1 @@
+"""Schedules as pytrees: ``schedule(count) -> value`` with their parameters as leaves."""

@@ -1,0 +1,17 @@
+"""Test settings: 8 host devices, strict dtype promotion, deterministic keys."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def x64():
+    """Runs the test with float64 enabled (reference comparisons in double precision)."""
+    with jax.enable_x64(True):
+        yield
