@@ -1,6 +1,5 @@
 """gradtx: optimizer transforms for JAX whose hyperparameters are pytree leaves."""
 
-from . import registry as registry
 from ._checks import HyperparameterError as HyperparameterError
 from ._checks import TreeMismatchError as TreeMismatchError
 from ._transform import Chain as Chain
@@ -10,6 +9,7 @@ from ._transform import FunctionSchedule as FunctionSchedule
 from ._transform import Schedule as Schedule
 from ._transform import Transform as Transform
 from ._transform import apply_updates as apply_updates
+from ._transform import batch_axes as batch_axes
 from ._transform import chain as chain
 from ._transform import identity as identity
 from ._transform import pytree_dataclass as pytree_dataclass
@@ -44,5 +44,23 @@ from .schedules._join import join as join
 # transforms
 from .transforms._scaling import negate as negate
 from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
+
+# --- schedules family (issue: schedules) ---
+
+# --- composition: masks, partition, clipping, accumulation, safety, averaging (issue: composition) ---
+
+# --- torch.optim catalogue (issue: catalogue) ---
+
+# --- Optax catalogue (issue: catalogue) ---
+
+# --- modern optimizers (issue: catalogue) ---
+
+# --- sweeps (issue: sweeps) ---
+
+# --- performance: grouped path, fused step (issue: performance) ---
+
+# --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+
+from . import registry as registry  # last: it imports the factories above
 
 __version__ = "0.1.0"

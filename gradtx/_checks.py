@@ -162,9 +162,7 @@ def check_float_leaves(where: str, tree: Any, name: str) -> None:
         dtype = getattr(leaf, "dtype", None)
         if dtype is None:
             dtype = np.asarray(leaf).dtype
-        if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.complexfloating)):
-            if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-                continue
+        if not jax.dtypes.issubdtype(dtype, np.inexact):
             raise TypeError(
                 f"{where}: {name} leaf at {path_str(p)} has dtype {dtype}; optimizers need "
                 f"floating-point leaves. Keep integer and boolean arrays out of the optimized tree "

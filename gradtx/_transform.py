@@ -401,7 +401,19 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
     def add(p, u):
         p = jnp.asarray(p)
-        cd = jnp.promote_types(p.dtype, jnp.result_type(u))
+        cd = _tree.promote(p.dtype, jnp.result_type(u))
         return (p.astype(cd) + jnp.asarray(u).astype(cd)).astype(p.dtype)
 
     return jax.tree.map(add, params, updates)
+
+
+def batch_axes(tx: Any, axis: int = 0) -> Any:
+    """``in_axes`` for ``jax.vmap`` over a batched transform or schedule.
+
+    Hyperparameters are scalars, so a leaf with at least one dimension is batched along ``axis``
+    and a scalar leaf is shared::
+
+        txs = gradtx.adam(jnp.array([1e-3, 1e-2, 1e-1]))
+        losses = jax.vmap(train, in_axes=(gradtx.batch_axes(txs),))(txs)
+    """
+    return jax.tree.map(lambda x: axis if jnp.ndim(x) >= 1 else None, tx)

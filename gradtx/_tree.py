@@ -60,10 +60,17 @@ def compute_dtype(*dtypes: Any) -> jnp.dtype:
     Complex dtypes stay complex.
     """
     out = jnp.dtype(jnp.float32)
-    for d in dtypes:
-        if d is not None:
-            out = jnp.promote_types(out, d)
+    with jax.numpy_dtype_promotion("standard"):
+        for d in dtypes:
+            if d is not None:
+                out = jnp.promote_types(out, d)
     return out
+
+
+def promote(*dtypes: Any) -> jnp.dtype:
+    """JAX's standard promotion of ``dtypes``, whatever the promotion mode in force."""
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.dtype(jnp.result_type(*dtypes))
 
 
 def real_dtype(dtype: Any) -> jnp.dtype:
