@@ -58,6 +58,10 @@ from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 # --- sweeps (issue: sweeps) ---
 
 # --- performance: grouped path, fused step (issue: performance) ---
+from ._grouped import Grouped as Grouped
+from ._grouped import GroupedState as GroupedState
+from ._grouped import grouped as grouped
+from ._step import step as step
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
 
