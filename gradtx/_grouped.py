@@ -91,7 +91,7 @@ def _make_plan(params: Params, max_leaf_size: int) -> tuple[GroupPlan, list[Any]
     return GroupPlan(treedef, leaf_meta, tuple(final)), slot_shardings
 
 
-def _pack(plan: GroupPlan, tree: Any, where: str, name: str) -> tuple[Any, ...]:
+def _check_tree(plan: GroupPlan, tree: Any, where: str, name: str) -> list[Any]:
     leaves, treedef = jax.tree.flatten(tree)
     if treedef != plan.treedef or len(leaves) != len(plan.leaf_meta):
         _checks.check_same_tree(where, plan.expected_tree(), tree, "params", name)
@@ -99,36 +99,64 @@ def _pack(plan: GroupPlan, tree: Any, where: str, name: str) -> tuple[Any, ...]:
             f"{where}: the {name} tree does not match the params given to init: expected "
             f"{plan.treedef}, got {treedef}. Pass the same structure (or call init again)."
         )
+    return leaves
+
+
+def _bucket_dtype(leaves: list[Any], idx: tuple[int, ...], where: str, name: str) -> Any:
+    dtypes = {jnp.result_type(leaves[i]) for i in idx}
+    if len(dtypes) > 1:
+        raise TypeError(
+            f"{where}: the {name} leaves of one group have different dtypes "
+            f"({sorted(str(d) for d in dtypes)}) although their params share one; give "
+            f"{name} the params' dtypes."
+        )
+    return dtypes.pop()
+
+
+def _pack(plan: GroupPlan, tree: Any, where: str, name: str) -> tuple[Any, ...]:
+    """The packed tuple: leaves as they are, each bucket concatenated into one flat buffer."""
+    leaves = _check_tree(plan, tree, where, name)
     out = []
     for kind, idx in plan.slots:
         if kind == "leaf":
             out.append(leaves[idx])
             continue
-        parts = [jnp.ravel(leaves[i]) for i in idx]
-        dtypes = {p.dtype for p in parts}
-        if len(dtypes) > 1:
-            raise TypeError(
-                f"{where}: the {name} leaves of one group have different dtypes "
-                f"({sorted(str(d) for d in dtypes)}) although their params share one; give "
-                f"{name} the params' dtypes."
-            )
-        out.append(jnp.concatenate(parts))
+        _bucket_dtype(leaves, idx, where, name)
+        out.append(jnp.concatenate([jnp.ravel(leaves[i]) for i in idx]))
     return tuple(out)
 
 
-def _unpack(plan: GroupPlan, packed: tuple[Any, ...]) -> Any:
+def _unpack(plan: GroupPlan, packed: tuple[Any, ...], offsets: Any) -> Any:
+    """Slices the buckets back into leaves.
+
+    The offsets are traced int32 scalars (kept in the state), so every slice of one leaf shape is
+    the same XLA kernel, which XLA compiles once. Constant offsets would make a distinct kernel per
+    leaf, and compile time would grow by tens of milliseconds per leaf.
+    """
     leaves: list[Any] = [None] * len(plan.leaf_meta)
-    for (kind, idx), buf in zip(plan.slots, packed):
+    for k, ((kind, idx), buf) in enumerate(zip(plan.slots, packed)):
         if kind == "leaf":
             leaves[idx] = buf
             continue
-        offset = 0
-        for i in idx:
+        for i, off in zip(idx, offsets[k]):
             shape = plan.leaf_meta[i][0]
             n = math.prod(shape)
-            leaves[i] = jax.lax.slice_in_dim(buf, offset, offset + n).reshape(shape)
-            offset += n
+            leaves[i] = jax.lax.dynamic_slice_in_dim(buf, off, n).reshape(shape)
     return plan.treedef.unflatten(leaves)
+
+
+def _offsets(plan: GroupPlan) -> tuple[Any, ...]:
+    out = []
+    for kind, idx in plan.slots:
+        if kind == "leaf":
+            out.append(None)
+            continue
+        offs, o = [], 0
+        for i in idx:
+            offs.append(jnp.asarray(o, jnp.int32))
+            o += math.prod(plan.leaf_meta[i][0])
+        out.append(tuple(offs))
+    return tuple(out)
 
 
 @pytree_dataclass
@@ -136,6 +164,7 @@ class GroupedState:
     """The inner transform's state over the packed tree, plus the (static) grouping plan."""
 
     inner: Any
+    offsets: Any  # per bucket, each member's start in the flat buffer (int32 scalars)
     plan: GroupPlan = static_field()
 
     def __repr__(self) -> str:
@@ -162,7 +191,7 @@ class Grouped(Transform):
                 inner = self.inner._init(packed)
         else:
             inner = self.inner._init(packed)
-        return GroupedState(inner, plan)
+        return GroupedState(inner, _offsets(plan), plan)
 
     def _update(self, updates, state, params, **extra):
         where = self.where()
@@ -172,6 +201,7 @@ class Grouped(Transform):
                 f"{type(state).__name__}."
             )
         plan = state.plan
+        offs = state.offsets
         packed_u = _pack(plan, updates, where, "updates")
         packed_p = None if params is None else _pack(plan, params, where, "params")
         try:
@@ -182,7 +212,7 @@ class Grouped(Transform):
                 f"only suits transforms that treat every element alike: no per-leaf masks, "
                 f"norms or shapes."
             ) from err
-        return _unpack(plan, new_u), GroupedState(inner, plan)
+        return _unpack(plan, new_u, offs), GroupedState(inner, offs, plan)
 
     def __repr__(self) -> str:
         extra = (

@@ -31,6 +31,9 @@ class Spec:
       convergence_tol: the loss the contract quadratic must fall below within ``steps``.
       reads_loss: ``update`` needs ``loss=`` among its extra arguments.
       invalid: hyperparameters that must raise ``HyperparameterError``: (kwargs, message part).
+      elementwise: each output element depends only on the same element of the gradient, state
+        and params (no per-leaf norms, shapes or masks), so ``gradtx.grouped`` gives the same
+        updates. Set False for LAMB, LARS, Adafactor, Muon and the like.
     """
 
     name: str
@@ -42,6 +45,7 @@ class Spec:
     convergence_tol: float = 1e-3
     reads_loss: bool = False
     invalid: tuple[tuple[dict[str, Any], str], ...] = ()
+    elementwise: bool = True
 
     def make(self, learning_rate: Any = None, **overrides: Any) -> Any:
         kwargs = {**self.hparams, **overrides}

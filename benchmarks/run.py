@@ -1,0 +1,538 @@
+"""gradtx vs Optax (and torch.optim foreach where installed): step time, compile time, memory.
+
+    python benchmarks/run.py                 # the full suite (long on a 2-core CPU)
+    python benchmarks/run.py --quick         # smaller trees, fewer repetitions
+    python benchmarks/run.py --optimizers adam,sgd_momentum --trees transformer,tiny
+
+For every optimizer and tree it runs gradtx, ``gradtx.grouped`` (elementwise optimizers on trees
+with several small leaves) and Optax in the same process, alternating calls, and reports medians
+with the 10th-90th percentile spread:
+- the jitted step (update + apply_updates) with the old params and state donated, and without;
+- the eager ``update`` (no outer jit: gradtx runs its compiled update, Optax dispatches op by op);
+- the compile time of the jitted donated step (lower + compile) and of its first call;
+- the peak memory of the donated step from XLA's buffer assignment (arguments + outputs +
+  temporaries - aliased donations);
+- the roofline: the bandwidth of a jitted, donated ``x * a + b`` over 256 MB (bytes read + written),
+  and each donated step's bandwidth as a fraction of it (for optimizers with a known byte count).
+Results go to ``benchmarks/results/<label>.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from _trees import TREES, count, make_tree  # noqa: E402
+
+import gradtx  # noqa: E402
+from gradtx._step import _compiled_step, _step  # noqa: E402
+
+LR = 1e-3
+WD = 1e-4
+
+
+@dataclasses.dataclass
+class Opt:
+    name: str
+    gradtx: Any  # () -> transform, or None when gradtx lacks it
+    optax: Any  # () -> optax transform
+    floats: int | None  # floats moved per parameter by an ideal fused step
+    elementwise: bool = True
+    note: str = ""
+
+
+def _optimizers() -> list[Opt]:
+    has = lambda n: hasattr(gradtx, n)  # noqa: E731
+    opts = [
+        Opt("adam", lambda: gradtx.adam(LR), lambda: optax.adam(LR), 7),
+        Opt(
+            "adamw",
+            lambda: gradtx.adamw(LR, weight_decay=WD),
+            lambda: optax.adamw(LR, weight_decay=WD),
+            7,
+        ),
+        Opt(
+            "sgd_momentum",
+            lambda: gradtx.sgd(LR, momentum=0.9),
+            lambda: optax.sgd(LR, momentum=0.9),
+            5,
+        ),
+        Opt(
+            "lion",
+            (lambda: gradtx.lion(LR)) if has("lion") else None,
+            lambda: optax.lion(LR),
+            5,
+            note="" if has("lion") else "gradtx.lion not available in this build",
+        ),
+        Opt(
+            "rmsprop",
+            lambda: gradtx.rmsprop(LR),
+            lambda: optax.rmsprop(LR, decay=0.99),
+            5,
+        ),
+        Opt(
+            "adafactor",
+            (lambda: gradtx.adafactor(LR)) if has("adafactor") else None,
+            lambda: optax.adafactor(LR),
+            None,
+            elementwise=False,
+            note="" if has("adafactor") else "gradtx.adafactor not available in this build",
+        ),
+        Opt(
+            "clip+adamw",
+            (
+                lambda: gradtx.chain(
+                    gradtx.clip_by_global_norm(1.0), gradtx.adamw(LR, weight_decay=WD)
+                )
+            )
+            if has("clip_by_global_norm")
+            else None,
+            lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(LR, weight_decay=WD)),
+            8,
+            note="" if has("clip_by_global_norm") else "gradtx.clip_by_global_norm not available",
+        ),
+    ]
+    return opts
+
+
+# ---------------------------------------------------------------------------------------------
+# timing helpers
+
+
+def _block(x):
+    jax.block_until_ready(x)
+    return x
+
+
+def _stats(ts: list[float]) -> dict[str, float]:
+    a = np.asarray(ts) * 1e3
+    return {
+        "median_ms": float(np.median(a)),
+        "p10_ms": float(np.percentile(a, 10)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "n": len(ts),
+    }
+
+
+def _alternate(runners: dict[str, Any], reps: int, warmup: int = 1) -> dict[str, dict]:
+    for _ in range(warmup):
+        for f in runners.values():
+            f()
+    times: dict[str, list[float]] = {n: [] for n in runners}
+    for _ in range(reps):
+        for n, f in runners.items():
+            t0 = time.perf_counter()
+            f()
+            times[n].append(time.perf_counter() - t0)
+    return {n: _stats(t) for n, t in times.items()}
+
+
+def _peak_bytes(compiled) -> int | None:
+    try:
+        m = compiled.memory_analysis()
+        return int(
+            m.argument_size_in_bytes
+            + m.output_size_in_bytes
+            - m.alias_size_in_bytes
+            + m.temp_size_in_bytes
+        )
+    except Exception:
+        return None
+
+
+def roofline(reps: int) -> dict[str, float]:
+    """GB/s of a jitted ``x * a + b`` over 256 MB float32, counting bytes read + written."""
+    n = 64 * 1024 * 1024
+    nbytes = 2 * 4 * n
+    f_don = jax.jit(lambda x, a, b: x * a + b, donate_argnums=0)
+    f_new = jax.jit(lambda x, a, b: x * a + b)
+    a, b = jnp.float32(0.999), jnp.float32(1e-3)
+    state = {"x": _block(jnp.ones((n,), jnp.float32)), "y": _block(jnp.ones((n,), jnp.float32))}
+
+    def don():
+        state["x"] = _block(f_don(state["x"], a, b))
+
+    def new():
+        _block(f_new(state["y"], a, b))
+
+    res = _alternate({"donated": don, "fresh": new}, reps, warmup=2)
+    del state
+    return {
+        "donated_gbps": nbytes / (res["donated"]["median_ms"] * 1e-3) / 1e9,
+        "fresh_gbps": nbytes / (res["fresh"]["median_ms"] * 1e-3) / 1e9,
+        "donated_ms": res["donated"]["median_ms"],
+        "fresh_ms": res["fresh"]["median_ms"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# implementations
+
+
+class Impl:
+    """One optimizer implementation bound to one tree: compiled steps plus its own buffers."""
+
+    def __init__(self, kind: str, tx: Any, params_np: Any, grads: Any):
+        self.kind = kind
+        self.tx = tx
+        self.grads = grads
+        self.params_np = params_np
+        self.p = None
+        self.s = None
+
+    def fresh(self):
+        self.p = _block(jax.tree.map(jnp.asarray, self.params_np))
+        self.s = _block(self.tx.init(self.p))
+
+    def lower(self, donate: bool):
+        g, s, p = self.grads, self.s, self.p
+        if self.kind == "optax":
+            opt = self.tx
+
+            def ostep(g, s, p):
+                u, s = opt.update(g, s, p)
+                return optax.apply_updates(p, u), s
+
+            fn = jax.jit(ostep, donate_argnums=(1, 2) if donate else ())
+            t0 = time.perf_counter()
+            compiled = fn.lower(g, s, p).compile()
+            ct = time.perf_counter() - t0
+            return (lambda g, s, p: compiled(g, s, p)), compiled, ct
+        fn = _compiled_step if donate else jax.jit(_step)
+        tx = self.tx
+        t0 = time.perf_counter()
+        compiled = fn.lower(tx, g, s, p, {}).compile()
+        ct = time.perf_counter() - t0
+        return (lambda g, s, p: compiled(tx, g, s, p, {})), compiled, ct
+
+    def runner(self, call, donate: bool):
+        if donate:
+
+            def run():
+                self.p, self.s = _block(call(self.grads, self.s, self.p))
+
+        else:
+
+            def run():
+                _block(call(self.grads, self.s, self.p))
+
+        return run
+
+    def eager(self):
+        tx = self.tx
+
+        def run():
+            _block(tx.update(self.grads, self.s, self.p))
+
+        return run
+
+    def release(self):
+        self.p = self.s = None
+
+
+def bench_one(opt: Opt, tree: str, args) -> dict[str, Any]:
+    leaves, nparams = count(tree, args.quick)
+    params_np = make_tree(tree, args.quick, seed=0)
+    grads = _block(jax.tree.map(jnp.asarray, make_tree(tree, args.quick, seed=1, scale=1e-3)))
+    impls: dict[str, Impl] = {}
+    if opt.gradtx is not None:
+        impls["gradtx"] = Impl("gradtx", opt.gradtx(), params_np, grads)
+        small = sum(1 for x in jax.tree.leaves(params_np) if x.size <= args.max_leaf_size)
+        if opt.elementwise and small >= 2 and not args.no_grouped:
+            impls["grouped"] = Impl(
+                "gradtx", gradtx.grouped(opt.gradtx(), args.max_leaf_size), params_np, grads
+            )
+    impls["optax"] = Impl("optax", opt.optax(), params_np, grads)
+    row: dict[str, Any] = {
+        "optimizer": opt.name,
+        "tree": tree,
+        "leaves": leaves,
+        "params": nparams,
+        "impls": {k: {} for k in impls},
+    }
+    # 1. donated jit step, with compile time
+    runners = {}
+    for name, im in impls.items():
+        im.fresh()
+        call, compiled, ct = im.lower(donate=True)
+        t0 = time.perf_counter()
+        im.p, im.s = _block(call(im.grads, im.s, im.p))
+        first = time.perf_counter() - t0
+        r = row["impls"][name]
+        r["compile_s"] = ct
+        r["first_call_s"] = ct + first
+        r["peak_mb"] = (_peak_bytes(compiled) or 0) / 2**20
+        runners[name] = im.runner(call, donate=True)
+    for name, st in _alternate(runners, args.reps).items():
+        row["impls"][name]["jit_donated"] = st
+        if opt.floats:
+            gbps = opt.floats * 4 * nparams / (st["median_ms"] * 1e-3) / 1e9
+            row["impls"][name]["gbps"] = gbps
+    # 2. jit step without donation
+    if not args.no_plain:
+        runners = {}
+        for name, im in impls.items():
+            call, compiled, ct = im.lower(donate=False)
+            row["impls"][name]["peak_mb_no_donation"] = (_peak_bytes(compiled) or 0) / 2**20
+            runners[name] = im.runner(call, donate=False)
+        for name, st in _alternate(runners, args.reps).items():
+            row["impls"][name]["jit_plain"] = st
+    # 3. eager update (no outer jit)
+    if not args.no_eager:
+        runners = {name: im.eager() for name, im in impls.items()}
+        for name, st in _alternate(runners, max(3, args.reps // 3)).items():
+            row["impls"][name]["eager"] = st
+    for im in impls.values():
+        im.release()
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# torch
+
+
+def torch_python(args) -> str | None:
+    if args.no_torch:
+        return None
+    try:
+        import torch  # noqa: F401
+
+        return sys.executable
+    except ImportError:
+        pass
+    for cand in (os.environ.get("GRADTX_TORCH_PYTHON"), "/work/torchvenv/bin/python"):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+def run_torch(py: str, opts: list[str], trees: list[str], args) -> dict[str, Any]:
+    cmd = [py, str(HERE / "torch_bench.py"), "--opts", ",".join(opts), "--trees", ",".join(trees)]
+    cmd += ["--reps", str(args.reps)] + (["--quick"] if args.quick else [])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except Exception as err:  # torch is optional: report and go on
+        print(f"torch benchmark skipped: {err}", file=sys.stderr)
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def _fmt_ms(st: dict | None) -> str:
+    if not st:
+        return "-"
+    return f"{st['median_ms']:.2f} ({st['p10_ms']:.2f}-{st['p90_ms']:.2f})"
+
+
+def _ratio(a: dict | None, b: dict | None, key: str = "median_ms") -> str:
+    if not a or not b:
+        return "-"
+    return f"{a[key] / b[key]:.2f}x"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dev = jax.devices()[0]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "jax_device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}",
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "gradtx": gradtx.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    roof = result["roofline"]
+    lines = [
+        f"# gradtx benchmark ({'quick' if result['quick'] else 'full'})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['jax_device']}; jax {m['jax']}, "
+        f"optax {m['optax']}, gradtx {m['gradtx']}; {m['date']}.",
+        f"Command: `{result['command']}`",
+        "",
+        f"Roofline (jitted `x * a + b` over 256 MB, donated): **{roof['donated_gbps']:.1f} GB/s** "
+        f"(without donation {roof['fresh_gbps']:.1f} GB/s).",
+        "",
+        "Times are medians in ms (10th-90th percentile). `best/optax` is the faster of gradtx and "
+        "gradtx.grouped over Optax in the same run; below 1 is faster.",
+        "",
+        "## Jitted step (update + apply), old params and state donated",
+        "",
+        "| optimizer | tree | leaves | params | gradtx | grouped | optax | torch foreach | "
+        "gradtx/optax | grouped/optax | GB/s (roofline %) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        im = row["impls"]
+        g, gr, o = im.get("gradtx", {}), im.get("grouped", {}), im.get("optax", {})
+        t = row.get("torch")
+        best = None
+        for cand in (g, gr):
+            if cand.get("jit_donated") and (
+                best is None or cand["jit_donated"]["median_ms"] < best["jit_donated"]["median_ms"]
+            ):
+                best = cand
+        bw = "-"
+        if best and best.get("gbps"):
+            bw = f"{best['gbps']:.1f} ({100 * best['gbps'] / roof['donated_gbps']:.0f}%)"
+        lines.append(
+            f"| {row['optimizer']} | {row['tree']} | {row['leaves']} | {row['params'] / 1e6:.2f}M | "
+            f"{_fmt_ms(g.get('jit_donated'))} | {_fmt_ms(gr.get('jit_donated'))} | "
+            f"{_fmt_ms(o.get('jit_donated'))} | {_fmt_ms(t)} | "
+            f"{_ratio(g.get('jit_donated'), o.get('jit_donated'))} | "
+            f"{_ratio(gr.get('jit_donated'), o.get('jit_donated'))} | {bw} |"
+        )
+    lines += [
+        "",
+        "## Compile time, jit without donation, eager update, peak memory",
+        "",
+        "Compile: lower + compile of the donated step, in seconds (first call in brackets). "
+        "Eager: `tx.update` without an outer jit. Peak: XLA's buffer assignment for the "
+        "donated step, MiB.",
+        "",
+        "| optimizer | tree | compile gradtx | compile grouped | compile optax | "
+        "no-donation gradtx/optax | grouped/optax | eager gradtx | eager grouped | eager optax | "
+        "eager optax/gradtx | peak MiB gradtx / grouped / optax |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        im = row["impls"]
+        g, gr, o = im.get("gradtx", {}), im.get("grouped", {}), im.get("optax", {})
+
+        def ct(r):
+            if "compile_s" not in r:
+                return "-"
+            return f"{r['compile_s']:.2f} ({r['first_call_s']:.2f})"
+
+        def pk(r):
+            return f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"
+
+        eager_best = None
+        for cand in (g, gr):
+            if cand.get("eager") and (
+                eager_best is None or cand["eager"]["median_ms"] < eager_best["median_ms"]
+            ):
+                eager_best = cand["eager"]
+        lines.append(
+            f"| {row['optimizer']} | {row['tree']} | {ct(g)} | {ct(gr)} | {ct(o)} | "
+            f"{_ratio(g.get('jit_plain'), o.get('jit_plain'))} | "
+            f"{_ratio(gr.get('jit_plain'), o.get('jit_plain'))} | "
+            f"{_fmt_ms(g.get('eager'))} | {_fmt_ms(gr.get('eager'))} | {_fmt_ms(o.get('eager'))} | "
+            f"{_ratio(o.get('eager'), eager_best)} | {pk(g)} / {pk(gr)} / {pk(o)} |"
+        )
+    if result["skipped"]:
+        lines += ["", "Skipped: " + "; ".join(result["skipped"]) + "."]
+    if result.get("torch_note"):
+        lines += ["", result["torch_note"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller trees, fewer repetitions")
+    ap.add_argument("--optimizers", default="", help="comma-separated subset of the optimizers")
+    ap.add_argument("--trees", default="", help=f"comma-separated subset of {','.join(TREES)}")
+    ap.add_argument("--reps", type=int, default=0, help="timed repetitions (default 15, quick 7)")
+    ap.add_argument("--max-leaf-size", type=int, default=gradtx._grouped.DEFAULT_MAX_LEAF_SIZE)
+    ap.add_argument("--no-grouped", action="store_true")
+    ap.add_argument("--no-plain", action="store_true", help="skip the jit step without donation")
+    ap.add_argument("--no-eager", action="store_true")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--label", default="", help="results file name (default cpu[-quick])")
+    args = ap.parse_args(argv)
+    args.reps = args.reps or (7 if args.quick else 15)
+    opts = _optimizers()
+    if args.optimizers:
+        want = args.optimizers.split(",")
+        unknown = set(want) - {o.name for o in opts}
+        if unknown:
+            ap.error(f"unknown optimizers {sorted(unknown)}; choose from {[o.name for o in opts]}")
+        opts = [o for o in opts if o.name in want]
+    trees = args.trees.split(",") if args.trees else list(TREES)
+    platform_name = jax.devices()[0].platform
+    label = args.label or (platform_name + ("-quick" if args.quick else ""))
+    result: dict[str, Any] = {
+        "quick": args.quick,
+        "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "rows": [],
+        "skipped": [],
+    }
+    print(f"roofline ({platform_name}) ...", flush=True)
+    result["roofline"] = roofline(max(5, args.reps))
+    print(json.dumps(result["roofline"]), flush=True)
+    for opt in opts:
+        if opt.gradtx is None:
+            result["skipped"].append(f"{opt.name}: {opt.note}")
+            print(f"skip {opt.name}: {opt.note}", flush=True)
+            continue
+        for tree in trees:
+            t0 = time.perf_counter()
+            row = bench_one(opt, tree, args)
+            result["rows"].append(row)
+            im = row["impls"]
+            summary = " ".join(
+                f"{k}={v['jit_donated']['median_ms']:.2f}ms/c{v['compile_s']:.2f}s" for k, v in im.items()
+            )
+            print(
+                f"{opt.name:13s} {tree:12s} {summary}  [{time.perf_counter() - t0:.0f}s]", flush=True
+            )
+    py = torch_python(args)
+    if py:
+        names = [o.name for o in opts if o.gradtx is not None]
+        tr = run_torch(py, names, trees, args)
+        for row in result["rows"]:
+            row["torch"] = tr.get(f"{row['optimizer']}/{row['tree']}")
+        if tr:
+            result["torch_note"] = (
+                f"torch.optim ({tr.get('_version', '?')}, foreach=True, "
+                f"{tr.get('_threads', '?')} threads) ran in a separate process on the same trees; "
+                "its step is in place, like a donated jit step."
+            )
+    else:
+        result["torch_note"] = "torch not installed: torch.optim columns are empty."
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{label}.json").write_text(json.dumps(result, indent=1))
+    md = markdown(result)
+    (out / f"{label}.md").write_text(md)
+    print(md)
+    print(f"wrote {out / label}.md and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
