@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -60,7 +59,7 @@ class Opt:
 
 
 def _optimizers() -> list[Opt]:
-    has = lambda n: hasattr(gradtx, n)  # noqa: E731
+    has = lambda n: hasattr(gradtx, n)
     opts = [
         Opt("adam", lambda: gradtx.adam(LR), lambda: optax.adam(LR), 7),
         Opt(
@@ -174,7 +173,6 @@ def roofline(reps: int) -> dict[str, float]:
         _block(f_new(state["y"], a, b))
 
     res = _alternate({"donated": don, "fresh": new}, reps, warmup=2)
-    del state
     return {
         "donated_gbps": nbytes / (res["donated"]["median_ms"] * 1e-3) / 1e9,
         "fresh_gbps": nbytes / (res["fresh"]["median_ms"] * 1e-3) / 1e9,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import make_tree  # noqa: E402
+from _trees import make_tree
 
 LR, WD = 1e-3, 1e-4
 
@@ -84,7 +84,6 @@ def main() -> None:
                 "p90_ms": float(np.percentile(a, 90)),
                 "n": len(ts),
             }
-            del opt, params
     print(json.dumps(out))
 
 
