@@ -484,7 +484,8 @@ def main(argv=None) -> int:
     label = args.label or (platform_name + ("-quick" if args.quick else ""))
     result: dict[str, Any] = {
         "quick": args.quick,
-        "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/run.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "rows": [],
         "skipped": [],
@@ -503,10 +504,12 @@ def main(argv=None) -> int:
             result["rows"].append(row)
             im = row["impls"]
             summary = " ".join(
-                f"{k}={v['jit_donated']['median_ms']:.2f}ms/c{v['compile_s']:.2f}s" for k, v in im.items()
+                f"{k}={v['jit_donated']['median_ms']:.2f}ms/c{v['compile_s']:.2f}s"
+                for k, v in im.items()
             )
             print(
-                f"{opt.name:13s} {tree:12s} {summary}  [{time.perf_counter() - t0:.0f}s]", flush=True
+                f"{opt.name:13s} {tree:12s} {summary}  [{time.perf_counter() - t0:.0f}s]",
+                flush=True,
             )
     py = torch_python(args)
     if py:

@@ -46,7 +46,9 @@ class GroupPlan:
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
-        return isinstance(other, GroupPlan) and self._hash == other._hash and self._key == other._key
+        return (
+            isinstance(other, GroupPlan) and self._hash == other._hash and self._key == other._key
+        )
 
     def __repr__(self) -> str:
         buckets = [len(s[1]) for s in self.slots if s[0] == "bucket"]
@@ -216,7 +218,9 @@ class Grouped(Transform):
 
     def __repr__(self) -> str:
         extra = (
-            "" if self.max_leaf_size == DEFAULT_MAX_LEAF_SIZE else f", max_leaf_size={self.max_leaf_size}"
+            ""
+            if self.max_leaf_size == DEFAULT_MAX_LEAF_SIZE
+            else f", max_leaf_size={self.max_leaf_size}"
         )
         return f"Grouped({self.inner!r}{extra})"
 
@@ -260,5 +264,3 @@ def grouped(tx: Any, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> Grouped:
             f"gradtx.grouped: max_leaf_size must be in [0, inf), got {max_leaf_size}"
         )
     return Grouped(as_transform(tx), int(max_leaf_size))
-
-

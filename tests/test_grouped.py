@@ -86,7 +86,7 @@ def test_state_structure_stable_and_dtypes_kept():
     # One bucket per dtype.
     assert sorted(len(idx) for kind, idx in s.plan.slots if kind == "bucket") == [2, 2]
     g = jax.tree.map(lambda x: jnp.full(x.shape, 0.5, x.dtype), params)
-    u, _ = gtx.update(g, s, params)
+    u, s2 = gtx.update(g, s, params)
     assert jax.tree.map(lambda x: x.dtype, u) == jax.tree.map(lambda x: x.dtype, params)
     assert jax.tree.structure(s2) == jax.tree.structure(s)
     assert [x.dtype for x in jax.tree.leaves(s2)] == [x.dtype for x in jax.tree.leaves(s)]

@@ -48,12 +48,8 @@ def test_step_equals_update_then_apply(make):
         p_ref = gradtx.apply_updates(p_ref, u)
         p, s = gradtx.step(tx, g, s, p)
     # One fused program against two: XLA may contract a multiply-add differently (float rounding).
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), p, p_ref
-    )
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), s, s_ref
-    )
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), p, p_ref)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), s, s_ref)
 
 
 def test_step_donates_params_and_state_but_not_grads():
