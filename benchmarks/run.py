@@ -206,20 +206,21 @@ class Impl:
             opt = self.tx
 
             def ostep(g, s, p):
-                u, s = opt.update(g, s, p)
-                return optax.apply_updates(p, u), s
+                # Outputs in the donated inputs' order, so each buffer aliases its own output.
+                u, new_s = opt.update(g, s, p)
+                return new_s, optax.apply_updates(p, u)
 
             fn = jax.jit(ostep, donate_argnums=(1, 2) if donate else ())
             t0 = time.perf_counter()
             compiled = fn.lower(g, s, p).compile()
             ct = time.perf_counter() - t0
-            return (lambda g, s, p: compiled(g, s, p)), compiled, ct
+            return (lambda g, s, p: compiled(g, s, p)[::-1]), compiled, ct
         fn = _compiled_step if donate else jax.jit(_step)
         tx = self.tx
         t0 = time.perf_counter()
         compiled = fn.lower(tx, g, s, p, {}).compile()
         ct = time.perf_counter() - t0
-        return (lambda g, s, p: compiled(tx, g, s, p, {})), compiled, ct
+        return (lambda g, s, p: compiled(tx, g, s, p, {})[::-1]), compiled, ct
 
     def runner(self, call, donate: bool):
         if donate:

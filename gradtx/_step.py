@@ -10,8 +10,11 @@ from ._transform import OptState, Params, Updates, apply_updates, as_transform
 
 
 def _step(tx: Any, grads: Updates, state: OptState, params: Params, extra: dict[str, Any]):
-    updates, state = tx._update(grads, state, params, **extra)
-    return apply_updates(params, updates), state
+    updates, new_state = tx._update(grads, state, params, **extra)
+    # Outputs in the order of the donated inputs (state, then params): JAX pairs donated input
+    # buffers with outputs of the same shape and dtype in order, so (params, state) would hand
+    # m's buffer to the new params and XLA would add a full copy per buffer to stay correct.
+    return new_state, apply_updates(params, updates)
 
 
 # Arguments: 0 tx, 1 grads, 2 state, 3 params, 4 extra. The old state and params are donated.
@@ -52,4 +55,5 @@ def step(
     Returns:
       ``(new_params, new_state)``, with the dtypes and shardings of the old ones.
     """
-    return _compiled_step(as_transform(tx), grads, state, params, extra)
+    new_state, new_params = _compiled_step(as_transform(tx), grads, state, params, extra)
+    return new_params, new_state
