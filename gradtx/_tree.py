@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -57,8 +58,15 @@ def float_dtype() -> jnp.dtype:
 def compute_dtype(*dtypes: Any) -> jnp.dtype:
     """The dtype arithmetic runs in: the widest of ``dtypes`` and float32.
 
-    Complex dtypes stay complex.
+    Complex dtypes stay complex. Memoized (it runs for every leaf of every traced update).
     """
+    try:
+        return _compute_dtype_cached(bool(jax.config.jax_enable_x64), *dtypes)
+    except TypeError:  # an unhashable argument: compute it directly
+        return _compute_dtype(*dtypes)
+
+
+def _compute_dtype(*dtypes: Any) -> jnp.dtype:
     out = jnp.dtype(jnp.float32)
     with jax.numpy_dtype_promotion("standard"):
         for d in dtypes:
@@ -67,10 +75,24 @@ def compute_dtype(*dtypes: Any) -> jnp.dtype:
     return out
 
 
+# Keyed on the x64 flag too: it decides what Python scalar types promote to.
+_compute_dtype_cached = functools.lru_cache(maxsize=1024)(lambda x64, *d: _compute_dtype(*d))
+
+
 def promote(*dtypes: Any) -> jnp.dtype:
     """JAX's standard promotion of ``dtypes``, whatever the promotion mode in force."""
+    try:
+        return _promote_cached(bool(jax.config.jax_enable_x64), *dtypes)
+    except TypeError:  # arrays or other unhashable arguments
+        return _promote(*dtypes)
+
+
+def _promote(*dtypes: Any) -> jnp.dtype:
     with jax.numpy_dtype_promotion("standard"):
         return jnp.dtype(jnp.result_type(*dtypes))
+
+
+_promote_cached = functools.lru_cache(maxsize=1024)(lambda x64, *d: _promote(*d))
 
 
 def real_dtype(dtype: Any) -> jnp.dtype:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -69,15 +70,25 @@ class ScaleByAdam(Transform):
         b2 = value_at(self.b2, state.count)
         corrected = self.amsgrad_max == "corrected"
 
+        @functools.cache
+        def scalars(rd):
+            # Once per dtype, not once per leaf: a 1000-leaf tree traces (and compiles) a
+            # thousand fewer sets of scalar ops. The array arithmetic below is unchanged.
+            t = count.astype(rd)
+            b1_, b2_ = _tree.hp(b1, rd), _tree.hp(b2, rd)
+            bc1 = _tree.bias_correction(b1, t, rd)
+            bc2 = _tree.bias_correction(b2, t, rd)
+            return b1_, 1 - b1_, b2_, 1 - b2_, bc1, bc2, _tree.hp(self.eps_root, rd), _tree.hp(
+                self.eps, rd
+            )
+
         def leaf(g, m, v, vmax=None):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
+            b1_, one_b1, b2_, one_b2, bc1, bc2, eps_root, eps = scalars(rd)
             gc = g.astype(cd)
-            m_new = _tree.hp(b1, rd) * m.astype(cd) + (1 - _tree.hp(b1, rd)) * gc
-            v_new = _tree.hp(b2, rd) * v.astype(rd) + (1 - _tree.hp(b2, rd)) * _tree.abs_sq(gc)
-            bc1 = _tree.bias_correction(b1, t, rd)
-            bc2 = _tree.bias_correction(b2, t, rd)
+            m_new = b1_ * m.astype(cd) + one_b1 * gc
+            v_new = b2_ * v.astype(rd) + one_b2 * _tree.abs_sq(gc)
             if vmax is None:
                 v_hat = v_new / bc2
                 vmax_new = None
@@ -87,7 +98,7 @@ class ScaleByAdam(Transform):
             else:
                 vmax_new = jnp.maximum(vmax.astype(rd), v_new)
                 v_hat = vmax_new / bc2
-            denom = jnp.sqrt(v_hat + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd)
+            denom = jnp.sqrt(v_hat + eps_root) + eps
             u = (m_new / bc1) / denom
             out = (u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype))
             if vmax is not None:
