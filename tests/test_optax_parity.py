@@ -1,7 +1,7 @@
 """gradtx against Optax where the two follow the same formula.
 
 Each case runs 20 steps of both libraries from the same start with the same fixed random
-gradients (the trees and gradients of tests/test_reference_numpy.py) and compares the parameters
+gradients (the trees and gradients of tests/ref_problem.py) and compares the parameters
 after every step, ``|gradtx - optax| <= tol + tol * |optax|``:
 
 - in float32 with ``tol = 1e-6`` (the parameters are of order 1; the two libraries round in a
@@ -36,7 +36,7 @@ import optax
 import pytest
 
 import gradtx
-from tests.test_reference_numpy import MASK_FN, MASK_TREE, _np_grads, _np_params
+from tests.ref_problem import MASK_FN, MASK_TREE, np_grads, np_params
 
 TOL32 = 1e-6
 TOL64 = 1e-12
@@ -211,7 +211,7 @@ def _trajectory(tx, apply_updates, dtype, promotion=STD) -> list[list[np.ndarray
 
 
 def _run(tx, apply_updates, dtype) -> list[list[np.ndarray]]:
-    params = _cast(_np_params(), dtype)
+    params = _cast(np_params(), dtype)
 
     @jax.jit
     def step(params, state, grads):
@@ -220,7 +220,7 @@ def _run(tx, apply_updates, dtype) -> list[list[np.ndarray]]:
 
     state = tx.init(params)
     out = []
-    for g in _np_grads():
+    for g in np_grads():
         params, state = step(params, state, _cast(g, dtype))
         leaves = jax.tree.leaves(params)
         assert all(x.dtype == dtype for x in leaves)
@@ -238,7 +238,7 @@ def _check(case: Case, dtype, tol):
     want = _trajectory(case.optax(), optax.apply_updates, dtype)
     got = _trajectory(case.gradtx(), gradtx.apply_updates, dtype, case.gradtx_promotion)
     _compare(got, want, tol)
-    assert not np.allclose(want[-1][3], _np_params()["w"], atol=1e-3)  # it moved
+    assert not np.allclose(want[-1][3], np_params()["w"], atol=1e-3)  # it moved
 
 
 @pytest.mark.parametrize("case", CASES32, ids=[c.id for c in CASES32])
@@ -270,8 +270,8 @@ def test_gradtx_updates_with_either_apply_updates(apply_updates):
 @jax.numpy_dtype_promotion(STD)
 def test_interop_eager_unjitted():
     """Without an outer jit: a gradtx transform as an optax.chain element and vice versa."""
-    params = _cast(_np_params(), jnp.float32)
-    grads = [_cast(g, jnp.float32) for g in _np_grads()[:3]]
+    params = _cast(np_params(), jnp.float32)
+    grads = [_cast(g, jnp.float32) for g in np_grads()[:3]]
     pure = optax.adam(LR, B1, B2)
     for tx in (
         optax.chain(gradtx.scale_by_adam(B1, B2), optax.scale_by_learning_rate(LR)),

@@ -21,45 +21,16 @@ import pytest
 
 import gradtx
 from tests import reference_numpy as ref
+from tests.ref_problem import (
+    MASK_FN,
+    MASK_FN_LEAVES,
+    MASK_TREE,
+    MASK_TREE_LEAVES,
+    np_grads,
+    np_params,
+)
 
 RTOL = ATOL = 1e-12
-STEPS = 20
-
-
-def _np_params() -> dict[str, Any]:
-    rng = np.random.default_rng(0)
-    return {
-        "w": rng.normal(size=(3, 2)),
-        "nested": [rng.normal(size=(4,)), {"s": rng.normal(size=())}],
-        "b": rng.normal(size=(2,)),
-    }
-
-
-def _np_grads() -> list[dict[str, Any]]:
-    rng = np.random.default_rng(1)
-    out = []
-    for k in range(STEPS):
-        g = {
-            "w": rng.normal(size=(3, 2)),
-            "nested": [rng.normal(size=(4,)), {"s": rng.normal(size=())}],
-            "b": rng.normal(size=(2,)),
-        }
-        if k < 3:  # an exactly-zero gradient entry for the first steps
-            g["b"][0] = 0.0
-        out.append(g)
-    return out
-
-
-MASK_TREE = {"w": True, "nested": [False, {"s": True}], "b": False}
-
-
-def MASK_FN(params):
-    """Decay the matrices only."""
-    return jax.tree.map(lambda x: jnp.ndim(x) > 1, params)
-
-
-MASK_FN_LEAVES = [False, False, False, True]  # leaf order: b, nested[0], nested[1].s, w
-MASK_TREE_LEAVES = jax.tree.leaves(MASK_TREE)
 
 
 def lr_exp(c):
@@ -547,7 +518,7 @@ def _assert_trajectories(got, want):
 
 def test_mask_leaf_order():
     """The NumPy masks name the leaves in JAX's flattening order (dict keys sorted)."""
-    params = _np_params()
+    params = np_params()
     shapes = [np.shape(x) for x in jax.tree.leaves(params)]
     assert shapes == [(2,), (4,), (), (3, 2)]
     assert MASK_TREE_LEAVES == [False, False, True, True]
@@ -555,7 +526,7 @@ def test_mask_leaf_order():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_matches_numpy_reference(case: Case, x64):
-    params, grads = _np_params(), _np_grads()
+    params, grads = np_params(), np_grads()
     want = case.reference(jax.tree.leaves(params), [jax.tree.leaves(g) for g in grads])
     got = _run_gradtx(case.make(), params, grads)
     _assert_trajectories(got, want)
@@ -571,7 +542,7 @@ def _tree_leaves_np(tree):
 
 
 def test_scale_negate_chain(x64):
-    params, grads = _np_params(), _np_grads()
+    params, grads = np_params(), np_grads()
     g = jax.tree.map(jnp.asarray, grads[0])
     g_np = jax.tree.leaves(grads[0])
     for tx, want in [
@@ -601,7 +572,7 @@ def test_scale_negate_chain(x64):
 )
 def test_add_decayed_weights_in_chain(mask, leaves_mask, x64):
     """``chain(add_decayed_weights(wd, mask), scale(-lr))`` is ``-lr * (g + wd * p)`` over 20 steps."""
-    params, grads = _np_params(), _np_grads()
+    params, grads = np_params(), np_grads()
     tx = gradtx.chain(gradtx.add_decayed_weights(0.1, mask), gradtx.scale(-0.2))
     p_np = jax.tree.leaves(params)
     want = []
@@ -614,7 +585,7 @@ def test_add_decayed_weights_in_chain(mask, leaves_mask, x64):
 
 def test_scale_by_learning_rate_schedule_count(x64):
     """The first update uses schedule(0), the k-th schedule(k-1)."""
-    params, grads = _np_params(), _np_grads()
+    params, grads = np_params(), np_grads()
     tx = gradtx.scale_by_learning_rate(gradtx.exponential_decay(0.1, 0.9))
     want = ref.sgd(jax.tree.leaves(params), [jax.tree.leaves(g) for g in grads], lr=lr_exp)
     _assert_trajectories(_run_gradtx(tx, params, grads), want)
