@@ -8,6 +8,7 @@ compares every step: ``|gradtx - torch| <= 1e-10 + 1e-10 * |torch|``. torch is n
 
 from __future__ import annotations
 
+import inspect
 import json
 import pathlib
 
@@ -118,6 +119,35 @@ def test_every_fixture_case_is_replayed(fixture):
     """The table and the fixture name the same cases (none skipped, none invented)."""
     in_fixture = {k.split("/")[0] for k in fixture if k.endswith("/torch")}
     assert in_fixture == set(CASES)
+
+
+# torch.optim class -> gradtx factory, for the defaults check
+FACTORIES = {
+    "SGD": gradtx.sgd,
+    "Adagrad": gradtx.adagrad,
+    "RMSprop": gradtx.rmsprop,
+    "Adam": gradtx.adam,
+    "AdamW": gradtx.adamw,
+}
+RENAMED = {"lr": ("learning_rate",), "alpha": ("decay",), "betas": ("b1", "b2")}
+EXECUTION_FLAGS = {"foreach", "fused", "capturable", "differentiable"}  # no effect on the math
+SAME_MEANING = {("momentum", 0): None}  # torch's momentum 0 is no buffer: gradtx's None
+
+
+@pytest.mark.parametrize("cls", sorted(FACTORIES))
+def test_defaults_follow_torch(cls, fixture):
+    """Every option of the torch class exists in gradtx with the same default."""
+    torch_defaults = json.loads(fixture[f"defaults/{cls}"].item().decode())
+    params = inspect.signature(FACTORIES[cls]).parameters
+    for name, value in torch_defaults.items():
+        if name in EXECUTION_FLAGS:
+            continue
+        names = RENAMED.get(name, (name,))
+        values = value if len(names) > 1 else [value]
+        for ours, theirs in zip(names, values):
+            assert ours in params, f"gradtx.{FACTORIES[cls].__name__} lacks torch's {name}"
+            want = SAME_MEANING.get((ours, theirs), theirs)
+            assert params[ours].default == want, (cls, name, params[ours].default, want)
 
 
 @jax.jit

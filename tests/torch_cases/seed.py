@@ -9,6 +9,7 @@ every step. Keys of the saved file:
   grads/w, grads/b          the gradients, shape (50, *shape)
   <case>/w, <case>/b        the parameters after each of the 50 steps
   <case>/torch              how torch was called (JSON bytes, for readers)
+  defaults/<class>          the constructor's defaults of each torch.optim class used (JSON bytes)
 
 A case whose ``groups`` is "decay_w" puts ``b`` in a second param group with weight_decay 0, which
 is how torch users mask weight decay (gradtx: ``weight_decay_mask={"w": True, "b": False}``).
@@ -17,6 +18,7 @@ A case with a ``scheduler`` steps that torch.optim.lr_scheduler class after ever
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -222,4 +224,12 @@ def generate() -> dict[str, np.ndarray]:
         out[f"{name}/b"] = np.stack(traj_b)
         call = {"optimizer": cls, "kwargs": kwargs, "groups": groups, "scheduler": scheduler}
         out[f"{name}/torch"] = np.array(json.dumps(call).encode())
+    for cls in sorted({case[1] for case in CASES}):
+        params = inspect.signature(getattr(torch.optim, cls).__init__).parameters
+        defaults = {
+            k: p.default
+            for k, p in params.items()
+            if k not in ("self", "params") and p.default is not inspect.Parameter.empty
+        }
+        out[f"defaults/{cls}"] = np.array(json.dumps(defaults).encode())
     return out
