@@ -181,8 +181,9 @@ def test_registry_equals_public_api():
     for name, factory in FACTORIES.items():
         assert getattr(gradtx, name) is factory, name
     # Every public optimizer factory defined in gradtx.optimizers is registered.
-    import gradtx.optimizers as pkg
     import pkgutil
+
+    import gradtx.optimizers as pkg
 
     registered = set(FACTORIES.values())
     for info in pkgutil.iter_modules(pkg.__path__):
