@@ -87,8 +87,9 @@ def test_matches_torch(case, torch_values, x64):
 # --- ReduceLROnPlateau ------------------------------------------------------------------------
 
 PLATEAU = {  # torch kwargs -> gradtx (lr 0.1: min_lr / lr = min_scale, eps / lr = eps)
-    "min_rel": dict(mode="min", factor=0.7, patience=10, threshold=1e-3, cooldown=3,
-                    min_scale=1e-6 / LR),
+    "min_rel": dict(
+        mode="min", factor=0.7, patience=10, threshold=1e-3, cooldown=3, min_scale=1e-6 / LR
+    ),
     "min_abs": dict(mode="min", factor=0.3, patience=8, threshold=0.01, threshold_mode="abs"),
     "max_rel": dict(mode="max", factor=0.5, patience=4, threshold=1e-3, cooldown=2),
 }

@@ -64,7 +64,11 @@ class OneCycle(Schedule):
 
     def __post_init__(self):
         _check_onecycle(
-            "onecycle", self.total_steps, self.pct_start, self.pct_final, self.anneal,
+            "onecycle",
+            self.total_steps,
+            self.pct_start,
+            self.pct_final,
+            self.anneal,
             self.convention,
         )
         _checks.check_positive("onecycle", "div_factor", self.div_factor)
@@ -75,9 +79,10 @@ class OneCycle(Schedule):
         init = peak / f(self.div_factor)
         low = init / f(self.final_div_factor)
         ys = [init, peak, init, low] if self.three_phase else [init, peak, low]
-        xs = [f(0.0)] + _phase_ends(
+        ends = _phase_ends(
             self.total_steps, self.pct_start, self.pct_final, self.three_phase, self.convention
         )
+        xs = [f(0.0), *ends]
         torch = self.convention == "torch"
         return knots(
             t(count), xs, ys, ANNEAL[self.anneal], closed=torch, min_width=None if torch else 1.0
@@ -161,16 +166,21 @@ class OneCycleMomentum(Schedule):
 
     def __post_init__(self):
         _check_onecycle(
-            "onecycle_momentum", self.total_steps, self.pct_start, self.pct_final, self.anneal,
+            "onecycle_momentum",
+            self.total_steps,
+            self.pct_start,
+            self.pct_final,
+            self.anneal,
             self.convention,
         )
 
     def __call__(self, count):
         lo, hi = f(self.base_momentum), f(self.max_momentum)
         ys = [hi, lo, hi, hi] if self.three_phase else [hi, lo, hi]
-        xs = [f(0.0)] + _phase_ends(
+        ends = _phase_ends(
             self.total_steps, self.pct_start, self.pct_final, self.three_phase, self.convention
         )
+        xs = [f(0.0), *ends]
         torch = self.convention == "torch"
         return knots(
             t(count), xs, ys, ANNEAL[self.anneal], closed=torch, min_width=None if torch else 1.0
@@ -228,7 +238,9 @@ class Cyclic(Schedule):
     def __post_init__(self):
         _checks.check_positive("cyclic", "step_size_up", self.step_size_up)
         _checks.check_nonnegative("cyclic", "step_size_down", self.step_size_down)
-        _checks.check_choice("cyclic", "mode", self.mode, ("triangular", "triangular2", "exp_range"))
+        _checks.check_choice(
+            "cyclic", "mode", self.mode, ("triangular", "triangular2", "exp_range")
+        )
         _checks.check_nonnegative("cyclic", "gamma", self.gamma)
 
     def __call__(self, count):

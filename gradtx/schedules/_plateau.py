@@ -168,6 +168,13 @@ def reduce_on_plateau(
     ``threshold=atol, threshold_mode="abs"``.
     """
     return ReduceOnPlateau(
-        factor, patience, threshold, threshold_mode, cooldown, min_scale, mode,
-        accumulation_size, eps,
+        factor,
+        patience,
+        threshold,
+        threshold_mode,
+        cooldown,
+        min_scale,
+        mode,
+        accumulation_size,
+        eps,
     )

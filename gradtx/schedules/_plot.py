@@ -46,9 +46,7 @@ def plot_schedules(
     try:
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "gradtx.plot_schedules needs matplotlib: pip install matplotlib"
-        ) from e
+        raise ImportError("gradtx.plot_schedules needs matplotlib: pip install matplotlib") from e
     if isinstance(schedules, Mapping):
         items = list(schedules.items())
     elif isinstance(schedules, (list, tuple)):

@@ -82,8 +82,15 @@ def generate() -> dict[str, np.ndarray]:
     add(
         "OneCycleLR/linear",
         lambda o: S.OneCycleLR(
-            o, max_lr=LR, total_steps=300, pct_start=0.25, anneal_strategy="linear",
-            div_factor=10.0, final_div_factor=100.0, base_momentum=0.8, max_momentum=0.9,
+            o,
+            max_lr=LR,
+            total_steps=300,
+            pct_start=0.25,
+            anneal_strategy="linear",
+            div_factor=10.0,
+            final_div_factor=100.0,
+            base_momentum=0.8,
+            max_momentum=0.9,
         ),
         momentum=True,
     )
@@ -108,8 +115,14 @@ def generate() -> dict[str, np.ndarray]:
     add(
         "CyclicLR/exp_range",
         lambda o: S.CyclicLR(
-            o, base_lr=0.01, max_lr=LR, step_size_up=20, mode="exp_range", gamma=0.995,
-            base_momentum=0.85, max_momentum=0.95,
+            o,
+            base_lr=0.01,
+            max_lr=LR,
+            step_size_up=20,
+            mode="exp_range",
+            gamma=0.995,
+            base_momentum=0.85,
+            max_momentum=0.95,
         ),
         momentum=True,
     )
@@ -152,7 +165,9 @@ def generate() -> dict[str, np.ndarray]:
         def _is_better(self, a, best):
             if self.threshold_mode == "rel" and not math.isinf(best):
                 if self.mode == "min":
-                    return a < best * ((1.0 - self.threshold) if best >= 0 else (1.0 + self.threshold))
+                    return a < best * (
+                        (1.0 - self.threshold) if best >= 0 else (1.0 + self.threshold)
+                    )
                 return a > best * ((1.0 + self.threshold) if best >= 0 else (1.0 - self.threshold))
             return super()._is_better(a, best)
 
@@ -160,10 +175,10 @@ def generate() -> dict[str, np.ndarray]:
     out["plateau/losses_pos"] = pos
     out["plateau/losses_neg"] = neg
     configs = {
-        "min_rel": dict(mode="min", factor=0.7, patience=10, threshold=1e-3, cooldown=3,
-                        min_lr=1e-6),
-        "min_abs": dict(mode="min", factor=0.3, patience=8, threshold=0.01,
-                        threshold_mode="abs"),
+        "min_rel": dict(
+            mode="min", factor=0.7, patience=10, threshold=1e-3, cooldown=3, min_lr=1e-6
+        ),
+        "min_abs": dict(mode="min", factor=0.3, patience=8, threshold=0.01, threshold_mode="abs"),
         "max_rel": dict(mode="max", factor=0.5, patience=4, threshold=1e-3, cooldown=2),
     }
     for name, kw in configs.items():
