@@ -185,3 +185,18 @@ def test_traced_peak_value_where_optax_fails():
     )
     g = jax.grad(lambda peak: gradtx.cosine_restarts(peak, 10, 2)(jnp.int32(13)))(1.0)
     assert np.isfinite(float(g)) and float(g) > 0
+
+
+def test_every_public_schedule_factory_is_registered():
+    import inspect
+    import typing
+
+    factories = set()
+    for name in dir(gradtx):
+        obj = getattr(gradtx, name)
+        if inspect.isfunction(obj):
+            ret = typing.get_type_hints(obj).get("return")
+            if inspect.isclass(ret) and issubclass(ret, gradtx.Schedule):
+                factories.add(name)
+    assert len(factories) >= 19
+    assert factories == {spec.name for spec in SCHEDULES.values()}

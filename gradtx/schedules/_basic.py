@@ -16,6 +16,7 @@ from .. import _checks, _tree
 from .._transform import Schedule, _repr_value, pytree_dataclass, static_field
 from ._util import f as _f
 from ._util import nonzero as _nonzero
+from ._util import sorted_items
 from ._util import t as _t
 
 
@@ -189,17 +190,16 @@ class PiecewiseConstant(Schedule):
         return f"PiecewiseConstant(init_value={_repr_value(self.init_value)}, {{{pairs}}})"
 
 
-def piecewise_constant(init_value: Any, boundaries_and_scales: dict[Any, Any] | None = None):
+def piecewise_constant(
+    init_value: Any, boundaries_and_scales: dict[Any, Any] | None = None
+) -> PiecewiseConstant:
     """Multiplies ``init_value`` by ``scale`` at each boundary (counts at or past it).
 
     torch ``MultiStepLR(milestones, gamma)`` is
     ``piecewise_constant(lr, {m: gamma for m in milestones})``; d2l's multi-factor schedule is the
     same; Optax ``piecewise_constant_schedule`` takes the same arguments.
     """
-    items = sorted((boundaries_and_scales or {}).items(), key=lambda kv: float(kv[0]))
-    for b, s in items:
-        _checks.check_nonnegative("piecewise_constant", "boundary", b)
-        _checks.check_nonnegative("piecewise_constant", "scale", s)
+    items = sorted_items("piecewise_constant", boundaries_and_scales)
     return PiecewiseConstant(init_value, tuple(b for b, _ in items), tuple(s for _, s in items))
 
 

@@ -8,18 +8,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._transform import Schedule, _repr_value, pytree_dataclass, static_field
-from ._util import ANNEAL, f, knots, t
-
-
-def sorted_items(fn: str, boundaries_and_scales: dict[Any, Any] | None) -> list[tuple[Any, Any]]:
-    """The dict's items sorted by boundary (when the boundaries are concrete), validated."""
-    items = list((boundaries_and_scales or {}).items())
-    if all(_checks.concrete_values(b) is not None for b, _ in items):
-        items.sort(key=lambda kv: float(kv[0]))
-    for b, s in items:
-        _checks.check_nonnegative(fn, "boundary", b)
-        _checks.check_nonnegative(fn, "scale", s)
-    return items
+from ._util import ANNEAL, f, knots, sorted_items, t
 
 
 @pytree_dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _tree
+from .. import _checks, _tree
 
 
 def f(x: Any) -> jax.Array:
@@ -82,3 +82,14 @@ def knots(
         inside = x <= xs[i + 1] if closed else x < xs[i + 1]
         out = jnp.where(inside, seg, out)
     return out
+
+
+def sorted_items(fn: str, boundaries_and_scales: dict[Any, Any] | None) -> list[tuple[Any, Any]]:
+    """The dict's items sorted by boundary (when the boundaries are concrete), validated."""
+    items = list((boundaries_and_scales or {}).items())
+    if all(_checks.concrete_values(b) is not None for b, _ in items):
+        items.sort(key=lambda kv: float(kv[0]))
+    for b, s in items:
+        _checks.check_nonnegative(fn, "boundary", b)
+        _checks.check_nonnegative(fn, "scale", s)
+    return items
