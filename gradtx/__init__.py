@@ -46,6 +46,38 @@ from .transforms._scaling import negate as negate
 from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 
 # --- schedules family (issue: schedules) ---
+from ._transform import as_schedule as as_schedule
+from ._transform import value_at as value_at
+from .schedules._cosine import CosineRestarts as CosineRestarts
+from .schedules._cosine import WarmupCosineDecay as WarmupCosineDecay
+from .schedules._cosine import cosine_restarts as cosine_restarts
+from .schedules._cosine import warmup_cosine_decay as warmup_cosine_decay
+from .schedules._cyclic import Cyclic as Cyclic
+from .schedules._cyclic import OneCycle as OneCycle
+from .schedules._cyclic import OneCycleMomentum as OneCycleMomentum
+from .schedules._cyclic import cyclic as cyclic
+from .schedules._cyclic import onecycle as onecycle
+from .schedules._cyclic import onecycle_momentum as onecycle_momentum
+from .schedules._join import Join as Join
+from .schedules._join import Multiply as Multiply
+from .schedules._join import multiply as multiply
+from .schedules._piecewise import PiecewiseInterpolate as PiecewiseInterpolate
+from .schedules._piecewise import piecewise_interpolate as piecewise_interpolate
+from .schedules._plateau import ReduceOnPlateau as ReduceOnPlateau
+from .schedules._plateau import ReduceOnPlateauState as ReduceOnPlateauState
+from .schedules._plateau import reduce_on_plateau as reduce_on_plateau
+from .schedules._plot import plot_schedules as plot_schedules
+from .schedules._plot import schedule_values as schedule_values
+from .schedules._polynomial import InverseSqrt as InverseSqrt
+from .schedules._polynomial import Polynomial as Polynomial
+from .schedules._polynomial import inverse_sqrt as inverse_sqrt
+from .schedules._polynomial import polynomial as polynomial
+from .schedules._warmup import WarmupConstant as WarmupConstant
+from .schedules._warmup import WarmupExponentialDecay as WarmupExponentialDecay
+from .schedules._warmup import WarmupStableDecay as WarmupStableDecay
+from .schedules._warmup import warmup_constant as warmup_constant
+from .schedules._warmup import warmup_exponential_decay as warmup_exponential_decay
+from .schedules._warmup import warmup_stable_decay as warmup_stable_decay
 
 # --- composition: masks, partition, clipping, accumulation, safety, averaging (issue: composition) ---
 
