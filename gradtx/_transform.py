@@ -259,6 +259,8 @@ class Transform(_ReprMixin):
         whose effective value lives in its state (a plateau scale, say) overrides this.
         """
         count = getattr(state, "count", None)
+        if callable(count):  # tuple.count on a state without a count field
+            count = None
         last = None if count is None else jnp.maximum(jnp.asarray(count) - 1, 0)
         out: dict[str, Any] = {}
         for name in getattr(self, "_data_fields", ()):

@@ -22,7 +22,8 @@ def current_hyperparams(tx: Transform, state: Any) -> dict[str, Any]:
 
     Keys are the field names (``learning_rate``, ``b1``, ``weight_decay``); where two
     transforms share a name, the key is prefixed with its place: chain indices and partition
-    labels joined by ``/`` (``"decay/learning_rate"``, ``"0/max_norm"``). Before the first step
+    labels joined by ``/`` (``"decay/learning_rate"``; chain indices appear only where labels
+    do not tell the values apart, as in ``"0/weight_decay"``). Before the first step
     the values are those the first step will use. Works under ``jit`` (values are arrays).
     """
     items: list[tuple[tuple[str, ...], str, Any]] = []
@@ -30,8 +31,15 @@ def current_hyperparams(tx: Transform, state: Any) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for _, name, _ in items:
         counts[name] = counts.get(name, 0) + 1
+    # Colliding names get their path; chain indices are dropped when labels alone suffice.
+    short = ["/".join((*(c for c in path if not c.isdigit()), name)) for path, name, _ in items]
     out: dict[str, Any] = {}
-    for path, name, value in items:
-        key = name if counts[name] == 1 else "/".join((*path, name))
+    for (path, name, value), s in zip(items, short):
+        if counts[name] == 1:
+            key = name
+        elif sum(1 for t in short if t == s) == 1:
+            key = s
+        else:
+            key = "/".join((*path, name))
         out[key] = value
     return out

@@ -117,9 +117,10 @@ class Partition(Transform):
                 raise
         for path, lab in jax.tree_util.tree_flatten_with_path(tree)[0]:
             if lab not in self.transforms:
-                raise KeyError(
+                groups = ", ".join(sorted(map(repr, self.transforms)))
+                raise ValueError(
                     f"{where}: the leaf at {_checks.path_str(path)} has label {lab!r}, which has "
-                    f"no transform; the groups are {sorted(map(repr, self.transforms))}."
+                    f"no transform; the groups are {groups}."
                 )
         return tree
 
@@ -186,7 +187,7 @@ def label_by_path(rules: dict[str, Any], default: Any = None) -> Callable[[str],
             if path_matches(path, (pattern,)):
                 return lab
         if default is None:
-            raise KeyError(
+            raise ValueError(
                 f"gradtx.label_by_path: no pattern matches the path {path!r}; patterns are "
                 f"{[p for p, _ in items]}. Add a pattern or pass default=."
             )
@@ -214,5 +215,5 @@ def reset_group(tx: Transform, state: Any, label: Any, params: Any) -> Any:
 
     out = jax.tree.map(fix, state, fresh, is_leaf=lambda x: isinstance(x, PartitionState))
     if not found:
-        raise KeyError(f"gradtx.reset_group: no partition in this transform has a group {label!r}")
+        raise ValueError(f"gradtx.reset_group: no partition in this transform has a group {label!r}")
     return out
