@@ -50,9 +50,10 @@ def run_optax(tx, params, grads):
 
     with jax.numpy_dtype_promotion("standard"):
         state = tx.init(params)
+        update = jax.jit(tx.update)
         out = []
         for g in grads:
-            u, state = tx.update(g, state, params)
+            u, state = update(g, state, params)
             params = optax.apply_updates(params, u)
             out.append(params)
     return out, state
