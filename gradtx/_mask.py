@@ -71,10 +71,20 @@ class MaskFn:
         return self.fn(params)
 
     def __hash__(self) -> int:
-        return hash(("MaskFn", id(self.fn)))
+        try:
+            return hash(("MaskFn", self.fn))
+        except TypeError:  # an unhashable callable: identity
+            return hash(("MaskFn", id(self.fn)))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, MaskFn) and other.fn is self.fn
+        if not isinstance(other, MaskFn):
+            return False
+        if other.fn is self.fn:
+            return True
+        try:
+            return bool(other.fn == self.fn)
+        except Exception:
+            return False
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", type(self.fn).__name__)

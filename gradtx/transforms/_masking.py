@@ -56,7 +56,13 @@ class _PathMask:
 
     def __init__(self, pred: Any, desc: str):
         self.pred = pred
-        self.desc = desc
+        self.desc = desc  # also the identity: equal descriptions make equal (static) masks
+
+    def __hash__(self) -> int:
+        return hash(("_PathMask", self.desc))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _PathMask) and other.desc == self.desc
 
     def __call__(self, params: Any) -> Any:
         return jax.tree_util.tree_map_with_path(
