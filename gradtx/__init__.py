@@ -80,6 +80,49 @@ from .schedules._warmup import warmup_exponential_decay as warmup_exponential_de
 from .schedules._warmup import warmup_stable_decay as warmup_stable_decay
 
 # --- composition: masks, partition, clipping, accumulation, safety, averaging (issue: composition) ---
+from ._mask import mask_fn as mask_fn
+from .transforms._accumulate import AccumulateState as AccumulateState
+from .transforms._accumulate import accumulate as accumulate
+from .transforms._averaging import EmaParamsState as EmaParamsState
+from .transforms._averaging import LookaheadState as LookaheadState
+from .transforms._averaging import SwaState as SwaState
+from .transforms._averaging import ema_params as ema_params
+from .transforms._averaging import eval_params as eval_params
+from .transforms._averaging import lookahead as lookahead
+from .transforms._averaging import swa as swa
+from .transforms._averaging import swa_schedule as swa_schedule
+from .transforms._clipping import ClipState as ClipState
+from .transforms._clipping import adaptive_grad_clip as adaptive_grad_clip
+from .transforms._clipping import clip as clip
+from .transforms._clipping import clip_by_block_rms as clip_by_block_rms
+from .transforms._clipping import clip_by_global_norm as clip_by_global_norm
+from .transforms._clipping import clip_updates as clip_updates
+from .transforms._clipping import unitwise_norm as unitwise_norm
+from .transforms._finite import ApplyIfFiniteState as ApplyIfFiniteState
+from .transforms._finite import ZeroNansState as ZeroNansState
+from .transforms._finite import apply_if_finite as apply_if_finite
+from .transforms._finite import zero_nans as zero_nans
+from .transforms._logging import current_hyperparams as current_hyperparams
+from .transforms._masking import MaskedState as MaskedState
+from .transforms._masking import decay_mask as decay_mask
+from .transforms._masking import freeze as freeze
+from .transforms._masking import key_path_str as key_path_str
+from .transforms._masking import mask_by_path as mask_by_path
+from .transforms._masking import masked as masked
+from .transforms._momentum import EmaState as EmaState
+from .transforms._momentum import TraceState as TraceState
+from .transforms._momentum import ema as ema
+from .transforms._momentum import trace as trace
+from .transforms._noise import AddNoiseState as AddNoiseState
+from .transforms._noise import add_noise as add_noise
+from .transforms._partition import PartitionState as PartitionState
+from .transforms._partition import label_by_path as label_by_path
+from .transforms._partition import partition as partition
+from .transforms._partition import reset_group as reset_group
+from .transforms._shaping import centralize as centralize
+from .transforms._shaping import keep_params_nonnegative as keep_params_nonnegative
+from .transforms._shaping import scale_by_sign as scale_by_sign
+from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
 # --- torch.optim catalogue (issue: catalogue) ---
 
