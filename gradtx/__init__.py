@@ -61,7 +61,7 @@ from .optimizers.adamax import adamax as adamax
 from .optimizers.adamax import scale_by_adamax as scale_by_adamax
 from .optimizers.asgd import ASGDState as ASGDState
 from .optimizers.asgd import asgd as asgd
-from .optimizers.asgd import asgd_averaged_params as asgd_averaged_params
+from .optimizers._accessors import asgd_averaged_params as asgd_averaged_params
 from .optimizers.asgd import scale_by_asgd as scale_by_asgd
 from .optimizers.muon import MuonSplitState as MuonSplitState
 from .optimizers.muon import MuonState as MuonState
