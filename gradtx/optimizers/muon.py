@@ -71,8 +71,9 @@ def newton_schulz(
     y = x.astype(dtype)
     if rows > cols:
         y = jnp.swapaxes(y, -1, -2)
-    norm = jnp.sqrt(jnp.sum(y.astype(jnp.float32) ** 2, axis=(-2, -1), keepdims=True))
-    y = y / jnp.maximum(norm, jnp.asarray(eps, jnp.float32)).astype(dtype)
+    nd = _tree.compute_dtype(dtype)
+    norm = jnp.sqrt(jnp.sum(y.astype(nd) ** 2, axis=(-2, -1), keepdims=True))
+    y = y / jnp.maximum(norm, jnp.asarray(eps, nd)).astype(dtype)
     a_, b_, c_ = (jnp.asarray(v, dtype) for v in (a, b, c))
     for _ in range(steps):
         gram = y @ jnp.swapaxes(y, -1, -2)
