@@ -65,23 +65,33 @@ def newton_schulz(
     """Orthogonalises the trailing 2-D matrices of ``x`` with a quintic Newton-Schulz iteration.
 
     ``X = x / max(||x||_F, eps)`` (transposed when rows > cols), then ``steps`` times
-    ``A = X X^T;  X = a X + (b A + c A A) X``, computed in ``dtype`` (torch: bfloat16).
+    ``A = X X^T;  X = a X + (b A + c A A) X``. Storage is ``dtype`` (torch: bfloat16); each of
+    torch's fused operations (the norm, the division, ``X X^T`` and the two ``addmm``) is computed
+    in at least float32 and rounded to ``dtype`` once, as torch's CPU kernels do.
     """
+    acc = _tree.compute_dtype(dtype)
+    hi = jax.lax.Precision.HIGHEST
+
+    def rnd(z):
+        return z.astype(dtype).astype(acc)
+
+    def mm(p, q):
+        return jnp.matmul(p, q, precision=hi)
+
     rows, cols = x.shape[-2], x.shape[-1]
-    y = x.astype(dtype)
+    y = rnd(x)
     if rows > cols:
         y = jnp.swapaxes(y, -1, -2)
-    nd = _tree.compute_dtype(dtype)
-    norm = jnp.sqrt(jnp.sum(y.astype(nd) ** 2, axis=(-2, -1), keepdims=True))
-    y = y / jnp.maximum(norm, jnp.asarray(eps, nd)).astype(dtype)
-    a_, b_, c_ = (jnp.asarray(v, dtype) for v in (a, b, c))
+    norm = rnd(jnp.sqrt(jnp.sum(y * y, axis=(-2, -1), keepdims=True)))
+    y = rnd(y / jnp.maximum(norm, rnd(jnp.asarray(eps, acc))))
+    a_, b_, c_ = (jnp.asarray(v, acc) for v in (a, b, c))
     for _ in range(steps):
-        gram = y @ jnp.swapaxes(y, -1, -2)
-        upd = b_ * gram + c_ * (gram @ gram)
-        y = a_ * y + upd @ y
+        gram = rnd(mm(y, jnp.swapaxes(y, -1, -2)))
+        upd = rnd(b_ * gram + c_ * mm(gram, gram))
+        y = rnd(a_ * y + mm(upd, y))
     if rows > cols:
         y = jnp.swapaxes(y, -1, -2)
-    return y
+    return y.astype(dtype)
 
 
 @pytree_dataclass
