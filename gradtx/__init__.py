@@ -125,6 +125,32 @@ from .transforms._shaping import scale_by_sign as scale_by_sign
 from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
 # --- torch.optim catalogue (issue: catalogue) ---
+from .optimizers.adadelta import AdadeltaState as AdadeltaState
+from .optimizers.adadelta import adadelta as adadelta
+from .optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
+from .optimizers.adafactor import AdafactorState as AdafactorState
+from .optimizers.adafactor import adafactor as adafactor
+from .optimizers.adafactor import scale_by_adafactor as scale_by_adafactor
+from .optimizers.adamax import AdamaxState as AdamaxState
+from .optimizers.adamax import adamax as adamax
+from .optimizers.adamax import scale_by_adamax as scale_by_adamax
+from .optimizers.asgd import ASGDState as ASGDState
+from .optimizers.asgd import asgd as asgd
+from .optimizers._accessors import asgd_averaged_params as asgd_averaged_params
+from .optimizers.asgd import scale_by_asgd as scale_by_asgd
+from .optimizers.muon import MuonSplitState as MuonSplitState
+from .optimizers.muon import MuonState as MuonState
+from .optimizers.muon import muon as muon
+from .optimizers.muon import scale_by_muon as scale_by_muon
+from .optimizers.nadam import NAdamState as NAdamState
+from .optimizers.nadam import nadam as nadam
+from .optimizers.nadam import scale_by_nadam as scale_by_nadam
+from .optimizers.radam import RAdamState as RAdamState
+from .optimizers.radam import radam as radam
+from .optimizers.radam import scale_by_radam as scale_by_radam
+from .optimizers.rprop import RpropState as RpropState
+from .optimizers.rprop import rprop as rprop
+from .optimizers.rprop import scale_by_rprop as scale_by_rprop
 
 # --- Optax catalogue (issue: catalogue) ---
 

@@ -117,7 +117,145 @@ _SEED: list[Spec] = [
 ]
 
 # --- torch.optim's catalogue (issue: catalogue) -----------------------------------------------
-_TORCH_CATALOGUE: list[Spec] = []
+from .optimizers.adadelta import adadelta  # noqa: E402
+from .optimizers.adafactor import adafactor  # noqa: E402
+from .optimizers.adamax import adamax  # noqa: E402
+from .optimizers.asgd import asgd  # noqa: E402
+from .optimizers.muon import muon  # noqa: E402
+from .optimizers.nadam import nadam  # noqa: E402
+from .optimizers.radam import radam  # noqa: E402
+from .optimizers.rprop import rprop  # noqa: E402
+
+_TORCH_CATALOGUE: list[Spec] = [
+    Spec(
+        "adadelta",
+        adadelta,
+        {},
+        4.0,
+        500,
+        convergence_tol=1e-2,
+        invalid=(
+            ({"rho": 1.5}, "rho must be in [0, 1], got 1.5"),
+            ({"eps": -1.0}, "eps must be in [0, inf), got -1.0"),
+        ),
+    ),
+    Spec("adadelta", adadelta, {"weight_decay": 1e-3}, 4.0, 500, convergence_tol=1e-2),
+    Spec("adamax", adamax, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec(
+        "adamax",
+        adamax,
+        {"weight_decay": 1e-2, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "nadam",
+        nadam,
+        {},
+        0.1,
+        300,
+        invalid=(
+            _BAD_B1,
+            ({"momentum_decay": -1.0}, "momentum_decay must be in [0, inf), got -1.0"),
+            ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
+        ),
+    ),
+    Spec("nadam", nadam, {"convention": "optax"}, 0.1, 300),
+    Spec(
+        "nadam",
+        nadam,
+        {"weight_decay": 1e-3, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "radam",
+        radam,
+        {},
+        0.1,
+        300,
+        invalid=(
+            _BAD_B1,
+            ({"eps_placement": "inside"}, "eps_placement must be one of 'raw', 'corrected'"),
+        ),
+    ),
+    Spec("radam", radam, {"threshold_inclusive": True, "eps_placement": "corrected"}, 0.1, 300),
+    Spec(
+        "radam",
+        radam,
+        {"weight_decay": 1e-3, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "rprop",
+        rprop,
+        {},
+        0.01,
+        200,
+        memoryless=True,
+        invalid=(
+            ({"eta_plus": 0.5}, "eta_plus must be in (1, inf), got 0.5"),
+            ({"eta_minus": 1.5}, "eta_minus must be in (0, 1), got 1.5"),
+        ),
+    ),
+    Spec(
+        "rprop",
+        rprop,
+        {"eta_minus": 0.3, "eta_plus": 1.5, "min_step_size": 1e-4, "max_step_size": 1.0},
+        0.01,
+        200,
+        memoryless=True,
+    ),
+    Spec(
+        "asgd",
+        asgd,
+        {},
+        0.1,
+        200,
+        invalid=(({"lambd": -1.0}, "lambd must be in [0, inf), got -1.0"),),
+    ),
+    Spec("asgd", asgd, {"lambd": 1e-3, "alpha": 0.5, "t0": 10.0}, 0.1, 200),
+    Spec(
+        "adafactor",
+        adafactor,
+        {},
+        0.3,
+        300,
+        memoryless=True,
+        invalid=(
+            ({"d": 0.0}, "d must be in (0, inf), got 0.0"),
+            ({"beta2_decay": 0.5}, "beta2_decay must be in (-inf, 0], got 0.5"),
+            ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
+        ),
+    ),
+    Spec("adafactor", adafactor, {"weight_decay": 1e-3}, 0.3, 300, convergence_tol=1e-2),
+    Spec("adafactor", adafactor, {"convention": "optax"}, 0.1, 300, memoryless=True),
+    Spec("adafactor", adafactor, {"convention": "optax", "momentum": 0.9}, 0.05, 300),
+    Spec(
+        "muon",
+        muon,
+        {},
+        0.05,
+        400,
+        convergence_tol=1e-2,
+        invalid=(
+            ({"momentum": 1.5}, "momentum must be in [0, 1), got 1.5"),
+            ({"adjust_lr_fn": "rms"}, "adjust_lr_fn must be one of"),
+        ),
+    ),
+    Spec(
+        "muon",
+        muon,
+        {"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "weight_decay": 0.0},
+        0.05,
+        400,
+        convergence_tol=1e-2,
+    ),
+]
 
 # --- Optax's catalogue (issue: catalogue) -----------------------------------------------------
 _OPTAX_CATALOGUE: list[Spec] = []
