@@ -20,13 +20,16 @@ class NoiseState(NamedTuple):
 
 def _static_key(key: Any) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     """A seed or PRNG key as a hashable ``(impl, shape, key data)`` triple (held static)."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        key = jax.random.key(int(key))
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
-    impl = str(jax.random.key_impl(key))
-    data = np.asarray(jax.random.key_data(key)).astype(np.uint32)
+    if isinstance(key, jax.core.Tracer):
+        raise TypeError("gradtx.noisy_sgd: key must be concrete (a seed or a PRNG key), not traced")
+    with jax.ensure_compile_time_eval():
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            key = jax.random.key(int(key))
+        key = key if isinstance(key, jax.Array) else jnp.asarray(key)
+        if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
+        impl = str(jax.random.key_impl(key))
+        data = np.asarray(jax.random.key_data(key)).astype(np.uint32)
     return impl, tuple(data.shape), tuple(int(x) for x in data.ravel())
 
 
