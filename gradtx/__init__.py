@@ -67,7 +67,6 @@ from .optimizers.lion import LionState as LionState
 from .optimizers.lion import lion as lion
 from .optimizers.lion import scale_by_lion as scale_by_lion
 from .optimizers.noisy_sgd import NoiseState as NoiseState
-from .optimizers.noisy_sgd import add_noise as add_noise
 from .optimizers.noisy_sgd import noisy_sgd as noisy_sgd
 from .optimizers.novograd import NovoGradState as NovoGradState
 from .optimizers.novograd import novograd as novograd
@@ -90,6 +89,10 @@ from .optimizers.yogi import scale_by_yogi as scale_by_yogi
 from .optimizers.yogi import yogi as yogi
 
 # --- modern optimizers (issue: catalogue) ---
+from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
+from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
+from .optimizers.schedule_free import schedule_free_eval_params as schedule_free_eval_params
+from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 
 # --- sweeps (issue: sweeps) ---
 
