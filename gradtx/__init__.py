@@ -89,6 +89,12 @@ from .optimizers.yogi import scale_by_yogi as scale_by_yogi
 from .optimizers.yogi import yogi as yogi
 
 # --- modern optimizers (issue: catalogue) ---
+from .optimizers.ademamix import AdEMAMixState as AdEMAMixState
+from .optimizers.ademamix import ademamix as ademamix
+from .optimizers.ademamix import scale_by_ademamix as scale_by_ademamix
+from .optimizers.adopt import ADOPTState as ADOPTState
+from .optimizers.adopt import adopt as adopt
+from .optimizers.adopt import scale_by_adopt as scale_by_adopt
 from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
 from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
 from .optimizers.schedule_free import schedule_free_eval_params as schedule_free_eval_params

@@ -171,7 +171,26 @@ _OPTAX_CATALOGUE: list[Spec] = [
 ]  # fmt: skip
 
 # --- modern optimizers (issue: catalogue) -----------------------------------------------------
-_MODERN: list[Spec] = []
+from .optimizers.ademamix import ademamix  # noqa: E402
+from .optimizers.adopt import adopt  # noqa: E402
+from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
+
+_MODERN: list[Spec] = [
+    Spec("schedule_free_sgd", schedule_free_sgd, {}, 0.1, 300,
+         invalid=(({"b1": 1.5}, "b1 must be in [0, 1], got 1.5"),)),
+    Spec("schedule_free_sgd", schedule_free_sgd, {"weight_decay": 1e-3, "warmup_steps": 20},
+         0.1, 300, convergence_tol=1e-2),
+    Spec("schedule_free_adamw", schedule_free_adamw, {}, 0.2, 400,
+         invalid=(({"b2": 1.5}, "b2 must be in [0, 1), got 1.5"),)),
+    Spec("schedule_free_adamw", schedule_free_adamw, {"weight_decay": 1e-3, "warmup_steps": 20},
+         0.2, 400, convergence_tol=1e-2),
+    Spec("adopt", adopt, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec("adopt", adopt, {"weight_decay": 1e-3, "decoupled_weight_decay": True}, 0.1, 300,
+         convergence_tol=1e-2),
+    Spec("ademamix", ademamix, {"b3": 0.99}, 0.05, 600,
+         invalid=(({"b3": 1.5}, "b3 must be in [0, 1), got 1.5"),)),
+    Spec("ademamix", ademamix, {"b3": 0.99, "warmup_steps": 100}, 0.05, 600),
+]  # fmt: skip
 
 OPTIMIZERS: dict[str, Spec] = {
     _key(s): s for s in [*_SEED, *_TORCH_CATALOGUE, *_OPTAX_CATALOGUE, *_MODERN]

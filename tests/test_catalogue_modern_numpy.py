@@ -113,3 +113,93 @@ def test_schedule_free_uses_schedule_zero_first(x64):
         np.testing.assert_array_equal(ours[0][k], P0[k])
     ys, _ = schedule_free_np(lambda c: 0.1 * min(c, 1.0), 0.9, 0.0, 0)
     assert_close(ours, ys)
+
+
+# --- ADOPT (Taniguchi et al. 2024, Algorithm 1 with the clipped variant) ---------------------
+
+
+def adopt_np(lr, b1, b2, eps, clip=True, wd=0.0):
+    p = {k: v.copy() for k, v in P0.items()}
+    m = {k: np.zeros_like(v) for k, v in P0.items()}
+    out = []
+    g0 = grad_np(p, 0)
+    v = {k: (g0[k] + wd * p[k]) ** 2 for k in P0}  # v_0 = g_0^2; no step
+    out.append({k: a.copy() for k, a in p.items()})
+    for t in range(1, STEPS):
+        g = grad_np(p, t)
+        for k in P0:
+            gk = g[k] + wd * p[k]
+            n = gk / np.maximum(np.sqrt(v[k]), eps)
+            if clip:
+                n = np.clip(n, -(t**0.25), t**0.25)
+            m[k] = b1 * m[k] + (1 - b1) * n
+            p[k] = p[k] - lr * m[k]
+            v[k] = b2 * v[k] + (1 - b2) * gk**2
+        out.append({k: a.copy() for k, a in p.items()})
+    return out
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(b1=0.8, b2=0.99, eps=1e-3, use_clipping=False, weight_decay=0.1)],
+    ids=["default", "options"],
+)
+def test_adopt_matches_paper(kw, x64):
+    ours, _ = run_gradtx(gradtx.adopt(0.05, **kw))
+    ref = adopt_np(
+        0.05,
+        kw.get("b1", 0.9),
+        kw.get("b2", 0.9999),
+        kw.get("eps", 1e-6),
+        kw.get("use_clipping", True),
+        kw.get("weight_decay", 0.0),
+    )
+    assert_close(ours, ref)
+
+
+# --- AdEMAMix (Pagliardini et al. 2024, Algorithm 1) -----------------------------------------
+
+
+def ademamix_np(lr, b1, b2, b3, alpha, eps, wd, T=None):
+    p = {k: v.copy() for k, v in P0.items()}
+    m1 = {k: np.zeros_like(v) for k, v in P0.items()}
+    m2 = {k: np.zeros_like(v) for k, v in P0.items()}
+    nu = {k: np.zeros_like(v) for k, v in P0.items()}
+    out = []
+    for t in range(1, STEPS + 1):
+        g = grad_np(p, t - 1)
+        a, b3t = alpha, b3
+        if T is not None:
+            a = min(t * alpha / T, alpha)
+            lb, l1 = np.log(b3), np.log(b1)
+            b3t = min(np.exp(l1 * lb / ((1 - t / T) * lb + (t / T) * l1)), b3)
+        for k in P0:
+            m1[k] = b1 * m1[k] + (1 - b1) * g[k]
+            m2[k] = b3t * m2[k] + (1 - b3t) * g[k]
+            nu[k] = b2 * nu[k] + (1 - b2) * g[k] ** 2
+            m1h = m1[k] / (1 - b1**t)
+            nuh = nu[k] / (1 - b2**t)
+            p[k] = p[k] - lr * ((m1h + a * m2[k]) / (np.sqrt(nuh) + eps) + wd * p[k])
+        out.append({k: x.copy() for k, x in p.items()})
+    return out
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(b1=0.8, b2=0.99, b3=0.999, alpha=3.0, eps=1e-6, weight_decay=0.1),
+     dict(warmup_steps=10)],
+    ids=["default", "options", "paper-schedulers"],
+)  # fmt: skip
+def test_ademamix_matches_paper(kw, x64):
+    ours, _ = run_gradtx(gradtx.ademamix(0.01, **kw))
+    ref = ademamix_np(
+        0.01,
+        kw.get("b1", 0.9),
+        kw.get("b2", 0.999),
+        kw.get("b3", 0.9999),
+        kw.get("alpha", 5.0),
+        kw.get("eps", 1e-8),
+        kw.get("weight_decay", 0.0),
+        kw.get("warmup_steps"),
+    )
+    assert_close(ours, ref)

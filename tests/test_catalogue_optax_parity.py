@@ -127,6 +127,21 @@ CASES = [
      optax.optimistic_gradient_descent(1e-2), True),
 ]  # fmt: skip
 
+# Modern optimizers whose conventions coincide with optax.contrib's (their main oracle is the
+# NumPy transcription of the paper in test_catalogue_modern_numpy.py).
+CASES += [
+    ("adopt", gradtx.adopt(1e-2), optax.contrib.adopt(1e-2)),
+    ("adopt-options", gradtx.adopt(1e-2, 0.8, 0.99, 1e-3, nesterov=True, use_clipping=False),
+     optax.contrib.adopt(1e-2, 0.8, 0.99, 1e-3, nesterov=True, use_clipping=False)),
+    ("ademamix", gradtx.ademamix(1e-2), optax.contrib.ademamix(1e-2)),
+    ("ademamix-options", gradtx.ademamix(1e-2, 0.8, 0.99, 0.999, 3.0, 1e-6, 0.1,
+                                         weight_decay_mask=MASK),
+     optax.contrib.ademamix(1e-2, 0.8, 0.99, 0.999, 3.0, 1e-6, weight_decay=0.1, mask=MASK)),
+    # With a constant rate both average with weights lr^2 and step z the same way.
+    ("schedule_free_sgd-constant", gradtx.schedule_free_sgd(0.1, 0.8),
+     optax.contrib.schedule_free_sgd(0.1, b1=0.8)),
+]  # fmt: skip
+
 # Weight decay where Optax's alias has none: gradtx's coupled L2 == Optax's decay placed first.
 L2_CASES = [
     ("adabelief-l2", gradtx.adabelief(1e-2, weight_decay=0.1, weight_decay_mask=MASK),
