@@ -153,8 +153,53 @@ from .optimizers.rprop import rprop as rprop
 from .optimizers.rprop import scale_by_rprop as scale_by_rprop
 
 # --- Optax catalogue (issue: catalogue) ---
+from .optimizers.adabelief import AdaBeliefState as AdaBeliefState
+from .optimizers.adabelief import adabelief as adabelief
+from .optimizers.adabelief import scale_by_belief as scale_by_belief
+from .optimizers.adan import AdanState as AdanState
+from .optimizers.adan import adan as adan
+from .optimizers.adan import scale_by_adan as scale_by_adan
+from .optimizers.fromage import fromage as fromage
+from .optimizers.fromage import scale_by_fromage as scale_by_fromage
+from .optimizers.lamb import lamb as lamb
+from .optimizers.lamb import scale_by_trust_ratio as scale_by_trust_ratio
+from .optimizers.lars import lars as lars
+from .optimizers.lion import LionState as LionState
+from .optimizers.lion import lion as lion
+from .optimizers.lion import scale_by_lion as scale_by_lion
+from .optimizers.noisy_sgd import NoiseState as NoiseState
+from .optimizers.noisy_sgd import noisy_sgd as noisy_sgd
+from .optimizers.novograd import NovoGradState as NovoGradState
+from .optimizers.novograd import novograd as novograd
+from .optimizers.novograd import scale_by_novograd as scale_by_novograd
+from .optimizers.optimistic import OptimisticState as OptimisticState
+from .optimizers.optimistic import optimistic_gradient_descent as optimistic_gradient_descent
+from .optimizers.optimistic import scale_by_optimistic_gradient as scale_by_optimistic_gradient
+from .optimizers.polyak_sgd import polyak_sgd as polyak_sgd
+from .optimizers.polyak_sgd import scale_by_polyak as scale_by_polyak
+from .optimizers.sign import SignumState as SignumState
+from .optimizers.sign import scale_by_sign as scale_by_sign
+from .optimizers.sign import scale_by_signum as scale_by_signum
+from .optimizers.sign import sign_sgd as sign_sgd
+from .optimizers.sign import signum as signum
+from .optimizers.sm3 import SM3State as SM3State
+from .optimizers.sm3 import scale_by_sm3 as scale_by_sm3
+from .optimizers.sm3 import sm3 as sm3
+from .optimizers.yogi import YogiState as YogiState
+from .optimizers.yogi import scale_by_yogi as scale_by_yogi
+from .optimizers.yogi import yogi as yogi
 
 # --- modern optimizers (issue: catalogue) ---
+from .optimizers.ademamix import AdEMAMixState as AdEMAMixState
+from .optimizers.ademamix import ademamix as ademamix
+from .optimizers.ademamix import scale_by_ademamix as scale_by_ademamix
+from .optimizers.adopt import ADOPTState as ADOPTState
+from .optimizers.adopt import adopt as adopt
+from .optimizers.adopt import scale_by_adopt as scale_by_adopt
+from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
+from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
+from .optimizers.schedule_free import schedule_free_eval_params as schedule_free_eval_params
+from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 
 # --- sweeps (issue: sweeps) ---
 

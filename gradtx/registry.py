@@ -30,6 +30,7 @@ class Spec:
         gradient leaves the parameters unchanged.
       convergence_tol: the loss the contract quadratic must fall below within ``steps``.
       reads_loss: ``update`` needs ``loss=`` among its extra arguments.
+      random: ``update`` draws noise from a PRNG key held in the state (reproducible per key).
       invalid: hyperparameters that must raise ``HyperparameterError``: (kwargs, message part).
         A negative and a NaN learning rate are checked for every entry without being listed.
     """
@@ -42,6 +43,7 @@ class Spec:
     memoryless: bool = False
     convergence_tol: float = 1e-3
     reads_loss: bool = False
+    random: bool = False
     invalid: tuple[tuple[dict[str, Any], str], ...] = ()
 
     def make(self, learning_rate: Any = None, **overrides: Any) -> Any:
@@ -258,10 +260,75 @@ _TORCH_CATALOGUE: list[Spec] = [
 ]
 
 # --- Optax's catalogue (issue: catalogue) -----------------------------------------------------
-_OPTAX_CATALOGUE: list[Spec] = []
+from .optimizers.adabelief import adabelief  # noqa: E402
+from .optimizers.adan import adan  # noqa: E402
+from .optimizers.fromage import fromage  # noqa: E402
+from .optimizers.lamb import lamb  # noqa: E402
+from .optimizers.lars import lars  # noqa: E402
+from .optimizers.lion import lion  # noqa: E402
+from .optimizers.noisy_sgd import noisy_sgd  # noqa: E402
+from .optimizers.novograd import novograd  # noqa: E402
+from .optimizers.optimistic import optimistic_gradient_descent  # noqa: E402
+from .optimizers.polyak_sgd import polyak_sgd  # noqa: E402
+from .optimizers.sign import sign_sgd, signum  # noqa: E402
+from .optimizers.sm3 import sm3  # noqa: E402
+from .optimizers.yogi import yogi  # noqa: E402
+
+_OPTAX_CATALOGUE: list[Spec] = [
+    Spec("lion", lion, {}, 0.02, 1000, invalid=(({"b1": 1.5}, "b1 must be in [0, 1], got 1.5"),)),
+    Spec("lion", lion, {"weight_decay": 0.0, "mode": "refined"}, 0.02, 1000),
+    Spec("lamb", lamb, {}, 0.05, 400, invalid=(_BAD_B1,)),
+    Spec("lamb", lamb, {"weight_decay": 1e-3}, 0.05, 400, convergence_tol=1e-2),
+    Spec("lars", lars, {}, 30.0, 300,
+         invalid=(({"trust_coefficient": -1.0}, "trust_coefficient must be in [0, inf)"),)),
+    Spec("lars", lars, {"weight_decay": 1e-3, "nesterov": True}, 30.0, 300,
+         convergence_tol=1e-2),
+    Spec("adabelief", adabelief, {}, 0.05, 300, invalid=(_BAD_B1,)),
+    Spec("adabelief", adabelief, {"nesterov": True}, 0.05, 300),
+    Spec("yogi", yogi, {}, 0.05, 300, invalid=(_BAD_B1,)),
+    Spec("novograd", novograd, {}, 0.01, 600, invalid=(_BAD_B1,)),
+    Spec("novograd", novograd, {"weight_decay": 1e-3}, 0.01, 600, convergence_tol=1e-2),
+    Spec("adan", adan, {}, 0.1, 600,
+         invalid=(({"b3": 1.5}, "b3 must be in [0, 1), got 1.5"),)),
+    Spec("adan", adan, {"weight_decay": 1e-3}, 0.1, 600, convergence_tol=1e-2),
+    Spec("sign_sgd", sign_sgd, {}, 0.01, 600, memoryless=True),
+    Spec("signum", signum, {}, 0.01, 600,
+         invalid=(({"beta": 1.5}, "beta must be in [0, 1), got 1.5"),)),
+    Spec("sm3", sm3, {}, 0.5, 300,
+         invalid=(({"momentum": 1.5}, "momentum must be in [0, 1), got 1.5"),)),
+    Spec("fromage", fromage, {}, 0.05, 300,
+         invalid=(({"min_norm": -1.0}, "min_norm must be in [0, inf), got -1.0"),)),
+    Spec("noisy_sgd", noisy_sgd, {}, 0.1, 200, random=True,
+         invalid=(({"eta": -1.0}, "eta must be in [0, inf), got -1.0"),)),
+    Spec("polyak_sgd", polyak_sgd, {}, 1.0, 200, memoryless=True, reads_loss=True,
+         invalid=(({"variant": "x"}, "variant must be one of 'sps', 'sps+', got 'x'"),)),
+    Spec("polyak_sgd", polyak_sgd, {"variant": "sps+", "max_learning_rate": 0.5}, 0.5, 200,
+         memoryless=True, reads_loss=True),
+    Spec("optimistic_gradient_descent", optimistic_gradient_descent, {}, 0.05, 300,
+         invalid=(({"beta": -1.0}, "beta must be in [0, inf), got -1.0"),)),
+]  # fmt: skip
 
 # --- modern optimizers (issue: catalogue) -----------------------------------------------------
-_MODERN: list[Spec] = []
+from .optimizers.ademamix import ademamix  # noqa: E402
+from .optimizers.adopt import adopt  # noqa: E402
+from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
+
+_MODERN: list[Spec] = [
+    Spec("schedule_free_sgd", schedule_free_sgd, {}, 0.1, 300,
+         invalid=(({"b1": 1.5}, "b1 must be in [0, 1], got 1.5"),)),
+    Spec("schedule_free_sgd", schedule_free_sgd, {"weight_decay": 1e-3, "warmup_steps": 20},
+         0.1, 300, convergence_tol=1e-2),
+    Spec("schedule_free_adamw", schedule_free_adamw, {}, 0.2, 400,
+         invalid=(({"b2": 1.5}, "b2 must be in [0, 1), got 1.5"),)),
+    Spec("schedule_free_adamw", schedule_free_adamw, {"weight_decay": 1e-3, "warmup_steps": 20},
+         0.2, 400, convergence_tol=1e-2),
+    Spec("adopt", adopt, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec("adopt", adopt, {"weight_decay": 1e-3, "decoupled_weight_decay": True}, 0.1, 300,
+         convergence_tol=1e-2),
+    Spec("ademamix", ademamix, {"b3": 0.99}, 0.05, 600,
+         invalid=(({"b3": 1.5}, "b3 must be in [0, 1), got 1.5"),)),
+    Spec("ademamix", ademamix, {"b3": 0.99, "warmup_steps": 100}, 0.05, 600),
+]  # fmt: skip
 
 OPTIMIZERS: dict[str, Spec] = {
     _key(s): s for s in [*_SEED, *_TORCH_CATALOGUE, *_OPTAX_CATALOGUE, *_MODERN]
