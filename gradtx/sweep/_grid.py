@@ -104,11 +104,14 @@ def expand_grid(grid: Mapping[str, Any], product: bool = True) -> list[dict[str,
 
 
 def _leaf(values: Sequence[Any], like: Any) -> jax.Array:
-    """Values as one array leaf: int32 where the replaced value is an int, else the float dtype."""
-    is_int_like = isinstance(like, (int, np.integer)) and not isinstance(like, bool)
+    """Values as one array leaf: int32 when they are ints replacing an int (or unknown) value,
+    else the default float dtype."""
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
     if like is None or like is inspect.Parameter.empty:
-        is_int_like = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-    if is_int_like and all(float(v).is_integer() for v in values):
+        like_int = True
+    else:
+        like_int = isinstance(like, (int, np.integer)) and not isinstance(like, bool)
+    if ints and like_int:
         return jnp.asarray(np.asarray(values, np.int32))
     return jnp.asarray(np.asarray(values, np.float64), _tree.float_dtype())
 

@@ -231,6 +231,11 @@ def _top_k(cfg: _Config, score: jax.Array, index: jax.Array, params: Any):
     return score[order], index[order], jax.tree.map(lambda x: x[order], params)
 
 
+def _pad(x: jax.Array, pad: int) -> jax.Array:
+    """Repeats the last row ``pad`` times (padding settings whose results are dropped)."""
+    return jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x
+
+
 def _program(cfg: _Config, batched: list[Any], shared: list[Any], keys, params, data):
     def one(xs):
         b, key = xs
@@ -241,7 +246,12 @@ def _program(cfg: _Config, batched: list[Any], shared: list[Any], keys, params, 
     if chunk is None:
         out = jax.vmap(one)((batched, keys))
     elif cfg.keep_best is None:
-        out = jax.lax.map(one, (batched, keys), batch_size=chunk)
+        # Pad to whole chunks: lax.map would run a remainder unbatched, whose code (and last
+        # bits) can differ from the vmapped chunks'.
+        pad = -n % chunk
+        xs = jax.tree.map(lambda x: _pad(x, pad), (batched, keys))
+        out = jax.lax.map(one, xs, batch_size=chunk)
+        out = jax.tree.map(lambda x: x[:n], out)
     else:
         return _chunked_keep_best(cfg, one, batched, keys, chunk)
     index = jnp.arange(n, dtype=jnp.int32)
@@ -259,8 +269,7 @@ def _chunked_keep_best(cfg: _Config, one, batched, keys, chunk: int):
     pad = n_chunks * chunk - n
 
     def padded(x):
-        x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x
-        return x.reshape(n_chunks, chunk, *x.shape[1:])
+        return _pad(x, pad).reshape(n_chunks, chunk, *x.shape[1:])
 
     xs = jax.tree.map(padded, (batched, keys))
     index = jnp.arange(n_chunks * chunk, dtype=jnp.int32).reshape(n_chunks, chunk)
