@@ -60,6 +60,11 @@ from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 # --- performance: grouped path, fused step (issue: performance) ---
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+from ._sharding import Zero1 as Zero1
+from ._sharding import bytes_per_device as bytes_per_device
+from ._sharding import shard_state as shard_state
+from ._sharding import state_shardings as state_shardings
+from ._sharding import zero1 as zero1
 
 from . import registry as registry  # last: it imports the factories above
 

@@ -188,7 +188,7 @@ class GradientTransformationLike(Protocol):
     def update(self, updates: Updates, state: OptState, params: Params = None) -> Any: ...
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
+@functools.partial(jax.jit, static_argnums=(2,), keep_unused=True)
 def _compiled_init(tx: Transform, params: Params, shardings: tuple[Any, ...] | None) -> OptState:
     leaves = jax.tree.leaves(params)
     with _tree.param_shardings(leaves, shardings):
