@@ -126,7 +126,7 @@ def test_data_parallel_replicated_params_sharded_batch():
     mesh = _mesh()
     params, (x, y) = _params(), _batch()
     tx = gradtx.adam(1e-2)
-    ref_params, ref_state = _run(tx, params, x, y)
+    ref_params, _ = _run(tx, params, x, y)
     rep = NamedSharding(mesh, P())
     p_rep = jax.device_put(params, rep)
     xs = jax.device_put(x, NamedSharding(mesh, P("data")))
