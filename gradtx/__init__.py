@@ -60,6 +60,9 @@ from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 # --- performance: grouped path, fused step (issue: performance) ---
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+from ._precision import MasterWeightsState as MasterWeightsState
+from ._precision import WithMasterWeights as WithMasterWeights
+from ._precision import with_master_weights as with_master_weights
 from ._sharding import Zero1 as Zero1
 from ._sharding import bytes_per_device as bytes_per_device
 from ._sharding import shard_state as shard_state

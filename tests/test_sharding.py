@@ -224,3 +224,12 @@ def test_update_inside_shard_map_with_psum_gradients():
         p, state = step(tx, p, state, x, y)
     for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(ref_params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_master_weights_keep_fsdp_sharding():
+    mesh = _mesh()
+    params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), _fsdp(_params(), mesh))
+    tx = gradtx.with_master_weights(gradtx.adam(1e-2))
+    state = tx.init(params)
+    assert state.master["w"].dtype == jnp.float32
+    assert _check_state_follows_params(state, params) == 6  # master, m, v for w and b
