@@ -22,8 +22,9 @@ def _grads(n, shape=(4,), dtype=jnp.bfloat16, seed=0):
 F32 = lambda x: float(np.float32(x))  # a hyperparameter as gradtx holds it for float32 math
 
 
-def _np_adam(gs, b1=F32(0.9), b2=F32(0.999), eps=F32(1e-8), lr=F32(1e-2)):
-    """Adam's updates in float64 NumPy (the docstring's formula)."""
+def _np_adam(gs):
+    """Adam's updates in float64 NumPy (the docstring's formula), lr 1e-2 and defaults."""
+    b1, b2, eps, lr = F32(0.9), F32(0.999), F32(1e-8), F32(1e-2)
     m = v = 0.0
     out = []
     for t, g in enumerate(gs, start=1):
