@@ -60,6 +60,9 @@ from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 # --- performance: grouped path, fused step (issue: performance) ---
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+from ._checkpoint import check_state as check_state
+from ._checkpoint import load_npz as load_npz
+from ._checkpoint import save_npz as save_npz
 from ._precision import MasterWeightsState as MasterWeightsState
 from ._precision import WithMasterWeights as WithMasterWeights
 from ._precision import with_master_weights as with_master_weights
