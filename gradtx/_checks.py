@@ -66,8 +66,8 @@ def check_range(
     hi_ok = (arr < high) if high_open else (arr <= high)
     if np.all(lo_ok & hi_ok) and not np.any(np.isnan(arr)):
         return
-    lb = "(" if low_open else "["
-    rb = ")" if high_open else "]"
+    lb = "(" if low_open or low == -math.inf else "["
+    rb = ")" if high_open or high == math.inf else "]"
     lo = "-inf" if low == -math.inf else f"{low:g}"
     hi = "inf" if high == math.inf else f"{high:g}"
     raise HyperparameterError(
