@@ -206,6 +206,17 @@ from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 # --- performance: grouped path, fused step (issue: performance) ---
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+from ._checkpoint import check_state as check_state
+from ._checkpoint import load_npz as load_npz
+from ._checkpoint import save_npz as save_npz
+from ._precision import MasterWeightsState as MasterWeightsState
+from ._precision import WithMasterWeights as WithMasterWeights
+from ._precision import with_master_weights as with_master_weights
+from ._sharding import Zero1 as Zero1
+from ._sharding import bytes_per_device as bytes_per_device
+from ._sharding import shard_state as shard_state
+from ._sharding import state_shardings as state_shardings
+from ._sharding import zero1 as zero1
 
 from . import registry as registry  # last: it imports the factories above
 
