@@ -204,6 +204,10 @@ from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 # --- sweeps (issue: sweeps) ---
 
 # --- performance: grouped path, fused step (issue: performance) ---
+from ._grouped import Grouped as Grouped
+from ._grouped import GroupedState as GroupedState
+from ._grouped import grouped as grouped
+from ._step import step as step
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
 from ._checkpoint import check_state as check_state
