@@ -30,9 +30,17 @@ def _grads(params, k):
     return jax.tree.map(lambda p: jnp.cos(3.0 * p + k) - 0.2 * p, params)
 
 
-def _assert_close(a, b):
-    # The same elementwise arithmetic on a packed buffer: equal up to float32 rounding.
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), a, b)
+def _assert_close(a, b, scale=1.0):
+    # The same elementwise arithmetic on a packed buffer: equal up to float32 rounding (XLA may
+    # contract a multiply-add differently in a differently shaped fusion). Some updates are a
+    # difference of parameter-sized numbers (schedule-free), so their rounding is that of the
+    # parameters: a few ulps of ``scale``.
+    atol = 4 * float(np.finfo(np.float32).eps) * scale
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=atol), a, b)
+
+
+def _max_abs(tree):
+    return max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(tree))
 
 
 @pytest.mark.parametrize("key", ELEMENTWISE)
@@ -48,10 +56,10 @@ def test_grouped_equals_ungrouped(key):
     for k in range(4):
         u_ref, s_ref = tx.update(_grads(p_ref, float(k)), s_ref, p_ref, **extra)
         u, s = gtx.update(_grads(p, float(k)), s, p, **extra)
-        _assert_close(u, u_ref)
+        _assert_close(u, u_ref, scale=_max_abs(p_ref))
         p_ref = gradtx.apply_updates(p_ref, u_ref)
         p = gradtx.apply_updates(p, u)
-    _assert_close(p, p_ref)
+    _assert_close(p, p_ref, scale=_max_abs(p_ref))
 
 
 def test_plan_groups_small_leaves_only():

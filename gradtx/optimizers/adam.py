@@ -91,8 +91,15 @@ class ScaleByAdam(Transform):
             b1_, b2_ = _tree.hp(b1, rd), _tree.hp(b2, rd)
             bc1 = _tree.bias_correction(b1, t, rd)
             bc2 = _tree.bias_correction(b2, t, rd)
-            return b1_, 1 - b1_, b2_, 1 - b2_, bc1, bc2, _tree.hp(self.eps_root, rd), _tree.hp(
-                self.eps, rd
+            return (
+                b1_,
+                1 - b1_,
+                b2_,
+                1 - b2_,
+                bc1,
+                bc2,
+                _tree.hp(self.eps_root, rd),
+                _tree.hp(self.eps, rd),
             )
 
         def leaf(g, m, v, vmax=None):
