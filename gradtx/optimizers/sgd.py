@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -61,16 +62,23 @@ class ScaleByMomentum(Transform):
         dampening = value_at(self.dampening, state.count)
         first = state.count == 0
 
+        @functools.cache
+        def scalars(cd):
+            # Once per dtype, not once per leaf (fewer traced and compiled scalar ops).
+            m = _tree.hp(mu, cd)
+            damp = _tree.hp(dampening, cd)
+            return m, 1 - m, 1 - damp, first | (m == 0)
+
         def leaf(g, b):
             cd = _tree.compute_dtype(g.dtype, b.dtype)
-            gc, bc, m = g.astype(cd), b.astype(cd), _tree.hp(mu, cd)
+            gc, bc = g.astype(cd), b.astype(cd)
+            m, one_m, one_damp, restart = scalars(cd)
             if self.form == "ema":
-                b_new = m * bc + (1 - m) * gc
-                u = (1 - m) * gc + m * b_new if self.nesterov else b_new
+                b_new = m * bc + one_m * gc
+                u = one_m * gc + m * b_new if self.nesterov else b_new
             else:
-                damp = _tree.hp(dampening, cd)
                 # torch keeps no buffer when momentum == 0, so dampening has no effect there
-                b_new = jnp.where(first | (m == 0), gc, m * bc + (1 - damp) * gc)
+                b_new = jnp.where(restart, gc, m * bc + one_damp * gc)
                 u = gc + m * b_new if self.nesterov else b_new
             return u.astype(g.dtype), b_new.astype(b.dtype)
 
