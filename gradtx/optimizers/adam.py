@@ -84,23 +84,16 @@ class ScaleByAdam(Transform):
         corrected = self.amsgrad_max == "corrected"
 
         @functools.cache
-        def scalars(rd):
+        def scalars(cd):
             # Once per dtype, not once per leaf: a 1000-leaf tree traces (and compiles) a
             # thousand fewer sets of scalar ops. The array arithmetic below is unchanged.
+            rd = _tree.real_dtype(cd)
             t = count.astype(rd)
-            b1_, b2_ = _tree.hp(b1, rd), _tree.hp(b2, rd)
+            b1_, b2_ = _tree.hp(b1, cd), _tree.hp(b2, rd)
             bc1 = _tree.bias_correction(b1, t, rd)
             bc2 = _tree.bias_correction(b2, t, rd)
-            return (
-                b1_,
-                1 - b1_,
-                b2_,
-                1 - b2_,
-                bc1,
-                bc2,
-                _tree.hp(self.eps_root, rd),
-                _tree.hp(self.eps, rd),
-            )
+            eps_root, eps = _tree.hp(self.eps_root, rd), _tree.hp(self.eps, rd)
+            return b1_, 1 - b1_, b2_, 1 - b2_, bc1, bc2, eps_root, eps
 
         def leaf(g, m, v, vmax=None):
             if self.complex_convention == "real_view" and jnp.iscomplexobj(g):
@@ -112,7 +105,7 @@ class ScaleByAdam(Transform):
         def real_leaf(g, m, v, vmax=None):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
-            b1_, one_b1, b2_, one_b2, bc1, bc2, eps_root, eps = scalars(rd)
+            b1_, one_b1, b2_, one_b2, bc1, bc2, eps_root, eps = scalars(cd)
             gc = g.astype(cd)
             m_new = b1_ * m.astype(cd) + one_b1 * gc
             v_new = b2_ * v.astype(rd) + one_b2 * _tree.abs_sq(gc)
