@@ -56,6 +56,10 @@ from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 # --- modern optimizers (issue: catalogue) ---
 
 # --- sweeps (issue: sweeps) ---
+from .sweep._lr_finder import LRFinderResult as LRFinderResult
+from .sweep._lr_finder import lr_finder as lr_finder
+from .sweep._sweep import SweepResult as SweepResult
+from .sweep._sweep import sweep as sweep  # after the subpackage import: gradtx.sweep is the function
 
 # --- performance: grouped path, fused step (issue: performance) ---
 

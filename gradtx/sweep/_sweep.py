@@ -275,9 +275,7 @@ def _chunked_keep_best(cfg: _Config, one, batched, keys, chunk: int):
     index = jnp.arange(n_chunks * chunk, dtype=jnp.int32).reshape(n_chunks, chunk)
     k = cfg.keep_best
     first = jax.eval_shape(lambda: jax.vmap(one)(jax.tree.map(lambda x: x[0], xs)))
-    best_params = jax.tree.map(
-        lambda s: jnp.zeros((k, *s.shape[1:]), s.dtype), first["params"]
-    )
+    best_params = jax.tree.map(lambda s: jnp.zeros((k, *s.shape[1:]), s.dtype), first["params"])
     carry0 = (jnp.full((k,), jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32), best_params)
 
     def body(carry, c):
