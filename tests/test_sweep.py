@@ -289,3 +289,21 @@ def test_lr_finder_on_a_quadratic():
     for t in range(5):
         np.testing.assert_allclose(res.losses[t], x * x, rtol=1e-5)
         x *= 1 - res.learning_rates[t]
+
+
+def test_warmup_peak_value_and_warmup_steps():
+    if not hasattr(gradtx, "warmup_cosine_decay"):
+        pytest.skip("gradtx.warmup_cosine_decay lands with the schedules issue")
+    base = gradtx.warmup_cosine_decay(init_value=0.0, peak_value=0.1, warmup_steps=2, decay_steps=6)
+    grid = {"learning_rate.peak_value": [0.05, 0.2], "learning_rate.warmup_steps": [1, 3]}
+    res = sweep(quad_loss, PARAMS, None, "adamw", grid, STEPS, hparams={"learning_rate": base})
+    for i, s in enumerate(res.settings):
+        sched = gradtx.warmup_cosine_decay(
+            init_value=0.0,
+            peak_value=s["learning_rate.peak_value"],
+            warmup_steps=s["learning_rate.warmup_steps"],
+            decay_steps=6,
+        )
+        losses, p = _oracle(gradtx.adamw(sched))
+        np.testing.assert_allclose(res.losses[i], losses, rtol=1e-6, atol=1e-7)
+        _assert_tree_close(res.params_of(i), p)
