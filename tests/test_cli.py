@@ -129,3 +129,22 @@ def test_cli_lr_find(tmp_path, capsys):
     assert code == 0
     assert "suggested learning rate" in capsys.readouterr().out
     assert (tmp_path / "lr_finder.png").exists() and (tmp_path / "lr_finder.json").exists()
+
+
+def test_core_imports_without_the_cli_extras():
+    code = textwrap.dedent(
+        """
+        import sys
+        for name in ("rich", "matplotlib", "sklearn"):
+            sys.modules[name] = None  # any import of them fails
+        import jax.numpy as jnp
+        import gradtx
+        res = gradtx.sweep(lambda w, b: jnp.sum(w ** 2), jnp.ones(2), None, "sgd",
+                           {"learning_rate": [0.1, 0.2]}, 2)
+        print(res.final_loss.shape)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(2,)"
