@@ -26,18 +26,18 @@ def test_split_optimizers():
 
 
 def test_cli_sweep_end_to_end(tmp_path):
-    """A subprocess, as a user runs it: two optimizers, a 3 x 2 grid, digits, 3 steps."""
+    """A subprocess, as a user runs it: two optimizers, a 3 x 2 grid, 3 steps."""
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [
-        sys.executable, "-m", "gradtx", "sweep", "--problem", "digits-mlp",
+        sys.executable, "-m", "gradtx", "sweep", "--problem", "linear-regression",
         "--optimizer", "adam,sgd(momentum=0.9)", "--learning-rate", "1e-3:1e-1:3",
         "--weight-decay", "0,1e-4", "--steps", "3", "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
-    assert "best first" in text and "final loss" in text and "held-out acc" in text
+    assert "best first" in text and "final loss" in text
     assert "adam" in text and "sgd(momentum=0.9)" in text
     for name in (
         "sweep.json",
@@ -50,7 +50,7 @@ def test_cli_sweep_end_to_end(tmp_path):
     with open(out / "final_loss_vs_lr.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     payload = json.loads((out / "sweep.json").read_text())
-    assert payload["problem"] == "digits-mlp" and payload["steps"] == 3
+    assert payload["problem"] == "linear-regression" and payload["steps"] == 3
     assert len(payload["results"]) == 12 and len(payload["curves"]) == 12
     finals = [r["final_loss"] for r in payload["results"]]
     assert finals == sorted(finals)  # best first
@@ -62,6 +62,18 @@ def test_cli_sweep_end_to_end(tmp_path):
     # The CSV's curves are the JSON's.
     first = [float(r["loss"]) for r in rows[:3]]
     np.testing.assert_allclose(first, payload["curves"][0]["loss"], rtol=1e-6)
+
+
+def test_cli_digits_table_has_held_out_accuracy(tmp_path, capsys):
+    code = main(
+        ["sweep", "--problem", "digits-mlp", "--optimizer", "adam", "--learning-rate", "1e-2,1e-1",
+         "--steps", "2", "--out", str(tmp_path), "--no-plot"]
+    )  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "held-out acc" in text and "%" in text
+    payload = json.loads((tmp_path / "sweep.json").read_text())
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in payload["results"])
 
 
 def test_cli_user_problem_and_divergence(tmp_path, monkeypatch, capsys):
