@@ -34,7 +34,7 @@ def test_cli_sweep_end_to_end(tmp_path):
         "--optimizer", "adam,sgd(momentum=0.9)", "--learning-rate", "1e-3:1e-1:3",
         "--weight-decay", "0,1e-4", "--steps", "3", "--out", str(out),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "best first" in text and "final loss" in text
