@@ -34,7 +34,7 @@ lint: $(STAMP)
 # Regenerates tests/fixtures/torch_*.npz (needs torch==2.13.0; CI never runs this).
 fixtures: $(STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python tests/make_torch_fixtures.py
+	$(BIN)/python tests/torch_fixtures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache benchmarks/results/*.tmp

@@ -45,6 +45,7 @@ class ScaleByMomentum(Transform):
 
     def __post_init__(self):
         object.__setattr__(self, "momentum", as_schedule(self.momentum))
+        object.__setattr__(self, "dampening", as_schedule(self.dampening))
         _checks.check_choice("sgd", "momentum_form", self.form, ("heavy_ball", "ema"))
         _checks.check_unit_interval("sgd", "momentum", self.momentum, high_open=False)
         _checks.check_unit_interval("sgd", "dampening", self.dampening, high_open=False)
@@ -56,6 +57,7 @@ class ScaleByMomentum(Transform):
 
     def _update(self, updates, state, params, **extra):
         mu = value_at(self.momentum, state.count)
+        dampening = value_at(self.dampening, state.count)
         first = state.count == 0
 
         def leaf(g, b):
@@ -65,7 +67,7 @@ class ScaleByMomentum(Transform):
                 b_new = m * bc + (1 - m) * gc
                 u = (1 - m) * gc + m * b_new if self.nesterov else b_new
             else:
-                damp = _tree.hp(self.dampening, cd)
+                damp = _tree.hp(dampening, cd)
                 b_new = jnp.where(first, gc, m * bc + (1 - damp) * gc)
                 u = gc + m * b_new if self.nesterov else b_new
             return u.astype(g.dtype), b_new.astype(b.dtype)
@@ -113,7 +115,8 @@ def sgd(
       {learning_rate}
       momentum: None (no buffer, plain SGD) or a coefficient in [0, 1] (float, array or
         schedule). 0.0 keeps a buffer multiplied by zero.
-      dampening: torch's dampening in [0, 1]; ignored by ``momentum_form="ema"``.
+      dampening: torch's dampening in [0, 1] (float, array or schedule); ignored by
+        ``momentum_form="ema"``.
       nesterov: Nesterov momentum (needs a momentum; torch also requires dampening == 0).
       {weight_decay}
       momentum_form: ``"heavy_ball"`` (torch, and Optax's ``trace`` when dampening == 0) or
