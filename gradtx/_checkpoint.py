@@ -171,9 +171,10 @@ def check_state(tx: Any, state: Any, params: Any) -> None:
         )
     exp_leaves = jax.tree_util.tree_flatten_with_path(expected)[0]
     for (p, e), g in zip(exp_leaves, jax.tree.leaves(state)):
-        if jnp.dtype(e.dtype) != jnp.result_type(g):
+        got_dtype = getattr(g, "dtype", None) or np.asarray(g).dtype
+        if e.dtype != got_dtype:
             raise TreeMismatchError(
                 f"{where}: the state does not match tx.init(params) at {path_str(p)}: expected "
-                f"dtype {jnp.dtype(e.dtype).name}, got {jnp.result_type(g).name} (mu_dtype, "
-                f"nu_dtype or the params' dtype changed). {hint}"
+                f"dtype {e.dtype}, got {got_dtype} (mu_dtype, nu_dtype or the params' dtype "
+                f"changed). {hint}"
             )
