@@ -82,9 +82,9 @@ class ScaleByNovograd(Transform):
             _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")
             out = jax.tree.map(leaf, updates, state.m, state.v, params, mask)
         else:
-            out = _tree.tree_map_with_check(
-                self.where(), leaf, updates, state.m, state.v, names=("m", "v")
-            )
+            # v holds one scalar per leaf, so only m is checked against the updates' shapes.
+            _checks.check_same_tree(self.where(), state.m, updates, "m", "updates")
+            out = jax.tree.map(leaf, updates, state.m, state.v)
         u, m, v = _tree.tree_unzip(updates, out, 3)
         return u, NovoGradState(_tree.safe_increment(state.count), m, v)
 
