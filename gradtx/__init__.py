@@ -202,6 +202,10 @@ from .optimizers.schedule_free import schedule_free_eval_params as schedule_free
 from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 
 # --- sweeps (issue: sweeps) ---
+from .sweep._lr_finder import LRFinderResult as LRFinderResult
+from .sweep._lr_finder import lr_finder as lr_finder
+from .sweep._sweep import SweepResult as SweepResult
+from .sweep._sweep import sweep as sweep  # after the subpackage import: gradtx.sweep is the function
 
 # --- performance: grouped path, fused step (issue: performance) ---
 from ._grouped import Grouped as Grouped

@@ -358,6 +358,7 @@ from .schedules._warmup import (  # noqa: E402
     warmup_exponential_decay,
     warmup_stable_decay,
 )
+from .transforms._averaging import swa_schedule  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,6 +452,8 @@ _SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("join", join, ([linear(0.0, 0.1, 10), cosine_decay(0.1, 50)], [10]),
                  values=("schedules[0].end_value", "schedules[1].init_value"),
                  steps=("boundaries[0]", "schedules[1].decay_steps")),
+    ScheduleSpec("swa_schedule", swa_schedule, (0.1, 0.01, 50, 10), values=("base", "swa_lr"),
+                 steps=("start_step", "anneal_steps")),
     ScheduleSpec("multiply", multiply, (warmup_constant(0.0, 1.0, 10), exponential_decay(0.1, 0.95)),
                  values=("schedules[1].init_value",), steps=("schedules[0].warmup_steps",)),
 ]

@@ -53,6 +53,7 @@ def sgd(
     """torch.optim.SGD; ``ema=True`` is the seed tutorial's ``b = m*b + (1-m)*g`` from zero.
 
     heavy ball: b_1 = g_1, b_t = m*b + (1-damp)*g;  d = g + m*b (nesterov) or b
+                (momentum 0 or None: no buffer, d = g, as torch's ``if momentum != 0``)
     ema:        b_t = m*b + (1-m)*g (b_0 = 0);      d = (1-m)*g + m*b (nesterov) or b
     p <- p - lr * d
     """
@@ -66,7 +67,7 @@ def sgd(
         for i, g in enumerate(gs):
             g = _prepare(g, p[i], maximize, wd, dec[i])
             d = g
-            if momentum is not None:
+            if momentum:  # None or 0: plain gradient step (ema with m = 0 is g too)
                 m = momentum
                 if ema:
                     prev = np.zeros_like(g) if buf[i] is None else buf[i]

@@ -73,6 +73,22 @@ CASES = [
     C("sgd-mom", lambda: gradtx.sgd(0.1, 0.9), ref.sgd, lr=0.1, momentum=0.9),
     C("sgd-mom0", lambda: gradtx.sgd(0.1, 0.0), ref.sgd, lr=0.1, momentum=0.0),
     C(
+        "sgd-mom0-damp",
+        lambda: gradtx.sgd(0.1, 0.0, dampening=0.5),
+        ref.sgd,
+        lr=0.1,
+        momentum=0.0,
+        dampening=0.5,
+    ),
+    C(
+        "sgd-ema-mom0",
+        lambda: gradtx.sgd(0.1, 0.0, momentum_form="ema"),
+        ref.sgd,
+        lr=0.1,
+        momentum=0.0,
+        ema=True,
+    ),
+    C(
         "sgd-damp",
         lambda: gradtx.sgd(0.1, 0.9, dampening=0.3),
         ref.sgd,

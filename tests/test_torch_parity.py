@@ -41,6 +41,7 @@ CASES = {
     "sgd_max": lambda: gradtx.sgd(0.1, maximize=True),
     "sgd_max_wd": lambda: gradtx.sgd(0.1, weight_decay=0.1, maximize=True),
     "sgd_mom": lambda: gradtx.sgd(0.05, 0.9),
+    "sgd_mom0_damp": lambda: gradtx.sgd(0.1, 0.0, dampening=0.5),
     "sgd_mom_damp": lambda: gradtx.sgd(0.05, 0.9, dampening=0.5),
     "sgd_nesterov": lambda: gradtx.sgd(0.05, 0.9, nesterov=True),
     "sgd_nesterov_wd_max": lambda: gradtx.sgd(

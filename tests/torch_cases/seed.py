@@ -32,6 +32,7 @@ CASES = [
     ("sgd_max", "SGD", {"lr": 0.1, "maximize": True}, None, None),
     ("sgd_max_wd", "SGD", {"lr": 0.1, "weight_decay": 0.1, "maximize": True}, None, None),
     ("sgd_mom", "SGD", {"lr": 0.05, "momentum": 0.9}, None, None),
+    ("sgd_mom0_damp", "SGD", {"lr": 0.1, "momentum": 0.0, "dampening": 0.5}, None, None),
     ("sgd_mom_damp", "SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.5}, None, None),
     ("sgd_nesterov", "SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}, None, None),
     (
