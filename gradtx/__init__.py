@@ -95,6 +95,8 @@ from .optimizers.ademamix import scale_by_ademamix as scale_by_ademamix
 from .optimizers.adopt import ADOPTState as ADOPTState
 from .optimizers.adopt import adopt as adopt
 from .optimizers.adopt import scale_by_adopt as scale_by_adopt
+from .optimizers.prodigy import ProdigyState as ProdigyState
+from .optimizers.prodigy import prodigy as prodigy
 from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
 from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
 from .optimizers.schedule_free import schedule_free_eval_params as schedule_free_eval_params

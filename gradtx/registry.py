@@ -173,6 +173,7 @@ _OPTAX_CATALOGUE: list[Spec] = [
 # --- modern optimizers (issue: catalogue) -----------------------------------------------------
 from .optimizers.ademamix import ademamix  # noqa: E402
 from .optimizers.adopt import adopt  # noqa: E402
+from .optimizers.prodigy import prodigy  # noqa: E402
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
 
 _MODERN: list[Spec] = [
@@ -190,6 +191,10 @@ _MODERN: list[Spec] = [
     Spec("ademamix", ademamix, {"b3": 0.99}, 0.05, 600,
          invalid=(({"b3": 1.5}, "b3 must be in [0, 1), got 1.5"),)),
     Spec("ademamix", ademamix, {"b3": 0.99, "warmup_steps": 100}, 0.05, 600),
+    Spec("prodigy", prodigy, {}, 1.0, 300,
+         invalid=(({"d0": 0.0}, "d0 must be in (0, inf), got 0.0"),)),
+    Spec("prodigy", prodigy, {"weight_decay": 1e-3, "bias_correction": True,
+                              "safeguard_warmup": True}, 1.0, 300, convergence_tol=1e-2),
 ]  # fmt: skip
 
 OPTIMIZERS: dict[str, Spec] = {

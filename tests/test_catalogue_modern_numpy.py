@@ -203,3 +203,56 @@ def test_ademamix_matches_paper(kw, x64):
         kw.get("warmup_steps"),
     )
     assert_close(ours, ref)
+
+
+# --- Prodigy (Mishchenko & Defazio 2024, Algorithm for Adam) ---------------------------------
+
+
+def prodigy_np(lr, b1, b2, eps, d0, wd=0.0, bias_correction=False, safeguard=False):
+    b3 = np.sqrt(b2)
+    x0 = {k: v.copy() for k, v in P0.items()}
+    x = {k: v.copy() for k, v in P0.items()}
+    m = {k: np.zeros_like(v) for k, v in P0.items()}
+    v = {k: np.zeros_like(a) for k, a in P0.items()}
+    s = {k: np.zeros_like(a) for k, a in P0.items()}
+    r, d = 0.0, d0
+    out = []
+    for k in range(STEPS):
+        g = grad_np(x, k)
+        c = np.sqrt(1 - b2 ** (k + 1)) / (1 - b1 ** (k + 1)) if bias_correction else 1.0
+        w = lr * d**2 * c
+        ws = d**2 if safeguard else w
+        r = b3 * r + (1 - b3) * w * sum(np.sum(g[n] * (x0[n] - x[n])) for n in P0)
+        for n in P0:
+            m[n] = b1 * m[n] + (1 - b1) * d * g[n]
+            v[n] = b2 * v[n] + (1 - b2) * d**2 * g[n] ** 2
+            s[n] = b3 * s[n] + (1 - b3) * ws * g[n]
+        d_new = max(d, r / sum(np.sum(np.abs(s[n])) for n in P0))
+        for n in P0:
+            x[n] = x[n] - lr * d * c * (m[n] / (np.sqrt(v[n]) + d * eps) + wd * x[n])
+        d = d_new
+        out.append({n: a.copy() for n, a in x.items()})
+    return out
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(b1=0.8, b2=0.99, eps=1e-6, d0=1e-3, weight_decay=0.1),
+     dict(bias_correction=True, safeguard_warmup=True, d0=1e-4)],
+    ids=["default", "options", "bias-correction-safeguard"],
+)  # fmt: skip
+def test_prodigy_matches_paper(kw, x64):
+    ours, state = run_gradtx(gradtx.prodigy(0.5, **kw))
+    ref = prodigy_np(
+        0.5,
+        kw.get("b1", 0.9),
+        kw.get("b2", 0.999),
+        kw.get("eps", 1e-8),
+        kw.get("d0", 1e-6),
+        kw.get("weight_decay", 0.0),
+        kw.get("bias_correction", False),
+        kw.get("safeguard_warmup", False),
+    )
+    assert_close(ours, ref)
+    if not kw.get("safeguard_warmup"):
+        assert float(state[0].d) > kw.get("d0", 1e-6)  # the estimate grew
