@@ -95,6 +95,9 @@ from .optimizers.ademamix import scale_by_ademamix as scale_by_ademamix
 from .optimizers.adopt import ADOPTState as ADOPTState
 from .optimizers.adopt import adopt as adopt
 from .optimizers.adopt import scale_by_adopt as scale_by_adopt
+from .optimizers.mars import MARSState as MARSState
+from .optimizers.mars import mars as mars
+from .optimizers.mars import scale_by_mars as scale_by_mars
 from .optimizers.prodigy import ProdigyState as ProdigyState
 from .optimizers.prodigy import prodigy as prodigy
 from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState

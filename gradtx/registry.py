@@ -173,6 +173,7 @@ _OPTAX_CATALOGUE: list[Spec] = [
 # --- modern optimizers (issue: catalogue) -----------------------------------------------------
 from .optimizers.ademamix import ademamix  # noqa: E402
 from .optimizers.adopt import adopt  # noqa: E402
+from .optimizers.mars import mars  # noqa: E402
 from .optimizers.prodigy import prodigy  # noqa: E402
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
 
@@ -195,6 +196,9 @@ _MODERN: list[Spec] = [
          invalid=(({"d0": 0.0}, "d0 must be in (0, inf), got 0.0"),)),
     Spec("prodigy", prodigy, {"weight_decay": 1e-3, "bias_correction": True,
                               "safeguard_warmup": True}, 1.0, 300, convergence_tol=1e-2),
+    Spec("mars", mars, {}, 0.05, 300,
+         invalid=(({"gamma": -1.0}, "gamma must be in [0, inf), got -1.0"),)),
+    Spec("mars", mars, {"weight_decay": 1e-3, "gamma": 0.1}, 0.05, 300, convergence_tol=1e-2),
 ]  # fmt: skip
 
 OPTIMIZERS: dict[str, Spec] = {

@@ -256,3 +256,49 @@ def test_prodigy_matches_paper(kw, x64):
     assert_close(ours, ref)
     if not kw.get("safeguard_warmup"):
         assert float(state[0].d) > kw.get("d0", 1e-6)  # the estimate grew
+
+
+# --- MARS (Yuan et al. 2024, Algorithm 2: MARS-AdamW, approximate form) ---------------------
+
+
+def mars_np(lr, b1, b2, eps, gamma, wd, clip=True):
+    p = {k: v.copy() for k, v in P0.items()}
+    m = {k: np.zeros_like(v) for k, v in P0.items()}
+    v = {k: np.zeros_like(a) for k, a in P0.items()}
+    g_prev = None
+    out = []
+    for t in range(1, STEPS + 1):
+        g = grad_np(p, t - 1)
+        if g_prev is None:
+            g_prev = g
+        for k in P0:
+            c = g[k] + gamma * b1 / (1 - b1) * (g[k] - g_prev[k])
+            n = np.linalg.norm(c)
+            if clip and n > 1:
+                c = c / n
+            m[k] = b1 * m[k] + (1 - b1) * c
+            v[k] = b2 * v[k] + (1 - b2) * c**2
+            mh, vh = m[k] / (1 - b1**t), v[k] / (1 - b2**t)
+            p[k] = p[k] - lr * (mh / (np.sqrt(vh) + eps) + wd * p[k])
+        g_prev = g
+        out.append({k: a.copy() for k, a in p.items()})
+    return out
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.1, gamma=0.5, clip_norm=False)],
+    ids=["default", "options"],
+)
+def test_mars_matches_paper(kw, x64):
+    ours, _ = run_gradtx(gradtx.mars(0.01, **kw))
+    ref = mars_np(
+        0.01,
+        kw.get("b1", 0.95),
+        kw.get("b2", 0.99),
+        kw.get("eps", 1e-8),
+        kw.get("gamma", 0.025),
+        kw.get("weight_decay", 0.0),
+        kw.get("clip_norm", True),
+    )
+    assert_close(ours, ref)
