@@ -104,6 +104,9 @@ from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
 from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
 from .optimizers.schedule_free import schedule_free_eval_params as schedule_free_eval_params
 from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
+from .optimizers.soap import SOAPState as SOAPState
+from .optimizers.soap import scale_by_soap as scale_by_soap
+from .optimizers.soap import soap as soap
 
 # --- sweeps (issue: sweeps) ---
 

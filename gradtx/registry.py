@@ -179,6 +179,7 @@ from .optimizers.adopt import adopt  # noqa: E402
 from .optimizers.mars import mars  # noqa: E402
 from .optimizers.prodigy import prodigy  # noqa: E402
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
+from .optimizers.soap import soap  # noqa: E402
 
 _MODERN: list[Spec] = [
     Spec("schedule_free_sgd", schedule_free_sgd, {}, 0.1, 300,
@@ -202,6 +203,9 @@ _MODERN: list[Spec] = [
     Spec("mars", mars, {}, 0.05, 300,
          invalid=(({"gamma": -1.0}, "gamma must be in [0, inf), got -1.0"),)),
     Spec("mars", mars, {"weight_decay": 1e-3, "gamma": 0.1}, 0.05, 300, convergence_tol=1e-2),
+    Spec("soap", soap, {"weight_decay": 0.0}, 0.05, 300,
+         invalid=(({"b2": 1.5}, "b2 must be in [0, 1), got 1.5"),)),
+    Spec("soap", soap, {"precondition_frequency": 2}, 0.05, 300, convergence_tol=1e-2),
 ]  # fmt: skip
 
 OPTIMIZERS: dict[str, Spec] = {
