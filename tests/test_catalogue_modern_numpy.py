@@ -94,7 +94,7 @@ SF_CASES = [
 
 @pytest.mark.parametrize("case", SF_CASES, ids=[c[0] for c in SF_CASES])
 def test_schedule_free_matches_paper(case, x64):
-    name, kw, lr_fn, b1, wd, warmup, adam = case
+    _, kw, lr_fn, b1, wd, warmup, adam = case
     factory = gradtx.schedule_free_adamw if adam else gradtx.schedule_free_sgd
     tx = factory(lr_fn(0), b1=b1, **kw)
     ours, state = run_gradtx(tx)
@@ -107,7 +107,7 @@ def test_schedule_free_matches_paper(case, x64):
 def test_schedule_free_uses_schedule_zero_first(x64):
     # A schedule that is 0 at count 0: the first update must not move anything (Optax's
     # schedule_free evaluates its averaging weight at count 1 instead).
-    sched = lambda c: 0.1 * jnp.minimum(jnp.asarray(c, jnp.float64), 1.0)  # noqa: E731
+    sched = lambda c: 0.1 * jnp.minimum(jnp.asarray(c, jnp.float64), 1.0)
     ours, _ = run_gradtx(gradtx.schedule_free_sgd(sched, b1=0.9))
     for k in P0:
         np.testing.assert_array_equal(ours[0][k], P0[k])

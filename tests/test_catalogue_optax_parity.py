@@ -41,7 +41,7 @@ def _grads():
 GRADS = _grads()
 LOSSES = [float(x) for x in np.linspace(3.0, 0.5, STEPS)]
 MASK = {"w": True, "b": False, "c": True}
-DECAY = lambda c: 0.1 * 0.9 ** jnp.asarray(c, jnp.float32)  # noqa: E731  both accept it
+DECAY = lambda c: 0.1 * 0.9 ** jnp.asarray(c, jnp.float32)
 
 
 STACKED = jax.tree.map(lambda *xs: jnp.stack(xs), *GRADS)

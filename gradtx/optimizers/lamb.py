@@ -19,9 +19,9 @@ from .adam import scale_by_adam
 class ScaleByTrustRatio(Transform):
     """Per-leaf trust ratio (stateless; needs params)::
 
-        r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
-        r = 1                                   where either norm is 0
-        u <- r * u                              on the leaves where ``mask`` is True
+    r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
+    r = 1                                   where either norm is 0
+    u <- r * u                              on the leaves where ``mask`` is True
     """
 
     min_norm: Any = 0.0

@@ -23,11 +23,11 @@ class MARSState(NamedTuple):
 class ScaleByMARS(Transform):
     """MARS-AdamW's direction (approximate MARS; no learning rate), t = 1, 2, ...::
 
-        c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1})    (g_0 = g_1: no correction at t = 1)
-        c_t <- c_t / ||c_t||  where ||c_t|| > 1                 (per leaf; clip_norm=False skips)
-        m_t = b1 * m_{t-1} + (1 - b1) * c_t
-        v_t = b2 * v_{t-1} + (1 - b2) * c_t^2
-        u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
+    c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1})    (g_0 = g_1: no correction at t = 1)
+    c_t <- c_t / ||c_t||  where ||c_t|| > 1                 (per leaf; clip_norm=False skips)
+    m_t = b1 * m_{t-1} + (1 - b1) * c_t
+    v_t = b2 * v_{t-1} + (1 - b2) * c_t^2
+    u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
     """
 
     b1: Any = 0.95
@@ -71,7 +71,12 @@ class ScaleByMARS(Transform):
             m_hat = m_new / _tree.bias_correction(b1, t, rd)
             v_hat = v_new / _tree.bias_correction(b2, t, rd)
             u = m_hat / (jnp.sqrt(v_hat) + _tree.hp(self.eps, rd))
-            return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype), g.astype(gp.dtype)
+            return (
+                u.astype(g.dtype),
+                m_new.astype(m.dtype),
+                v_new.astype(v.dtype),
+                g.astype(gp.dtype),
+            )
 
         out = _tree.tree_map_with_check(
             self.where(), leaf, updates, state.m, state.v, state.g_prev, names=("m", "v", "g_prev")

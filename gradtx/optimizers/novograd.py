@@ -23,10 +23,10 @@ class NovoGradState(NamedTuple):
 class ScaleByNovograd(Transform):
     """NovoGrad's direction (no learning rate), per leaf::
 
-        v_1 = ||g_1||^2;       v_t = b2 * v_{t-1} + (1 - b2) * ||g_t||^2
-        d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
-        m_1 = d_1;             m_t = b1 * m_{t-1} + d_t
-        u_t = m_t
+    v_1 = ||g_1||^2;       v_t = b2 * v_{t-1} + (1 - b2) * ||g_t||^2
+    d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
+    m_1 = d_1;             m_t = b1 * m_{t-1} + d_t
+    u_t = m_t
     """
 
     b1: Any = 0.9

@@ -146,7 +146,11 @@ class ScaleBySOAP(Transform):
             n = to_rot(m_new) / (jnp.sqrt(v_new) + _tree.hp(self.eps, rd))
             u = from_rot(n)
             if self.bias_correction:
-                u = u * jnp.sqrt(_tree.bias_correction(b2, t, rd)) / _tree.bias_correction(b1, t, rd)
+                u = (
+                    u
+                    * jnp.sqrt(_tree.bias_correction(b2, t, rd))
+                    / _tree.bias_correction(b1, t, rd)
+                )
             if L is not None:
                 QL_new = refreshed(L_new, QL)
             if R is not None:
