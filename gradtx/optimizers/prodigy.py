@@ -159,22 +159,22 @@ def prodigy(
 ):
     """Prodigy (Adam version).
 
-    Update rule (k = 0, 1, ...; gamma_k = learning_rate(k); d_0 = d0)::
+    Update rule (t = 1, 2, ...; gamma_t = learning_rate(t - 1); d_0 = d0; g_t taken at x_{t-1})::
 
-        m_{k+1} = b1 * m_k + (1 - b1) * d_k * g_k
-        v_{k+1} = b2 * v_k + (1 - b2) * d_k^2 * g_k^2
-        r_{k+1} = b3 * r_k + (1 - b3) * gamma_k * d_k^2 * <g_k, x_0 - x_k>
-        s_{k+1} = b3 * s_k + (1 - b3) * gamma_k * d_k^2 * g_k
-        d_{k+1} = max(d_k, d_coef * r_{k+1} / ||s_{k+1}||_1)
-        x_{k+1} = x_k - gamma_k * d_k * (m_{k+1} / (sqrt(v_{k+1}) + d_k * eps)
-                                         + weight_decay * x_k)
+        m_t = b1 * m_{t-1} + (1 - b1) * d_{t-1} * g_t
+        v_t = b2 * v_{t-1} + (1 - b2) * d_{t-1}^2 * g_t^2
+        r_t = b3 * r_{t-1} + (1 - b3) * gamma_t * d_{t-1}^2 * <g_t, x_0 - x_{t-1}>
+        s_t = b3 * s_{t-1} + (1 - b3) * gamma_t * d_{t-1}^2 * g_t
+        d_t = max(d_{t-1}, d_coef * r_t / ||s_t||_1)
+        x_t = x_{t-1} - gamma_t * d_{t-1} * (m_t / (sqrt(v_t) + d_{t-1} * eps)
+                                             + weight_decay * x_{t-1})
 
     Args:
       learning_rate: gamma, a multiplier of the estimated step (1.0; float, array or schedule).
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the second moment, in [0, 1).
-      eps: added to ``sqrt(v)`` (scaled by ``d_k``), >= 0.
-      weight_decay: decoupled decay coefficient >= 0, scaled by ``gamma_k * d_k`` like the step
+      eps: added to ``sqrt(v)`` (scaled by ``d_{t-1}``), >= 0.
+      weight_decay: decoupled decay coefficient >= 0, scaled by ``gamma_t * d_{t-1}`` like the step
         (the authors' ``decouple=True``, Optax's).
       b3: decay of ``r`` and ``s`` in [0, 1); None is ``sqrt(b2)`` (the paper's).
       d0: the initial estimate of d, > 0.
@@ -190,7 +190,7 @@ def prodigy(
 
     Conventions: the paper's Algorithm (Adam version), which is the authors' default. With
     ``bias_correction=True`` it is ``optax.contrib.prodigy`` except that the ``d * eps`` term
-    uses d_k (the paper) where Optax uses d_{k+1}.
+    uses d_{t-1} (the paper) where Optax uses d_t.
 
     References:
       Mishchenko, Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free Learner",
