@@ -174,15 +174,15 @@ def prodigy(
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the second moment, in [0, 1).
       eps: added to ``sqrt(v)`` (scaled by ``d_{t-1}``), >= 0.
-      weight_decay: decoupled decay coefficient >= 0, scaled by ``gamma_t * d_{t-1}`` like the step
-        (the authors' ``decouple=True``, Optax's).
+      weight_decay: decoupled decay coefficient >= 0, scaled by ``gamma_t * d_{t-1}`` like the
+        step (the authors' ``decouple=True``, Optax's).
       b3: decay of ``r`` and ``s`` in [0, 1); None is ``sqrt(b2)`` (the paper's).
       d0: the initial estimate of d, > 0.
       d_coef: multiplier of the estimate, > 0.
       bias_correction: multiply the step and the weights of ``r`` and ``s`` by
-        ``sqrt(1 - b2^(k+1)) / (1 - b1^(k+1))`` (the authors' ``use_bias_correction``;
+        ``sqrt(1 - b2^t) / (1 - b1^t)`` (the authors' ``use_bias_correction``;
         ``optax.contrib.prodigy`` always does).
-      safeguard_warmup: weigh ``s`` by ``d_k^2`` alone (no learning rate), which keeps a
+      safeguard_warmup: weigh ``s`` by ``d_{t-1}^2`` alone (no learning rate), which keeps a
         warmup from inflating the estimate (the authors' and Optax's option).
       {maximize}
       weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
