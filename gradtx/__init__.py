@@ -46,10 +46,111 @@ from .transforms._scaling import negate as negate
 from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 
 # --- schedules family (issue: schedules) ---
+from ._transform import as_schedule as as_schedule
+from ._transform import value_at as value_at
+from .schedules._cosine import CosineRestarts as CosineRestarts
+from .schedules._cosine import WarmupCosineDecay as WarmupCosineDecay
+from .schedules._cosine import cosine_restarts as cosine_restarts
+from .schedules._cosine import warmup_cosine_decay as warmup_cosine_decay
+from .schedules._cyclic import Cyclic as Cyclic
+from .schedules._cyclic import OneCycle as OneCycle
+from .schedules._cyclic import OneCycleMomentum as OneCycleMomentum
+from .schedules._cyclic import cyclic as cyclic
+from .schedules._cyclic import onecycle as onecycle
+from .schedules._cyclic import onecycle_momentum as onecycle_momentum
+from .schedules._join import Join as Join
+from .schedules._join import Multiply as Multiply
+from .schedules._join import multiply as multiply
+from .schedules._piecewise import PiecewiseInterpolate as PiecewiseInterpolate
+from .schedules._piecewise import piecewise_interpolate as piecewise_interpolate
+from .schedules._plateau import ReduceOnPlateau as ReduceOnPlateau
+from .schedules._plateau import ReduceOnPlateauState as ReduceOnPlateauState
+from .schedules._plateau import reduce_on_plateau as reduce_on_plateau
+from .schedules._plot import plot_schedules as plot_schedules
+from .schedules._plot import schedule_values as schedule_values
+from .schedules._polynomial import InverseSqrt as InverseSqrt
+from .schedules._polynomial import Polynomial as Polynomial
+from .schedules._polynomial import inverse_sqrt as inverse_sqrt
+from .schedules._polynomial import polynomial as polynomial
+from .schedules._warmup import WarmupConstant as WarmupConstant
+from .schedules._warmup import WarmupExponentialDecay as WarmupExponentialDecay
+from .schedules._warmup import WarmupStableDecay as WarmupStableDecay
+from .schedules._warmup import warmup_constant as warmup_constant
+from .schedules._warmup import warmup_exponential_decay as warmup_exponential_decay
+from .schedules._warmup import warmup_stable_decay as warmup_stable_decay
 
 # --- composition: masks, partition, clipping, accumulation, safety, averaging (issue: composition) ---
+from ._mask import mask_fn as mask_fn
+from .transforms._accumulate import AccumulateState as AccumulateState
+from .transforms._accumulate import accumulate as accumulate
+from .transforms._averaging import EmaParamsState as EmaParamsState
+from .transforms._averaging import LookaheadState as LookaheadState
+from .transforms._averaging import SwaState as SwaState
+from .transforms._averaging import ema_params as ema_params
+from .transforms._averaging import eval_params as eval_params
+from .transforms._averaging import lookahead as lookahead
+from .transforms._averaging import swa as swa
+from .transforms._averaging import swa_schedule as swa_schedule
+from .transforms._clipping import ClipState as ClipState
+from .transforms._clipping import adaptive_grad_clip as adaptive_grad_clip
+from .transforms._clipping import clip as clip
+from .transforms._clipping import clip_by_block_rms as clip_by_block_rms
+from .transforms._clipping import clip_by_global_norm as clip_by_global_norm
+from .transforms._clipping import clip_updates as clip_updates
+from .transforms._clipping import unitwise_norm as unitwise_norm
+from .transforms._finite import ApplyIfFiniteState as ApplyIfFiniteState
+from .transforms._finite import ZeroNansState as ZeroNansState
+from .transforms._finite import apply_if_finite as apply_if_finite
+from .transforms._finite import zero_nans as zero_nans
+from .transforms._logging import current_hyperparams as current_hyperparams
+from .transforms._masking import MaskedState as MaskedState
+from .transforms._masking import decay_mask as decay_mask
+from .transforms._masking import freeze as freeze
+from .transforms._masking import key_path_str as key_path_str
+from .transforms._masking import mask_by_path as mask_by_path
+from .transforms._masking import masked as masked
+from .transforms._momentum import EmaState as EmaState
+from .transforms._momentum import TraceState as TraceState
+from .transforms._momentum import ema as ema
+from .transforms._momentum import trace as trace
+from .transforms._noise import AddNoiseState as AddNoiseState
+from .transforms._noise import add_noise as add_noise
+from .transforms._partition import PartitionState as PartitionState
+from .transforms._partition import label_by_path as label_by_path
+from .transforms._partition import partition as partition
+from .transforms._partition import reset_group as reset_group
+from .transforms._shaping import centralize as centralize
+from .transforms._shaping import keep_params_nonnegative as keep_params_nonnegative
+from .transforms._shaping import scale_by_sign as scale_by_sign
+from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
 # --- torch.optim catalogue (issue: catalogue) ---
+from .optimizers.adadelta import AdadeltaState as AdadeltaState
+from .optimizers.adadelta import adadelta as adadelta
+from .optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
+from .optimizers.adafactor import AdafactorState as AdafactorState
+from .optimizers.adafactor import adafactor as adafactor
+from .optimizers.adafactor import scale_by_adafactor as scale_by_adafactor
+from .optimizers.adamax import AdamaxState as AdamaxState
+from .optimizers.adamax import adamax as adamax
+from .optimizers.adamax import scale_by_adamax as scale_by_adamax
+from .optimizers.asgd import ASGDState as ASGDState
+from .optimizers.asgd import asgd as asgd
+from .optimizers._accessors import asgd_averaged_params as asgd_averaged_params
+from .optimizers.asgd import scale_by_asgd as scale_by_asgd
+from .optimizers.muon import MuonSplitState as MuonSplitState
+from .optimizers.muon import MuonState as MuonState
+from .optimizers.muon import muon as muon
+from .optimizers.muon import scale_by_muon as scale_by_muon
+from .optimizers.nadam import NAdamState as NAdamState
+from .optimizers.nadam import nadam as nadam
+from .optimizers.nadam import scale_by_nadam as scale_by_nadam
+from .optimizers.radam import RAdamState as RAdamState
+from .optimizers.radam import radam as radam
+from .optimizers.radam import scale_by_radam as scale_by_radam
+from .optimizers.rprop import RpropState as RpropState
+from .optimizers.rprop import rprop as rprop
+from .optimizers.rprop import scale_by_rprop as scale_by_rprop
 
 # --- Optax catalogue (issue: catalogue) ---
 from .optimizers.adabelief import AdaBeliefState as AdaBeliefState
@@ -111,8 +212,23 @@ from .optimizers.soap import soap as soap
 # --- sweeps (issue: sweeps) ---
 
 # --- performance: grouped path, fused step (issue: performance) ---
+from ._grouped import Grouped as Grouped
+from ._grouped import GroupedState as GroupedState
+from ._grouped import grouped as grouped
+from ._step import step as step
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+from ._checkpoint import check_state as check_state
+from ._checkpoint import load_npz as load_npz
+from ._checkpoint import save_npz as save_npz
+from ._precision import MasterWeightsState as MasterWeightsState
+from ._precision import WithMasterWeights as WithMasterWeights
+from ._precision import with_master_weights as with_master_weights
+from ._sharding import Zero1 as Zero1
+from ._sharding import bytes_per_device as bytes_per_device
+from ._sharding import shard_state as shard_state
+from ._sharding import state_shardings as state_shardings
+from ._sharding import zero1 as zero1
 
 from . import registry as registry  # last: it imports the factories above
 

@@ -126,7 +126,7 @@ def first_difference(expected: Any, got: Any) -> tuple[str, str, str] | None:
         g = got_map[key]
         if (v is None) != (g is None):
             return key, _describe(v), _describe(g)
-        if v is not None and getattr(v, "shape", None) != getattr(g, "shape", None):
+        if v is not None and np.shape(v) != np.shape(g):  # Python numbers are shape ()
             return key, _describe(v), _describe(g)
     for p, g in got_:
         key = path_str(p)

@@ -188,7 +188,7 @@ class GradientTransformationLike(Protocol):
     def update(self, updates: Updates, state: OptState, params: Params = None) -> Any: ...
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
+@functools.partial(jax.jit, static_argnums=(2,), keep_unused=True)
 def _compiled_init(tx: Transform, params: Params, shardings: tuple[Any, ...] | None) -> OptState:
     leaves = jax.tree.leaves(params)
     with _tree.param_shardings(leaves, shardings):
@@ -199,6 +199,12 @@ def _compiled_init(tx: Transform, params: Params, shardings: tuple[Any, ...] | N
 def _compiled_update(
     tx: Transform, updates: Updates, state: OptState, params: Params, extra: dict[str, Any]
 ) -> tuple[Updates, OptState]:
+    # Checked while tracing only, so they cost nothing per step. Transforms that keep per-leaf
+    # state also check the updates against it (naming the buffer).
+    where = tx.where()
+    _checks.check_float_leaves(where, updates, "updates")
+    if params is not None:
+        _checks.check_same_tree(where, params, updates, "params", "updates")
     return tx._update(updates, state, params, **extra)
 
 
@@ -249,6 +255,32 @@ class Transform(_ReprMixin):
         self, updates: Updates, state: OptState, params: Params, **extra: Any
     ) -> tuple[Updates, OptState]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # Logging hooks, read by ``gradtx.current_hyperparams``.
+    def _hyperparams(self, state: OptState) -> dict[str, Any]:
+        """The hyperparameter values this transform used at its last step.
+
+        The default reports ``learning_rate`` (always) and every scheduled field, evaluated at
+        ``state.count - 1`` (the count the last step used; 0 before the first step). A transform
+        whose effective value lives in its state (a plateau scale, say) overrides this.
+        """
+        count = getattr(state, "count", None)
+        if callable(count):  # tuple.count on a state without a count field
+            count = None
+        last = None if count is None else jnp.maximum(jnp.asarray(count) - 1, 0)
+        out: dict[str, Any] = {}
+        for name in getattr(self, "_data_fields", ()):
+            v = getattr(self, name)
+            if isinstance(v, Schedule):
+                if last is not None:
+                    out[name] = v(last)
+            elif name == "learning_rate" and v is not None:
+                out[name] = jnp.asarray(v)
+        return out
+
+    def _children(self, state: OptState) -> tuple[tuple[str, Transform, OptState], ...]:
+        """``(label, inner transform, its state)`` for each inner transform (combinators)."""
+        return ()
 
     @property
     def name(self) -> str:
@@ -312,6 +344,9 @@ class Chain(Transform):
             updates, s = t._update(updates, s, params, **extra)
             new_state.append(s)
         return updates, tuple(new_state)
+
+    def _children(self, state):
+        return tuple((str(i), t, s) for i, (t, s) in enumerate(zip(self.transforms, state)))
 
     def __repr__(self) -> str:
         return "Chain(" + ", ".join(repr(t) for t in self.transforms) + ")"

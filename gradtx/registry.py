@@ -122,7 +122,145 @@ _SEED: list[Spec] = [
 ]
 
 # --- torch.optim's catalogue (issue: catalogue) -----------------------------------------------
-_TORCH_CATALOGUE: list[Spec] = []
+from .optimizers.adadelta import adadelta  # noqa: E402
+from .optimizers.adafactor import adafactor  # noqa: E402
+from .optimizers.adamax import adamax  # noqa: E402
+from .optimizers.asgd import asgd  # noqa: E402
+from .optimizers.muon import muon  # noqa: E402
+from .optimizers.nadam import nadam  # noqa: E402
+from .optimizers.radam import radam  # noqa: E402
+from .optimizers.rprop import rprop  # noqa: E402
+
+_TORCH_CATALOGUE: list[Spec] = [
+    Spec(
+        "adadelta",
+        adadelta,
+        {},
+        4.0,
+        500,
+        convergence_tol=1e-2,
+        invalid=(
+            ({"rho": 1.5}, "rho must be in [0, 1], got 1.5"),
+            ({"eps": -1.0}, "eps must be in [0, inf), got -1.0"),
+        ),
+    ),
+    Spec("adadelta", adadelta, {"weight_decay": 1e-3}, 4.0, 500, convergence_tol=1e-2),
+    Spec("adamax", adamax, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec(
+        "adamax",
+        adamax,
+        {"weight_decay": 1e-2, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "nadam",
+        nadam,
+        {},
+        0.1,
+        300,
+        invalid=(
+            _BAD_B1,
+            ({"momentum_decay": -1.0}, "momentum_decay must be in [0, inf), got -1.0"),
+            ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
+        ),
+    ),
+    Spec("nadam", nadam, {"convention": "optax"}, 0.1, 300),
+    Spec(
+        "nadam",
+        nadam,
+        {"weight_decay": 1e-3, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "radam",
+        radam,
+        {},
+        0.1,
+        300,
+        invalid=(
+            _BAD_B1,
+            ({"eps_placement": "inside"}, "eps_placement must be one of 'raw', 'corrected'"),
+        ),
+    ),
+    Spec("radam", radam, {"threshold_inclusive": True, "eps_placement": "corrected"}, 0.1, 300),
+    Spec(
+        "radam",
+        radam,
+        {"weight_decay": 1e-3, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "rprop",
+        rprop,
+        {},
+        0.01,
+        200,
+        memoryless=True,
+        invalid=(
+            ({"eta_plus": 0.5}, "eta_plus must be in (1, inf), got 0.5"),
+            ({"eta_minus": 1.5}, "eta_minus must be in (0, 1), got 1.5"),
+        ),
+    ),
+    Spec(
+        "rprop",
+        rprop,
+        {"eta_minus": 0.3, "eta_plus": 1.5, "min_step_size": 1e-4, "max_step_size": 1.0},
+        0.01,
+        200,
+        memoryless=True,
+    ),
+    Spec(
+        "asgd",
+        asgd,
+        {},
+        0.1,
+        200,
+        invalid=(({"lambd": -1.0}, "lambd must be in [0, inf), got -1.0"),),
+    ),
+    Spec("asgd", asgd, {"lambd": 1e-3, "alpha": 0.5, "t0": 10.0}, 0.1, 200),
+    Spec(
+        "adafactor",
+        adafactor,
+        {},
+        0.3,
+        300,
+        memoryless=True,
+        invalid=(
+            ({"d": 0.0}, "d must be in (0, inf), got 0.0"),
+            ({"beta2_decay": 0.5}, "beta2_decay must be in (-inf, 0], got 0.5"),
+            ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
+        ),
+    ),
+    Spec("adafactor", adafactor, {"weight_decay": 1e-3}, 0.3, 300, convergence_tol=1e-2),
+    Spec("adafactor", adafactor, {"convention": "optax"}, 0.1, 300, memoryless=True),
+    Spec("adafactor", adafactor, {"convention": "optax", "momentum": 0.9}, 0.05, 300),
+    Spec(
+        "muon",
+        muon,
+        {},
+        0.05,
+        400,
+        convergence_tol=1e-2,
+        invalid=(
+            ({"momentum": 1.5}, "momentum must be in [0, 1), got 1.5"),
+            ({"adjust_lr_fn": "rms"}, "adjust_lr_fn must be one of"),
+        ),
+    ),
+    Spec(
+        "muon",
+        muon,
+        {"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "weight_decay": 0.0},
+        0.05,
+        400,
+        convergence_tol=1e-2,
+    ),
+]
 
 # --- Optax's catalogue (issue: catalogue) -----------------------------------------------------
 from .optimizers.adabelief import adabelief  # noqa: E402
@@ -217,3 +355,124 @@ OPTIMIZERS: dict[str, Spec] = {
 
 FACTORIES: dict[str, Callable[..., Any]] = {s.name: s.factory for s in OPTIMIZERS.values()}
 """Public optimizer name -> factory."""
+
+
+# --- schedules (issue: schedules) -------------------------------------------------------------
+from .schedules._basic import (  # noqa: E402
+    constant,
+    cosine_decay,
+    exponential_decay,
+    inverse_time_decay,
+    linear,
+    piecewise_constant,
+)
+from .schedules._cosine import cosine_restarts, warmup_cosine_decay  # noqa: E402
+from .schedules._cyclic import cyclic, onecycle, onecycle_momentum  # noqa: E402
+from .schedules._join import join, multiply  # noqa: E402
+from .schedules._piecewise import piecewise_interpolate  # noqa: E402
+from .schedules._polynomial import inverse_sqrt, polynomial  # noqa: E402
+from .schedules._warmup import (  # noqa: E402
+    warmup_constant,
+    warmup_exponential_decay,
+    warmup_stable_decay,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleSpec:
+    """One SCHEDULES entry.
+
+    Attributes:
+      name: the public factory's name (``gradtx.<name>``).
+      factory: the factory; ``factory(*args, **kwargs)`` builds a sample schedule.
+      args: sample positional arguments.
+      kwargs: sample keyword arguments.
+      values: leaves of the built schedule that hold values (peaks, initial values, scales), as
+        key paths without the leading dot (``"peak_value"``, ``"schedules[1].init_value"``).
+      steps: leaves that hold step counts (warmup lengths, periods, boundaries), same form.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    values: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+
+    def make(self) -> Any:
+        return self.factory(*self.args, **self.kwargs)
+
+
+def _skey(spec: ScheduleSpec) -> str:
+    if not spec.kwargs:
+        return spec.name
+    return spec.name + "[" + ",".join(f"{k}={v}" for k, v in spec.kwargs.items()) + "]"
+
+
+_SCHEDULES: list[ScheduleSpec] = [
+    ScheduleSpec("constant", constant, (0.1,), values=("value",)),
+    ScheduleSpec("linear", linear, (0.01, 0.1, 20), {"transition_begin": 5},
+                 values=("init_value", "end_value"), steps=("transition_steps", "transition_begin")),
+    ScheduleSpec("exponential_decay", exponential_decay, (0.1, 0.9), values=("init_value",),
+                 steps=("transition_steps",)),
+    ScheduleSpec("exponential_decay", exponential_decay, (0.1, 0.5, 10),
+                 {"staircase": True, "end_value": 1e-3}, values=("init_value", "end_value"),
+                 steps=("transition_steps",)),
+    ScheduleSpec("inverse_time_decay", inverse_time_decay, (0.1, 1.0, 0.5),
+                 values=("init_value", "decay_rate")),
+    ScheduleSpec("piecewise_constant", piecewise_constant, (0.1, {10: 0.5, 30: 0.2}),
+                 values=("init_value", "scales[0]"), steps=("boundaries[0]",)),
+    ScheduleSpec("cosine_decay", cosine_decay, (0.1, 50), {"end_value": 0.01},
+                 values=("init_value", "end_value"), steps=("decay_steps",)),
+    ScheduleSpec("polynomial", polynomial, (0.1, 0.001, 2.0, 50), {"transition_begin": 5},
+                 values=("init_value", "end_value"), steps=("transition_steps",)),
+    ScheduleSpec("piecewise_interpolate", piecewise_interpolate, (0.1, {10: 2.0, 40: 0.1}),
+                 values=("init_value", "scales[1]"), steps=("boundaries[0]",)),
+    ScheduleSpec("piecewise_interpolate", piecewise_interpolate, (0.1, {10: 2.0, 40: 0.1}),
+                 {"interpolation": "cosine"}, values=("init_value",), steps=("boundaries[1]",)),
+    ScheduleSpec("warmup_cosine_decay", warmup_cosine_decay, (0.0, 0.1, 10, 60),
+                 {"end_value": 1e-3}, values=("peak_value", "init_value"),
+                 steps=("warmup_steps", "decay_steps")),
+    ScheduleSpec("cosine_restarts", cosine_restarts, (0.1, 10), {"min_value": 1e-3},
+                 values=("init_value",), steps=("first_period",)),
+    ScheduleSpec("cosine_restarts", cosine_restarts, (0.1, 10, 2), values=("init_value",),
+                 steps=("first_period", "period_mult")),
+    ScheduleSpec("onecycle", onecycle, (100, 0.1), values=("peak_value", "div_factor"),
+                 steps=("total_steps",)),
+    ScheduleSpec("onecycle", onecycle, (100, 0.1), {"anneal": "linear", "three_phase": True},
+                 values=("peak_value",), steps=("total_steps",)),
+    ScheduleSpec("onecycle", onecycle, (100, 0.1), {"convention": "optax"},
+                 values=("peak_value",), steps=("total_steps",)),
+    ScheduleSpec("onecycle_momentum", onecycle_momentum, (100,),
+                 values=("base_momentum", "max_momentum"), steps=("total_steps",)),
+    ScheduleSpec("cyclic", cyclic, (0.01, 0.1, 10), values=("base_value", "max_value"),
+                 steps=("step_size_up",)),
+    ScheduleSpec("cyclic", cyclic, (0.01, 0.1, 10, 5), {"mode": "triangular2"},
+                 values=("max_value",), steps=("step_size_down",)),
+    ScheduleSpec("cyclic", cyclic, (0.01, 0.1, 10), {"mode": "exp_range", "gamma": 0.99},
+                 values=("max_value", "gamma"), steps=("step_size_up",)),
+    ScheduleSpec("warmup_constant", warmup_constant, (0.0, 0.1, 10), values=("peak_value",),
+                 steps=("warmup_steps",)),
+    ScheduleSpec("warmup_exponential_decay", warmup_exponential_decay, (0.0, 0.1, 10, 0.9),
+                 {"transition_steps": 5}, values=("peak_value",),
+                 steps=("warmup_steps", "transition_steps")),
+    ScheduleSpec("warmup_stable_decay", warmup_stable_decay, (0.1, 10, 30, 20),
+                 values=("peak_value", "end_value"),
+                 steps=("warmup_steps", "stable_steps", "decay_steps")),
+    ScheduleSpec("warmup_stable_decay", warmup_stable_decay, (0.1, 10, 30, 20),
+                 {"decay_shape": "cosine"}, values=("peak_value",), steps=("decay_steps",)),
+    ScheduleSpec("warmup_stable_decay", warmup_stable_decay, (0.1, 10, 30, 20),
+                 {"decay_shape": "sqrt", "end_value": 1e-3}, values=("peak_value",),
+                 steps=("decay_steps", "warmup_steps")),
+    ScheduleSpec("inverse_sqrt", inverse_sqrt, (0.1, 20), values=("peak_value",),
+                 steps=("warmup_steps",)),
+    ScheduleSpec("join", join, ([linear(0.0, 0.1, 10), cosine_decay(0.1, 50)], [10]),
+                 values=("schedules[0].end_value", "schedules[1].init_value"),
+                 steps=("boundaries[0]", "schedules[1].decay_steps")),
+    ScheduleSpec("multiply", multiply, (warmup_constant(0.0, 1.0, 10), exponential_decay(0.1, 0.95)),
+                 values=("schedules[1].init_value",), steps=("schedules[0].warmup_steps",)),
+]
+
+SCHEDULES: dict[str, ScheduleSpec] = {_skey(s): s for s in _SCHEDULES}
+"""Registry key -> ScheduleSpec: every public schedule with sample arguments (the contract
+suite runs over all of them)."""

@@ -15,3 +15,10 @@ def x64():
     """Runs the test with float64 enabled (reference comparisons in double precision)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture
+def standard_promotion():
+    """Standard dtype promotion, for tests that call Optax (it mixes int32 counts and floats)."""
+    with jax.numpy_dtype_promotion("standard"):
+        yield

@@ -1,0 +1,244 @@
+"""Clipping: element-wise, by global norm, by block RMS, adaptive (AGC), and the final step.
+
+Every clipper keeps the global L2 norm of its input in its state (``ClipState.norm``), so the
+pre-clip gradient norm can be logged without computing it twice. Global norms are summed with a
+pairwise (balanced) reduction over leaves (``gradtx._tree.tree_norm``), which keeps compile time
+low with thousands of leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+
+
+class ClipState(NamedTuple):
+    """``norm``: global L2 norm of the updates this clipper received at its last step (float32
+    or wider; 0 before the first step). ``count``: steps taken (for scheduled thresholds)."""
+
+    count: jax.Array
+    norm: jax.Array
+
+
+def _init_state() -> ClipState:
+    return ClipState(jnp.zeros((), jnp.int32), jnp.zeros((), _tree.float_dtype()))
+
+
+def _next_state(state: ClipState, norm: jax.Array) -> ClipState:
+    return ClipState(_tree.safe_increment(state.count), norm.astype(state.norm.dtype))
+
+
+def _leaf_map(fn, updates):
+    return jax.tree.map(lambda u: fn(u, _tree.compute_dtype(u.dtype)), updates)
+
+
+@pytree_dataclass
+class Clip(Transform):
+    """``u <- clip(u, -max_delta, max_delta)`` element-wise (real and imaginary parts apart)."""
+
+    max_delta: Any = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "max_delta", as_schedule(self.max_delta))
+        _checks.check_nonnegative("clip", "max_delta", self.max_delta)
+
+    def _init(self, params):
+        return _init_state()
+
+    def _update(self, updates, state, params, **extra):
+        norm = _tree.tree_norm(updates)
+        d = value_at(self.max_delta, state.count)
+
+        def leaf(u, cd):
+            dd = _tree.hp(d, cd)
+            if jnp.iscomplexobj(u):
+                return jax.lax.complex(
+                    jnp.clip(jnp.real(u), -dd, dd).astype(_tree.real_dtype(u.dtype)),
+                    jnp.clip(jnp.imag(u), -dd, dd).astype(_tree.real_dtype(u.dtype)),
+                )
+            return jnp.clip(u.astype(cd), -dd, dd).astype(u.dtype)
+
+        return _leaf_map(leaf, updates), _next_state(state, norm)
+
+
+def clip(max_delta: Any) -> Clip:
+    """Clips every update element to ``[-max_delta, max_delta]`` (``optax.clip``)."""
+    return Clip(max_delta)
+
+
+@pytree_dataclass
+class ClipByGlobalNorm(Transform):
+    """``u <- u * min(1, max_norm / ||u||)`` with ``||u||`` the L2 norm over all leaves.
+
+    Identical to ``optax.clip_by_global_norm`` (``u`` is unchanged when ``||u|| < max_norm``).
+    """
+
+    max_norm: Any = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "max_norm", as_schedule(self.max_norm))
+        _checks.check_positive("clip_by_global_norm", "max_norm", self.max_norm)
+
+    def _init(self, params):
+        return _init_state()
+
+    def _update(self, updates, state, params, **extra):
+        norm = _tree.tree_norm(updates)
+        c = jnp.asarray(value_at(self.max_norm, state.count), norm.dtype)
+        # One scalar factor for every leaf: 1 below the threshold, c / norm above.
+        factor = jnp.where(norm < c, jnp.ones_like(norm), c / jnp.where(norm < c, 1, norm))
+        out = _leaf_map(lambda u, cd: (u.astype(cd) * factor.astype(cd)).astype(u.dtype), updates)
+        return out, _next_state(state, norm)
+
+
+def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
+    """Rescales the updates so their global L2 norm is at most ``max_norm`` (torch's
+    ``clip_grad_norm_`` without eps, ``optax.clip_by_global_norm``). The pre-clip norm is in
+    ``state.norm``."""
+    return ClipByGlobalNorm(max_norm)
+
+
+@pytree_dataclass
+class ClipByBlockRMS(Transform):
+    """Per leaf: ``u <- u / max(1, rms(u) / threshold)`` with ``rms(u) = sqrt(mean(|u|^2))``."""
+
+    threshold: Any = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "threshold", as_schedule(self.threshold))
+        _checks.check_positive("clip_by_block_rms", "threshold", self.threshold)
+
+    def _init(self, params):
+        return _init_state()
+
+    def _update(self, updates, state, params, **extra):
+        norm = _tree.tree_norm(updates)
+        th = value_at(self.threshold, state.count)
+
+        def leaf(u, cd):
+            uc = u.astype(cd)
+            rms = jnp.sqrt(jnp.mean(_tree.abs_sq(uc)))
+            return (uc / jnp.maximum(1.0, rms / _tree.hp(th, cd))).astype(u.dtype)
+
+        return _leaf_map(leaf, updates), _next_state(state, norm)
+
+
+def clip_by_block_rms(threshold: Any) -> ClipByBlockRMS:
+    """Clips each leaf's root-mean-square to ``threshold`` (``optax.clip_by_block_rms``;
+    Adafactor's update clipping)."""
+    return ClipByBlockRMS(threshold)
+
+
+def unitwise_norm(x: jax.Array) -> jax.Array:
+    """The L2 norm of each output unit, broadcast to ``x``'s shape.
+
+    Scalars and vectors: the whole array. Matrices (in, out) and 3-D (heads): over axis 0.
+    4-D conv kernels (H, W, in, out): over axes 0-2. 5-D: over axes 0-3. (Optax's convention.)
+    """
+    sq = _tree.abs_sq(x)
+    if jnp.squeeze(x).ndim <= 1:
+        s = jnp.sum(sq, keepdims=True)
+    elif x.ndim in (2, 3):
+        s = jnp.sum(sq, axis=0, keepdims=True)
+    elif x.ndim in (4, 5):
+        s = jnp.sum(sq, axis=tuple(range(x.ndim - 1)), keepdims=True)
+    else:
+        raise ValueError(
+            f"gradtx.adaptive_grad_clip: leaves must have 0 to 5 dimensions, got shape {x.shape}"
+        )
+    return jnp.broadcast_to(jnp.sqrt(s), x.shape)
+
+
+@pytree_dataclass
+class AdaptiveGradClip(Transform):
+    """AGC, unit-wise: ``g <- g * (clipping * max(|p|, eps) / |g|)`` where
+    ``|g| > clipping * max(|p|, eps)``, with ``|.|`` the ``unitwise_norm``."""
+
+    clipping: Any = 1e-2
+    eps: Any = 1e-3
+
+    def __post_init__(self):
+        object.__setattr__(self, "clipping", as_schedule(self.clipping))
+        _checks.check_positive("adaptive_grad_clip", "clipping", self.clipping)
+        _checks.check_nonnegative("adaptive_grad_clip", "eps", self.eps)
+
+    def _init(self, params):
+        return _init_state()
+
+    def _update(self, updates, state, params, **extra):
+        if params is None:
+            raise ValueError(
+                f"{self.where()}: AGC needs params; call update(grads, state, params)."
+            )
+        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
+        norm = _tree.tree_norm(updates)
+        clipping = value_at(self.clipping, state.count)
+
+        def leaf(g, p):
+            cd = _tree.compute_dtype(g.dtype, p.dtype)
+            gc, pc = g.astype(cd), p.astype(cd)
+            rd = _tree.real_dtype(cd)
+            g_norm = unitwise_norm(gc)
+            max_norm = _tree.hp(clipping, rd) * jnp.maximum(
+                unitwise_norm(pc), _tree.hp(self.eps, rd)
+            )
+            clipped = gc * (max_norm / jnp.maximum(g_norm, 1e-6))
+            return jnp.where(g_norm < max_norm, gc, clipped).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates, params), _next_state(state, norm)
+
+
+def adaptive_grad_clip(clipping: Any, eps: Any = 1e-3) -> AdaptiveGradClip:
+    """Adaptive gradient clipping (AGC) of Brock et al. (``optax.adaptive_grad_clip``).
+
+    Args:
+      clipping: maximum ratio of gradient to parameter norm per unit, > 0.
+      eps: floor on the parameter norm (so zero-initialized units can move), >= 0.
+
+    References:
+      Brock, De, Smith, Simonyan, "High-Performance Large-Scale Image Recognition Without
+      Normalization", ICML 2021. arXiv:2102.06171
+    """
+    return AdaptiveGradClip(clipping, eps)
+
+
+@pytree_dataclass
+class ClipUpdates(Transform):
+    """Caps the final step: element-wise to ``max_delta`` and/or globally to ``max_norm``."""
+
+    max_delta: Any = None
+    max_norm: Any = None
+
+    def __post_init__(self):
+        if self.max_delta is None and self.max_norm is None:
+            raise _checks.HyperparameterError(
+                "gradtx.clip_updates: give max_delta, max_norm or both, got neither"
+            )
+        _checks.check_nonnegative("clip_updates", "max_delta", self.max_delta)
+        _checks.check_positive("clip_updates", "max_norm", self.max_norm)
+
+    def _init(self, params):
+        return _init_state()
+
+    def _update(self, updates, state, params, **extra):
+        norm = _tree.tree_norm(updates)
+        if self.max_delta is not None:
+            updates, _ = Clip(self.max_delta)._update(updates, state, params)
+        if self.max_norm is not None:
+            updates, _ = ClipByGlobalNorm(self.max_norm)._update(updates, state, params)
+        return updates, _next_state(state, norm)
+
+
+def clip_updates(max_delta: Any = None, max_norm: Any = None) -> ClipUpdates:
+    """Caps the parameter step itself; place it after the learning rate.
+
+    Where ``clip``/``clip_by_global_norm`` act on gradients, this bounds how far the parameters
+    move in one step: first each element to ``[-max_delta, max_delta]``, then the global norm to
+    ``max_norm`` (either may be None). ``state.norm`` holds the step's norm before the cap.
+    """
+    return ClipUpdates(max_delta, max_norm)

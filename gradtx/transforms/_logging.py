@@ -1,0 +1,45 @@
+"""``current_hyperparams``: the hyperparameter values used at the last step, for logging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._transform import Transform
+
+
+def _collect(tx: Transform, state: Any, path: tuple[str, ...], out: list) -> None:
+    for name, value in tx._hyperparams(state).items():
+        out.append((path, name, value))
+    for label, child, child_state in tx._children(state):
+        _collect(child, child_state, (*path, label) if label else path, out)
+
+
+def current_hyperparams(tx: Transform, state: Any) -> dict[str, Any]:
+    """A flat dict of the learning rate and every scheduled (or state-scaled) value, as used at
+    the last step, read from ``tx`` and its ``state``; no wrapper needed::
+
+        gradtx.current_hyperparams(tx, state)   # {'learning_rate': Array(0.00098, ...)}
+
+    Keys are the field names (``learning_rate``, ``b1``, ``weight_decay``); where two
+    transforms share a name, the key is prefixed with its place: chain indices and partition
+    labels joined by ``/`` (``"decay/learning_rate"``; chain indices appear only where labels
+    do not tell the values apart, as in ``"0/weight_decay"``). Before the first step
+    the values are those the first step will use. Works under ``jit`` (values are arrays).
+    """
+    items: list[tuple[tuple[str, ...], str, Any]] = []
+    _collect(tx, state, (), items)
+    counts: dict[str, int] = {}
+    for _, name, _ in items:
+        counts[name] = counts.get(name, 0) + 1
+    # Colliding names get their path; chain indices are dropped when labels alone suffice.
+    short = ["/".join((*(c for c in path if not c.isdigit()), name)) for path, name, _ in items]
+    out: dict[str, Any] = {}
+    for (path, name, value), s in zip(items, short):
+        if counts[name] == 1:
+            key = name
+        elif sum(1 for t in short if t == s) == 1:
+            key = s
+        else:
+            key = "/".join((*path, name))
+        out[key] = value
+    return out

@@ -1,0 +1,247 @@
+"""Masks over parameter leaves: ``masked``, ``freeze`` and key-path helpers.
+
+Masked-out leaves are ``None`` inside the inner transform: the inner transform sees the updates
+and params with ``None`` in place of every masked-out leaf, so its state has ``None`` there too
+(no buffer, no compute). ``None`` is gradtx's empty-subtree convention everywhere (every map
+in ``gradtx._tree`` passes it through), so nested ``masked`` calls, ``partition`` groups and
+foreign (Optax) inner transforms all see a plain pytree rather than a special placeholder type.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._mask import MaskFn, canonical_mask, resolve_mask
+from .._transform import (
+    EmptyState,
+    Transform,
+    as_transform,
+    pytree_dataclass,
+    static_field,
+)
+
+# --------------------------------------------------------------------------------------------
+# Key paths
+
+
+def key_path_str(path: tuple[Any, ...]) -> str:
+    """A key path as ``"encoder/layers/0/bias"`` (dict keys, attribute names and indices)."""
+    parts = []
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey):
+            parts.append(str(k.key))
+        elif isinstance(k, jax.tree_util.GetAttrKey):
+            parts.append(k.name)
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            parts.append(str(k.idx))
+        elif isinstance(k, jax.tree_util.FlattenedIndexKey):
+            parts.append(str(k.key))
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
+
+
+def path_matches(path: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``path`` matches any glob pattern (``*`` spans ``/``; case-insensitive)."""
+    low = path.lower()
+    return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+
+
+class _PathMask:
+    """``params -> tree of bools`` from a per-leaf predicate ``(path_str, leaf) -> bool``."""
+
+    def __init__(self, pred: Any, desc: str):
+        self.pred = pred
+        self.desc = desc  # also the identity: equal descriptions make equal (static) masks
+
+    def __hash__(self) -> int:
+        return hash(("_PathMask", self.desc))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _PathMask) and other.desc == self.desc
+
+    def __call__(self, params: Any) -> Any:
+        return jax.tree_util.tree_map_with_path(
+            lambda p, x: bool(self.pred(key_path_str(p), x)), params
+        )
+
+    def __repr__(self) -> str:
+        return self.desc
+
+
+def mask_by_path(*patterns: str, invert: bool = False) -> MaskFn:
+    """A mask that is True for leaves whose key path matches any of ``patterns``.
+
+    Paths read ``"encoder/layers/0/bias"``; patterns are globs (``*`` also spans ``/``) matched
+    case-insensitively, e.g. ``mask_by_path("*bias", "*norm*")``. ``invert=True`` gives True for
+    every leaf that matches none of them.
+    """
+    pats = tuple(patterns)
+    return MaskFn(
+        _PathMask(
+            lambda path, _: path_matches(path, pats) != invert,
+            f"mask_by_path({', '.join(map(repr, pats))}, invert={invert})",
+        )
+    )
+
+
+NO_DECAY_PATTERNS = ("*bias*", "*norm*", "*scale*", "*ln_*", "*ln[0-9]*")
+"""Path globs ``decay_mask`` excludes by default: biases and normalization parameters."""
+
+
+def decay_mask(exclude: tuple[str, ...] = NO_DECAY_PATTERNS, min_ndim: int = 2) -> MaskFn:
+    """The usual weight-decay mask: no decay on biases and normalization scales.
+
+    True (decay) for a leaf with at least ``min_ndim`` dimensions whose path matches none of the
+    ``exclude`` globs; False for everything else (biases and norm scales are 1-D, and are also
+    caught by name). Pass it as ``weight_decay_mask=gradtx.decay_mask()``.
+    """
+    pats = tuple(exclude)
+    return MaskFn(
+        _PathMask(
+            lambda path, x: jnp.ndim(x) >= min_ndim and not path_matches(path, pats),
+            f"decay_mask(exclude={pats!r}, min_ndim={min_ndim})",
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Selecting and merging leaves
+
+
+def select(mask: Any, tree: Any) -> Any:
+    """``tree`` with ``None`` in place of every leaf where the full bool ``mask`` is False."""
+    if tree is None:
+        return None
+    return jax.tree.map(lambda keep, x: x if keep else None, mask, tree)
+
+
+def merge(mask: Any, inside: Any, outside: Any) -> Any:
+    """``inside`` where ``mask`` is True, ``outside`` elsewhere (``inside`` may hold ``None``)."""
+    return jax.tree.map(lambda keep, o, i: i if keep else o, mask, outside, inside)
+
+
+# --------------------------------------------------------------------------------------------
+# masked
+
+
+class MaskedState(NamedTuple):
+    """``inner_state`` is the inner transform's state with ``None`` at masked-out leaves."""
+
+    inner_state: Any
+
+
+@pytree_dataclass
+class Masked(Transform):
+    """Runs ``inner`` on the leaves where ``mask`` is True; the others pass through unchanged.
+
+    The inner transform sees ``None`` at masked-out leaves (no state, no compute there). Extra
+    arguments (``loss=``, ...) are passed to the inner transform as given.
+    """
+
+    inner: Transform
+    mask: Any = static_field(None)
+
+    def __post_init__(self):
+        object.__setattr__(self, "inner", as_transform(self.inner))
+        object.__setattr__(self, "mask", canonical_mask(self.mask, "masked"))
+
+    def _init(self, params):
+        m = resolve_mask(self.mask, params, self.where("init"))
+        return MaskedState(self.inner._init(select(m, params)))
+
+    def _update(self, updates, state, params, **extra):
+        ref = params if params is not None else updates
+        m = resolve_mask(self.mask, ref, self.where())
+        inner_u, inner_s = self.inner._update(
+            select(m, updates), state.inner_state, select(m, params), **extra
+        )
+        return merge(m, inner_u, updates), MaskedState(inner_s)
+
+    def _children(self, state):
+        return (("", self.inner, state.inner_state),)
+
+
+def masked(inner: Any, mask: Any) -> Masked:
+    """Applies ``inner`` only where ``mask`` is True; other updates pass through unchanged.
+
+    Args:
+      inner: a gradtx transform (or any object with ``init``/``update``).
+      mask: a pytree of bools (full or a prefix of the params), a function from params to one,
+        ``gradtx.mask_fn(f)``, or a path helper such as ``gradtx.mask_by_path("*/bias")``. A
+        callable pytree of bools (an Equinox module) is a tree, never a function.
+
+    Masked-out leaves are ``None`` in the inner state. Nested ``masked`` calls compose: the inner
+    mask sees ``None`` where the outer one masked a leaf out. Compare ``optax.masked``, whose
+    placeholder is ``MaskedNode``.
+    """
+    return Masked(inner, mask)
+
+
+# --------------------------------------------------------------------------------------------
+# freeze
+
+
+@pytree_dataclass
+class Freeze(Transform):
+    """Sets the updates of frozen leaves to ``-0.0`` (``p + (-0.0) == p`` bit for bit)."""
+
+    mask: Any = static_field(None)
+    inner: Any = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "mask", canonical_mask(self.mask, "freeze"))
+        if self.inner is not None:
+            object.__setattr__(self, "inner", as_transform(self.inner))
+
+    def _frozen(self, ref, method="update"):
+        return resolve_mask(self.mask, ref, self.where(method))
+
+    def _init(self, params):
+        if self.inner is None:
+            return EmptyState()
+        frozen = self._frozen(params, "init")
+        train = jax.tree.map(lambda b: not b, frozen)
+        return MaskedState(self.inner._init(select(train, params)))
+
+    def _update(self, updates, state, params, **extra):
+        frozen = self._frozen(params if params is not None else updates)
+        if self.inner is not None:
+            train = jax.tree.map(lambda b: not b, frozen)
+            inner_u, inner_s = self.inner._update(
+                select(train, updates), state.inner_state, select(train, params), **extra
+            )
+            updates = merge(train, inner_u, updates)
+            state = MaskedState(inner_s)
+        out = jax.tree.map(
+            lambda f, u: jnp.full(jnp.shape(u), -0.0, jnp.result_type(u)) if f else u,
+            frozen,
+            updates,
+        )
+        return out, state
+
+    def _children(self, state):
+        if self.inner is None:
+            return ()
+        return (("", self.inner, state.inner_state),)
+
+
+def freeze(mask: Any, inner: Any = None) -> Freeze:
+    """Freezes the leaves where ``mask`` is True.
+
+    Without ``inner``, place it last in a chain: frozen leaves get the update ``-0.0``, so
+    ``apply_updates`` leaves them bit-identical (``x + (-0.0) == x`` for every float, ``-0.0``
+    included), whatever the earlier transforms did (weight decay, momentum). With ``inner``, the
+    inner transform runs only on the trainable leaves and keeps no state for frozen ones::
+
+        tx = gradtx.freeze(gradtx.mask_by_path("encoder/*"), gradtx.adamw(1e-3))
+
+    Args:
+      mask: True = frozen; any mask form accepted by ``masked``.
+      inner: optional transform for the trainable leaves.
+    """
+    return Freeze(mask, inner)
