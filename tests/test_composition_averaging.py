@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import (
+from ._composition_util import (
     assert_trees_close,
     assert_trees_equal,
     grad_seq,

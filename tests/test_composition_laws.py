@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _composition_util import assert_trees_close, assert_trees_equal, grad_seq, make_params
+from ._composition_util import assert_trees_close, assert_trees_equal, grad_seq, make_params
 
 import gradtx
 from gradtx.registry import OPTIMIZERS
