@@ -39,7 +39,9 @@ def test_block_matches_optax(x64, ours, theirs):
 def test_keep_params_nonnegative_matches_optax(x64):
     params = jax.tree.map(jnp.abs, make_params(jnp.float64))
     grads = grad_seq(params, 3, scale=5.0)
-    a, _ = run_gradtx(gradtx.chain(gradtx.sgd(0.5), gradtx.keep_params_nonnegative()), params, grads)
+    a, _ = run_gradtx(
+        gradtx.chain(gradtx.sgd(0.5), gradtx.keep_params_nonnegative()), params, grads
+    )
     b, _ = run_optax(optax.chain(optax.sgd(0.5), optax.keep_params_nonnegative()), params, grads)
     assert_trees_close(a, b, rtol=1e-12)
     assert all(np.all(np.asarray(x) >= 0) for x in jax.tree.leaves(a))
@@ -78,7 +80,9 @@ def test_add_noise_numpy(x64):
         key, noise = documented_noise(key, g)
         std = np.sqrt(eta / t**gamma)
         for gl, ul, n in zip(jax.tree.leaves(g), jax.tree.leaves(u), noise):
-            np.testing.assert_allclose(np.asarray(ul), np.asarray(gl) + std * np.asarray(n), rtol=1e-12)
+            np.testing.assert_allclose(
+                np.asarray(ul), np.asarray(gl) + std * np.asarray(n), rtol=1e-12
+            )
     assert int(state.count) == 2
 
 

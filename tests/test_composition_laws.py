@@ -76,7 +76,9 @@ def _traced_run(name):
 def test_wrapper_contract(x64, name):
     make = WRAPPERS[name]
     # float64, so vmap-vs-loop differences are the transforms', not float32 rounding
-    params = jax.tree.map(jnp.abs, make_params(jnp.float64))  # non-negative for keep_params_nonnegative
+    params = jax.tree.map(
+        jnp.abs, make_params(jnp.float64)
+    )  # non-negative for keep_params_nonnegative
     grads = grad_seq(params, N_STEPS)
     run = _traced_run(name)
     lrs = [0.1, 0.01, 0.001]

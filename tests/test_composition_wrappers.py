@@ -154,7 +154,12 @@ def test_apply_if_finite_counters_after_recovery():
         u, state = tx.update(g, state, params)
         applied = bool(np.any(np.asarray(u["x"]) != 0))
         seen.append(
-            (int(state.notfinite_count), int(state.total_notfinite), int(state.total_skipped), applied)
+            (
+                int(state.notfinite_count),
+                int(state.total_notfinite),
+                int(state.total_skipped),
+                applied,
+            )
         )
     assert seen == [
         (1, 1, 1, False),
