@@ -140,16 +140,18 @@ def bias_correction(decay: Any, t: jax.Array, dtype: Any = None) -> jax.Array:
     return 1.0 - jnp.asarray(decay, dtype) ** t.astype(dtype)
 
 
-_NORM_BUCKET_LEAVES = 64
-_NORM_BUCKET_SIZE = 1 << 20
+_NORM_BUCKET_LEAVES = 64  # leaves per concatenated bucket
+_NORM_BUCKET_SIZE = 1 << 20  # elements per bucket
+_NORM_SMALL_LEAF = 1 << 16  # only leaves smaller than this are bucketed
 
 
 def tree_sum_squares(tree: Any) -> jax.Array:
     """Sum of ``|x|^2`` over all leaves, in float32 or wider.
 
-    Leaves are raveled and concatenated in buckets (one per dtype, up to 64 leaves or 2^20
-    elements each) and each bucket is squared and summed by one reduction; a leaf of 2^20
-    elements or more gets its own. The bucket sums are combined pairwise (a balanced tree of
+    Small leaves (under 2^16 elements) are raveled and concatenated in buckets (one per dtype,
+    up to 64 leaves or 2^20 elements each) and each bucket is squared and summed by one
+    reduction; larger leaves get their own (so a big sharded leaf is reduced where it lives,
+    never gathered for a concatenation). The bucket sums are combined pairwise (a balanced tree of
     adds). With thousands of leaves this compiles to a few dozen reduction kernels instead of
     one per leaf (about 2x faster to compile for a clip over 400 small leaves, and no slower to
     run: XLA fuses the concatenation into the reduction).
@@ -171,7 +173,7 @@ def tree_sum_squares(tree: Any) -> jax.Array:
         cd = compute_dtype(jnp.result_type(x), dt)
         flat = jnp.ravel(x).astype(cd)
         n = int(flat.size)
-        if n >= _NORM_BUCKET_SIZE:
+        if n >= _NORM_SMALL_LEAF:
             parts.append(jnp.sum(abs_sq(flat)).astype(dt))
             continue
         items, size = buckets.get(cd, ([], 0))
