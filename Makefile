@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n 2 tests
 
 demo: $(STAMP)
 	$(BIN)/python -m gradtx
@@ -23,8 +23,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# Runs every notebook and writes its figures into notebooks/figures/ (the committed PNGs).
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest -q tests/test_notebooks.py
+	GRADTX_NOTEBOOK_FIGURES=$(CURDIR)/notebooks/figures $(BIN)/python -m pytest -q -n 2 tests/test_notebooks.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gradtx tests benchmarks
@@ -33,7 +34,7 @@ lint: $(STAMP)
 # Regenerates tests/fixtures/torch_*.npz (needs torch==2.13.0; CI never runs this).
 fixtures: $(STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python tests/make_torch_fixtures.py
+	$(BIN)/python tests/torch_fixtures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache benchmarks/results/*.tmp

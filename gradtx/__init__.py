@@ -46,6 +46,38 @@ from .transforms._scaling import negate as negate
 from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 
 # --- schedules family (issue: schedules) ---
+from ._transform import as_schedule as as_schedule
+from ._transform import value_at as value_at
+from .schedules._cosine import CosineRestarts as CosineRestarts
+from .schedules._cosine import WarmupCosineDecay as WarmupCosineDecay
+from .schedules._cosine import cosine_restarts as cosine_restarts
+from .schedules._cosine import warmup_cosine_decay as warmup_cosine_decay
+from .schedules._cyclic import Cyclic as Cyclic
+from .schedules._cyclic import OneCycle as OneCycle
+from .schedules._cyclic import OneCycleMomentum as OneCycleMomentum
+from .schedules._cyclic import cyclic as cyclic
+from .schedules._cyclic import onecycle as onecycle
+from .schedules._cyclic import onecycle_momentum as onecycle_momentum
+from .schedules._join import Join as Join
+from .schedules._join import Multiply as Multiply
+from .schedules._join import multiply as multiply
+from .schedules._piecewise import PiecewiseInterpolate as PiecewiseInterpolate
+from .schedules._piecewise import piecewise_interpolate as piecewise_interpolate
+from .schedules._plateau import ReduceOnPlateau as ReduceOnPlateau
+from .schedules._plateau import ReduceOnPlateauState as ReduceOnPlateauState
+from .schedules._plateau import reduce_on_plateau as reduce_on_plateau
+from .schedules._plot import plot_schedules as plot_schedules
+from .schedules._plot import schedule_values as schedule_values
+from .schedules._polynomial import InverseSqrt as InverseSqrt
+from .schedules._polynomial import Polynomial as Polynomial
+from .schedules._polynomial import inverse_sqrt as inverse_sqrt
+from .schedules._polynomial import polynomial as polynomial
+from .schedules._warmup import WarmupConstant as WarmupConstant
+from .schedules._warmup import WarmupExponentialDecay as WarmupExponentialDecay
+from .schedules._warmup import WarmupStableDecay as WarmupStableDecay
+from .schedules._warmup import warmup_constant as warmup_constant
+from .schedules._warmup import warmup_exponential_decay as warmup_exponential_decay
+from .schedules._warmup import warmup_stable_decay as warmup_stable_decay
 
 # --- composition: masks, partition, clipping, accumulation, safety, averaging (issue: composition) ---
 from ._mask import mask_fn as mask_fn
@@ -93,16 +125,106 @@ from .transforms._shaping import scale_by_sign as scale_by_sign
 from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
 # --- torch.optim catalogue (issue: catalogue) ---
+from .optimizers.adadelta import AdadeltaState as AdadeltaState
+from .optimizers.adadelta import adadelta as adadelta
+from .optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
+from .optimizers.adafactor import AdafactorState as AdafactorState
+from .optimizers.adafactor import adafactor as adafactor
+from .optimizers.adafactor import scale_by_adafactor as scale_by_adafactor
+from .optimizers.adamax import AdamaxState as AdamaxState
+from .optimizers.adamax import adamax as adamax
+from .optimizers.adamax import scale_by_adamax as scale_by_adamax
+from .optimizers.asgd import ASGDState as ASGDState
+from .optimizers.asgd import asgd as asgd
+from .optimizers._accessors import asgd_averaged_params as asgd_averaged_params
+from .optimizers.asgd import scale_by_asgd as scale_by_asgd
+from .optimizers.muon import MuonSplitState as MuonSplitState
+from .optimizers.muon import MuonState as MuonState
+from .optimizers.muon import muon as muon
+from .optimizers.muon import scale_by_muon as scale_by_muon
+from .optimizers.nadam import NAdamState as NAdamState
+from .optimizers.nadam import nadam as nadam
+from .optimizers.nadam import scale_by_nadam as scale_by_nadam
+from .optimizers.radam import RAdamState as RAdamState
+from .optimizers.radam import radam as radam
+from .optimizers.radam import scale_by_radam as scale_by_radam
+from .optimizers.rprop import RpropState as RpropState
+from .optimizers.rprop import rprop as rprop
+from .optimizers.rprop import scale_by_rprop as scale_by_rprop
 
 # --- Optax catalogue (issue: catalogue) ---
+from .optimizers.adabelief import AdaBeliefState as AdaBeliefState
+from .optimizers.adabelief import adabelief as adabelief
+from .optimizers.adabelief import scale_by_belief as scale_by_belief
+from .optimizers.adan import AdanState as AdanState
+from .optimizers.adan import adan as adan
+from .optimizers.adan import scale_by_adan as scale_by_adan
+from .optimizers.fromage import fromage as fromage
+from .optimizers.fromage import scale_by_fromage as scale_by_fromage
+from .optimizers.lamb import lamb as lamb
+from .optimizers.lamb import scale_by_trust_ratio as scale_by_trust_ratio
+from .optimizers.lars import lars as lars
+from .optimizers.lion import LionState as LionState
+from .optimizers.lion import lion as lion
+from .optimizers.lion import scale_by_lion as scale_by_lion
+from .optimizers.noisy_sgd import NoiseState as NoiseState
+from .optimizers.noisy_sgd import noisy_sgd as noisy_sgd
+from .optimizers.novograd import NovoGradState as NovoGradState
+from .optimizers.novograd import novograd as novograd
+from .optimizers.novograd import scale_by_novograd as scale_by_novograd
+from .optimizers.optimistic import OptimisticState as OptimisticState
+from .optimizers.optimistic import optimistic_gradient_descent as optimistic_gradient_descent
+from .optimizers.optimistic import scale_by_optimistic_gradient as scale_by_optimistic_gradient
+from .optimizers.polyak_sgd import polyak_sgd as polyak_sgd
+from .optimizers.polyak_sgd import scale_by_polyak as scale_by_polyak
+from .optimizers.sign import SignumState as SignumState
+from .optimizers.sign import scale_by_sign as scale_by_sign
+from .optimizers.sign import scale_by_signum as scale_by_signum
+from .optimizers.sign import sign_sgd as sign_sgd
+from .optimizers.sign import signum as signum
+from .optimizers.sm3 import SM3State as SM3State
+from .optimizers.sm3 import scale_by_sm3 as scale_by_sm3
+from .optimizers.sm3 import sm3 as sm3
+from .optimizers.yogi import YogiState as YogiState
+from .optimizers.yogi import scale_by_yogi as scale_by_yogi
+from .optimizers.yogi import yogi as yogi
 
 # --- modern optimizers (issue: catalogue) ---
+from .optimizers.ademamix import AdEMAMixState as AdEMAMixState
+from .optimizers.ademamix import ademamix as ademamix
+from .optimizers.ademamix import scale_by_ademamix as scale_by_ademamix
+from .optimizers.adopt import ADOPTState as ADOPTState
+from .optimizers.adopt import adopt as adopt
+from .optimizers.adopt import scale_by_adopt as scale_by_adopt
+from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
+from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
+from .optimizers.schedule_free import schedule_free_eval_params as schedule_free_eval_params
+from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 
 # --- sweeps (issue: sweeps) ---
+from .sweep._lr_finder import LRFinderResult as LRFinderResult
+from .sweep._lr_finder import lr_finder as lr_finder
+from .sweep._sweep import SweepResult as SweepResult
+from .sweep._sweep import sweep as sweep  # after the subpackage import: gradtx.sweep is the function
 
 # --- performance: grouped path, fused step (issue: performance) ---
+from ._grouped import Grouped as Grouped
+from ._grouped import GroupedState as GroupedState
+from ._grouped import grouped as grouped
+from ._step import step as step
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+from ._checkpoint import check_state as check_state
+from ._checkpoint import load_npz as load_npz
+from ._checkpoint import save_npz as save_npz
+from ._precision import MasterWeightsState as MasterWeightsState
+from ._precision import WithMasterWeights as WithMasterWeights
+from ._precision import with_master_weights as with_master_weights
+from ._sharding import Zero1 as Zero1
+from ._sharding import bytes_per_device as bytes_per_device
+from ._sharding import shard_state as shard_state
+from ._sharding import state_shardings as state_shardings
+from ._sharding import zero1 as zero1
 
 from . import registry as registry  # last: it imports the factories above
 

@@ -66,8 +66,8 @@ def check_range(
     hi_ok = (arr < high) if high_open else (arr <= high)
     if np.all(lo_ok & hi_ok) and not np.any(np.isnan(arr)):
         return
-    lb = "(" if low_open else "["
-    rb = ")" if high_open else "]"
+    lb = "(" if low_open or low == -math.inf else "["
+    rb = ")" if high_open or high == math.inf else "]"
     lo = "-inf" if low == -math.inf else f"{low:g}"
     hi = "inf" if high == math.inf else f"{high:g}"
     raise HyperparameterError(
@@ -126,7 +126,7 @@ def first_difference(expected: Any, got: Any) -> tuple[str, str, str] | None:
         g = got_map[key]
         if (v is None) != (g is None):
             return key, _describe(v), _describe(g)
-        if v is not None and getattr(v, "shape", None) != getattr(g, "shape", None):
+        if v is not None and np.shape(v) != np.shape(g):  # Python numbers are shape ()
             return key, _describe(v), _describe(g)
     for p, g in got_:
         key = path_str(p)

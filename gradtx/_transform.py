@@ -188,7 +188,7 @@ class GradientTransformationLike(Protocol):
     def update(self, updates: Updates, state: OptState, params: Params = None) -> Any: ...
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
+@functools.partial(jax.jit, static_argnums=(2,), keep_unused=True)
 def _compiled_init(tx: Transform, params: Params, shardings: tuple[Any, ...] | None) -> OptState:
     leaves = jax.tree.leaves(params)
     with _tree.param_shardings(leaves, shardings):
@@ -199,6 +199,12 @@ def _compiled_init(tx: Transform, params: Params, shardings: tuple[Any, ...] | N
 def _compiled_update(
     tx: Transform, updates: Updates, state: OptState, params: Params, extra: dict[str, Any]
 ) -> tuple[Updates, OptState]:
+    # Checked while tracing only, so they cost nothing per step. Transforms that keep per-leaf
+    # state also check the updates against it (naming the buffer).
+    where = tx.where()
+    _checks.check_float_leaves(where, updates, "updates")
+    if params is not None:
+        _checks.check_same_tree(where, params, updates, "params", "updates")
     return tx._update(updates, state, params, **extra)
 
 

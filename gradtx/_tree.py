@@ -40,12 +40,36 @@ def param_shardings(leaves: list[Any], shardings: tuple[Any, ...] | None):
         _PARAM_SHARDINGS.reset(token)
 
 
+def _explicit_sharding(ref: Any) -> Any:
+    """``ref``'s sharding when it is typed with Explicit mesh axes (``jax.set_mesh`` style)."""
+    try:
+        sharding = jax.typeof(ref).sharding
+    except Exception:
+        return None
+    spec = getattr(sharding, "spec", None)
+    mesh = getattr(sharding, "mesh", None)
+    if spec is None or mesh is None or not any(a is not None for a in spec):
+        return None
+    explicit = getattr(mesh, "explicit_axes", ())
+    return sharding if explicit else None
+
+
 def _constrain_like(x: jax.Array, ref: Any) -> jax.Array:
+    """Gives ``x`` the sharding of ``ref`` (a parameter, or a buffer already made like one)."""
+    if getattr(x, "shape", None) != getattr(ref, "shape", None):
+        return x
+    explicit = _explicit_sharding(ref)
+    if explicit is not None:
+        # Explicit axes: the sharding is part of the type; reshard is the constraint.
+        return jax.sharding.reshard(x, explicit)
     table = _PARAM_SHARDINGS.get()
     if table:
         sharding = table.get(id(ref))
-        if sharding is not None and getattr(x, "shape", None) == getattr(ref, "shape", None):
-            return jax.lax.with_sharding_constraint(x, sharding)
+        if sharding is not None:
+            out = jax.lax.with_sharding_constraint(x, sharding)
+            # Buffers made like this one (AMSGrad's v_max is made like v) get it too.
+            table[id(out)] = sharding
+            return out
     return x
 
 
@@ -79,8 +103,14 @@ def real_dtype(dtype: Any) -> jnp.dtype:
 
 
 def hp(value: Any, dtype: Any) -> jax.Array:
-    """A hyperparameter as an array of ``dtype`` (its real part for complex dtypes)."""
-    return jnp.asarray(value, dtype=real_dtype(dtype))
+    """A (real) hyperparameter as an array of ``dtype``.
+
+    For a complex ``dtype`` the result is complex with a zero imaginary part, so it multiplies
+    complex arrays under strict dtype promotion; pass the real dtype to get a real value.
+    """
+    if jnp.issubdtype(jnp.dtype(dtype), jnp.complexfloating) and not jnp.iscomplexobj(value):
+        return jnp.asarray(value, dtype=real_dtype(dtype)).astype(dtype)
+    return jnp.asarray(value, dtype=dtype)
 
 
 def zeros_like(p: Any, dtype: Any = None) -> Any:

@@ -30,7 +30,9 @@ class Spec:
         gradient leaves the parameters unchanged.
       convergence_tol: the loss the contract quadratic must fall below within ``steps``.
       reads_loss: ``update`` needs ``loss=`` among its extra arguments.
+      random: ``update`` draws noise from a PRNG key held in the state (reproducible per key).
       invalid: hyperparameters that must raise ``HyperparameterError``: (kwargs, message part).
+        A negative and a NaN learning rate are checked for every entry without being listed.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Spec:
     memoryless: bool = False
     convergence_tol: float = 1e-3
     reads_loss: bool = False
+    random: bool = False
     invalid: tuple[tuple[dict[str, Any], str], ...] = ()
 
     def make(self, learning_rate: Any = None, **overrides: Any) -> Any:
@@ -49,8 +52,8 @@ class Spec:
         return self.factory(learning_rate=lr, **kwargs)
 
 
-_NEG_LR = ({"learning_rate": -1.0}, "learning_rate must be in [0, inf), got -1.0")
-_NAN_LR = ({"learning_rate": float("nan")}, "learning_rate must be in [0, inf), got nan")
+NEGATIVE_LR = ({"learning_rate": -1.0}, "learning_rate must be in [0, inf), got -1.0")
+NAN_LR = ({"learning_rate": float("nan")}, "learning_rate must be in [0, inf), got nan")
 _BAD_B1 = ({"b1": 1.5}, "b1 must be in [0, 1), got 1.5")
 
 
@@ -62,42 +65,270 @@ def _key(spec: Spec) -> str:
 
 # --- the seed optimizers (issue: core) --------------------------------------------------------
 _SEED: list[Spec] = [
-    Spec("sgd", sgd, {}, 0.1, 200, memoryless=True, invalid=(_NEG_LR, _NAN_LR)),
-    Spec("sgd", sgd, {"momentum": 0.9}, 0.05, 300,
-         invalid=(({"momentum": 1.5}, "momentum must be in [0, 1], got 1.5"),)),
+    Spec("sgd", sgd, {}, 0.1, 200, memoryless=True),
+    Spec(
+        "sgd",
+        sgd,
+        {"momentum": 0.9},
+        0.05,
+        300,
+        invalid=(({"momentum": 1.5}, "momentum must be in [0, 1], got 1.5"),),
+    ),
     Spec("sgd", sgd, {"momentum": 0.9, "nesterov": True}, 0.05, 300),
     Spec("sgd", sgd, {"momentum": 0.9, "dampening": 0.5}, 0.05, 300),
     Spec("sgd", sgd, {"momentum": 0.9, "momentum_form": "ema"}, 0.1, 300),
     Spec("sgd", sgd, {"weight_decay": 1e-3}, 0.1, 200, convergence_tol=1e-2),
-    Spec("adagrad", adagrad, {}, 0.5, 300,
-         invalid=(({"eps": -1.0}, "eps must be in [0, inf), got -1.0"),)),
+    Spec(
+        "adagrad",
+        adagrad,
+        {},
+        0.5,
+        300,
+        invalid=(({"eps": -1.0}, "eps must be in [0, inf), got -1.0"),),
+    ),
     Spec("adagrad", adagrad, {"lr_decay": 1e-3, "initial_accumulator_value": 0.1}, 0.5, 300),
-    Spec("adagrad", adagrad,
-         {"eps_placement": "inside", "initial_accumulator_value": 0.1, "eps": 1e-7}, 0.5, 300),
-    Spec("rmsprop", rmsprop, {}, 0.01, 400, convergence_tol=1e-2,
-         invalid=(({"decay": 1.5}, "decay must be in [0, 1], got 1.5"),)),
-    Spec("rmsprop", rmsprop, {"momentum": 0.5, "centered": True}, 0.005, 400,
-         convergence_tol=1e-2),
-    Spec("rmsprop", rmsprop, {"decay": 0.9, "eps_placement": "inside"}, 0.01, 400,
-         convergence_tol=1e-2),
-    Spec("adam", adam, {}, 0.05, 300, invalid=(_NEG_LR, _BAD_B1)),
+    Spec(
+        "adagrad",
+        adagrad,
+        {"eps_placement": "inside", "initial_accumulator_value": 0.1, "eps": 1e-7},
+        0.5,
+        300,
+    ),
+    Spec(
+        "rmsprop",
+        rmsprop,
+        {},
+        0.03,
+        300,
+        invalid=(({"decay": 1.5}, "decay must be in [0, 1], got 1.5"),),
+    ),
+    Spec("rmsprop", rmsprop, {"momentum": 0.5, "centered": True}, 0.01, 300),
+    Spec(
+        "rmsprop",
+        rmsprop,
+        {"decay": 0.9, "eps_placement": "inside"},
+        0.03,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec("adam", adam, {}, 0.05, 300, invalid=(_BAD_B1,)),
     Spec("adam", adam, {"amsgrad": True}, 0.05, 300),
-    Spec("adam", adam, {"amsgrad": True, "amsgrad_max": "corrected"}, 0.05, 300),
+    Spec("adam", adam, {"amsgrad": True, "amsgrad_max": "corrected"}, 0.1, 300),
     Spec("adam", adam, {"weight_decay": 1e-3}, 0.05, 300, convergence_tol=1e-2),
     Spec("adamw", adamw, {}, 0.05, 300, convergence_tol=1e-2, invalid=(_BAD_B1,)),
 ]
 
 # --- torch.optim's catalogue (issue: catalogue) -----------------------------------------------
+from .optimizers.adadelta import adadelta  # noqa: E402
+from .optimizers.adafactor import adafactor  # noqa: E402
+from .optimizers.adamax import adamax  # noqa: E402
+from .optimizers.asgd import asgd  # noqa: E402
+from .optimizers.muon import muon  # noqa: E402
+from .optimizers.nadam import nadam  # noqa: E402
+from .optimizers.radam import radam  # noqa: E402
+from .optimizers.rprop import rprop  # noqa: E402
+
 _TORCH_CATALOGUE: list[Spec] = [
+    Spec(
+        "adadelta",
+        adadelta,
+        {},
+        4.0,
+        500,
+        convergence_tol=1e-2,
+        invalid=(
+            ({"rho": 1.5}, "rho must be in [0, 1], got 1.5"),
+            ({"eps": -1.0}, "eps must be in [0, inf), got -1.0"),
+        ),
+    ),
+    Spec("adadelta", adadelta, {"weight_decay": 1e-3}, 4.0, 500, convergence_tol=1e-2),
+    Spec("adamax", adamax, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec(
+        "adamax",
+        adamax,
+        {"weight_decay": 1e-2, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "nadam",
+        nadam,
+        {},
+        0.1,
+        300,
+        invalid=(
+            _BAD_B1,
+            ({"momentum_decay": -1.0}, "momentum_decay must be in [0, inf), got -1.0"),
+            ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
+        ),
+    ),
+    Spec("nadam", nadam, {"convention": "optax"}, 0.1, 300),
+    Spec(
+        "nadam",
+        nadam,
+        {"weight_decay": 1e-3, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "radam",
+        radam,
+        {},
+        0.1,
+        300,
+        invalid=(
+            _BAD_B1,
+            ({"eps_placement": "inside"}, "eps_placement must be one of 'raw', 'corrected'"),
+        ),
+    ),
+    Spec("radam", radam, {"threshold_inclusive": True, "eps_placement": "corrected"}, 0.1, 300),
+    Spec(
+        "radam",
+        radam,
+        {"weight_decay": 1e-3, "decoupled_weight_decay": True},
+        0.1,
+        300,
+        convergence_tol=1e-2,
+    ),
+    Spec(
+        "rprop",
+        rprop,
+        {},
+        0.01,
+        200,
+        memoryless=True,
+        invalid=(
+            ({"eta_plus": 0.5}, "eta_plus must be in (1, inf), got 0.5"),
+            ({"eta_minus": 1.5}, "eta_minus must be in (0, 1), got 1.5"),
+        ),
+    ),
+    Spec(
+        "rprop",
+        rprop,
+        {"eta_minus": 0.3, "eta_plus": 1.5, "min_step_size": 1e-4, "max_step_size": 1.0},
+        0.01,
+        200,
+        memoryless=True,
+    ),
+    Spec(
+        "asgd",
+        asgd,
+        {},
+        0.1,
+        200,
+        invalid=(({"lambd": -1.0}, "lambd must be in [0, inf), got -1.0"),),
+    ),
+    Spec("asgd", asgd, {"lambd": 1e-3, "alpha": 0.5, "t0": 10.0}, 0.1, 200),
+    Spec(
+        "adafactor",
+        adafactor,
+        {},
+        0.3,
+        300,
+        memoryless=True,
+        invalid=(
+            ({"d": 0.0}, "d must be in (0, inf), got 0.0"),
+            ({"beta2_decay": 0.5}, "beta2_decay must be in (-inf, 0], got 0.5"),
+            ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
+        ),
+    ),
+    Spec("adafactor", adafactor, {"weight_decay": 1e-3}, 0.3, 300, convergence_tol=1e-2),
+    Spec("adafactor", adafactor, {"convention": "optax"}, 0.1, 300, memoryless=True),
+    Spec("adafactor", adafactor, {"convention": "optax", "momentum": 0.9}, 0.05, 300),
+    Spec(
+        "muon",
+        muon,
+        {},
+        0.05,
+        400,
+        convergence_tol=1e-2,
+        invalid=(
+            ({"momentum": 1.5}, "momentum must be in [0, 1), got 1.5"),
+            ({"adjust_lr_fn": "rms"}, "adjust_lr_fn must be one of"),
+        ),
+    ),
+    Spec(
+        "muon",
+        muon,
+        {"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "weight_decay": 0.0},
+        0.05,
+        400,
+        convergence_tol=1e-2,
+    ),
 ]
 
 # --- Optax's catalogue (issue: catalogue) -----------------------------------------------------
+from .optimizers.adabelief import adabelief  # noqa: E402
+from .optimizers.adan import adan  # noqa: E402
+from .optimizers.fromage import fromage  # noqa: E402
+from .optimizers.lamb import lamb  # noqa: E402
+from .optimizers.lars import lars  # noqa: E402
+from .optimizers.lion import lion  # noqa: E402
+from .optimizers.noisy_sgd import noisy_sgd  # noqa: E402
+from .optimizers.novograd import novograd  # noqa: E402
+from .optimizers.optimistic import optimistic_gradient_descent  # noqa: E402
+from .optimizers.polyak_sgd import polyak_sgd  # noqa: E402
+from .optimizers.sign import sign_sgd, signum  # noqa: E402
+from .optimizers.sm3 import sm3  # noqa: E402
+from .optimizers.yogi import yogi  # noqa: E402
+
 _OPTAX_CATALOGUE: list[Spec] = [
-]
+    Spec("lion", lion, {}, 0.02, 1000, invalid=(({"b1": 1.5}, "b1 must be in [0, 1], got 1.5"),)),
+    Spec("lion", lion, {"weight_decay": 0.0, "mode": "refined"}, 0.02, 1000),
+    Spec("lamb", lamb, {}, 0.05, 400, invalid=(_BAD_B1,)),
+    Spec("lamb", lamb, {"weight_decay": 1e-3}, 0.05, 400, convergence_tol=1e-2),
+    Spec("lars", lars, {}, 30.0, 300,
+         invalid=(({"trust_coefficient": -1.0}, "trust_coefficient must be in [0, inf)"),)),
+    Spec("lars", lars, {"weight_decay": 1e-3, "nesterov": True}, 30.0, 300,
+         convergence_tol=1e-2),
+    Spec("adabelief", adabelief, {}, 0.05, 300, invalid=(_BAD_B1,)),
+    Spec("adabelief", adabelief, {"nesterov": True}, 0.05, 300),
+    Spec("yogi", yogi, {}, 0.05, 300, invalid=(_BAD_B1,)),
+    Spec("novograd", novograd, {}, 0.01, 600, invalid=(_BAD_B1,)),
+    Spec("novograd", novograd, {"weight_decay": 1e-3}, 0.01, 600, convergence_tol=1e-2),
+    Spec("adan", adan, {}, 0.1, 600,
+         invalid=(({"b3": 1.5}, "b3 must be in [0, 1), got 1.5"),)),
+    Spec("adan", adan, {"weight_decay": 1e-3}, 0.1, 600, convergence_tol=1e-2),
+    Spec("sign_sgd", sign_sgd, {}, 0.01, 600, memoryless=True),
+    Spec("signum", signum, {}, 0.01, 600,
+         invalid=(({"beta": 1.5}, "beta must be in [0, 1), got 1.5"),)),
+    Spec("sm3", sm3, {}, 0.5, 300,
+         invalid=(({"momentum": 1.5}, "momentum must be in [0, 1), got 1.5"),)),
+    Spec("fromage", fromage, {}, 0.05, 300,
+         invalid=(({"min_norm": -1.0}, "min_norm must be in [0, inf), got -1.0"),)),
+    Spec("noisy_sgd", noisy_sgd, {}, 0.1, 200, random=True,
+         invalid=(({"eta": -1.0}, "eta must be in [0, inf), got -1.0"),)),
+    Spec("polyak_sgd", polyak_sgd, {}, 1.0, 200, memoryless=True, reads_loss=True,
+         invalid=(({"variant": "x"}, "variant must be one of 'sps', 'sps+', got 'x'"),)),
+    Spec("polyak_sgd", polyak_sgd, {"variant": "sps+", "max_learning_rate": 0.5}, 0.5, 200,
+         memoryless=True, reads_loss=True),
+    Spec("optimistic_gradient_descent", optimistic_gradient_descent, {}, 0.05, 300,
+         invalid=(({"beta": -1.0}, "beta must be in [0, inf), got -1.0"),)),
+]  # fmt: skip
 
 # --- modern optimizers (issue: catalogue) -----------------------------------------------------
+from .optimizers.ademamix import ademamix  # noqa: E402
+from .optimizers.adopt import adopt  # noqa: E402
+from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
+
 _MODERN: list[Spec] = [
-]
+    Spec("schedule_free_sgd", schedule_free_sgd, {}, 0.1, 300,
+         invalid=(({"b1": 1.5}, "b1 must be in [0, 1], got 1.5"),)),
+    Spec("schedule_free_sgd", schedule_free_sgd, {"weight_decay": 1e-3, "warmup_steps": 20},
+         0.1, 300, convergence_tol=1e-2),
+    Spec("schedule_free_adamw", schedule_free_adamw, {}, 0.2, 400,
+         invalid=(({"b2": 1.5}, "b2 must be in [0, 1), got 1.5"),)),
+    Spec("schedule_free_adamw", schedule_free_adamw, {"weight_decay": 1e-3, "warmup_steps": 20},
+         0.2, 400, convergence_tol=1e-2),
+    Spec("adopt", adopt, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec("adopt", adopt, {"weight_decay": 1e-3, "decoupled_weight_decay": True}, 0.1, 300,
+         convergence_tol=1e-2),
+    Spec("ademamix", ademamix, {"b3": 0.99}, 0.05, 600,
+         invalid=(({"b3": 1.5}, "b3 must be in [0, 1), got 1.5"),)),
+    Spec("ademamix", ademamix, {"b3": 0.99, "warmup_steps": 100}, 0.05, 600),
+]  # fmt: skip
 
 OPTIMIZERS: dict[str, Spec] = {
     _key(s): s for s in [*_SEED, *_TORCH_CATALOGUE, *_OPTAX_CATALOGUE, *_MODERN]
@@ -106,3 +337,127 @@ OPTIMIZERS: dict[str, Spec] = {
 
 FACTORIES: dict[str, Callable[..., Any]] = {s.name: s.factory for s in OPTIMIZERS.values()}
 """Public optimizer name -> factory."""
+
+
+# --- schedules (issue: schedules) -------------------------------------------------------------
+from .schedules._basic import (  # noqa: E402
+    constant,
+    cosine_decay,
+    exponential_decay,
+    inverse_time_decay,
+    linear,
+    piecewise_constant,
+)
+from .schedules._cosine import cosine_restarts, warmup_cosine_decay  # noqa: E402
+from .schedules._cyclic import cyclic, onecycle, onecycle_momentum  # noqa: E402
+from .schedules._join import join, multiply  # noqa: E402
+from .schedules._piecewise import piecewise_interpolate  # noqa: E402
+from .schedules._polynomial import inverse_sqrt, polynomial  # noqa: E402
+from .schedules._warmup import (  # noqa: E402
+    warmup_constant,
+    warmup_exponential_decay,
+    warmup_stable_decay,
+)
+from .transforms._averaging import swa_schedule  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleSpec:
+    """One SCHEDULES entry.
+
+    Attributes:
+      name: the public factory's name (``gradtx.<name>``).
+      factory: the factory; ``factory(*args, **kwargs)`` builds a sample schedule.
+      args: sample positional arguments.
+      kwargs: sample keyword arguments.
+      values: leaves of the built schedule that hold values (peaks, initial values, scales), as
+        key paths without the leading dot (``"peak_value"``, ``"schedules[1].init_value"``).
+      steps: leaves that hold step counts (warmup lengths, periods, boundaries), same form.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    values: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+
+    def make(self) -> Any:
+        return self.factory(*self.args, **self.kwargs)
+
+
+def _skey(spec: ScheduleSpec) -> str:
+    if not spec.kwargs:
+        return spec.name
+    return spec.name + "[" + ",".join(f"{k}={v}" for k, v in spec.kwargs.items()) + "]"
+
+
+_SCHEDULES: list[ScheduleSpec] = [
+    ScheduleSpec("constant", constant, (0.1,), values=("value",)),
+    ScheduleSpec("linear", linear, (0.01, 0.1, 20), {"transition_begin": 5},
+                 values=("init_value", "end_value"), steps=("transition_steps", "transition_begin")),
+    ScheduleSpec("exponential_decay", exponential_decay, (0.1, 0.9), values=("init_value",),
+                 steps=("transition_steps",)),
+    ScheduleSpec("exponential_decay", exponential_decay, (0.1, 0.5, 10),
+                 {"staircase": True, "end_value": 1e-3}, values=("init_value", "end_value"),
+                 steps=("transition_steps",)),
+    ScheduleSpec("inverse_time_decay", inverse_time_decay, (0.1, 1.0, 0.5),
+                 values=("init_value", "decay_rate")),
+    ScheduleSpec("piecewise_constant", piecewise_constant, (0.1, {10: 0.5, 30: 0.2}),
+                 values=("init_value", "scales[0]"), steps=("boundaries[0]",)),
+    ScheduleSpec("cosine_decay", cosine_decay, (0.1, 50), {"end_value": 0.01},
+                 values=("init_value", "end_value"), steps=("decay_steps",)),
+    ScheduleSpec("polynomial", polynomial, (0.1, 0.001, 2.0, 50), {"transition_begin": 5},
+                 values=("init_value", "end_value"), steps=("transition_steps",)),
+    ScheduleSpec("piecewise_interpolate", piecewise_interpolate, (0.1, {10: 2.0, 40: 0.1}),
+                 values=("init_value", "scales[1]"), steps=("boundaries[0]",)),
+    ScheduleSpec("piecewise_interpolate", piecewise_interpolate, (0.1, {10: 2.0, 40: 0.1}),
+                 {"interpolation": "cosine"}, values=("init_value",), steps=("boundaries[1]",)),
+    ScheduleSpec("warmup_cosine_decay", warmup_cosine_decay, (0.0, 0.1, 10, 60),
+                 {"end_value": 1e-3}, values=("peak_value", "init_value"),
+                 steps=("warmup_steps", "decay_steps")),
+    ScheduleSpec("cosine_restarts", cosine_restarts, (0.1, 10), {"min_value": 1e-3},
+                 values=("init_value",), steps=("first_period",)),
+    ScheduleSpec("cosine_restarts", cosine_restarts, (0.1, 10, 2), values=("init_value",),
+                 steps=("first_period", "period_mult")),
+    ScheduleSpec("onecycle", onecycle, (100, 0.1), values=("peak_value", "div_factor"),
+                 steps=("total_steps",)),
+    ScheduleSpec("onecycle", onecycle, (100, 0.1), {"anneal": "linear", "three_phase": True},
+                 values=("peak_value",), steps=("total_steps",)),
+    ScheduleSpec("onecycle", onecycle, (100, 0.1), {"convention": "optax"},
+                 values=("peak_value",), steps=("total_steps",)),
+    ScheduleSpec("onecycle_momentum", onecycle_momentum, (100,),
+                 values=("base_momentum", "max_momentum"), steps=("total_steps",)),
+    ScheduleSpec("cyclic", cyclic, (0.01, 0.1, 10), values=("base_value", "max_value"),
+                 steps=("step_size_up",)),
+    ScheduleSpec("cyclic", cyclic, (0.01, 0.1, 10, 5), {"mode": "triangular2"},
+                 values=("max_value",), steps=("step_size_down",)),
+    ScheduleSpec("cyclic", cyclic, (0.01, 0.1, 10), {"mode": "exp_range", "gamma": 0.99},
+                 values=("max_value", "gamma"), steps=("step_size_up",)),
+    ScheduleSpec("warmup_constant", warmup_constant, (0.0, 0.1, 10), values=("peak_value",),
+                 steps=("warmup_steps",)),
+    ScheduleSpec("warmup_exponential_decay", warmup_exponential_decay, (0.0, 0.1, 10, 0.9),
+                 {"transition_steps": 5}, values=("peak_value",),
+                 steps=("warmup_steps", "transition_steps")),
+    ScheduleSpec("warmup_stable_decay", warmup_stable_decay, (0.1, 10, 30, 20),
+                 values=("peak_value", "end_value"),
+                 steps=("warmup_steps", "stable_steps", "decay_steps")),
+    ScheduleSpec("warmup_stable_decay", warmup_stable_decay, (0.1, 10, 30, 20),
+                 {"decay_shape": "cosine"}, values=("peak_value",), steps=("decay_steps",)),
+    ScheduleSpec("warmup_stable_decay", warmup_stable_decay, (0.1, 10, 30, 20),
+                 {"decay_shape": "sqrt", "end_value": 1e-3}, values=("peak_value",),
+                 steps=("decay_steps", "warmup_steps")),
+    ScheduleSpec("inverse_sqrt", inverse_sqrt, (0.1, 20), values=("peak_value",),
+                 steps=("warmup_steps",)),
+    ScheduleSpec("join", join, ([linear(0.0, 0.1, 10), cosine_decay(0.1, 50)], [10]),
+                 values=("schedules[0].end_value", "schedules[1].init_value"),
+                 steps=("boundaries[0]", "schedules[1].decay_steps")),
+    ScheduleSpec("swa_schedule", swa_schedule, (0.1, 0.01, 50, 10), values=("base", "swa_lr"),
+                 steps=("start_step", "anneal_steps")),
+    ScheduleSpec("multiply", multiply, (warmup_constant(0.0, 1.0, 10), exponential_decay(0.1, 0.95)),
+                 values=("schedules[1].init_value",), steps=("schedules[0].warmup_steps",)),
+]
+
+SCHEDULES: dict[str, ScheduleSpec] = {_skey(s): s for s in _SCHEDULES}
+"""Registry key -> ScheduleSpec: every public schedule with sample arguments (the contract
+suite runs over all of them)."""

@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
@@ -14,4 +14,11 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 def x64():
     """Runs the test with float64 enabled (reference comparisons in double precision)."""
     with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def standard_promotion():
+    """Standard dtype promotion, for tests that call Optax (it mixes int32 counts and floats)."""
+    with jax.numpy_dtype_promotion("standard"):
         yield

@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import assert_trees_close, grad_seq, make_params, run_gradtx, run_optax
 
 import gradtx
+
+from ._composition_util import assert_trees_close, grad_seq, make_params, run_gradtx, run_optax
 
 CASES = [
     (gradtx.trace(0.9), optax.trace(0.9)),

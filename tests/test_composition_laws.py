@@ -9,10 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _composition_util import assert_trees_close, assert_trees_equal, grad_seq, make_params
 
 import gradtx
 from gradtx.registry import OPTIMIZERS
+
+from ._composition_util import assert_trees_close, assert_trees_equal, grad_seq, make_params
 
 LABELS = {"dense": {"kernel": "a", "bias": "b"}, "norm": "b", "head": "a"}
 MASK = {"dense": {"kernel": True, "bias": False}, "norm": False, "head": True}

@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import (
+
+import gradtx
+
+from ._composition_util import (
     assert_trees_close,
     assert_trees_equal,
     grad_seq,
@@ -16,8 +19,6 @@ from _composition_util import (
     run_gradtx,
     run_optax,
 )
-
-import gradtx
 
 MASK = {"dense": {"kernel": True, "bias": False}, "norm": False, "head": True}
 LABELS = {"dense": {"kernel": "a", "bias": "b"}, "norm": "b", "head": "a"}

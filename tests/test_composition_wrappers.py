@@ -7,15 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import (
+
+import gradtx
+
+from ._composition_util import (
     assert_trees_close,
     assert_trees_equal,
     grad_seq,
     make_params,
     run_gradtx,
 )
-
-import gradtx
 
 
 def test_accumulate_equals_tx_on_mean_grad_every_k(x64):

@@ -59,12 +59,13 @@ class ScaleByAdagrad(Transform):
             gc = g.astype(cd)
             s_new = s.astype(rd) + _tree.abs_sq(gc)
             eps = _tree.hp(self.eps, rd)
+            # The .astype(cd) casts are no-ops for real params (complex: real -> complex).
             if self.eps_placement == "outside":
-                u = gc / (jnp.sqrt(s_new) + eps)
+                u = gc / (jnp.sqrt(s_new) + eps).astype(cd)
             else:
-                u = jnp.where(s_new > 0, jax.lax.rsqrt(s_new + eps), 0.0) * gc
+                u = jnp.where(s_new > 0, jax.lax.rsqrt(s_new + eps), 0.0).astype(cd) * gc
             decay = 1 + (count.astype(rd) - 1) * _tree.hp(self.lr_decay, rd)
-            return (u / decay).astype(g.dtype), s_new.astype(s.dtype)
+            return (u / decay.astype(cd)).astype(g.dtype), s_new.astype(s.dtype)
 
         res = _tree.tree_map_with_check(self.where(), leaf, updates, state.s, names=("s",))
         u, s = _tree.tree_unzip(updates, res, 2)

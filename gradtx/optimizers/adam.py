@@ -35,6 +35,11 @@ class ScaleByAdam(Transform):
 
     With ``amsgrad_max="corrected"`` (Optax) the running max is taken over the bias-corrected
     ``v_t / (1 - b2^t)``.
+
+    Complex parameters: with ``complex_convention="abs"`` (default, Optax) ``v`` is real and
+    accumulates ``|g|^2 = re(g)^2 + im(g)^2``, so both parts of a weight share one step size.
+    With ``"real_view"`` (torch) Adam runs on the real view ``(re, im)``: ``v`` is stored as
+    ``v_re + i * v_im`` and each part is scaled by its own ``sqrt(v) + eps``.
     """
 
     b1: Any = 0.9
@@ -45,6 +50,7 @@ class ScaleByAdam(Transform):
     amsgrad_max: str = static_field("raw")
     mu_dtype: Any = static_field(None)
     nu_dtype: Any = static_field(None)
+    complex_convention: str = static_field("abs")
 
     def __post_init__(self):
         object.__setattr__(self, "b1", as_schedule(self.b1))
@@ -54,12 +60,19 @@ class ScaleByAdam(Transform):
         _checks.check_nonnegative("adam", "eps", self.eps)
         _checks.check_nonnegative("adam", "eps_root", self.eps_root)
         _checks.check_choice("adam", "amsgrad_max", self.amsgrad_max, ("raw", "corrected"))
+        _checks.check_choice(
+            "adam", "complex_convention", self.complex_convention, ("abs", "real_view")
+        )
+
+    def _nu_dtype(self, p):
+        dt = self.nu_dtype or _tree.real_dtype(p.dtype)
+        if self.complex_convention == "real_view" and jnp.iscomplexobj(p):
+            return _tree.promote(dt, jnp.complex64)  # holds v_re + i * v_im
+        return dt
 
     def _init(self, params):
         m = _tree.tree_zeros_like(params, self.mu_dtype)
-        v = jax.tree.map(
-            lambda p: _tree.zeros_like(p, self.nu_dtype or _tree.real_dtype(p.dtype)), params
-        )
+        v = jax.tree.map(lambda p: _tree.zeros_like(p, self._nu_dtype(p)), params)
         v_max = jax.tree.map(lambda x: _tree.zeros_like(x), v) if self.amsgrad else None
         return AdamState(jnp.zeros((), jnp.int32), m, v, v_max)
 
@@ -89,6 +102,13 @@ class ScaleByAdam(Transform):
             return scalars[rd]
 
         def leaf(g, m, v, vmax=None):
+            if self.complex_convention == "real_view" and jnp.iscomplexobj(g):
+                # torch: Adam on the real view, each of (re, im) with its own v.
+                out = real_leaf(*(_real_view(x) for x in (g, m, v, vmax) if x is not None))
+                return tuple(_complex_view(o, x.dtype) for o, x in zip(out, (g, m, v, vmax)))
+            return real_leaf(g, m, v, vmax)
+
+        def real_leaf(g, m, v, vmax=None):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
             b1r, omb1, b2r, omb2, bc1, bc2, eps_root, eps = consts(rd)
@@ -105,7 +125,7 @@ class ScaleByAdam(Transform):
                 vmax_new = jnp.maximum(vmax.astype(rd), v_new)
                 v_hat = vmax_new / bc2
             denom = jnp.sqrt(v_hat + eps_root) + eps
-            u = (m_new / bc1) / denom
+            u = (m_new / bc1.astype(cd)) / denom.astype(cd)  # casts are no-ops for real cd
             out = (u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype))
             if vmax is not None:
                 out = (*out, vmax_new.astype(vmax.dtype))
@@ -126,6 +146,20 @@ class ScaleByAdam(Transform):
         return u, AdamState(count, m, v, vmax)
 
 
+def _real_view(x):
+    """A complex array as a real one with a trailing (re, im) axis; real arrays unchanged."""
+    if not jnp.iscomplexobj(x):
+        return x
+    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1)
+
+
+def _complex_view(x, dtype):
+    """Inverse of ``_real_view`` for a complex ``dtype``."""
+    if not jnp.issubdtype(dtype, jnp.complexfloating):
+        return x.astype(dtype)
+    return jax.lax.complex(x[..., 0], x[..., 1]).astype(dtype)
+
+
 def scale_by_adam(
     b1: Any = 0.9,
     b2: Any = 0.999,
@@ -136,9 +170,12 @@ def scale_by_adam(
     amsgrad_max: str = "raw",
     mu_dtype: Any = None,
     nu_dtype: Any = None,
+    complex_convention: str = "abs",
 ) -> ScaleByAdam:
     """Adam's preconditioner without the learning rate (see ``ScaleByAdam``)."""
-    return ScaleByAdam(b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype)
+    return ScaleByAdam(
+        b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype, complex_convention
+    )
 
 
 _ADAM_ARGS = """
@@ -156,6 +193,9 @@ _ADAM_ARGS = """
       {maximize}
       mu_dtype: dtype of ``m`` (default: each parameter's dtype). Use float32 with bf16 params.
       nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
+      complex_convention: for complex parameters, ``"abs"`` (default, Optax: ``v`` accumulates
+        ``|g|^2``, one step size per complex weight) or ``"real_view"`` (torch: Adam on the
+        ``(re, im)`` pairs, each part with its own ``v``).
 """
 
 _ADAM_REFS = """
@@ -181,6 +221,7 @@ def adam(
     weight_decay_mask: Any = None,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
+    complex_convention: str = "abs",
 ):
     """Adam, torch.optim.Adam's semantics and defaults.
 
@@ -204,6 +245,7 @@ def adam(
         amsgrad_max=amsgrad_max,
         mu_dtype=mu_dtype,
         nu_dtype=nu_dtype,
+        complex_convention=complex_convention,
     )
     return optimizer_chain(
         "adam",
@@ -230,6 +272,7 @@ def adamw(
     weight_decay_mask: Any = None,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
+    complex_convention: str = "abs",
 ):
     """AdamW: Adam with decoupled weight decay, torch.optim.AdamW's semantics and defaults.
 
@@ -259,6 +302,7 @@ def adamw(
         weight_decay_mask=weight_decay_mask,
         mu_dtype=mu_dtype,
         nu_dtype=nu_dtype,
+        complex_convention=complex_convention,
     )
 
 

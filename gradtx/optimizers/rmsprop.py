@@ -71,16 +71,18 @@ class ScaleByRMSprop(Transform):
             var = v_new
             ga_new = None
             if centered:
-                ga_new = d * ga.astype(cd) + (1 - d) * gc
-                var = v_new - _tree.abs_sq(ga_new)
+                dc = _tree.hp(decay, cd)
+                ga_new = dc * ga.astype(cd) + (1 - dc) * gc
+                # Clamped: rounding (or a v that underflowed in fp16) must not give sqrt(<0).
+                var = jnp.maximum(v_new - _tree.abs_sq(ga_new), 0.0)
             eps = _tree.hp(self.eps, rd)
             if self.eps_placement == "outside":
-                u = gc / (jnp.sqrt(var) + eps)
+                u = gc / (jnp.sqrt(var) + eps).astype(cd)
             else:
-                u = gc / jnp.sqrt(var + eps)
+                u = gc / jnp.sqrt(var + eps).astype(cd)
             b_new = None
             if has_mom:
-                b_new = _tree.hp(mom, rd) * b.astype(cd) + u
+                b_new = _tree.hp(mom, cd) * b.astype(cd) + u
                 u = b_new
             out = [u.astype(g.dtype), v_new.astype(v.dtype)]
             if centered:

@@ -30,6 +30,7 @@ class ScaleByMomentum(Transform):
         b_1 = g_1                                   (a copy on the first step)
         b_t = momentum * b_{t-1} + (1 - dampening) * g_t
         u_t = g_t + momentum * b_t   if nesterov else   b_t
+        (b_t = g_t when momentum == 0: torch keeps no buffer then, so dampening does nothing)
 
     ``form="ema"`` (the seed tutorial's exponential moving average, zero init)::
 
@@ -45,6 +46,7 @@ class ScaleByMomentum(Transform):
 
     def __post_init__(self):
         object.__setattr__(self, "momentum", as_schedule(self.momentum))
+        object.__setattr__(self, "dampening", as_schedule(self.dampening))
         _checks.check_choice("sgd", "momentum_form", self.form, ("heavy_ball", "ema"))
         _checks.check_unit_interval("sgd", "momentum", self.momentum, high_open=False)
         _checks.check_unit_interval("sgd", "dampening", self.dampening, high_open=False)
@@ -56,6 +58,7 @@ class ScaleByMomentum(Transform):
 
     def _update(self, updates, state, params, **extra):
         mu = value_at(self.momentum, state.count)
+        dampening = value_at(self.dampening, state.count)
         first = state.count == 0
 
         def leaf(g, b):
@@ -65,8 +68,9 @@ class ScaleByMomentum(Transform):
                 b_new = m * bc + (1 - m) * gc
                 u = (1 - m) * gc + m * b_new if self.nesterov else b_new
             else:
-                damp = _tree.hp(self.dampening, cd)
-                b_new = jnp.where(first, gc, m * bc + (1 - damp) * gc)
+                damp = _tree.hp(dampening, cd)
+                # torch keeps no buffer when momentum == 0, so dampening has no effect there
+                b_new = jnp.where(first | (m == 0), gc, m * bc + (1 - damp) * gc)
                 u = gc + m * b_new if self.nesterov else b_new
             return u.astype(g.dtype), b_new.astype(b.dtype)
 
@@ -113,7 +117,9 @@ def sgd(
       {learning_rate}
       momentum: None (no buffer, plain SGD) or a coefficient in [0, 1] (float, array or
         schedule). 0.0 keeps a buffer multiplied by zero.
-      dampening: torch's dampening in [0, 1]; ignored by ``momentum_form="ema"``.
+      dampening: torch's dampening in [0, 1] (float, array or schedule); ignored by
+        ``momentum_form="ema"`` and, as in torch, when momentum == 0 (the step is then the plain
+        gradient).
       nesterov: Nesterov momentum (needs a momentum; torch also requires dampening == 0).
       {weight_decay}
       momentum_form: ``"heavy_ball"`` (torch, and Optax's ``trace`` when dampening == 0) or

@@ -13,11 +13,11 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Schedule, pytree_dataclass, static_field
-
-
-def _t(count: Any) -> jax.Array:
-    return _tree.count_as_float(count)
+from .._transform import Schedule, _repr_value, pytree_dataclass, static_field
+from ._util import f as _f
+from ._util import nonzero as _nonzero
+from ._util import sorted_items
+from ._util import t as _t
 
 
 @pytree_dataclass
@@ -53,9 +53,11 @@ class Linear(Schedule):
         _checks.check_nonnegative("linear", "transition_begin", self.transition_begin)
 
     def __call__(self, count):
-        t = _t(count)
-        k = jnp.clip(t - self.transition_begin, 0, self.transition_steps)
-        return self.init_value + (self.end_value - self.init_value) * (k / self.transition_steps)
+        steps = _f(self.transition_steps)
+        k = jnp.clip(_t(count) - _f(self.transition_begin), 0.0, steps)
+        init, end = _f(self.init_value), _f(self.end_value)
+        ramp = init + (end - init) * (k / _nonzero(steps))
+        return jnp.where(steps > 0, ramp, init)
 
 
 def linear(
@@ -90,19 +92,38 @@ class ExponentialDecay(Schedule):
         _checks.check_nonnegative("exponential_decay", "decay_rate", self.decay_rate)
 
     def __call__(self, count):
-        k = _t(count) - self.transition_begin
-        p = k / self.transition_steps
-        if self.staircase:
-            p = jnp.floor(p)
-        p = jnp.maximum(p, 0.0)
-        value = jnp.where(k <= 0, self.init_value, self.init_value * jnp.power(self.decay_rate, p))
-        if self.end_value is not None:
-            value = jnp.where(
-                jnp.asarray(self.decay_rate) < 1,
-                jnp.maximum(value, self.end_value),
-                jnp.minimum(value, self.end_value),
-            )
-        return value
+        return exponential_decay_value(
+            _t(count),
+            self.init_value,
+            self.decay_rate,
+            self.transition_steps,
+            self.transition_begin,
+            self.staircase,
+            self.end_value,
+        )
+
+
+def exponential_decay_value(
+    t: jax.Array,
+    init_value: Any,
+    decay_rate: Any,
+    transition_steps: Any,
+    transition_begin: Any,
+    staircase: bool,
+    end_value: Any,
+) -> jax.Array:
+    """The exponential decay formula at float count ``t`` (shared with the warmup variant)."""
+    init, rate = _f(init_value), _f(decay_rate)
+    k = t - _f(transition_begin)
+    p = k / _nonzero(_f(transition_steps))
+    if staircase:
+        p = jnp.floor(p)
+    p = jnp.maximum(p, 0.0)
+    value = jnp.where(k <= 0, init, init * jnp.power(rate, p))
+    if end_value is not None:
+        end = _f(end_value)
+        value = jnp.where(rate < 1, jnp.maximum(value, end), jnp.minimum(value, end))
+    return value
 
 
 def exponential_decay(
@@ -137,12 +158,18 @@ class InverseTimeDecay(Schedule):
         _checks.check_nonnegative("inverse_time_decay", "decay_rate", self.decay_rate)
 
     def __call__(self, count):
-        return self.init_value * jnp.power(self.decay_rate * _t(count) + 1.0, -self.power)
+        base = _f(self.decay_rate) * _t(count) + 1.0
+        return _f(self.init_value) * jnp.power(base, -_f(self.power))
 
 
 def inverse_time_decay(init_value: Any, decay_rate: Any, power: Any = 1.0) -> InverseTimeDecay:
-    """d2l's polynomial decay ``eta0 * (beta * t + 1)^(-alpha)`` is
-    ``inverse_time_decay(eta0, decay_rate=beta, power=alpha)``."""
+    """``init_value * (decay_rate * count + 1)^(-power)``.
+
+    d2l's "polynomial decay" ``eta0 * (beta * t + 1)^(-alpha)`` is
+    ``inverse_time_decay(eta0, decay_rate=beta, power=alpha)`` (``alpha=0.5, beta=1``:
+    ``eta0 * (t + 1)^(-1/2)``). torch: ``LambdaLR(opt, lambda k: (beta * k + 1) ** -alpha)`` with
+    base rate ``eta0``; Optax has no such schedule (``polynomial_schedule`` is a different one).
+    """
     return InverseTimeDecay(init_value, decay_rate, power)
 
 
@@ -156,23 +183,28 @@ class PiecewiseConstant(Schedule):
 
     def __call__(self, count):
         t = _t(count)
-        value = jnp.asarray(self.init_value, _tree.float_dtype()) * jnp.ones_like(t)
+        value = _f(self.init_value) * jnp.ones_like(t)
         for b, s in zip(self.boundaries, self.scales):
-            value = jnp.where(t >= b, value * s, value)
+            value = jnp.where(t >= _f(b), value * _f(s), value)
         return value
 
+    def __repr__(self) -> str:
+        pairs = ", ".join(
+            f"{_repr_value(b)}: {_repr_value(s)}" for b, s in zip(self.boundaries, self.scales)
+        )
+        return f"PiecewiseConstant(init_value={_repr_value(self.init_value)}, {{{pairs}}})"
 
-def piecewise_constant(init_value: Any, boundaries_and_scales: dict[Any, Any] | None = None):
+
+def piecewise_constant(
+    init_value: Any, boundaries_and_scales: dict[Any, Any] | None = None
+) -> PiecewiseConstant:
     """Multiplies ``init_value`` by ``scale`` at each boundary (counts at or past it).
 
     torch ``MultiStepLR(milestones, gamma)`` is
     ``piecewise_constant(lr, {m: gamma for m in milestones})``; d2l's multi-factor schedule is the
     same; Optax ``piecewise_constant_schedule`` takes the same arguments.
     """
-    items = sorted((boundaries_and_scales or {}).items(), key=lambda kv: float(kv[0]))
-    for b, s in items:
-        _checks.check_nonnegative("piecewise_constant", "boundary", b)
-        _checks.check_nonnegative("piecewise_constant", "scale", s)
+    items = sorted_items("piecewise_constant", boundaries_and_scales)
     return PiecewiseConstant(init_value, tuple(b for b, _ in items), tuple(s for _, s in items))
 
 
@@ -193,9 +225,12 @@ class CosineDecay(Schedule):
         _checks.check_positive("cosine_decay", "decay_steps", self.decay_steps)
 
     def __call__(self, count):
-        t = jnp.minimum(_t(count), self.decay_steps)
-        c = 0.5 * (1.0 + jnp.cos(jnp.pi * t / self.decay_steps))
-        return (self.init_value - self.end_value) * jnp.power(c, self.exponent) + self.end_value
+        steps = _f(self.decay_steps)
+        t = jnp.clip(_t(count), 0.0, steps)
+        c = 0.5 * (1.0 + jnp.cos(jnp.pi * t / _nonzero(steps)))
+        c = jnp.where(steps > 0, c, 0.0)
+        init, end = _f(self.init_value), _f(self.end_value)
+        return (init - end) * jnp.power(c, _f(self.exponent)) + end
 
 
 def cosine_decay(

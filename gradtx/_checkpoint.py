@@ -1,0 +1,158 @@
+"""Checkpoints: save and restore any pytree (params, optimizer state, the transform itself) as
+a NumPy ``.npz`` file, and check that a state belongs to an optimizer.
+
+A transform is a pytree whose leaves are its hyperparameters, so it saves like any state. Its
+static options (``amsgrad``, ``nesterov``, dtypes, the chain's layout) live in the treedef: the
+file records the treedef's text, and loading into a differently configured ``like`` fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._checks import TreeMismatchError, first_difference, path_str
+
+_META = "__gradtx__"
+_SCALARS = (bool, int, float, complex)
+
+
+def _describe(leaf: Any) -> str:
+    if isinstance(leaf, _SCALARS):
+        return f"Python {type(leaf).__name__}"
+    return f"{np.dtype(leaf.dtype).name}{list(np.shape(leaf))}"
+
+
+def save_npz(path: str | os.PathLike[str], tree: Any) -> None:
+    """Saves ``tree``'s leaves to ``path`` (a ``.npz`` file), keyed by their paths.
+
+    Works for params, optimizer states and transforms (their hyperparameters are leaves).
+    ``None`` leaves are part of the structure and store nothing. Sharded arrays are gathered to
+    the host (on several hosts, use orbax-checkpoint instead). bfloat16 and other ml_dtypes are
+    stored bit-exactly. The treedef's text is stored too, so ``load_npz`` can refuse a ``like``
+    of another structure (for a transform: other static options).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"treedef": _treedef_text(treedef), "leaves": []}
+    for p, leaf in leaves:
+        key = path_str(p)
+        arr = np.asarray(leaf)
+        dtype = arr.dtype
+        if dtype.kind == "V" or dtype.type.__module__.startswith("ml_dtypes"):
+            arr = arr.view(np.dtype(f"u{dtype.itemsize}"))  # bf16 & co as raw bits
+        arrays[f"{len(arrays)}"] = arr
+        kind = type(leaf).__name__ if isinstance(leaf, _SCALARS) else "array"
+        meta["leaves"].append({"path": key, "dtype": np.dtype(dtype).name, "kind": kind})
+    arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def _treedef_text(treedef: Any) -> str:
+    """The treedef's text without memory addresses (static callables print them)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(treedef))
+
+
+def _first_text_difference(a: str, b: str, width: int = 70) -> tuple[str, str]:
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    lo = max(0, i - width // 2)
+    return a[lo : i + width // 2], b[lo : i + width // 2]
+
+
+def load_npz(path: str | os.PathLike[str], like: Any) -> Any:
+    """Loads a tree saved by ``save_npz`` into the structure of ``like``.
+
+    ``like`` is a tree of the same structure (a fresh ``tx.init(params)``, the params, or the
+    transform itself; arrays or ``jax.ShapeDtypeStruct``). Every leaf must match by path, shape
+    and dtype, else ``TreeMismatchError`` names the first difference. Arrays are placed with the
+    sharding of ``like``'s leaf when it has one; Python-number leaves (a transform's
+    hyperparameters) come back as Python numbers.
+    """
+    where = "gradtx.load_npz"
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(bytes(f[_META]).decode())
+        stored = [f[str(i)] for i in range(len(meta["leaves"]))]
+    like_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+    saved_paths = [m["path"] for m in meta["leaves"]]
+    like_paths = [path_str(p) for p, _ in like_leaves]
+    for p, leaf in like_leaves:
+        key = path_str(p)
+        if key not in saved_paths:
+            raise TreeMismatchError(
+                f"{where}: {os.fspath(path)} has no entry for {key} (expected "
+                f"{_describe(leaf)}); it was saved from a different tree. Load it into the "
+                f"tree it was saved from (the same optimizer configuration and params)."
+            )
+    extra = [k for k in saved_paths if k not in like_paths]
+    if extra:
+        raise TreeMismatchError(
+            f"{where}: {os.fspath(path)} has entries that `like` lacks: {', '.join(extra[:5])}; "
+            f"it was saved from a different tree (for a state: a differently configured "
+            f"optimizer)."
+        )
+    if meta["treedef"] != _treedef_text(treedef):
+        saved, here = _first_text_difference(meta["treedef"], _treedef_text(treedef))
+        raise TreeMismatchError(
+            f"{where}: {os.fspath(path)} was saved from a tree with another structure: "
+            f"saved ...{saved}... but `like` has ...{here}... (for a transform: its static "
+            f"options differ)."
+        )
+    by_path = dict(zip(saved_paths, zip(stored, meta["leaves"])))
+    out = []
+    for p, leaf in like_leaves:
+        key = path_str(p)
+        arr, m = by_path[key]
+        dtype = jnp.dtype(m["dtype"])
+        if arr.dtype != dtype:
+            arr = arr.view(dtype)
+        if isinstance(leaf, _SCALARS):
+            out.append(type(leaf)(arr.item()))
+            continue
+        want = jnp.dtype(leaf.dtype)
+        if tuple(np.shape(leaf)) != arr.shape or want != dtype:
+            raise TreeMismatchError(
+                f"{where}: {os.fspath(path)} holds {dtype.name}{list(arr.shape)} at {key} but "
+                f"`like` expects {_describe(leaf)}."
+            )
+        sharding = getattr(leaf, "sharding", None)
+        out.append(jax.device_put(arr, sharding) if sharding is not None else jnp.asarray(arr))
+    return jax.tree_util.tree_unflatten(jax.tree.structure(like), out)
+
+
+def check_state(tx: Any, state: Any, params: Any) -> None:
+    """Raises ``TreeMismatchError`` unless ``state`` could come from ``tx.init(params)``.
+
+    Compares structure, shapes and dtypes against ``tx.init`` traced abstractly (nothing is
+    allocated). Use it after restoring a checkpoint (orbax or ``load_npz``) into a possibly
+    reconfigured optimizer. Static options that do not change the state's layout (``nesterov``,
+    ``eps_placement``) cannot be seen in a state: save the transform too (``save_npz(path,
+    tx)``), whose file records them.
+    """
+    where = f"gradtx.check_state({type(tx).__name__})"
+    expected = jax.eval_shape(tx.init, params)
+    diff = first_difference(expected, state)
+    hint = (
+        "The state was made by a differently configured optimizer (another optimizer, "
+        "amsgrad/momentum/centered on or off, weight decay on or off) or for other params; "
+        "restore it into the optimizer and params it was saved from, or start from tx.init."
+    )
+    if diff is not None:
+        path, exp, got = diff
+        raise TreeMismatchError(
+            f"{where}: the state does not match tx.init(params) at {path}: expected {exp}, "
+            f"got {got}. {hint}"
+        )
+    exp_leaves = jax.tree_util.tree_flatten_with_path(expected)[0]
+    for (p, e), g in zip(exp_leaves, jax.tree.leaves(state)):
+        if jnp.dtype(e.dtype) != jnp.result_type(g):
+            raise TreeMismatchError(
+                f"{where}: the state does not match tx.init(params) at {path_str(p)}: expected "
+                f"dtype {jnp.dtype(e.dtype).name}, got {jnp.result_type(g).name} (mu_dtype, "
+                f"nu_dtype or the params' dtype changed). {hint}"
+            )

@@ -1,0 +1,110 @@
+"""Adadelta, torch.optim.Adadelta's semantics and defaults (Optax's ``adadelta`` is the same)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+
+
+class AdadeltaState(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating)
+    e_g2: Any  # E[g^2], running average of squared gradients
+    e_dx2: Any  # E[dx^2], running average of squared updates
+
+
+@pytree_dataclass
+class ScaleByAdadelta(Transform):
+    """Adadelta's preconditioner (no learning rate)::
+
+    E[g^2]_t  = rho * E[g^2]_{t-1} + (1 - rho) * |g_t|^2
+    dx_t      = sqrt(E[dx^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) * g_t
+    E[dx^2]_t = rho * E[dx^2]_{t-1} + (1 - rho) * |dx_t|^2
+    u_t       = dx_t
+    """
+
+    rho: Any = 0.9
+    eps: Any = 1e-6
+
+    def __post_init__(self):
+        object.__setattr__(self, "rho", as_schedule(self.rho))
+        _checks.check_unit_interval("adadelta", "rho", self.rho, high_open=False)
+        _checks.check_nonnegative("adadelta", "eps", self.eps)
+
+    def _init(self, params):
+        z = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
+        return AdadeltaState(jnp.zeros((), jnp.int32), z, z)
+
+    def _update(self, updates, state, params, **extra):
+        rho = value_at(self.rho, state.count)
+
+        def leaf(g, eg, ed):
+            cd = _tree.compute_dtype(g.dtype, eg.dtype, ed.dtype)
+            rd = _tree.real_dtype(cd)
+            gc = g.astype(cd)
+            r, eps = _tree.hp(rho, rd), _tree.hp(self.eps, rd)
+            eg_new = r * eg.astype(rd) + (1 - r) * _tree.abs_sq(gc)
+            dx = jnp.sqrt(ed.astype(rd) + eps) / jnp.sqrt(eg_new + eps) * gc
+            ed_new = r * ed.astype(rd) + (1 - r) * _tree.abs_sq(dx)
+            return dx.astype(g.dtype), eg_new.astype(eg.dtype), ed_new.astype(ed.dtype)
+
+        res = _tree.tree_map_with_check(
+            self.where(), leaf, updates, state.e_g2, state.e_dx2, names=("e_g2", "e_dx2")
+        )
+        u, eg, ed = _tree.tree_unzip(updates, res, 3)
+        return u, AdadeltaState(_tree.safe_increment(state.count), eg, ed)
+
+
+def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> ScaleByAdadelta:
+    """Adadelta's preconditioner without the learning rate (see ``ScaleByAdadelta``)."""
+    return ScaleByAdadelta(rho, eps)
+
+
+def adadelta(
+    learning_rate: Any = 1.0,
+    rho: Any = 0.9,
+    eps: Any = 1e-6,
+    weight_decay: Any = 0.0,
+    *,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+):
+    """Adadelta, torch.optim.Adadelta's semantics and defaults.
+
+    Update rule (t = 1, 2, ...)::
+
+        g_t       = grad + weight_decay * p_{t-1}
+        E[g^2]_t  = rho * E[g^2]_{t-1} + (1 - rho) * g_t^2
+        dx_t      = sqrt(E[dx^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) * g_t
+        E[dx^2]_t = rho * E[dx^2]_{t-1} + (1 - rho) * dx_t^2
+        p_t       = p_{t-1} - lr * dx_t
+
+    Args:
+      {learning_rate} torch's default is 1.0.
+      rho: decay of both running averages, in [0, 1] (float, array or schedule).
+      eps: added inside both square roots, >= 0.
+      {weight_decay}
+      {maximize}
+
+    Conventions: the same algorithm as ``optax.adadelta(lr, rho, eps, weight_decay)`` (Optax's
+    weight decay is also the coupled L2 term); only Optax's default learning rate differs.
+
+    References:
+      Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012. arXiv:1212.5701
+    """
+    return optimizer_chain(
+        "adadelta",
+        scale_by_adadelta(rho, eps),
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        maximize=maximize,
+    )
+
+
+fill_doc(adadelta, **COMMON_DOCS)

@@ -1,0 +1,154 @@
+"""ADOPT: Adam with the second moment lagged one step and the normalization before momentum."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+
+
+class ADOPTState(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating); the first only sets v
+    m: Any  # momentum of the normalized gradients
+    v: Any  # second moment (uses gradients up to the previous step)
+
+
+@pytree_dataclass
+class ScaleByADOPT(Transform):
+    """ADOPT's direction (no learning rate). With k = count before the update::
+
+        k = 0:  v = g^2; u = 0                               (initialization step)
+        k > 0:  n = clip(g / max(sqrt(v_{k-1}), eps), -k^(1/4), k^(1/4))   (no clip if
+                                                              use_clipping is False)
+                m_k = b1 * m_{k-1} + (1 - b1) * n
+                u = m_k   (nesterov: b1 * m_k + (1 - b1) * n)
+                v_k = b2 * v_{k-1} + (1 - b2) * g^2
+    """
+
+    b1: Any = 0.9
+    b2: Any = 0.9999
+    eps: Any = 1e-6
+    nesterov: bool = static_field(False)
+    use_clipping: bool = static_field(True)
+    mu_dtype: Any = static_field(None)
+
+    def __post_init__(self):
+        object.__setattr__(self, "b1", as_schedule(self.b1))
+        object.__setattr__(self, "b2", as_schedule(self.b2))
+        _checks.check_unit_interval("adopt", "b1", self.b1)
+        _checks.check_unit_interval("adopt", "b2", self.b2)
+        _checks.check_nonnegative("adopt", "eps", self.eps)
+
+    def _init(self, params):
+        v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
+        return ADOPTState(
+            jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.mu_dtype), v
+        )
+
+    def _update(self, updates, state, params, **extra):
+        first = state.count == 0
+        b1 = value_at(self.b1, state.count)
+        b2 = value_at(self.b2, state.count)
+
+        def leaf(g, m, v):
+            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
+            rd = _tree.real_dtype(cd)
+            gc, vc = g.astype(cd), v.astype(rd)
+            c1, c2 = _tree.hp(b1, rd), _tree.hp(b2, rd)
+            n = gc / jnp.maximum(jnp.sqrt(vc), _tree.hp(self.eps, rd))
+            if self.use_clipping:
+                lim = state.count.astype(rd) ** 0.25
+                n = jnp.clip(n, -lim, lim)
+            m_new = jnp.where(first, m.astype(cd), c1 * m.astype(cd) + (1 - c1) * n)
+            u = c1 * m_new + (1 - c1) * n if self.nesterov else m_new
+            u = jnp.where(first, jnp.zeros_like(u), u)
+            g2 = _tree.abs_sq(gc)
+            v_new = jnp.where(first, g2, c2 * vc + (1 - c2) * g2)
+            return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        out = _tree.tree_map_with_check(
+            self.where(), leaf, updates, state.m, state.v, names=("m", "v")
+        )
+        u, m, v = _tree.tree_unzip(updates, out, 3)
+        return u, ADOPTState(_tree.safe_increment(state.count), m, v)
+
+
+def scale_by_adopt(
+    b1: Any = 0.9,
+    b2: Any = 0.9999,
+    eps: Any = 1e-6,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    mu_dtype: Any = None,
+) -> ScaleByADOPT:
+    """ADOPT's direction without the learning rate (see ``ScaleByADOPT``)."""
+    return ScaleByADOPT(b1, b2, eps, nesterov, use_clipping, mu_dtype)
+
+
+def adopt(
+    learning_rate: Any = 1e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.9999,
+    eps: Any = 1e-6,
+    weight_decay: Any = 0.0,
+    *,
+    decoupled_weight_decay: bool = False,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+    mu_dtype: Any = None,
+):
+    """ADOPT (modified Adam that converges with any b2).
+
+    Update rule; the first update (t = 0) only initializes ``v_0 = g_0^2`` and leaves the
+    params unchanged; then for t = 1, 2, ...::
+
+        g_t = grad + weight_decay * p_{t-1}
+        m_t = b1 * m_{t-1} + (1 - b1) * clip(g_t / max(sqrt(v_{t-1}), eps), t^(1/4))
+        p_t = p_{t-1} - lr * m_t
+        v_t = b2 * v_{t-1} + (1 - b2) * g_t^2
+
+    Args:
+      {learning_rate}
+      b1: momentum decay, in [0, 1) (float, array or schedule).
+      b2: second-moment decay, in [0, 1) (0.9999, the paper's).
+      eps: lower bound of ``sqrt(v)``, >= 0 (1e-6, the paper's).
+      {weight_decay}
+      {decoupled}
+      nesterov: Nesterov's form of the momentum (Optax's option).
+      use_clipping: clip the normalized gradient at ``t^(1/4)`` (the paper's stable variant,
+        the default of the authors' code and Optax); False is the paper's Algorithm 1.
+      {maximize}
+      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+
+    Conventions: the paper's algorithm with clipping; with weight_decay 0 this equals
+    ``optax.contrib.adopt(lr, b1, b2, eps, nesterov=..., use_clipping=...)``. The coupled decay
+    is the authors' default (``decouple=False``).
+
+    References:
+      Taniguchi, Harada, Minegishi, Oshima, Jeong, Nagahara, Iiyama, Suzuki, Iwasawa, Matsuo,
+      "ADOPT: Modified Adam Can Converge with Any beta_2 with the Optimal Rate", NeurIPS 2024.
+      arXiv:2411.02853
+    """
+    pre = scale_by_adopt(
+        b1, b2, eps, nesterov=nesterov, use_clipping=use_clipping, mu_dtype=mu_dtype
+    )
+    return optimizer_chain(
+        "adopt",
+        pre,
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        decoupled_weight_decay=decoupled_weight_decay,
+        maximize=maximize,
+    )
+
+
+fill_doc(adopt, **COMMON_DOCS)

@@ -1,0 +1,103 @@
+"""Fromage: a relative (per-layer) step followed by a shrink that keeps the norm in check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import CountState, Transform, as_schedule, pytree_dataclass, value_at
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+
+
+@pytree_dataclass
+class ScaleByFromage(Transform):
+    """Fromage's direction; with the chain's ``-lr`` it gives the full Fromage step::
+
+        r = max(||p||, min_norm) / max(||g||, min_norm)   (1 when min_norm is 0 and a norm is 0)
+        s = sqrt(1 + lr^2)
+        u = r * g / s + lr / (s * (s + 1)) * p
+
+    so ``p - lr * u = (p - lr * r * g) / s``. It reads the learning rate itself (the shrink
+    depends on it), with the same schedule and count as the chain's learning-rate step.
+    """
+
+    learning_rate: Any = 1e-2
+    min_norm: Any = 1e-6
+
+    def __post_init__(self):
+        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
+        _checks.check_nonnegative("fromage", "min_norm", self.min_norm)
+
+    def _init(self, params):
+        return CountState(jnp.zeros((), jnp.int32))
+
+    def _update(self, updates, state, params, **extra):
+        if params is None:
+            raise ValueError(f"{self.where()}: fromage needs params; pass them to update.")
+        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
+        lr = value_at(self.learning_rate, state.count)
+
+        def leaf(g, p):
+            cd = _tree.compute_dtype(g.dtype, p.dtype)
+            rd = _tree.real_dtype(cd)
+            gc, pc = g.astype(cd), p.astype(cd)
+            mn = _tree.hp(self.min_norm, rd)
+            pn = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(pc))), mn)
+            gn = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(gc))), mn)
+            r = jnp.where((pn == 0) | (gn == 0), jnp.ones((), rd), pn / gn)
+            a = _tree.hp(lr, rd)
+            s = jnp.sqrt(1 + a * a)
+            return (r * gc / s + (a / (s * (s + 1))) * pc).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates, params), CountState(_tree.safe_increment(state.count))
+
+
+def scale_by_fromage(learning_rate: Any = 1e-2, min_norm: Any = 1e-6) -> ScaleByFromage:
+    """Fromage's direction for a given learning rate (see ``ScaleByFromage``)."""
+    return ScaleByFromage(learning_rate, min_norm)
+
+
+def fromage(
+    learning_rate: Any = 1e-2,
+    min_norm: Any = 1e-6,
+    weight_decay: Any = 0.0,
+    *,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+):
+    """Fromage (Frobenius matched gradient descent), Optax's semantics and defaults.
+
+    Update rule (t = 1, 2, ...), per leaf::
+
+        g_t = grad + weight_decay * p_{t-1}
+        p_t = (p_{t-1} - lr * (||p_{t-1}|| / ||g_t||) * g_t) / sqrt(1 + lr^2)
+
+    with both norms clipped below at ``min_norm``.
+
+    Args:
+      {learning_rate}
+      min_norm: lower bound of both norms, >= 0 (1e-6, Optax's).
+      {weight_decay}
+      {maximize}
+
+    Conventions: with weight_decay 0 this is ``optax.fromage(lr, min_norm)``. Optax builds the
+    shrink as decay by ``1/sqrt(1 + lr^2) - 1`` after the learning rate; the step is the same.
+
+    References:
+      Bernstein, Vahdat, Yue, Liu, "On the distance between two neural networks and the
+      stability of learning", NeurIPS 2020. arXiv:2002.03432
+    """
+    return optimizer_chain(
+        "fromage",
+        scale_by_fromage(learning_rate, min_norm),
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        maximize=maximize,
+    )
+
+
+fill_doc(fromage, **COMMON_DOCS)

@@ -1,0 +1,134 @@
+"""Lion: the sign of an interpolated momentum, with decoupled weight decay (Optax's lion)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+
+
+class LionState(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating)
+    m: Any  # momentum
+
+
+@pytree_dataclass
+class ScaleByLion(Transform):
+    """Lion's direction (no learning rate)::
+
+        c_t = b1 * m_{t-1} + (1 - b1) * g_t
+        u_t = sign(c_t)          (mode="hard"; "smooth": tanh(smooth_beta * c_t);
+                                  "refined": c_t where |c_t| < 1, else sign(c_t))
+        m_t = b2 * m_{t-1} + (1 - b2) * g_t
+    """
+
+    b1: Any = 0.9
+    b2: Any = 0.99
+    smooth_beta: Any = 1.0
+    mode: str = static_field("hard")
+    mu_dtype: Any = static_field(None)
+
+    def __post_init__(self):
+        object.__setattr__(self, "b1", as_schedule(self.b1))
+        object.__setattr__(self, "b2", as_schedule(self.b2))
+        _checks.check_unit_interval("lion", "b1", self.b1, high_open=False)
+        _checks.check_unit_interval("lion", "b2", self.b2, high_open=False)
+        _checks.check_choice("lion", "mode", self.mode, ("hard", "smooth", "refined"))
+
+    def _init(self, params):
+        return LionState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.mu_dtype))
+
+    def _update(self, updates, state, params, **extra):
+        b1 = value_at(self.b1, state.count)
+        b2 = value_at(self.b2, state.count)
+
+        def leaf(g, m):
+            cd = _tree.compute_dtype(g.dtype, m.dtype)
+            gc, mc = g.astype(cd), m.astype(cd)
+            c = _tree.hp(b1, cd) * mc + (1 - _tree.hp(b1, cd)) * gc
+            if self.mode == "hard":
+                u = jnp.sign(c)
+            elif self.mode == "smooth":
+                u = jnp.tanh(_tree.hp(self.smooth_beta, cd) * c)
+            else:
+                u = jnp.where(jnp.abs(c) < 1, c, jnp.sign(c))
+            m_new = _tree.hp(b2, cd) * mc + (1 - _tree.hp(b2, cd)) * gc
+            return u.astype(g.dtype), m_new.astype(m.dtype)
+
+        out = _tree.tree_map_with_check(self.where(), leaf, updates, state.m, names=("m",))
+        u, m = _tree.tree_unzip(updates, out, 2)
+        return u, LionState(_tree.safe_increment(state.count), m)
+
+
+def scale_by_lion(
+    b1: Any = 0.9,
+    b2: Any = 0.99,
+    *,
+    mode: str = "hard",
+    smooth_beta: Any = 1.0,
+    mu_dtype: Any = None,
+) -> ScaleByLion:
+    """Lion's direction without the learning rate (see ``ScaleByLion``)."""
+    return ScaleByLion(b1, b2, smooth_beta, mode, mu_dtype)
+
+
+def lion(
+    learning_rate: Any = 1e-4,
+    b1: Any = 0.9,
+    b2: Any = 0.99,
+    weight_decay: Any = 1e-3,
+    *,
+    mode: str = "hard",
+    smooth_beta: Any = 1.0,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+    mu_dtype: Any = None,
+):
+    """Lion (EvoLved Sign Momentum), Optax's semantics and defaults.
+
+    Update rule (t = 1, 2, ...)::
+
+        c_t = b1 * m_{t-1} + (1 - b1) * g_t
+        m_t = b2 * m_{t-1} + (1 - b2) * g_t
+        p_t = p_{t-1} - lr * (sign(c_t) + weight_decay * p_{t-1})
+
+    Args:
+      {learning_rate} Lion wants a rate 3 to 10 times smaller than AdamW's.
+      b1: interpolation weight of the update direction, in [0, 1] (float, array or schedule).
+      b2: decay of the momentum, in [0, 1] (float, array or schedule).
+      weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), multiplied by
+        the learning rate as in ``optax.lion`` and the paper (default 1e-3, Optax's).
+      mode: ``"hard"`` (sign, the paper), ``"smooth"`` (``tanh(smooth_beta * c)``) or
+        ``"refined"`` (linear below 1, sign above), Optax's ``scale_by_lion`` modes.
+      smooth_beta: sharpness of the ``"smooth"`` mode.
+      {maximize}
+      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
+        one (Optax's ``mask``). None decays every leaf.
+      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+
+    Conventions: unlike the torch-style optimizers, ``weight_decay`` here is decoupled (Optax's
+    and the paper's meaning). ``lion(lr, b1, b2, wd)`` equals ``optax.lion(lr, b1, b2,
+    weight_decay=wd)``.
+
+    References:
+      Chen, Liang, Huang, Real, Wang, Pham, Dong, Luong, Hsieh, Lu, Le, "Symbolic Discovery of
+      Optimization Algorithms", NeurIPS 2023. arXiv:2302.06675
+    """
+    pre = scale_by_lion(b1, b2, mode=mode, smooth_beta=smooth_beta, mu_dtype=mu_dtype)
+    return optimizer_chain(
+        "lion",
+        pre,
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        decoupled_weight_decay=True,
+        maximize=maximize,
+    )
+
+
+fill_doc(lion, **COMMON_DOCS)

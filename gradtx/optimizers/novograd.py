@@ -1,0 +1,155 @@
+"""NovoGrad: layer-wise second moments, with the weight decay inside the momentum."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._mask import canonical_mask, resolve_mask
+from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
+
+
+class NovoGradState(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating)
+    m: Any  # momentum, shaped like the params
+    v: Any  # one scalar per leaf: EMA of the leaf's squared gradient norm
+
+
+@pytree_dataclass
+class ScaleByNovograd(Transform):
+    """NovoGrad's direction (no learning rate), per leaf::
+
+        v_1 = ||g_1||^2;       v_t = b2 * v_{t-1} + (1 - b2) * ||g_t||^2
+        d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
+        m_1 = d_1;             m_t = b1 * m_{t-1} + d_t
+        u_t = m_t
+    """
+
+    b1: Any = 0.9
+    b2: Any = 0.25
+    eps: Any = 1e-6
+    eps_root: Any = 0.0
+    weight_decay: Any = 0.0
+    mask: Any = static_field(None)
+    mu_dtype: Any = static_field(None)
+
+    def __post_init__(self):
+        object.__setattr__(self, "b1", as_schedule(self.b1))
+        object.__setattr__(self, "b2", as_schedule(self.b2))
+        object.__setattr__(self, "weight_decay", as_schedule(self.weight_decay))
+        object.__setattr__(self, "mask", canonical_mask(self.mask, "novograd"))
+        _checks.check_unit_interval("novograd", "b1", self.b1)
+        _checks.check_unit_interval("novograd", "b2", self.b2)
+        _checks.check_nonnegative("novograd", "eps", self.eps)
+        _checks.check_nonnegative("novograd", "eps_root", self.eps_root)
+        _checks.check_nonnegative("novograd", "weight_decay", self.weight_decay)
+
+    def _init(self, params):
+        m = _tree.tree_zeros_like(params, self.mu_dtype)
+        v = jax.tree.map(lambda p: jnp.zeros((), _tree.real_dtype(p.dtype)), params)
+        return NovoGradState(jnp.zeros((), jnp.int32), m, v)
+
+    def _update(self, updates, state, params, **extra):
+        first = state.count == 0
+        b1 = value_at(self.b1, state.count)
+        b2 = value_at(self.b2, state.count)
+        decay = _has_decay(self.weight_decay)
+        if decay:
+            if params is None:
+                raise ValueError(f"{self.where()}: weight decay needs params; pass them to update.")
+            _checks.check_same_tree(self.where(), params, updates, "params", "updates")
+            wd = value_at(self.weight_decay, state.count)
+            mask = resolve_mask(self.mask, params, self.where())
+
+        def leaf(g, m, v, p=None, on=False):
+            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
+            rd = _tree.real_dtype(cd)
+            gc = g.astype(cd)
+            c1, c2 = _tree.hp(b1, rd), _tree.hp(b2, rd)
+            sq = jnp.sum(_tree.abs_sq(gc))
+            v_new = jnp.where(first, sq, c2 * v.astype(rd) + (1 - c2) * sq)
+            d = gc / (jnp.sqrt(v_new + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
+            if decay and on:
+                d = d + _tree.hp(wd, rd) * p.astype(cd)
+            m_new = jnp.where(first, d, c1 * m.astype(cd) + d)
+            return m_new.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        if decay:
+            _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")
+            out = jax.tree.map(leaf, updates, state.m, state.v, params, mask)
+        else:
+            out = _tree.tree_map_with_check(
+                self.where(), leaf, updates, state.m, state.v, names=("m", "v")
+            )
+        u, m, v = _tree.tree_unzip(updates, out, 3)
+        return u, NovoGradState(_tree.safe_increment(state.count), m, v)
+
+
+def scale_by_novograd(
+    b1: Any = 0.9,
+    b2: Any = 0.25,
+    eps: Any = 1e-6,
+    eps_root: Any = 0.0,
+    weight_decay: Any = 0.0,
+    *,
+    mask: Any = None,
+    mu_dtype: Any = None,
+) -> ScaleByNovograd:
+    """NovoGrad's direction without the learning rate (see ``ScaleByNovograd``)."""
+    return ScaleByNovograd(b1, b2, eps, eps_root, weight_decay, mask, mu_dtype)
+
+
+def novograd(
+    learning_rate: Any = 1e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.25,
+    eps: Any = 1e-6,
+    weight_decay: Any = 0.0,
+    *,
+    eps_root: Any = 0.0,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+    mu_dtype: Any = None,
+):
+    """NovoGrad, Optax's semantics and defaults.
+
+    Update rule (t = 1, 2, ...), per leaf (``||.||`` is the leaf's L2 norm)::
+
+        v_t = ||g_t||^2 (t = 1);   b2 * v_{t-1} + (1 - b2) * ||g_t||^2 (t > 1)
+        d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
+        m_t = d_t (t = 1);         b1 * m_{t-1} + d_t (t > 1)
+        p_t = p_{t-1} - lr * m_t
+
+    Args:
+      {learning_rate}
+      b1: momentum coefficient in [0, 1) (float, array or schedule).
+      b2: decay of the per-leaf second moment, in [0, 1) (float, array or schedule).
+      eps: added outside the root, >= 0.
+      weight_decay: coefficient >= 0 (float, array or schedule) of the decay added to the
+        normalized gradient *inside* the momentum, as in ``optax.novograd`` and the paper.
+      eps_root: added inside the root, >= 0.
+      {maximize}
+      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
+        one. None decays every leaf.
+      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+
+    Conventions: ``novograd(lr, b1, b2, eps, wd)`` equals ``optax.novograd(lr, b1, b2, eps,
+    weight_decay=wd)``.
+
+    References:
+      Ginsburg, Castonguay, Hrinchuk, Kuchaiev, Lavrukhin, Leary, Li, Nguyen, Zhang, Cohen,
+      "Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep
+      Networks", 2019. arXiv:1905.11286
+    """
+    _checks.check_nonnegative("novograd", "weight_decay", weight_decay)
+    pre = scale_by_novograd(
+        b1, b2, eps, eps_root, weight_decay, mask=weight_decay_mask, mu_dtype=mu_dtype
+    )
+    return optimizer_chain("novograd", pre, learning_rate, maximize=maximize)
+
+
+fill_doc(novograd, **COMMON_DOCS)

@@ -1,0 +1,147 @@
+"""Rprop (iRprop-), torch.optim.Rprop's semantics and defaults."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from ._common import COMMON_DOCS, fill_doc
+from ._lr_inside import lr_inside_chain
+
+
+class RpropState(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating)
+    prev: Any  # the previous (possibly zeroed) gradient
+    step_size: Any  # per-element step sizes Delta
+
+
+@pytree_dataclass
+class ScaleByRprop(Transform):
+    """iRprop-'s whole step (the learning rate is the initial step size)::
+
+    s_t     = sign(g_t * prev_{t-1})                       (prev_0 = 0)
+    eta_t   = eta_plus if s_t > 0, eta_minus if s_t < 0, 1 if s_t == 0
+    Delta_t = clip(Delta_{t-1} * eta_t, min_step_size, max_step_size)   (Delta_0 = lr(0))
+    g'_t    = 0 where s_t < 0, else g_t
+    out     = sign(g'_t) * Delta_t;   prev_t = g'_t
+    """
+
+    learning_rate: Any = 1e-2
+    eta_minus: Any = 0.5
+    eta_plus: Any = 1.2
+    min_step_size: Any = 1e-6
+    max_step_size: Any = 50.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
+        fn = "rprop"
+        _checks.check_nonnegative(fn, "learning_rate", self.learning_rate)
+        _checks.check_range(
+            fn, "eta_minus", self.eta_minus, 0.0, 1.0, low_open=True, high_open=True
+        )
+        _checks.check_range(fn, "eta_plus", self.eta_plus, 1.0, float("inf"), low_open=True)
+        _checks.check_nonnegative(fn, "min_step_size", self.min_step_size)
+        _checks.check_nonnegative(fn, "max_step_size", self.max_step_size)
+
+    def _init(self, params):
+        lr0 = value_at(self.learning_rate, jnp.zeros((), jnp.int32))
+        prev = _tree.tree_zeros_like(params)
+        steps = jax.tree.map(
+            lambda p: _tree.full_like(p, 0, _tree.real_dtype(p.dtype)) + _tree.hp(lr0, p.dtype),
+            params,
+        )
+        return RpropState(jnp.zeros((), jnp.int32), prev, steps)
+
+    def _update(self, updates, state, params, **extra):
+        def leaf(g, prev, step):
+            cd = _tree.compute_dtype(g.dtype, prev.dtype, step.dtype)
+            gc = g.astype(cd)
+            s = jnp.sign(gc * prev.astype(cd))
+            eta = jnp.where(
+                s > 0,
+                _tree.hp(self.eta_plus, cd),
+                jnp.where(s < 0, _tree.hp(self.eta_minus, cd), jnp.ones((), cd)),
+            )
+            step_new = jnp.clip(
+                step.astype(cd) * eta,
+                _tree.hp(self.min_step_size, cd),
+                _tree.hp(self.max_step_size, cd),
+            )
+            g_new = jnp.where(s < 0, jnp.zeros((), cd), gc)
+            out = jnp.sign(g_new) * step_new
+            return out.astype(g.dtype), g_new.astype(prev.dtype), step_new.astype(step.dtype)
+
+        res = _tree.tree_map_with_check(
+            self.where(), leaf, updates, state.prev, state.step_size, names=("prev", "step_size")
+        )
+        out, prev, steps = _tree.tree_unzip(updates, res, 3)
+        return out, RpropState(_tree.safe_increment(state.count), prev, steps)
+
+
+def scale_by_rprop(
+    learning_rate: Any = 1e-2,
+    eta_minus: Any = 0.5,
+    eta_plus: Any = 1.2,
+    min_step_size: Any = 1e-6,
+    max_step_size: Any = 50.0,
+) -> ScaleByRprop:
+    """Rprop's step, sign included but not flipped (see ``ScaleByRprop``)."""
+    return ScaleByRprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size)
+
+
+def rprop(
+    learning_rate: Any = 1e-2,
+    eta_minus: Any = 0.5,
+    eta_plus: Any = 1.2,
+    min_step_size: Any = 1e-6,
+    max_step_size: Any = 50.0,
+    *,
+    weight_decay: Any = 0.0,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+):
+    """Rprop (resilient backpropagation, the iRprop- variant), torch.optim.Rprop's semantics.
+
+    torch's ``etas=(eta_minus, eta_plus)`` and ``step_sizes=(min, max)`` are split into named
+    scalars. Update rule (t = 1, 2, ...)::
+
+        s_t     = sign(g_t * g'_{t-1})                       (g'_0 = 0)
+        eta_t   = eta_plus if s_t > 0;  eta_minus if s_t < 0;  1 otherwise
+        Delta_t = clip(Delta_{t-1} * eta_t, min_step_size, max_step_size)   (Delta_0 = lr)
+        g'_t    = 0 where s_t < 0 (a sign change: no step, no adaptation next time), else g_t
+        p_t     = p_{t-1} - sign(g'_t) * Delta_t
+
+    Args:
+      learning_rate: the initial step size Delta_0 >= 0. As in torch it is read once: a schedule
+        is evaluated at count 0 when the state is created and never again.
+      eta_minus: multiplicative decrease factor, in (0, 1).
+      eta_plus: multiplicative increase factor, > 1.
+      min_step_size: lower bound on the step sizes, >= 0.
+      max_step_size: upper bound on the step sizes, >= 0.
+      {weight_decay} torch's Rprop has none (default 0).
+      {maximize}
+
+    Conventions: ``optax.rprop`` emits the previous step's update (its first update is zero), a
+    known bug (optax PR #1725); this is the published iRprop- and matches torch.
+
+    References:
+      Riedmiller, Braun, "A direct adaptive method for faster backpropagation learning: the
+      RPROP algorithm", IEEE ICNN 1993. doi:10.1109/ICNN.1993.298623
+      Igel, Huesken, "Improving the Rprop Learning Algorithm", NC 2000 (iRprop-).
+    """
+    pre = scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size)
+    return lr_inside_chain(
+        "rprop",
+        pre,
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        maximize=maximize,
+    )
+
+
+fill_doc(rprop, **COMMON_DOCS)

@@ -1,0 +1,146 @@
+"""signSGD and Signum: the sign of the gradient or of its moving average."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+
+
+class SignumState(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating)
+    m: Any  # exponential moving average of the gradients
+
+
+@pytree_dataclass
+class ScaleBySign(Transform):
+    """``u_t = sign(g_t)`` (stateless)."""
+
+    def _update(self, updates, state, params, **extra):
+        return jax.tree.map(jnp.sign, updates), state
+
+
+@pytree_dataclass
+class ScaleBySignum(Transform):
+    """Signum's direction (no learning rate)::
+
+    m_t = beta * m_{t-1} + (1 - beta) * g_t       (m_0 = 0, no bias correction)
+    u_t = sign(m_t)
+    """
+
+    beta: Any = 0.9
+    accumulator_dtype: Any = static_field(None)
+
+    def __post_init__(self):
+        object.__setattr__(self, "beta", as_schedule(self.beta))
+        _checks.check_unit_interval("signum", "beta", self.beta)
+
+    def _init(self, params):
+        m = _tree.tree_zeros_like(params, self.accumulator_dtype)
+        return SignumState(jnp.zeros((), jnp.int32), m)
+
+    def _update(self, updates, state, params, **extra):
+        beta = value_at(self.beta, state.count)
+
+        def leaf(g, m):
+            cd = _tree.compute_dtype(g.dtype, m.dtype)
+            b = _tree.hp(beta, cd)
+            m_new = b * m.astype(cd) + (1 - b) * g.astype(cd)
+            return jnp.sign(m_new).astype(g.dtype), m_new.astype(m.dtype)
+
+        out = _tree.tree_map_with_check(self.where(), leaf, updates, state.m, names=("m",))
+        u, m = _tree.tree_unzip(updates, out, 2)
+        return u, SignumState(_tree.safe_increment(state.count), m)
+
+
+def scale_by_sign() -> ScaleBySign:
+    """``sign(g)`` (see ``ScaleBySign``)."""
+    return ScaleBySign()
+
+
+def scale_by_signum(beta: Any = 0.9, accumulator_dtype: Any = None) -> ScaleBySignum:
+    """Signum's direction without the learning rate (see ``ScaleBySignum``)."""
+    return ScaleBySignum(beta, accumulator_dtype)
+
+
+_REFS = """
+    References:
+      Bernstein, Wang, Azizzadenesheli, Anandkumar, "signSGD: Compressed Optimisation for
+      Non-Convex Problems", ICML 2018. arXiv:1802.04434
+"""
+
+
+def sign_sgd(
+    learning_rate: Any = 1e-3,
+    weight_decay: Any = 0.0,
+    *,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+):
+    """signSGD, Optax's ``sign_sgd``.
+
+    Update rule (t = 1, 2, ...)::
+
+        g_t = grad + weight_decay * p_{t-1}
+        p_t = p_{t-1} - lr * sign(g_t)
+
+    Args:
+      {learning_rate}
+      {weight_decay}
+      {maximize}
+
+    Conventions: with weight_decay 0 this is ``optax.sign_sgd(lr)`` (Optax has no decay).
+    {refs}"""
+    return optimizer_chain(
+        "sign_sgd",
+        scale_by_sign(),
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        maximize=maximize,
+    )
+
+
+def signum(
+    learning_rate: Any = 1e-3,
+    beta: Any = 0.9,
+    weight_decay: Any = 0.0,
+    *,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+    accumulator_dtype: Any = None,
+):
+    """Signum (signSGD with momentum), Optax's ``signum``.
+
+    Update rule (t = 1, 2, ...)::
+
+        g_t = grad + weight_decay * p_{t-1}
+        m_t = beta * m_{t-1} + (1 - beta) * g_t          (m_0 = 0)
+        p_t = p_{t-1} - lr * sign(m_t)
+
+    Args:
+      {learning_rate}
+      beta: decay of the moving average, in [0, 1) (float, array or schedule).
+      {weight_decay}
+      {maximize}
+      accumulator_dtype: dtype of ``m`` (default: each parameter's dtype).
+
+    Conventions: with weight_decay 0 this is ``optax.signum(lr, beta)``.
+    {refs}"""
+    return optimizer_chain(
+        "signum",
+        scale_by_signum(beta, accumulator_dtype),
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        maximize=maximize,
+    )
+
+
+fill_doc(sign_sgd, refs=_REFS, **COMMON_DOCS)
+fill_doc(signum, refs=_REFS, **COMMON_DOCS)

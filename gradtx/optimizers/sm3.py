@@ -1,0 +1,150 @@
+"""SM3: memory-efficient Adagrad with one accumulator per tensor axis, plus momentum."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks, _tree
+from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+
+
+class SM3State(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating)
+    mu: Any  # per leaf, a tuple of accumulators: one per axis (a single full one below 2-D)
+    m: Any  # momentum
+
+
+def _axis_shape(shape: tuple[int, ...], axis: int) -> list[int]:
+    return [n if i == axis else 1 for i, n in enumerate(shape)]
+
+
+@pytree_dataclass
+class ScaleBySM3(Transform):
+    """SM3's preconditioner (no learning rate), per leaf of rank r >= 2::
+
+        nu_t = c * g_t^2 + b2 * min_i mu_{t-1}^(i)   (mu^(i) broadcast along axis i;
+                                                      c = 1 if b2 == 1 else 1 - b2)
+        mu_t^(i) = max of nu_t over every axis but i
+        a_t = g_t / sqrt(nu_t + eps)   where nu_t > 0, else 0
+        m_t = b1 * m_{t-1} + (1 - b1) * a_t;   u_t = m_t
+
+    Leaves below 2-D keep one full accumulator (``mu_t = nu_t``: Adagrad).
+    """
+
+    b1: Any = 0.9
+    b2: Any = 1.0
+    eps: Any = 1e-8
+
+    def __post_init__(self):
+        object.__setattr__(self, "b1", as_schedule(self.b1))
+        _checks.check_unit_interval("sm3", "momentum", self.b1)
+        _checks.check_unit_interval("sm3", "b2", self.b2, high_open=False)
+        _checks.check_nonnegative("sm3", "eps", self.eps)
+
+    def _init(self, params):
+        def accs(p):
+            rd = _tree.real_dtype(p.dtype)
+            if p.ndim < 2:
+                return (_tree.zeros_like(p, rd),)
+            return tuple(jnp.zeros((n,), rd) for n in p.shape)
+
+        mu = jax.tree.map(accs, params)
+        return SM3State(jnp.zeros((), jnp.int32), mu, _tree.tree_zeros_like(params))
+
+    def _update(self, updates, state, params, **extra):
+        b1 = value_at(self.b1, state.count)
+        leaves, treedef = jax.tree.flatten(updates)
+        _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")
+        mus = treedef.flatten_up_to(state.mu)
+        ms = treedef.flatten_up_to(state.m)
+        out_u, out_mu, out_m = [], [], []
+        for g, mu, m in zip(leaves, mus, ms):
+            cd = _tree.compute_dtype(g.dtype, m.dtype)
+            rd = _tree.real_dtype(cd)
+            gc = g.astype(cd)
+            b2 = _tree.hp(self.b2, rd)
+            c = jnp.where(b2 == 1, jnp.ones((), rd), 1 - b2)
+            if g.ndim < 2:
+                prev = mu[0].astype(rd)
+            else:
+                prev = functools.reduce(
+                    jnp.minimum,
+                    [a.astype(rd).reshape(_axis_shape(g.shape, i)) for i, a in enumerate(mu)],
+                )
+            nu = c * _tree.abs_sq(gc) + b2 * prev
+            a = jnp.where(nu > 0, gc * jax.lax.rsqrt(nu + _tree.hp(self.eps, rd)), 0)
+            c1 = _tree.hp(b1, rd)
+            m_new = c1 * m.astype(cd) + (1 - c1) * a
+            if g.ndim < 2:
+                mu_new = (nu.astype(mu[0].dtype),)
+            else:
+                axes = range(g.ndim)
+                mu_new = tuple(
+                    jnp.max(nu, axis=tuple(j for j in axes if j != i)).astype(mu[i].dtype)
+                    for i in axes
+                )
+            out_u.append(m_new.astype(g.dtype))
+            out_m.append(m_new.astype(m.dtype))
+            out_mu.append(mu_new)
+        unf = treedef.unflatten
+        return unf(out_u), SM3State(
+            _tree.safe_increment(state.count), unf(out_mu), unf(out_m)
+        )
+
+
+def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
+    """SM3's preconditioner without the learning rate (see ``ScaleBySM3``)."""
+    return ScaleBySM3(b1, b2, eps)
+
+
+def sm3(
+    learning_rate: Any = 1e-2,
+    momentum: Any = 0.9,
+    weight_decay: Any = 0.0,
+    *,
+    b2: Any = 1.0,
+    eps: Any = 1e-8,
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+):
+    """SM3 (square-root of minima of sums of maxima), Optax's semantics and defaults.
+
+    Update rule (t = 1, 2, ...), per leaf with the accumulators of ``ScaleBySM3``::
+
+        g_t = grad + weight_decay * p_{t-1}
+        nu_t = g_t^2 + min_i mu_{t-1}^(i);   mu_t^(i) = max over the other axes of nu_t
+        m_t = momentum * m_{t-1} + (1 - momentum) * g_t / sqrt(nu_t + eps)
+        p_t = p_{t-1} - lr * m_t
+
+    Args:
+      {learning_rate}
+      momentum: decay of the momentum (an EMA, no bias correction), in [0, 1) (float, array or
+        schedule).
+      {weight_decay}
+      b2: decay of the accumulators in [0, 1]; 1 (the paper, Optax's alias) sums them.
+      eps: added inside the root, >= 0.
+      {maximize}
+
+    Conventions: ``sm3(lr, momentum)`` equals ``optax.sm3(lr, momentum)``; unlike Optax it also
+    accepts a learning-rate schedule and 0-D leaves (treated like 1-D: one full accumulator).
+
+    References:
+      Anil, Gupta, Koren, Singer, "Memory-Efficient Adaptive Optimization", NeurIPS 2019.
+      arXiv:1901.11150
+    """
+    return optimizer_chain(
+        "sm3",
+        scale_by_sm3(momentum, b2, eps),
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=weight_decay_mask,
+        maximize=maximize,
+    )
+
+
+fill_doc(sm3, **COMMON_DOCS)

@@ -1,0 +1,140 @@
+"""Cosine schedules: warmup then cosine decay, and cosine annealing with warm restarts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from .. import _checks
+from .._transform import Schedule, pytree_dataclass
+from ._util import add_formula, f, nonzero, t
+
+
+def linear_warmup(x: Any, init_value: Any, peak_value: Any, warmup_steps: Any) -> Any:
+    """``init + (peak - init) * x / warmup_steps`` (valid for ``x < warmup_steps``)."""
+    init = f(init_value)
+    return init + (f(peak_value) - init) * (x / nonzero(f(warmup_steps)))
+
+
+@pytree_dataclass
+class WarmupCosineDecay(Schedule):
+    """Linear warmup, then cosine decay; ``decay_steps`` includes the warmup (as in Optax)::
+
+    count < warmup_steps:  eta = init_value + (peak_value - init_value) * count / warmup_steps
+    otherwise:             k = min(count - warmup_steps, decay_steps - warmup_steps)
+                           c = (1 + cos(pi * k / (decay_steps - warmup_steps))) / 2
+                           eta = (peak_value - end_value) * c^exponent + end_value
+    """
+
+    init_value: Any
+    peak_value: Any
+    warmup_steps: Any
+    decay_steps: Any
+    end_value: Any = 0.0
+    exponent: Any = 1.0
+
+    def __post_init__(self):
+        _checks.check_nonnegative("warmup_cosine_decay", "warmup_steps", self.warmup_steps)
+        _checks.check_positive("warmup_cosine_decay", "decay_steps", self.decay_steps)
+
+    def __call__(self, count):
+        x = t(count)
+        w = f(self.warmup_steps)
+        span = f(self.decay_steps) - w
+        k = jnp.clip(x - w, 0.0, jnp.maximum(span, 0.0))
+        c = jnp.where(span > 0, 0.5 * (1.0 + jnp.cos(jnp.pi * k / nonzero(span))), 0.0)
+        peak, end = f(self.peak_value), f(self.end_value)
+        decay = (peak - end) * jnp.power(c, f(self.exponent)) + end
+        warm = linear_warmup(x, self.init_value, self.peak_value, w)
+        return jnp.where(x < w, warm, decay)
+
+
+def warmup_cosine_decay(
+    init_value: Any,
+    peak_value: Any,
+    warmup_steps: Any,
+    decay_steps: Any,
+    end_value: Any = 0.0,
+    exponent: Any = 1.0,
+) -> WarmupCosineDecay:
+    """Linear warmup from ``init_value`` to ``peak_value``, then cosine decay to ``end_value``.
+
+    ``decay_steps`` is the total length including the warmup. Formula: see
+    ``WarmupCosineDecay``. Optax ``warmup_cosine_decay_schedule`` takes the same arguments (and
+    fails on a traced ``peak_value``; this does not). torch: ``SequentialLR([LinearLR(opt,
+    init/peak, 1.0, warmup), CosineAnnealingLR(opt, decay - warmup, end)], [warmup])`` with base
+    rate ``peak``.
+    """
+    return WarmupCosineDecay(init_value, peak_value, warmup_steps, decay_steps, end_value, exponent)
+
+
+@pytree_dataclass
+class CosineRestarts(Schedule):
+    """Cosine annealing with warm restarts (SGDR)::
+
+    T_0 = first_period,  m = period_mult
+    m == 1:  n = floor(count / T_0)
+    m > 1:   n = floor(log_m(count * (m - 1) / T_0 + 1))
+    T_i = T_0 * m^n,  T_cur = count - T_0 * (m^n - 1) / (m - 1)   (count - n * T_0 when m == 1)
+    eta = min_value + (init_value - min_value) * (1 + cos(pi * T_cur / T_i)) / 2
+    """
+
+    init_value: Any
+    first_period: Any
+    period_mult: Any = 1
+    min_value: Any = 0.0
+
+    def __post_init__(self):
+        _checks.check_positive("cosine_restarts", "first_period", self.first_period)
+        _checks.check_range("cosine_restarts", "period_mult", self.period_mult, 1.0)
+
+    def __call__(self, count):
+        x = jnp.maximum(t(count), 0.0)
+        t0 = f(self.first_period)
+        m = f(self.period_mult)
+        grows = m > 1
+        ms = jnp.where(grows, m, 2.0)  # a base the logarithm accepts in either branch
+
+        def start(n):  # the count at which cycle n begins
+            return jnp.where(grows, t0 * (jnp.power(ms, n) - 1.0) / (ms - 1.0), n * t0)
+
+        n = jnp.where(
+            grows,
+            jnp.floor(jnp.log(x * (ms - 1.0) / t0 + 1.0) / jnp.log(ms)),
+            jnp.floor(x / t0),
+        )
+        # The logarithm can land a hair off an exact restart: fix n so start(n) <= x < start(n+1).
+        n = jnp.where(x < start(n), n - 1.0, n)
+        n = jnp.where(x >= start(n + 1.0), n + 1.0, n)
+        n = jnp.maximum(n, 0.0)
+        t_i = jnp.where(grows, t0 * jnp.power(ms, n), t0)
+        t_cur = jnp.clip(x - start(n), 0.0, t_i)
+        lo, hi = f(self.min_value), f(self.init_value)
+        return lo + (hi - lo) * (1.0 + jnp.cos(jnp.pi * t_cur / t_i)) / 2.0
+
+
+def cosine_restarts(
+    init_value: Any, first_period: Any, period_mult: Any = 1, min_value: Any = 0.0
+) -> CosineRestarts:
+    """Cosine annealing from ``init_value`` to ``min_value`` that restarts after each period.
+
+    The first period lasts ``first_period`` steps and each next one ``period_mult`` times longer.
+    torch ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)``
+    with base rate ``lr`` is ``cosine_restarts(lr, T_0, T_mult, eta_min)``; torch
+    ``CosineAnnealingLR(T_max, eta_min)`` equals it with ``first_period=T_max`` for counts up to
+    ``T_max`` (past it torch rises again along the same cosine; ``cosine_decay`` stays at the
+    minimum). Optax ``sgdr_schedule`` with cycles of ``dict(init_value=v, peak_value=v,
+    warmup_steps=0, decay_steps=T_i, end_value=lo)`` is ``cosine_restarts(v, T_0, m, lo)`` for
+    periods ``T_i = T_0 * m^i``; an sgdr with warmups per cycle is ``join`` of
+    ``warmup_cosine_decay`` schedules.
+
+    References:
+      Loshchilov, Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
+      arXiv:1608.03983
+    """
+    return CosineRestarts(init_value, first_period, period_mult, min_value)
+
+
+add_formula(warmup_cosine_decay, WarmupCosineDecay)
+add_formula(cosine_restarts, CosineRestarts)

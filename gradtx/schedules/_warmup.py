@@ -1,0 +1,186 @@
+"""Warmup schedules: warmup then constant, exponential decay, or stable then decay (WSD)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from .. import _checks
+from .._transform import Schedule, pytree_dataclass, static_field
+from ._basic import exponential_decay_value
+from ._cosine import linear_warmup
+from ._util import add_formula, f, nonzero, safe_sqrt, t
+
+
+@pytree_dataclass
+class WarmupConstant(Schedule):
+    """``init_value + (peak_value - init_value) * count / warmup_steps`` while
+    ``count < warmup_steps``, then ``peak_value``."""
+
+    init_value: Any
+    peak_value: Any
+    warmup_steps: Any
+
+    def __post_init__(self):
+        _checks.check_nonnegative("warmup_constant", "warmup_steps", self.warmup_steps)
+
+    def __call__(self, count):
+        x = t(count)
+        w = f(self.warmup_steps)
+        warm = linear_warmup(x, self.init_value, self.peak_value, w)
+        return jnp.where(x < w, warm, f(self.peak_value))
+
+
+def warmup_constant(init_value: Any, peak_value: Any, warmup_steps: Any) -> WarmupConstant:
+    """Linear warmup from ``init_value`` to ``peak_value``, then constant.
+
+    Optax ``warmup_constant_schedule`` takes the same arguments. torch ``LinearLR(opt,
+    init/peak, 1.0, warmup)`` with base rate ``peak`` is the same schedule.
+    """
+    return WarmupConstant(init_value, peak_value, warmup_steps)
+
+
+@pytree_dataclass
+class WarmupExponentialDecay(Schedule):
+    """Linear warmup to ``peak_value``, then ``exponential_decay`` started afresh::
+
+    count < warmup_steps:  eta = init_value + (peak_value - init_value) * count / warmup_steps
+    otherwise:             eta = exponential_decay(peak_value, decay_rate, transition_steps,
+                                 transition_begin, staircase, end_value)(count - warmup_steps)
+    """
+
+    init_value: Any
+    peak_value: Any
+    warmup_steps: Any
+    decay_rate: Any
+    transition_steps: Any = 1
+    transition_begin: Any = 0
+    staircase: bool = static_field(False)
+    end_value: Any = None
+
+    def __post_init__(self):
+        fn = "warmup_exponential_decay"
+        _checks.check_nonnegative(fn, "warmup_steps", self.warmup_steps)
+        _checks.check_positive(fn, "transition_steps", self.transition_steps)
+        _checks.check_nonnegative(fn, "transition_begin", self.transition_begin)
+        _checks.check_nonnegative(fn, "decay_rate", self.decay_rate)
+
+    def __call__(self, count):
+        x = t(count)
+        w = f(self.warmup_steps)
+        decay = exponential_decay_value(
+            x - w,
+            self.peak_value,
+            self.decay_rate,
+            self.transition_steps,
+            self.transition_begin,
+            self.staircase,
+            self.end_value,
+        )
+        warm = linear_warmup(x, self.init_value, self.peak_value, w)
+        return jnp.where(x < w, warm, decay)
+
+
+def warmup_exponential_decay(
+    init_value: Any,
+    peak_value: Any,
+    warmup_steps: Any,
+    decay_rate: Any,
+    transition_steps: Any = 1,
+    transition_begin: Any = 0,
+    staircase: bool = False,
+    end_value: Any = None,
+) -> WarmupExponentialDecay:
+    """Linear warmup, then exponential decay from ``peak_value``.
+
+    The arguments after ``warmup_steps`` follow gradtx's ``exponential_decay`` (``decay_rate``
+    before ``transition_steps``). Optax ``warmup_exponential_decay_schedule(init, peak, warmup,
+    transition_steps, decay_rate, ...)`` is the same schedule; pass its arguments by keyword.
+    """
+    return WarmupExponentialDecay(
+        init_value,
+        peak_value,
+        warmup_steps,
+        decay_rate,
+        transition_steps,
+        transition_begin,
+        staircase,
+        end_value,
+    )
+
+
+@pytree_dataclass
+class WarmupStableDecay(Schedule):
+    """Warmup, a long stable phase at the peak, then a short decay (WSD)::
+
+    W = warmup_steps, S = stable_steps, D = decay_steps
+    count < W:           eta = init_value + (peak_value - init_value) * count / W
+    W <= count < W + S:  eta = peak_value
+    otherwise:           p = min((count - W - S) / D, 1)
+        linear:  eta = peak_value + (end_value - peak_value) * p
+        cosine:  eta = end_value + (peak_value - end_value) * (1 + cos(pi p)) / 2
+        sqrt:    eta = end_value + (peak_value - end_value) * (1 - sqrt(p))
+    """
+
+    peak_value: Any
+    warmup_steps: Any
+    stable_steps: Any
+    decay_steps: Any
+    init_value: Any = 0.0
+    end_value: Any = 0.0
+    decay_shape: str = static_field("linear")
+
+    def __post_init__(self):
+        fn = "warmup_stable_decay"
+        _checks.check_nonnegative(fn, "warmup_steps", self.warmup_steps)
+        _checks.check_nonnegative(fn, "stable_steps", self.stable_steps)
+        _checks.check_nonnegative(fn, "decay_steps", self.decay_steps)
+        _checks.check_choice(fn, "decay_shape", self.decay_shape, ("linear", "cosine", "sqrt"))
+
+    def __call__(self, count):
+        x = t(count)
+        w, s, d = f(self.warmup_steps), f(self.stable_steps), f(self.decay_steps)
+        peak, end = f(self.peak_value), f(self.end_value)
+        p = jnp.where(d > 0, jnp.clip((x - w - s) / nonzero(d), 0.0, 1.0), 1.0)
+        if self.decay_shape == "linear":
+            decay = peak + (end - peak) * p
+        elif self.decay_shape == "cosine":
+            decay = end + (peak - end) * (1.0 + jnp.cos(jnp.pi * p)) / 2.0
+        else:
+            decay = end + (peak - end) * (1.0 - safe_sqrt(p))
+        warm = linear_warmup(x, self.init_value, self.peak_value, w)
+        return jnp.where(x < w, warm, jnp.where(x < w + s, peak, decay))
+
+
+def warmup_stable_decay(
+    peak_value: Any,
+    warmup_steps: Any,
+    stable_steps: Any,
+    decay_steps: Any,
+    init_value: Any = 0.0,
+    end_value: Any = 0.0,
+    decay_shape: str = "linear",
+) -> WarmupStableDecay:
+    """Warmup-stable-decay (WSD, "trapezoidal"): the schedule of current LLM pre-training.
+
+    Linear warmup from ``init_value`` to ``peak_value`` over ``warmup_steps``, ``peak_value`` for
+    ``stable_steps``, then a decay to ``end_value`` over ``decay_steps`` shaped ``"linear"``,
+    ``"cosine"`` or ``"sqrt"`` (the "1 - sqrt" cooldown), then ``end_value``. Formula: see
+    ``WarmupStableDecay``. Neither torch nor Optax has it (torch: a ``SequentialLR`` of
+    ``LinearLR``, ``ConstantLR(factor=1)`` and ``LinearLR``/``LambdaLR``).
+
+    References:
+      Hu et al., "MiniCPM: Unveiling the Potential of Small Language Models with Scalable
+      Training Strategies", 2024. arXiv:2404.06395
+      Hägele et al., "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
+      Durations", NeurIPS 2024. arXiv:2405.18392
+    """
+    return WarmupStableDecay(
+        peak_value, warmup_steps, stable_steps, decay_steps, init_value, end_value, decay_shape
+    )
+
+
+add_formula(warmup_constant, WarmupConstant)
+add_formula(warmup_exponential_decay, WarmupExponentialDecay)
+add_formula(warmup_stable_decay, WarmupStableDecay)

@@ -1,0 +1,290 @@
+"""Grids of hyperparameters and the batched transform that holds a whole population.
+
+A grid maps hyperparameter names to values. A plain name (``learning_rate``, ``b1``,
+``weight_decay``) is a keyword of the optimizer factory; a dotted name
+(``learning_rate.peak_value``, ``learning_rate.warmup_steps``) replaces a field of a schedule (or
+any pytree dataclass) passed as that keyword. Every gridded value becomes an array leaf with a
+leading population axis, so the factory builds one *batched* transform for ``jax.vmap`` with
+``gradtx.batch_axes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _tree
+from .._transform import Transform
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """A batched transform and the settings it holds (one dict per member)."""
+
+    tx: Any
+    settings: list[dict[str, Any]]
+    names: tuple[str, ...]
+    label: str
+
+    @property
+    def size(self) -> int:
+        return len(self.settings)
+
+
+def parse_values(spec: str) -> list[float | int]:
+    """Parses a grid spec: ``lo:hi:n`` (n log-spaced values), ``lo:hi:n:lin`` or ``a,b,c``.
+
+    Integers stay integers in lists (``100,200``); ``lo:hi:n`` always gives floats, unless
+    ``:int`` is appended (rounded, deduplicated, e.g. warmup steps ``10:1000:5:int``).
+    """
+    spec = spec.strip()
+    if ":" in spec:
+        parts = spec.split(":")
+        if len(parts) not in (3, 4):
+            raise ValueError(f"gradtx.sweep: grid spec {spec!r} must be lo:hi:n[:lin|log|int]")
+        lo, hi, n = float(parts[0]), float(parts[1]), int(parts[2])
+        kind = parts[3] if len(parts) == 4 else "log"
+        if n < 1:
+            raise ValueError(f"gradtx.sweep: grid spec {spec!r} needs n >= 1")
+        if kind == "lin":
+            return [float(v) for v in np.linspace(lo, hi, n)]
+        if lo <= 0 or hi <= 0:
+            raise ValueError(
+                f"gradtx.sweep: log-spaced grid {spec!r} needs lo, hi > 0; use {spec}:lin"
+            )
+        vals = np.geomspace(lo, hi, n)
+        if kind == "int":
+            return sorted({round(v) for v in vals})
+        if kind != "log":
+            raise ValueError(f"gradtx.sweep: grid spec {spec!r}: kind must be lin, log or int")
+        return [float(v) for v in vals]
+    return [_number(x) for x in spec.split(",") if x.strip()]
+
+
+def _number(text: str) -> float | int:
+    text = text.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    return float(text)
+
+
+def expand_grid(grid: Mapping[str, Any], product: bool = True) -> list[dict[str, Any]]:
+    """The settings of a grid: the Cartesian product of its values (or, with ``product=False``,
+    the values zipped, which must then all have the same length)."""
+    names = list(grid)
+    values = []
+    for n in names:
+        v = grid[n]
+        if isinstance(v, str):
+            v = parse_values(v)
+        v = np.asarray(v).reshape(-1).tolist()
+        if not v:
+            raise ValueError(f"gradtx.sweep: grid[{n!r}] is empty")
+        values.append(v)
+    if not names:
+        return [{}]
+    if product:
+        return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+    lengths = {len(v) for v in values}
+    if len(lengths) != 1:
+        raise ValueError(
+            "gradtx.sweep: with product=False every grid entry needs the same number of values, "
+            f"got {dict(zip(names, (len(v) for v in values)))}"
+        )
+    return [dict(zip(names, combo)) for combo in zip(*values)]
+
+
+def _leaf(values: Sequence[Any], like: Any) -> jax.Array:
+    """Values as one array leaf: int32 when they are ints replacing an int (or unknown) value,
+    else the default float dtype."""
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+    if like is None or like is inspect.Parameter.empty:
+        like_int = True
+    else:
+        like_int = isinstance(like, (int, np.integer)) and not isinstance(like, bool)
+    if ints and like_int:
+        return jnp.asarray(np.asarray(values, np.int32))
+    return jnp.asarray(np.asarray(values, np.float64), _tree.float_dtype())
+
+
+def _replace_path(obj: Any, parts: Sequence[str], values: Sequence[Any], full: str) -> Any:
+    head, rest = parts[0], parts[1:]
+    if isinstance(obj, Mapping):
+        if head not in obj:
+            raise KeyError(head)
+        new = dict(obj)
+        new[head] = (
+            _replace_path(obj[head], rest, values, full) if rest else _leaf(values, obj[head])
+        )
+        return type(obj)(new) if not isinstance(obj, dict) else new
+    if not dataclasses.is_dataclass(obj) or not hasattr(obj, head):
+        raise ValueError(
+            f"gradtx.sweep: grid name {full!r}: {type(obj).__name__} has no field {head!r}; a "
+            f"dotted name replaces a field of a schedule passed in hparams (for example "
+            f"hparams={{'learning_rate': gradtx.cosine_decay(0.1, 1000)}} with grid "
+            f"{{'learning_rate.init_value': [...]}})"
+        )
+    cur = getattr(obj, head)
+    new = _replace_path(cur, rest, values, full) if rest else _leaf(values, cur)
+    return dataclasses.replace(obj, **{head: new})
+
+
+def _signature_defaults(factory: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return {}, True
+    varkw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    return {n: p.default for n, p in sig.parameters.items()}, varkw
+
+
+def accepts(factory: Callable[..., Any], name: str) -> bool:
+    """Whether ``factory`` takes the (root of the) hyperparameter ``name``."""
+    defaults, varkw = _signature_defaults(factory)
+    return varkw or name.split(".")[0] in defaults
+
+
+def resolve_optimizer(optimizer: Any) -> tuple[str, Callable[..., Any] | None, dict[str, Any]]:
+    """``(label, factory, fixed hparams)`` for a factory, a registry name or key, or
+    ``name(k=v, ...)``; a transform gives ``(label, None, {})``."""
+    from .. import registry
+
+    if isinstance(optimizer, Transform):
+        return type(optimizer).__name__, None, {}
+    if callable(optimizer):
+        return getattr(optimizer, "__name__", repr(optimizer)), optimizer, {}
+    if not isinstance(optimizer, str):
+        raise TypeError(
+            "gradtx.sweep: optimizer must be a factory (gradtx.adam), a registry name ('adam') or "
+            f"a batched transform, got {type(optimizer).__name__}"
+        )
+    text = optimizer.strip()
+    if text in registry.OPTIMIZERS:
+        spec = registry.OPTIMIZERS[text]
+        return text, spec.factory, dict(spec.hparams)
+    m = re.fullmatch(r"([A-Za-z_][\w]*)\s*(?:[\(\[](.*)[\)\]])?", text)
+    if not m:
+        raise ValueError(f"gradtx.sweep: cannot parse optimizer {optimizer!r}")
+    name, args = m.group(1), m.group(2)
+    factory = registry.FACTORIES.get(name)
+    if factory is None:
+        import gradtx
+
+        candidate = getattr(gradtx, name, None)
+        if callable(candidate) and not isinstance(candidate, type):
+            factory = candidate
+    if factory is None:
+        known = ", ".join(sorted(registry.FACTORIES))
+        raise ValueError(f"gradtx.sweep: unknown optimizer {name!r}; known: {known}")
+    fixed: dict[str, Any] = {}
+    if args:
+        for item in args.split(","):
+            if not item.strip():
+                continue
+            k, _, v = item.partition("=")
+            fixed[k.strip()] = _literal(v.strip())
+    return text, factory, fixed
+
+
+def _literal(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    try:
+        return _number(text)
+    except ValueError:
+        return text.strip("'\"")
+
+
+def _batched_settings(tx: Any) -> tuple[int, list[dict[str, Any]], tuple[str, ...]]:
+    flat, _ = jax.tree_util.tree_flatten_with_path(tx)
+    batched = [(jax.tree_util.keystr(p), np.asarray(x)) for p, x in flat if jnp.ndim(x) >= 1]
+    if not batched:
+        return 1, [{}], ()
+    sizes = {x.shape[0] for _, x in batched}
+    if len(sizes) != 1:
+        raise ValueError(
+            "gradtx.sweep: the batched transform's array leaves have different leading sizes "
+            f"{ {n: x.shape[0] for n, x in batched} }"
+        )
+    (n,) = sizes
+    names = tuple(name.lstrip(".") for name, _ in batched)
+    settings = [
+        {nm: x[i].item() for nm, (_, x) in zip(names, batched) if x.ndim == 1} for i in range(n)
+    ]
+    return n, settings, names
+
+
+def population(
+    optimizer: Any,
+    grid: Mapping[str, Any] | None = None,
+    hparams: Mapping[str, Any] | None = None,
+    product: bool = True,
+) -> Population:
+    """Builds the batched transform for ``optimizer`` over ``grid`` (see ``gradtx.sweep``)."""
+    label, factory, fixed = resolve_optimizer(optimizer)
+    if factory is None:
+        if grid:
+            raise ValueError(
+                "gradtx.sweep: a batched transform already holds its population; pass grid=None "
+                "(or pass a factory such as gradtx.adam with a grid)"
+            )
+        _, settings, names = _batched_settings(optimizer)
+        return Population(optimizer, settings, names, label)
+    kwargs = {**fixed, **dict(hparams or {})}
+    grid = dict(grid or {})
+    settings = expand_grid(grid, product)
+    defaults, varkw = _signature_defaults(factory)
+    for name in grid:
+        root = name.split(".")[0]
+        if not varkw and root not in defaults:
+            hp = ", ".join(n for n in defaults if n not in ("self",))
+            raise ValueError(
+                f"gradtx.sweep: {label} has no hyperparameter {root!r} (grid name {name!r}); "
+                f"its arguments are: {hp}"
+            )
+    for name in grid:
+        values = [s[name] for s in settings]
+        parts = name.split(".")
+        if len(parts) == 1:
+            kwargs[name] = _leaf(values, kwargs.get(name, defaults.get(name)))
+            continue
+        root = parts[0]
+        if root not in kwargs:
+            raise ValueError(
+                f"gradtx.sweep: grid name {name!r} replaces a field of {root!r}, so pass "
+                f"{root!r} in hparams (a schedule such as gradtx.cosine_decay(...))"
+            )
+        try:
+            kwargs[root] = _replace_path(kwargs[root], parts[1:], values, name)
+        except KeyError as e:
+            raise ValueError(f"gradtx.sweep: grid name {name!r}: no key {e.args[0]!r}") from None
+    tx = factory(**kwargs)
+    return Population(tx, settings, tuple(grid), label)
+
+
+def format_setting(setting: Mapping[str, Any]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if (v == 0 or 1e-3 <= abs(v) < 1e4) else f"{v:.2e}"
+        return str(v)
+
+    return ", ".join(f"{k}={fmt(v)}" for k, v in setting.items()) or "-"
+
+
+def is_finite_number(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
