@@ -83,15 +83,16 @@ class ScaleByAdam(Transform):
         corrected = self.amsgrad_max == "corrected"
         scalars: dict[Any, tuple[jax.Array, ...]] = {}
 
-        def consts(rd):
+        def consts(cd):
             # Scalar work shared by every leaf of one compute dtype: traced once, not per leaf
             # (keeps trace and compile time flat in the number of leaves).
-            if rd not in scalars:
+            if cd not in scalars:
+                rd = _tree.real_dtype(cd)
                 t = count.astype(rd)
-                b1r, b2r = _tree.hp(b1, rd), _tree.hp(b2, rd)
-                scalars[rd] = (
-                    b1r,
-                    1 - b1r,
+                b1c, b2r = _tree.hp(b1, cd), _tree.hp(b2, rd)
+                scalars[cd] = (
+                    b1c,
+                    1 - b1c,
                     b2r,
                     1 - b2r,
                     _tree.bias_correction(b1, t, rd),
@@ -99,7 +100,7 @@ class ScaleByAdam(Transform):
                     _tree.hp(self.eps_root, rd),
                     _tree.hp(self.eps, rd),
                 )
-            return scalars[rd]
+            return scalars[cd]
 
         def leaf(g, m, v, vmax=None):
             if self.complex_convention == "real_view" and jnp.iscomplexobj(g):
@@ -111,9 +112,9 @@ class ScaleByAdam(Transform):
         def real_leaf(g, m, v, vmax=None):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
-            b1r, omb1, b2r, omb2, bc1, bc2, eps_root, eps = consts(rd)
+            b1c, omb1, b2r, omb2, bc1, bc2, eps_root, eps = consts(cd)
             gc = g.astype(cd)
-            m_new = b1r * m.astype(cd) + omb1 * gc
+            m_new = b1c * m.astype(cd) + omb1 * gc
             v_new = b2r * v.astype(rd) + omb2 * _tree.abs_sq(gc)
             if vmax is None:
                 v_hat = v_new / bc2
