@@ -81,6 +81,26 @@ class ScaleByAdam(Transform):
         b1 = value_at(self.b1, state.count)
         b2 = value_at(self.b2, state.count)
         corrected = self.amsgrad_max == "corrected"
+        scalars: dict[Any, tuple[jax.Array, ...]] = {}
+
+        def consts(cd):
+            # Scalar work shared by every leaf of one compute dtype: traced once, not per leaf
+            # (keeps trace and compile time flat in the number of leaves).
+            if cd not in scalars:
+                rd = _tree.real_dtype(cd)
+                t = count.astype(rd)
+                b1c, b2r = _tree.hp(b1, cd), _tree.hp(b2, rd)
+                scalars[cd] = (
+                    b1c,
+                    1 - b1c,
+                    b2r,
+                    1 - b2r,
+                    _tree.bias_correction(b1, t, rd),
+                    _tree.bias_correction(b2, t, rd),
+                    _tree.hp(self.eps_root, rd),
+                    _tree.hp(self.eps, rd),
+                )
+            return scalars[cd]
 
         def leaf(g, m, v, vmax=None):
             if self.complex_convention == "real_view" and jnp.iscomplexobj(g):
@@ -92,12 +112,10 @@ class ScaleByAdam(Transform):
         def real_leaf(g, m, v, vmax=None):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
+            b1c, omb1, b2r, omb2, bc1, bc2, eps_root, eps = consts(cd)
             gc = g.astype(cd)
-            m_new = _tree.hp(b1, cd) * m.astype(cd) + (1 - _tree.hp(b1, cd)) * gc
-            v_new = _tree.hp(b2, rd) * v.astype(rd) + (1 - _tree.hp(b2, rd)) * _tree.abs_sq(gc)
-            bc1 = _tree.bias_correction(b1, t, rd)
-            bc2 = _tree.bias_correction(b2, t, rd)
+            m_new = b1c * m.astype(cd) + omb1 * gc
+            v_new = b2r * v.astype(rd) + omb2 * _tree.abs_sq(gc)
             if vmax is None:
                 v_hat = v_new / bc2
                 vmax_new = None
@@ -107,7 +125,7 @@ class ScaleByAdam(Transform):
             else:
                 vmax_new = jnp.maximum(vmax.astype(rd), v_new)
                 v_hat = vmax_new / bc2
-            denom = jnp.sqrt(v_hat + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd)
+            denom = jnp.sqrt(v_hat + eps_root) + eps
             u = (m_new / bc1.astype(cd)) / denom.astype(cd)  # casts are no-ops for real cd
             out = (u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype))
             if vmax is not None:
