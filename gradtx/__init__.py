@@ -162,7 +162,6 @@ from .optimizers.adan import scale_by_adan as scale_by_adan
 from .optimizers.fromage import fromage as fromage
 from .optimizers.fromage import scale_by_fromage as scale_by_fromage
 from .optimizers.lamb import lamb as lamb
-from .optimizers.lamb import scale_by_trust_ratio as scale_by_trust_ratio
 from .optimizers.lars import lars as lars
 from .optimizers.lion import LionState as LionState
 from .optimizers.lion import lion as lion
@@ -178,7 +177,6 @@ from .optimizers.optimistic import scale_by_optimistic_gradient as scale_by_opti
 from .optimizers.polyak_sgd import polyak_sgd as polyak_sgd
 from .optimizers.polyak_sgd import scale_by_polyak as scale_by_polyak
 from .optimizers.sign import SignumState as SignumState
-from .optimizers.sign import scale_by_sign as scale_by_sign
 from .optimizers.sign import scale_by_signum as scale_by_signum
 from .optimizers.sign import sign_sgd as sign_sgd
 from .optimizers.sign import signum as signum
@@ -196,12 +194,24 @@ from .optimizers.ademamix import scale_by_ademamix as scale_by_ademamix
 from .optimizers.adopt import ADOPTState as ADOPTState
 from .optimizers.adopt import adopt as adopt
 from .optimizers.adopt import scale_by_adopt as scale_by_adopt
+from .optimizers.mars import MARSState as MARSState
+from .optimizers.mars import mars as mars
+from .optimizers.mars import scale_by_mars as scale_by_mars
+from .optimizers.prodigy import ProdigyState as ProdigyState
+from .optimizers.prodigy import prodigy as prodigy
 from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
 from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
-from .optimizers.schedule_free import schedule_free_eval_params as schedule_free_eval_params
+from .optimizers._schedule_free_eval import schedule_free_eval_params as schedule_free_eval_params
 from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
+from .optimizers.soap import SOAPState as SOAPState
+from .optimizers.soap import scale_by_soap as scale_by_soap
+from .optimizers.soap import soap as soap
 
 # --- sweeps (issue: sweeps) ---
+from .sweep._lr_finder import LRFinderResult as LRFinderResult
+from .sweep._lr_finder import lr_finder as lr_finder
+from .sweep._sweep import SweepResult as SweepResult
+from .sweep._sweep import sweep as sweep  # after the subpackage import: gradtx.sweep is the function
 
 # --- performance: grouped path, fused step (issue: performance) ---
 from ._grouped import Grouped as Grouped

@@ -23,9 +23,16 @@ _META = "__gradtx__"
 _SCALARS = (bool, int, float, complex)
 
 
+def _is_key(leaf: Any) -> bool:
+    dtype = getattr(leaf, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
 def _describe(leaf: Any) -> str:
     if isinstance(leaf, _SCALARS):
         return f"Python {type(leaf).__name__}"
+    if _is_key(leaf):
+        return f"{leaf.dtype}{list(np.shape(leaf))}"
     return f"{np.dtype(leaf.dtype).name}{list(np.shape(leaf))}"
 
 
@@ -43,13 +50,19 @@ def save_npz(path: str | os.PathLike[str], tree: Any) -> None:
     meta: dict[str, Any] = {"treedef": _treedef_text(treedef), "leaves": []}
     for p, leaf in leaves:
         key = path_str(p)
+        impl = None
+        if _is_key(leaf):  # typed PRNG keys (noise transforms): their raw data and impl
+            impl = str(jax.random.key_impl(leaf))
+            leaf = jax.random.key_data(leaf)
         arr = np.asarray(leaf)
         dtype = arr.dtype
         if dtype.kind == "V" or dtype.type.__module__.startswith("ml_dtypes"):
             arr = arr.view(np.dtype(f"u{dtype.itemsize}"))  # bf16 & co as raw bits
         arrays[f"{len(arrays)}"] = arr
         kind = type(leaf).__name__ if isinstance(leaf, _SCALARS) else "array"
-        meta["leaves"].append({"path": key, "dtype": np.dtype(dtype).name, "kind": kind})
+        meta["leaves"].append(
+            {"path": key, "dtype": np.dtype(dtype).name, "kind": kind, "key_impl": impl}
+        )
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     np.savez(path, **arrays)
 
@@ -114,6 +127,14 @@ def load_npz(path: str | os.PathLike[str], like: Any) -> Any:
         if isinstance(leaf, _SCALARS):
             out.append(type(leaf)(arr.item()))
             continue
+        if m.get("key_impl") is not None or _is_key(leaf):
+            if m.get("key_impl") is None or not _is_key(leaf):
+                raise TreeMismatchError(
+                    f"{where}: {os.fspath(path)} and `like` disagree at {key}: one holds a "
+                    f"PRNG key, the other {_describe(leaf)}."
+                )
+            out.append(jax.random.wrap_key_data(jnp.asarray(arr), impl=m["key_impl"]))
+            continue
         want = jnp.dtype(leaf.dtype)
         if tuple(np.shape(leaf)) != arr.shape or want != dtype:
             raise TreeMismatchError(
@@ -150,9 +171,10 @@ def check_state(tx: Any, state: Any, params: Any) -> None:
         )
     exp_leaves = jax.tree_util.tree_flatten_with_path(expected)[0]
     for (p, e), g in zip(exp_leaves, jax.tree.leaves(state)):
-        if jnp.dtype(e.dtype) != jnp.result_type(g):
+        got_dtype = getattr(g, "dtype", None) or np.asarray(g).dtype
+        if e.dtype != got_dtype:
             raise TreeMismatchError(
                 f"{where}: the state does not match tx.init(params) at {path_str(p)}: expected "
-                f"dtype {jnp.dtype(e.dtype).name}, got {jnp.result_type(g).name} (mu_dtype, "
-                f"nu_dtype or the params' dtype changed). {hint}"
+                f"dtype {e.dtype}, got {got_dtype} (mu_dtype, nu_dtype or the params' dtype "
+                f"changed). {hint}"
             )

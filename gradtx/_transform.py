@@ -205,7 +205,30 @@ def _compiled_update(
     _checks.check_float_leaves(where, updates, "updates")
     if params is not None:
         _checks.check_same_tree(where, params, updates, "params", "updates")
-    return tx._update(updates, state, params, **extra)
+    try:
+        return tx._update(updates, state, params, **extra)
+    except (ValueError, TypeError) as err:
+        if params is not None and not isinstance(err, _checks.TreeMismatchError):
+            _explain_state_mismatch(where, tx, state, params, err)
+        raise
+
+
+def _explain_state_mismatch(where: str, tx: Transform, state: Any, params: Any, err: Exception):
+    """After ``_update`` failed while tracing: if ``state`` is not shaped like
+    ``tx.init(params)``, says so (naming the path) instead of the low-level error."""
+    try:
+        expected = tx._init(params)  # traced alongside; never run, since we raise
+    except Exception:
+        return
+    diff = _checks.first_difference(expected, state)
+    if diff is None:
+        return
+    path, exp, got = diff
+    raise _checks.TreeMismatchError(
+        f"{where}: the state does not match this optimizer's init(params) at {path}: expected "
+        f"{exp}, got {got}. Pass the state that init returned for these params (a state from "
+        f"another model or another optimizer configuration does not fit)."
+    ) from err
 
 
 def _shardings_of(params: Params) -> tuple[Any, ...] | None:

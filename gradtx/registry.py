@@ -31,6 +31,8 @@ class Spec:
       convergence_tol: the loss the contract quadratic must fall below within ``steps``.
       reads_loss: ``update`` needs ``loss=`` among its extra arguments.
       random: ``update`` draws noise from a PRNG key held in the state (reproducible per key).
+      inert_steps: how many first updates leave the params unchanged by design (ADOPT's first
+        update only initializes its second moment).
       invalid: hyperparameters that must raise ``HyperparameterError``: (kwargs, message part).
         A negative and a NaN learning rate are checked for every entry without being listed.
       elementwise: each output element depends only on the same element of the gradient, state
@@ -47,6 +49,7 @@ class Spec:
     convergence_tol: float = 1e-3
     reads_loss: bool = False
     random: bool = False
+    inert_steps: int = 0
     invalid: tuple[tuple[dict[str, Any], str], ...] = ()
     elementwise: bool = True
 
@@ -315,7 +318,10 @@ _OPTAX_CATALOGUE: list[Spec] = [
 # --- modern optimizers (issue: catalogue) -----------------------------------------------------
 from .optimizers.ademamix import ademamix  # noqa: E402
 from .optimizers.adopt import adopt  # noqa: E402
+from .optimizers.mars import mars  # noqa: E402
+from .optimizers.prodigy import prodigy  # noqa: E402
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
+from .optimizers.soap import soap  # noqa: E402
 
 _MODERN: list[Spec] = [
     Spec("schedule_free_sgd", schedule_free_sgd, {}, 0.1, 300,
@@ -326,12 +332,24 @@ _MODERN: list[Spec] = [
          invalid=(({"b2": 1.5}, "b2 must be in [0, 1), got 1.5"),)),
     Spec("schedule_free_adamw", schedule_free_adamw, {"weight_decay": 1e-3, "warmup_steps": 20},
          0.2, 400, convergence_tol=1e-2),
-    Spec("adopt", adopt, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec("adopt", adopt, {}, 0.1, 300, inert_steps=1, invalid=(_BAD_B1,)),
     Spec("adopt", adopt, {"weight_decay": 1e-3, "decoupled_weight_decay": True}, 0.1, 300,
-         convergence_tol=1e-2),
+         inert_steps=1, convergence_tol=1e-2),
     Spec("ademamix", ademamix, {"b3": 0.99}, 0.05, 600,
          invalid=(({"b3": 1.5}, "b3 must be in [0, 1), got 1.5"),)),
     Spec("ademamix", ademamix, {"b3": 0.99, "warmup_steps": 100}, 0.05, 600),
+    # d0 = 1e-3 rather than 1e-6: the first step is about d0 * lr, and at 1e-6 the contract's
+    # one-step comparison of learning rates falls below float32 resolution of the params.
+    Spec("prodigy", prodigy, {"d0": 1e-3}, 1.0, 300,
+         invalid=(({"d0": 0.0}, "d0 must be in (0, inf), got 0.0"),)),
+    Spec("prodigy", prodigy, {"d0": 1e-3, "weight_decay": 1e-3, "bias_correction": True,
+                              "safeguard_warmup": True}, 1.0, 300, convergence_tol=1e-2),
+    Spec("mars", mars, {}, 0.05, 300,
+         invalid=(({"gamma": -1.0}, "gamma must be in [0, inf), got -1.0"),)),
+    Spec("mars", mars, {"weight_decay": 1e-3, "gamma": 0.1}, 0.05, 300, convergence_tol=1e-2),
+    Spec("soap", soap, {"weight_decay": 0.0}, 0.05, 300,
+         invalid=(({"b2": 1.5}, "b2 must be in [0, 1), got 1.5"),)),
+    Spec("soap", soap, {"precondition_frequency": 2}, 0.05, 300, convergence_tol=1e-2),
 ]  # fmt: skip
 
 # --- performance (issue: performance) ---------------------------------------------------------
@@ -374,6 +392,7 @@ from .schedules._warmup import (  # noqa: E402
     warmup_exponential_decay,
     warmup_stable_decay,
 )
+from .transforms._averaging import swa_schedule  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -467,6 +486,8 @@ _SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("join", join, ([linear(0.0, 0.1, 10), cosine_decay(0.1, 50)], [10]),
                  values=("schedules[0].end_value", "schedules[1].init_value"),
                  steps=("boundaries[0]", "schedules[1].decay_steps")),
+    ScheduleSpec("swa_schedule", swa_schedule, (0.1, 0.01, 50, 10), values=("base", "swa_lr"),
+                 steps=("start_step", "anneal_steps")),
     ScheduleSpec("multiply", multiply, (warmup_constant(0.0, 1.0, 10), exponential_decay(0.1, 0.95)),
                  values=("schedules[1].init_value",), steps=("schedules[0].warmup_steps",)),
 ]

@@ -41,7 +41,7 @@ def _grads():
 GRADS = _grads()
 LOSSES = [float(x) for x in np.linspace(3.0, 0.5, STEPS)]
 MASK = {"w": True, "b": False, "c": True}
-DECAY = lambda c: 0.1 * 0.9 ** jnp.asarray(c, jnp.float32)  # noqa: E731  both accept it
+DECAY = lambda c: 0.1 * 0.9 ** jnp.asarray(c, jnp.float32)
 
 
 STACKED = jax.tree.map(lambda *xs: jnp.stack(xs), *GRADS)
@@ -137,6 +137,14 @@ CASES += [
     ("ademamix-options", gradtx.ademamix(1e-2, 0.8, 0.99, 0.999, 3.0, 1e-6, 0.1,
                                          weight_decay_mask=MASK),
      optax.contrib.ademamix(1e-2, 0.8, 0.99, 0.999, 3.0, 1e-6, weight_decay=0.1, mask=MASK)),
+    # Optax's prodigy always bias-corrects; its d * eps term uses d_{k+1} (gradtx: the paper's
+    # d_k), a difference far below float32 resolution here.
+    ("prodigy-bias-correction", gradtx.prodigy(1.0, bias_correction=True),
+     optax.contrib.prodigy(1.0)),
+    ("prodigy-options", gradtx.prodigy(0.5, 0.8, 0.99, weight_decay=0.1, d0=1e-3,
+                                       bias_correction=True, safeguard_warmup=True),
+     optax.contrib.prodigy(0.5, (0.8, 0.99), estim_lr0=1e-3, weight_decay=0.1,
+                           safeguard_warmup=True)),
     # With a constant rate both average with weights lr^2 and step z the same way.
     ("schedule_free_sgd-constant", gradtx.schedule_free_sgd(0.1, 0.8),
      optax.contrib.schedule_free_sgd(0.1, b1=0.8)),

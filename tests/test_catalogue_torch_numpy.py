@@ -462,3 +462,57 @@ def test_asgd_averaged_params(x64):
     _, state = _run_gradtx(gradtx.asgd(0.05, 1e-2, 0.5, 5.0))
     ax = gradtx.asgd_averaged_params(state)
     _close({n: np.asarray(ax[n]) for n in LEAVES}, {n: st[n]["ax"] for n in LEAVES})
+
+
+# ------------------------------------------------------------------------------------------
+# Muon's rules for leaves that are not matrices (torch accepts 2-D parameters only)
+
+
+def _two_updates(tx, params, grads):
+    state = tx.init(params)
+    u1, state = tx.update(grads, state, params)
+    u2, _ = tx.update(jax.tree.map(lambda g: -0.5 * g, grads), state, params)
+    return u1, u2
+
+
+def _rand(shape, seed):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape))
+
+
+def test_muon_reshapes_kernels_and_stacks(x64):
+    tx = lambda **kw: gradtx.muon(0.02, ns_dtype=jnp.float64, **kw)
+    cases = [
+        # (leaf shape, options, the equivalent matrices: reshape of the leaf)
+        ((4, 2, 3, 3), {}, (4, 18)),  # torch OIHW kernel -> (out, in * kh * kw)
+        ((3, 3, 2, 4), {"conv_layout": "hwio"}, (18, 4)),  # Flax HWIO -> (kh * kw * in, out)
+        ((2, 4, 2, 1, 1), {}, (2, 4, 2)),  # a stack of OIHW kernels -> a stack of matrices
+        ((2, 2, 3, 4), {"batch_dims": 2}, (4, 3, 4)),  # a (2, 2) stack of 3x4 matrices
+    ]
+    for i, (shape, kw, flat) in enumerate(cases):
+        p = {"x": _rand(shape, i)}
+        g = {"x": _rand(shape, 10 + i)}
+        got = _two_updates(tx(**kw), p, g)
+        pf = {"x": p["x"].reshape(flat)}
+        gf = {"x": g["x"].reshape(flat)}
+        want = _two_updates(tx(), pf, gf)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a["x"], b["x"].reshape(shape), rtol=1e-12, atol=1e-12)
+
+
+def test_muon_sends_vectors_and_scalars_to_the_fallback(x64):
+    p = {"w": _rand((2, 3), 0), "b": _rand((3,), 1), "s": jnp.asarray(0.7), "none": None}
+    g = {"w": _rand((2, 3), 2), "b": _rand((3,), 3), "s": jnp.asarray(-0.2), "none": None}
+    kw = {"weight_decay": 0.05, "ns_dtype": jnp.float64}
+    got = _two_updates(gradtx.muon(0.02, **kw), p, g)
+    mat = _two_updates(gradtx.muon(0.02, **kw), {"w": p["w"]}, {"w": g["w"]})
+    vec = _two_updates(gradtx.adamw(0.02, weight_decay=0.05), {"b": p["b"], "s": p["s"]},
+                       {"b": g["b"], "s": g["s"]})  # fmt: skip
+    for u, um, uv in zip(got, mat, vec):
+        assert u["none"] is None
+        np.testing.assert_allclose(u["w"], um["w"], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(u["b"], uv["b"], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(u["s"], uv["s"], rtol=1e-12, atol=1e-12)
+    # A configurable fallback (here plain SGD), and maximize reaching both parts.
+    u1, _ = _two_updates(gradtx.muon(0.02, fallback=gradtx.sgd(0.1), maximize=True, **kw), p, g)
+    np.testing.assert_allclose(u1["b"], 0.1 * g["b"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(u1["w"], -mat[0]["w"] - 2 * 0.02 * 0.05 * p["w"], atol=1e-12)

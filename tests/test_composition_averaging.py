@@ -9,7 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import (
+
+import gradtx
+
+from ._composition_util import (
     assert_trees_close,
     assert_trees_equal,
     grad_seq,
@@ -17,14 +20,14 @@ from _composition_util import (
     run_gradtx,
 )
 
-import gradtx
-
 
 def _np(tree):
     return jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
 
 
-@pytest.mark.parametrize("debias, warmup", [(True, None), (False, None), (True, 10.0), (False, 4.0)])
+@pytest.mark.parametrize(
+    "debias, warmup", [(True, None), (False, None), (True, 10.0), (False, 4.0)]
+)
 def test_ema_params_numpy(x64, debias, warmup):
     params = make_params(jnp.float64)
     grads = grad_seq(params, 4)
@@ -115,9 +118,13 @@ def test_lookahead_matches_optax(x64):
 def test_lookahead_reset_state_restarts_fast_optimizer():
     params = make_params()
     grads = grad_seq(params, 4)
-    _, state = run_gradtx(gradtx.lookahead(gradtx.adam(0.1), 2, 0.5, reset_state=True), params, grads)
+    _, state = run_gradtx(
+        gradtx.lookahead(gradtx.adam(0.1), 2, 0.5, reset_state=True), params, grads
+    )
     assert int(state.inner_state[0].count) == 0  # reset after step 4
-    _, state = run_gradtx(gradtx.lookahead(gradtx.adam(0.1), 3, 0.5, reset_state=True), params, grads)
+    _, state = run_gradtx(
+        gradtx.lookahead(gradtx.adam(0.1), 3, 0.5, reset_state=True), params, grads
+    )
     assert int(state.inner_state[0].count) == 1  # reset at step 3, one step since
 
 

@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import assert_trees_close, grad_seq, make_params, run_gradtx, run_optax
 
 import gradtx
+
+from ._composition_util import assert_trees_close, grad_seq, make_params, run_gradtx, run_optax
 
 CASES = [
     (gradtx.trace(0.9), optax.trace(0.9)),
@@ -39,7 +40,9 @@ def test_block_matches_optax(x64, ours, theirs):
 def test_keep_params_nonnegative_matches_optax(x64):
     params = jax.tree.map(jnp.abs, make_params(jnp.float64))
     grads = grad_seq(params, 3, scale=5.0)
-    a, _ = run_gradtx(gradtx.chain(gradtx.sgd(0.5), gradtx.keep_params_nonnegative()), params, grads)
+    a, _ = run_gradtx(
+        gradtx.chain(gradtx.sgd(0.5), gradtx.keep_params_nonnegative()), params, grads
+    )
     b, _ = run_optax(optax.chain(optax.sgd(0.5), optax.keep_params_nonnegative()), params, grads)
     assert_trees_close(a, b, rtol=1e-12)
     assert all(np.all(np.asarray(x) >= 0) for x in jax.tree.leaves(a))
@@ -64,9 +67,13 @@ def test_add_noise_numpy(x64):
     @jax.jit
     def documented_noise(key, g):  # the key schedule the docstring states
         key, sample = jax.random.split(key)
-        leaves, treedef = jax.tree.flatten(g)
-        keys = jax.random.split(sample, len(leaves))
-        return key, [jax.random.normal(keys[i], x.shape, x.dtype) for i, x in enumerate(leaves)]
+        leaves = jax.tree.leaves(g)
+        flat = jax.random.normal(sample, (sum(x.size for x in leaves),), jnp.float64)
+        out, offset = [], 0
+        for x in leaves:
+            out.append(flat[offset : offset + x.size].reshape(x.shape))
+            offset += x.size
+        return key, out
 
     key = jax.random.key(7)
     for t, g in enumerate(grads, start=1):
@@ -74,7 +81,9 @@ def test_add_noise_numpy(x64):
         key, noise = documented_noise(key, g)
         std = np.sqrt(eta / t**gamma)
         for gl, ul, n in zip(jax.tree.leaves(g), jax.tree.leaves(u), noise):
-            np.testing.assert_allclose(np.asarray(ul), np.asarray(gl) + std * np.asarray(n), rtol=1e-12)
+            np.testing.assert_allclose(
+                np.asarray(ul), np.asarray(gl) + std * np.asarray(n), rtol=1e-12
+            )
     assert int(state.count) == 2
 
 

@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import assert_trees_close, grad_seq, make_params, run_gradtx, run_optax
 
 import gradtx
+
+from ._composition_util import assert_trees_close, grad_seq, make_params, run_gradtx, run_optax
 
 
 def _np_norm(tree):
@@ -108,3 +109,16 @@ def test_scheduled_threshold_and_current_hyperparams():
     hp = gradtx.current_hyperparams(tx, state)
     np.testing.assert_allclose(float(hp["max_norm"]), 3.0)  # linear(1, 3, 2) at count 2
     np.testing.assert_allclose(float(hp["learning_rate"]), 0.1)
+
+
+def test_global_norm_over_buckets_mixed_dtypes_and_large_leaves(x64):
+    rng = np.random.default_rng(0)
+    shapes = [(3,), (70000,), (5, 4), (0,), ()] + [(7,)] * 150  # > one bucket, one large leaf
+    tree = [jnp.asarray(rng.normal(size=s)) for s in shapes]
+    tree += [jnp.asarray(rng.normal(size=(3,)), jnp.float32), jnp.asarray([1 + 2j, 3j]), None]
+    ref = np.sqrt(
+        sum(np.sum(np.abs(np.asarray(x, np.complex128)) ** 2) for x in tree if x is not None)
+    )
+    tx = gradtx.clip_by_global_norm(1.0)
+    _, s = tx.update(tree, tx.init(tree))
+    np.testing.assert_allclose(float(s.norm), ref, rtol=1e-13)

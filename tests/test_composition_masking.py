@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import (
+
+import gradtx
+
+from ._composition_util import (
     assert_trees_close,
     assert_trees_equal,
     grad_seq,
@@ -17,9 +20,8 @@ from _composition_util import (
     run_optax,
 )
 
-import gradtx
-
 MASK = {"dense": {"kernel": True, "bias": False}, "norm": False, "head": True}
+LABELS = {"dense": {"kernel": "a", "bias": "b"}, "norm": "b", "head": "a"}
 
 
 def test_masked_matches_optax(x64):
@@ -32,6 +34,23 @@ def test_masked_matches_optax(x64):
     adam_state = state.inner_state[0]
     assert adam_state.m["dense"]["bias"] is None and adam_state.m["norm"]["scale"] is None
     assert adam_state.m["head"].shape == (4, 2)
+
+
+def test_masked_and_partition_accept_optax_inner_transforms(x64):
+    params = make_params(jnp.float64)
+    grads = grad_seq(params, 3)
+    with jax.numpy_dtype_promotion("standard"):  # Optax mixes int counts and floats
+        ours, _ = run_gradtx(gradtx.masked(optax.adam(0.1), MASK), params, grads)
+    ref, _ = run_optax(optax.masked(optax.adam(0.1), MASK), params, grads)
+    assert_trees_close(ours, ref, rtol=1e-12)
+    with jax.numpy_dtype_promotion("standard"):
+        ours, _ = run_gradtx(
+            gradtx.partition({"a": optax.adam(0.1), "b": gradtx.sgd(0.1)}, LABELS), params, grads
+        )
+    ref, _ = run_optax(
+        optax.partition({"a": optax.adam(0.1), "b": optax.sgd(0.1)}, LABELS), params, grads
+    )
+    assert_trees_close(ours, ref, rtol=1e-12)
 
 
 def test_masked_all_true_equals_tx(x64):
@@ -66,7 +85,7 @@ def test_masked_prefix_mask_and_function_mask_agree():
 def test_nested_masks_compose(x64):
     params = make_params(jnp.float64)
     grads = grad_seq(params, 3)
-    inner_mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)  # noqa: E731
+    inner_mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
     outer = {"dense": True, "norm": True, "head": False}
     tx = gradtx.masked(gradtx.masked(gradtx.adam(0.1), inner_mask), outer)
     ours, _ = run_gradtx(tx, params, grads)
@@ -120,7 +139,10 @@ def test_path_helpers():
     d = gradtx.decay_mask()(params)
     assert d == {"dense": {"kernel": True, "bias": False}, "norm": {"scale": False}, "head": True}
     # Flax-style names are caught case-insensitively, even for 2-D scales
-    flax_like = {"LayerNorm_0": {"scale": jnp.ones((2, 2))}, "Dense_0": {"kernel": jnp.ones((2, 2))}}
+    flax_like = {
+        "LayerNorm_0": {"scale": jnp.ones((2, 2))},
+        "Dense_0": {"kernel": jnp.ones((2, 2))},
+    }
     assert gradtx.decay_mask()(flax_like) == {
         "LayerNorm_0": {"scale": False},
         "Dense_0": {"kernel": True},
@@ -168,14 +190,14 @@ def test_freeze_with_inner_keeps_no_state_for_frozen_leaves(x64):
     )
     ref, _ = run_optax(ref_tx, params, grads)
     assert_trees_close(out, ref, rtol=1e-12)
-    assert_trees_equal(_bits(jax.tree.map(lambda x: x.astype(jnp.float32), out[-1]["dense"])),
-                       _bits(jax.tree.map(lambda x: x.astype(jnp.float32), params["dense"])))
+    assert_trees_equal(
+        _bits(jax.tree.map(lambda x: x.astype(jnp.float32), out[-1]["dense"])),
+        _bits(jax.tree.map(lambda x: x.astype(jnp.float32), params["dense"])),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # partition
-
-LABELS = {"dense": {"kernel": "a", "bias": "b"}, "norm": "b", "head": "a"}
 
 
 def test_partition_matches_optax(x64):
@@ -242,7 +264,7 @@ def test_reset_group_touches_only_that_group():
     reset = gradtx.reset_group(tx, state, "b", params)
     fresh = tx.init(params)
     assert_trees_equal(reset[1].inner_states["b"], fresh[1].inner_states["b"])
-    untouched = lambda a, b: all(x is y for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa: E731
+    untouched = lambda a, b: all(x is y for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
     assert untouched(reset[1].inner_states["a"], state[1].inner_states["a"])
     assert untouched(reset[0], state[0])
     assert int(reset[1].inner_states["a"][1].count) == 3

@@ -7,15 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _composition_util import (
+
+import gradtx
+
+from ._composition_util import (
     assert_trees_close,
     assert_trees_equal,
     grad_seq,
     make_params,
     run_gradtx,
 )
-
-import gradtx
 
 
 def test_accumulate_equals_tx_on_mean_grad_every_k(x64):
@@ -154,7 +155,12 @@ def test_apply_if_finite_counters_after_recovery():
         u, state = tx.update(g, state, params)
         applied = bool(np.any(np.asarray(u["x"]) != 0))
         seen.append(
-            (int(state.notfinite_count), int(state.total_notfinite), int(state.total_skipped), applied)
+            (
+                int(state.notfinite_count),
+                int(state.total_notfinite),
+                int(state.total_skipped),
+                applied,
+            )
         )
     assert seen == [
         (1, 1, 1, False),

@@ -41,28 +41,19 @@ def _final_loss(spec, lr, steps, loss_fn=quadratic_loss, params_fn=quadratic_par
 
 
 @pytest.mark.parametrize("spec", VALUES, ids=IDS)
-def test_converges_on_seed_quadratic(spec):
-    final = jax.jit(lambda lr: _final_loss(spec, lr, spec.steps))(spec.learning_rate)
-    assert np.isfinite(final) and final < spec.convergence_tol, (spec.name, float(final))
+def test_converges_on_seed_problems(spec):
+    """The seed quadratic (SEEDS.md 1) below the entry's tolerance; the seed linear model
+    (SEEDS.md 2) to a tenth of its initial loss. One compiled program for both."""
 
+    def both(lr):
+        quad = _final_loss(spec, lr, spec.steps)
+        lin = _final_loss(spec, lr, spec.steps, linear_loss, linear_params)
+        return quad, lin
 
-@pytest.mark.parametrize("spec", VALUES, ids=IDS)
-def test_converges_on_seed_linear_model(spec):
-    run = jax.jit(lambda lr: _final_loss(spec, lr, spec.steps, linear_loss, linear_params))
+    quad, lin = jax.jit(both)(spec.learning_rate)
+    assert np.isfinite(quad) and quad < spec.convergence_tol, (spec.name, float(quad))
     initial = float(linear_loss(linear_params()))
-    final = float(run(spec.learning_rate))
-    assert np.isfinite(final) and final < 0.1 * initial, (spec.name, final)
-
-
-@pytest.mark.parametrize("spec", VALUES, ids=IDS)
-def test_nested_tree_with_none_leaves(spec):
-    params = quadratic_params()
-    tx = spec.make()
-    state = tx.init(params)
-    p, state, u = jax.jit(_step_fn(spec, quadratic_loss))(tx, params, state)
-    assert jax.tree.structure(u) == jax.tree.structure(params)
-    assert u["nested"][1] is None and p["nested"][1] is None
-    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(p))
+    assert np.isfinite(lin) and lin < 0.1 * initial, (spec.name, float(lin))
 
 
 @pytest.mark.parametrize("spec", VALUES, ids=IDS)
@@ -75,12 +66,19 @@ def test_one_compile_across_hyperparameter_values(spec):
         return inner(tx, params, state)
 
     jstep = jax.jit(step)
-    params = quadratic_params()
+    params = quadratic_params()  # a nested dict/list/tuple tree with a None leaf
     outs = []
     for scale in (1.0, 0.1, 0.01):
         tx = spec.make(spec.learning_rate * scale)
-        outs.append(jstep(tx, params, tx.init(params))[0])
+        p, s = params, tx.init(params)
+        for _ in range(3):  # some optimizers (ADOPT) only initialise on their first step
+            p, s, u = jstep(tx, p, s)
+        outs.append(p)
     assert len(traces) == 1
+    # Nested trees with None leaves: structure kept, None passed through, values finite.
+    assert jax.tree.structure(u) == jax.tree.structure(params)
+    assert u["nested"][1] is None and p["nested"][1] is None
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(p))
     # The values really were used: different rates give different parameters.
     assert not np.allclose(outs[0]["a"], outs[2]["a"])
 
@@ -93,7 +91,7 @@ def test_eager_equals_jit(spec):
     p_e, s_e = params, tx.init(params)
     p_j, s_j = params, tx.init(params)
     jstep = jax.jit(step)
-    for _ in range(4):
+    for _ in range(2):
         p_e, s_e, _ = step(tx, p_e, s_e)
         p_j, s_j, _ = jstep(tx, p_j, s_j)
     for a, b in zip(jax.tree.leaves(p_e), jax.tree.leaves(p_j)):

@@ -57,19 +57,28 @@ def test_bias_correction_finite_at_int32_max(decay):
         np.testing.assert_allclose(float(bc), ref, rtol=0, atol=4 * 2.0**-24)
 
 
+def _data(x):
+    """A leaf as a NumPy array (a typed PRNG key as its raw key data)."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
+
+
 @pytest.mark.parametrize("key", sorted(registry.OPTIMIZERS))
 def test_every_optimizer_at_int32_max_count(key):
     params = {"w": jnp.asarray([1.0, -2.0, 0.5]), "s": jnp.asarray(0.3)}
     grads = {"w": jnp.asarray([0.1, 0.0, -3.0]), "s": jnp.asarray(1.0)}
-    tx = registry.OPTIMIZERS[key].make()
+    spec = registry.OPTIMIZERS[key]
+    tx = spec.make()
+    extra = {"loss": jnp.asarray(0.5)} if spec.reads_loss else {}
     state = tx.init(params)
-    u, state = tx.update(grads, state, params)  # one ordinary step fills the buffers
+    u, state = tx.update(grads, state, params, **extra)  # one ordinary step fills the buffers
     state = _set_counts(state, INT32_MAX - 1)
     for expected in (INT32_MAX, INT32_MAX):
-        u, state = tx.update(grads, state, params)
+        u, state = tx.update(grads, state, params, **extra)
         assert set(_counts(state)) == {expected}
         for leaf in jax.tree.leaves((u, state)):
-            assert np.all(np.isfinite(np.asarray(leaf, np.float64))), key
+            assert np.all(np.isfinite(_data(leaf).astype(np.float64))), key
         params = gradtx.apply_updates(params, u)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(params))
 

@@ -100,19 +100,28 @@ def test_bias_corrections_and_eps_in_float32_with_bf16_moments():
     assert np.all(np.abs(out - ref) <= _ulp(ref, BF16) + 1e-6 * np.abs(ref))
 
 
+def _data(x):
+    """A leaf as a NumPy array (a typed PRNG key as its raw key data)."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
+
+
 @pytest.mark.parametrize("key", sorted(registry.OPTIMIZERS))
 def test_fp16_zero_gradients_never_nan(key):
     """eps (1e-8 underflows to 0 in fp16) and the bias corrections are float32, so 0 / 0 never
     happens; a zero gradient after a tiny one (whose square underflows in fp16 moments) is
     finite too."""
     params = {"w": jnp.ones((3,), jnp.float16), "s": jnp.ones((), jnp.float16)}
-    tx = registry.OPTIMIZERS[key].make()
+    spec = registry.OPTIMIZERS[key]
+    tx = spec.make()
+    extra = {"loss": jnp.asarray(0.5)} if spec.reads_loss else {}
     state = tx.init(params)
     for g in (0.0, 0.0, 1e-4, 0.0):
         grads = jax.tree.map(lambda p, g=g: jnp.full_like(p, g), params)
-        u, state = tx.update(grads, state, params)
+        u, state = tx.update(grads, state, params, **extra)
         for leaf in jax.tree.leaves((u, state)):
-            assert np.all(np.isfinite(np.asarray(leaf, np.float64))), (key, g)
+            assert np.all(np.isfinite(_data(leaf).astype(np.float64))), (key, g)
 
 
 def test_master_weights_accumulate_steps_that_bf16_rounds_away():

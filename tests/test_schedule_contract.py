@@ -73,25 +73,56 @@ def test_compiles_once_across_values(key):
     assert all(np.isfinite(np.asarray(o)) for o in outs)
 
 
-@pytest.mark.parametrize("key", KEYS)
-def test_eager_equals_jit_and_finite_at_extremes(key):
-    s = SCHEDULES[key].make()
-    counts = jnp.concatenate([COUNTS, jnp.asarray([INT32_MAX - 1, INT32_MAX], jnp.int32)])
-    got = np.asarray(_evaluate(s, counts))
-    assert np.all(np.isfinite(got)), (key, got)
-    assert_close32(got, s(counts))  # eager, vectorised over the counts
-    for count in (0, INT32_MAX):  # Python ints
-        assert np.all(np.isfinite(np.asarray(s(count)))), (key, count)
-
-
 def _replace_all(base, batch):
     for name, value in batch.items():
         base = replace_leaf(base, name, value)
     return base
 
 
-def _vmap_matches_loop(base, batch):
-    """vmap over the batched leaves ``batch`` (name -> array of 3) == a loop over the three."""
+EXTREMES = jnp.concatenate([COUNTS, jnp.asarray([INT32_MAX - 1, INT32_MAX], jnp.int32)])
+
+
+@jax.jit
+def _values_and_grads(base, x):
+    """The schedule on COUNTS and the int32 extremes, and the gradient of its sum over COUNTS
+    with respect to the leaves named in ``x`` (one compiled program per entry)."""
+
+    def total(x):
+        return jnp.sum(jax.vmap(_replace_all(base, x))(COUNTS))
+
+    return jax.vmap(base)(EXTREMES), jax.grad(total)(x)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_finite_at_extremes_eager_equals_jit_and_finite_grads(key):
+    spec = SCHEDULES[key]
+    s = spec.make()
+    names = (*spec.values, *spec.steps)
+    x0 = {n: jnp.float32(float(leaf(s, n))) for n in names}
+    values, grads = _values_and_grads(s, x0)
+    values = np.asarray(values)
+    assert np.all(np.isfinite(values)), (key, values)
+    assert_close32(values, s(EXTREMES))  # eager, vectorised over the counts
+    for count in (0, INT32_MAX):  # Python ints
+        assert np.all(np.isfinite(np.asarray(s(count)))), (key, count)
+    for name in names:  # traced values and step counts have finite gradients
+        assert np.isfinite(np.asarray(grads[name])), (key, name, grads[name])
+    for name in spec.values:  # and the value parameters actually move the schedule
+        assert np.asarray(grads[name]) != 0.0, (key, name)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_vmap_over_values_and_step_counts_matches_loop(key):
+    # every value leaf (x1, x1.5, x0.5) and every step-count leaf (n, n+3, 2n) batched at once
+    spec = SCHEDULES[key]
+    base = spec.make()
+    batch = {}
+    for name in spec.values:
+        v = float(leaf(base, name))
+        batch[name] = jnp.asarray([v, 1.5 * v, 0.5 * v], jnp.float32)
+    for name in spec.steps:
+        n = int(leaf(base, name))
+        batch[name] = jnp.asarray([n, n + 3, 2 * n], jnp.int32)
     batched = _replace_all(base, batch)
     got = jax.vmap(_evaluate.__wrapped__, in_axes=(gradtx.batch_axes(batched), None))(
         batched, COUNTS
@@ -99,41 +130,7 @@ def _vmap_matches_loop(base, batch):
     for i in range(3):
         one = _replace_all(base, {n: v[i] for n, v in batch.items()})
         assert_close32(got[i], _evaluate(one, COUNTS), f"row {i} of {batch}")
-
-
-@pytest.mark.parametrize("key", KEYS)
-def test_vmap_over_values_matches_loop(key):
-    spec = SCHEDULES[key]
-    base = spec.make()
-    batch = {}
-    for name in spec.values:
-        v = float(leaf(base, name))
-        batch[name] = jnp.asarray([v, 1.5 * v, 0.5 * v], jnp.float32)
-    _vmap_matches_loop(base, batch)
-
-
-@pytest.mark.parametrize("key", [k for k in KEYS if SCHEDULES[k].steps])
-def test_vmap_over_step_counts_matches_loop(key):
-    spec = SCHEDULES[key]
-    base = spec.make()
-    batch = {}
-    for name in spec.steps:
-        n = int(leaf(base, name))
-        batch[name] = jnp.asarray([n, n + 3, 2 * n], jnp.int32)
-    _vmap_matches_loop(base, batch)
-
-
-@pytest.mark.parametrize("key", KEYS)
-def test_grad_wrt_parameters_is_finite(key):
-    spec = SCHEDULES[key]
-    base = spec.make()
-    names = (*spec.values, *spec.steps)
-    x0 = {n: jnp.float32(float(leaf(base, n))) for n in names}
-    grads = jax.grad(lambda x: jnp.sum(_evaluate(_replace_all(base, x), COUNTS)))(x0)
-    for name in names:
-        assert np.isfinite(np.asarray(grads[name])), (key, name, grads[name])
-    for name in spec.values:  # the value parameters actually move the schedule
-        assert np.asarray(grads[name]) != 0.0, (key, name)
+    assert not np.allclose(np.asarray(got[0]), np.asarray(got[1]))  # the batch matters
 
 
 @jax.jit
@@ -147,7 +144,8 @@ def _sgd_run(tx, params, grads):
     return jnp.stack(out)
 
 
-@pytest.mark.parametrize("key", KEYS)
+# value_at is the same for every schedule: a few shapes suffice here
+@pytest.mark.parametrize("key", ["onecycle", "join", "cosine_restarts", "multiply"])
 def test_as_learning_rate_is_the_value_at_each_step(key):
     s = SCHEDULES[key].make()
     p0 = jnp.asarray([1.0, -2.0], jnp.float32)
@@ -200,3 +198,21 @@ def test_every_public_schedule_factory_is_registered():
                 factories.add(name)
     assert len(factories) >= 19
     assert factories == {spec.name for spec in SCHEDULES.values()}
+
+
+def test_vmap_and_grad_through_a_training_run():
+    # vmap over warmup_steps and grad w.r.t. peak_value of a whole (scheduled) training run
+    p0 = jnp.asarray([1.0, -2.0], jnp.float32)
+    g = jnp.asarray([0.5, 0.25], jnp.float32)
+
+    def final(peak, warmup):
+        tx = gradtx.sgd(gradtx.warmup_cosine_decay(0.0, peak, warmup, 20), momentum=0.9)
+        return _sgd_run(tx, p0, g)[-1]
+
+    warmups = jnp.asarray([0, 2, 3], jnp.int32)
+    got = jax.vmap(final, in_axes=(None, 0))(0.1, warmups)
+    for i, w in enumerate([0, 2, 3]):
+        assert_close32(got[i], final(0.1, w))
+    assert not np.allclose(np.asarray(got[0]), np.asarray(got[2]))
+    dpeak = jax.grad(lambda peak: jnp.sum(final(peak, 2) ** 2))(0.1)
+    assert np.isfinite(float(dpeak)) and float(dpeak) != 0.0

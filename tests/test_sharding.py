@@ -233,3 +233,19 @@ def test_master_weights_keep_fsdp_sharding():
     state = tx.init(params)
     assert state.master["w"].dtype == jnp.float32
     assert _check_state_follows_params(state, params) == 6  # master, m, v for w and b
+
+
+def test_zero1_on_explicit_axes_mesh_in_a_jitted_step():
+    mesh = _mesh(AxisType.Explicit)
+    params, (x, y) = _params(), _batch()
+    tx = gradtx.zero1(gradtx.adam(1e-2), mesh, "data")
+    ref_params, _ = _run(gradtx.adam(1e-2), params, x, y)
+    with jax.set_mesh(mesh):
+        p = jax.device_put(params, NamedSharding(mesh, P()))
+        xs = jax.device_put(x, NamedSharding(mesh, P("data")))
+        ys = jax.device_put(y, NamedSharding(mesh, P("data")))
+        out, state = _run(tx, p, xs, ys)
+    assert _spec(state[0].m["w"]) == ("data",)
+    assert out["w"].sharding.is_fully_replicated
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref_params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

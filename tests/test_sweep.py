@@ -81,7 +81,9 @@ def test_schedule_parameters_by_dotted_path():
     grid = {"learning_rate.init_value": [0.05, 0.2], "learning_rate.transition_steps": [2.0, 8.0]}
     res = sweep(quad_loss, PARAMS, None, "sgd", grid, STEPS, hparams={"learning_rate": base})
     for i, s in enumerate(res.settings):
-        sched = gradtx.linear(s["learning_rate.init_value"], 0.01, s["learning_rate.transition_steps"])
+        sched = gradtx.linear(
+            s["learning_rate.init_value"], 0.01, s["learning_rate.transition_steps"]
+        )
         losses, p = _oracle(gradtx.sgd(sched))
         np.testing.assert_allclose(res.losses[i], losses, rtol=1e-6, atol=1e-7)
         _assert_tree_close(res.params_of(i), p)
@@ -90,7 +92,9 @@ def test_schedule_parameters_by_dotted_path():
 def test_batched_transform_equals_factory_and_grid():
     lrs = jnp.array([0.01, 0.05, 0.1], jnp.float32)
     a = sweep(quad_loss, PARAMS, None, gradtx.adam(lrs, b1=0.8), None, STEPS)
-    b = sweep(quad_loss, PARAMS, None, gradtx.adam, {"learning_rate": lrs}, STEPS, hparams={"b1": 0.8})
+    b = sweep(
+        quad_loss, PARAMS, None, gradtx.adam, {"learning_rate": lrs}, STEPS, hparams={"b1": 0.8}
+    )
     np.testing.assert_array_equal(a.losses, b.losses)
     assert a.size == 3 and a.names and np.allclose([s[a.names[0]] for s in a.settings], lrs)
 
@@ -146,7 +150,14 @@ def test_chunked_equals_unchunked():
 def test_keep_best(chunk_size):
     full = sweep(quad_loss, PARAMS, None, "sgd", {"learning_rate": LRS5}, 8)
     kept = sweep(
-        quad_loss, PARAMS, None, "sgd", {"learning_rate": LRS5}, 8, keep_best=2, chunk_size=chunk_size
+        quad_loss,
+        PARAMS,
+        None,
+        "sgd",
+        {"learning_rate": LRS5},
+        8,
+        keep_best=2,
+        chunk_size=chunk_size,
     )
     assert kept.params_index.tolist() == full.best(2)
     assert jax.tree.leaves(kept.params)[0].shape[0] == 2
@@ -170,26 +181,38 @@ def lsq_loss(w, batch):
 
 def test_each_setting_has_its_own_key():
     w0 = jnp.zeros(3, jnp.float32)
-    res = sweep(lsq_loss, w0, (X, Y), "sgd", {"learning_rate": [0.1, 0.1, 0.1]}, 6, key=7, batch_size=4)
+    res = sweep(
+        lsq_loss, w0, (X, Y), "sgd", {"learning_rate": [0.1, 0.1, 0.1]}, 6, key=7, batch_size=4
+    )
     np.testing.assert_array_equal(res.keys, jax.random.split(jax.random.PRNGKey(7), 3))
     # Same hyperparameters, different keys: different minibatches.
     assert not np.array_equal(res.losses[0], res.losses[1])
     # A setting depends only on its own key: alone with that key it gives the same curve.
     for i in range(3):
         alone = sweep(
-            lsq_loss, w0, (X, Y), "sgd", {"learning_rate": [0.1]}, 6, key=res.keys[i : i + 1], batch_size=4
+            lsq_loss,
+            w0,
+            (X, Y),
+            "sgd",
+            {"learning_rate": [0.1]},
+            6,
+            key=res.keys[i : i + 1],
+            batch_size=4,
         )
         np.testing.assert_array_equal(alone.losses[0], res.losses[i])
     # The oracle: minibatches drawn from fold_in(data key, step), as documented.
     _, data_key = jax.random.split(jnp.asarray(res.keys[0]))
-    w, tx = w0, gradtx.sgd(0.1)
-    s = tx.init(w)
-    for step in range(6):
+
+    @jax.jit
+    def oracle_step(w, step):
         idx = jax.random.randint(jax.random.fold_in(data_key, step), (4,), 0, 40)
         loss, g = jax.value_and_grad(lsq_loss)(w, (X[idx], Y[idx]))
+        return loss, w - 0.1 * g
+
+    w = w0
+    for step in range(6):
+        loss, w = oracle_step(w, step)
         np.testing.assert_allclose(res.losses[0, step], loss, rtol=1e-6)
-        u, s = tx.update(g, s, w)
-        w = gradtx.apply_updates(w, u)
     np.testing.assert_allclose(res.params_of(0), w, rtol=1e-6)
 
 
@@ -204,14 +227,21 @@ def test_data_function_and_init_function_get_per_setting_keys():
         return jax.random.uniform(key, (3,), jnp.float32)
 
     res = sweep(loss, init, data_fn, "sgd", {"learning_rate": [0.1, 0.1]}, 3, key=1)
-    for i in range(2):
-        init_key, data_key = jax.random.split(jnp.asarray(res.keys[i]))
-        w = init(init_key)
+
+    @jax.jit
+    def oracle(key):
+        init_key, data_key = jax.random.split(key)
+        w, values = init(init_key), []
         for step in range(3):
             noise = data_fn(step, jax.random.fold_in(data_key, step))
-            l, g = jax.value_and_grad(loss)(w, noise)
-            np.testing.assert_allclose(res.losses[i, step], l, rtol=1e-6)
+            value, g = jax.value_and_grad(loss)(w, noise)
+            values.append(value)
             w = w - 0.1 * g
+        return jnp.stack(values), w
+
+    for i in range(2):
+        values, w = oracle(jnp.asarray(res.keys[i]))
+        np.testing.assert_allclose(res.losses[i], values, rtol=1e-6)
         np.testing.assert_allclose(res.params_of(i), w, rtol=1e-6)
     assert not np.array_equal(res.losses[0], res.losses[1])
 
@@ -225,7 +255,10 @@ def test_grid_specs():
     assert parse_values("100,200") == [100, 200] and parse_values("0.9, 0.99") == [0.9, 0.99]
     assert parse_values("10:1000:3:int") == [10, 100, 1000]
     assert len(expand_grid({"a": [1, 2, 3], "b": "1,2"})) == 6
-    assert expand_grid({"a": [1, 2], "b": [3, 4]}, product=False) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+    assert expand_grid({"a": [1, 2], "b": [3, 4]}, product=False) == [
+        {"a": 1, "b": 3},
+        {"a": 2, "b": 4},
+    ]
     with pytest.raises(ValueError, match="lo, hi > 0"):
         parse_values("0:1:3")
 
@@ -255,7 +288,9 @@ def test_lr_finder_on_a_quadratic():
     def loss(x, _):
         return 0.5 * jnp.sum(x**2)
 
-    res = lr_finder(loss, jnp.ones(2, jnp.float32), None, "sgd", lr_min=1e-3, lr_max=100.0, steps=60)
+    res = lr_finder(
+        loss, jnp.ones(2, jnp.float32), None, "sgd", lr_min=1e-3, lr_max=100.0, steps=60
+    )
     np.testing.assert_allclose(res.learning_rates, np.geomspace(1e-3, 100.0, 60), rtol=1e-9)
     assert res.learning_rates[res.stop_index] > 2.0
     assert res.suggestion < 2.0 and res.min_loss_lr < res.learning_rates[res.stop_index]
@@ -264,3 +299,21 @@ def test_lr_finder_on_a_quadratic():
     for t in range(5):
         np.testing.assert_allclose(res.losses[t], x * x, rtol=1e-5)
         x *= 1 - res.learning_rates[t]
+
+
+def test_warmup_peak_value_and_warmup_steps():
+    if not hasattr(gradtx, "warmup_cosine_decay"):
+        pytest.skip("gradtx.warmup_cosine_decay lands with the schedules issue")
+    base = gradtx.warmup_cosine_decay(init_value=0.0, peak_value=0.1, warmup_steps=2, decay_steps=6)
+    grid = {"learning_rate.peak_value": [0.05, 0.2], "learning_rate.warmup_steps": [1, 3]}
+    res = sweep(quad_loss, PARAMS, None, "adamw", grid, STEPS, hparams={"learning_rate": base})
+    for i, s in enumerate(res.settings):
+        sched = gradtx.warmup_cosine_decay(
+            init_value=0.0,
+            peak_value=s["learning_rate.peak_value"],
+            warmup_steps=s["learning_rate.warmup_steps"],
+            decay_steps=6,
+        )
+        losses, p = _oracle(gradtx.adamw(sched))
+        np.testing.assert_allclose(res.losses[i], losses, rtol=1e-6, atol=1e-7)
+        _assert_tree_close(res.params_of(i), p)

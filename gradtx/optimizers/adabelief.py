@@ -22,11 +22,11 @@ class AdaBeliefState(NamedTuple):
 class ScaleByBelief(Transform):
     """AdaBelief's preconditioner (no learning rate)::
 
-        m_t = b1 * m_{t-1} + (1 - b1) * g_t
-        s_t = b2 * s_{t-1} + (1 - b2) * |g_t - m_t|^2 + eps_root
-        mhat_t = m_t / (1 - b1^t)
-               = b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t)   (nesterov)
-        u_t = mhat_t / (sqrt(s_t / (1 - b2^t)) + eps)
+    m_t = b1 * m_{t-1} + (1 - b1) * g_t
+    s_t = b2 * s_{t-1} + (1 - b2) * |g_t - m_t|^2 + eps_root
+    mhat_t = m_t / (1 - b1^t)
+           = b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t)   (nesterov)
+    u_t = mhat_t / (sqrt(s_t / (1 - b2^t)) + eps)
     """
 
     b1: Any = 0.9

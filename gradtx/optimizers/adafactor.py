@@ -60,7 +60,7 @@ class ScaleByAdafactor(Transform):
     eps1: Any = None
     eps2: Any = 1e-3
     d: Any = 1.0
-    decay_offset: Any = 0
+    decay_offset: Any = 0.0
     momentum: Any = None
     convention: str = static_field("torch")
     factored: bool = static_field(True)
@@ -187,7 +187,7 @@ def scale_by_adafactor(
     eps2: Any = 1e-3,
     d: Any = 1.0,
     *,
-    decay_offset: Any = 0,
+    decay_offset: Any = 0.0,
     momentum: Any = None,
     convention: str = "torch",
     factored: bool = True,
@@ -220,7 +220,7 @@ def adafactor(
     *,
     convention: str = "torch",
     momentum: Any = None,
-    decay_offset: Any = 0,
+    decay_offset: Any = 0.0,
     factored: bool = True,
     min_dim_size_to_factor: int = 128,
     multiply_by_parameter_scale: bool = True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -82,18 +81,26 @@ class ScaleByAdam(Transform):
         b1 = value_at(self.b1, state.count)
         b2 = value_at(self.b2, state.count)
         corrected = self.amsgrad_max == "corrected"
+        scalars: dict[Any, tuple[jax.Array, ...]] = {}
 
-        @functools.cache
-        def scalars(cd):
-            # Once per dtype, not once per leaf: a 1000-leaf tree traces (and compiles) a
-            # thousand fewer sets of scalar ops. The array arithmetic below is unchanged.
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            b1_, b2_ = _tree.hp(b1, cd), _tree.hp(b2, rd)
-            bc1 = _tree.bias_correction(b1, t, rd)
-            bc2 = _tree.bias_correction(b2, t, rd)
-            eps_root, eps = _tree.hp(self.eps_root, rd), _tree.hp(self.eps, rd)
-            return b1_, 1 - b1_, b2_, 1 - b2_, bc1, bc2, eps_root, eps
+        def consts(cd):
+            # Scalar work shared by every leaf of one compute dtype: traced once, not per leaf
+            # (keeps trace and compile time flat in the number of leaves).
+            if cd not in scalars:
+                rd = _tree.real_dtype(cd)
+                t = count.astype(rd)
+                b1c, b2r = _tree.hp(b1, cd), _tree.hp(b2, rd)
+                scalars[cd] = (
+                    b1c,
+                    1 - b1c,
+                    b2r,
+                    1 - b2r,
+                    _tree.bias_correction(b1, t, rd),
+                    _tree.bias_correction(b2, t, rd),
+                    _tree.hp(self.eps_root, rd),
+                    _tree.hp(self.eps, rd),
+                )
+            return scalars[cd]
 
         def leaf(g, m, v, vmax=None):
             if self.complex_convention == "real_view" and jnp.iscomplexobj(g):
@@ -105,10 +112,10 @@ class ScaleByAdam(Transform):
         def real_leaf(g, m, v, vmax=None):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
-            b1_, one_b1, b2_, one_b2, bc1, bc2, eps_root, eps = scalars(cd)
+            b1c, omb1, b2r, omb2, bc1, bc2, eps_root, eps = consts(cd)
             gc = g.astype(cd)
-            m_new = b1_ * m.astype(cd) + one_b1 * gc
-            v_new = b2_ * v.astype(rd) + one_b2 * _tree.abs_sq(gc)
+            m_new = b1c * m.astype(cd) + omb1 * gc
+            v_new = b2r * v.astype(rd) + omb2 * _tree.abs_sq(gc)
             if vmax is None:
                 v_hat = v_new / bc2
                 vmax_new = None

@@ -65,13 +65,15 @@ class ScaleByAdEMAMix(Transform):
         _checks.check_positive("ademamix", "warmup_steps", self.warmup_steps)
 
     def _init(self, params):
-        z = lambda p: _tree.tree_zeros_like(p, self.mu_dtype)  # noqa: E731
+        z = lambda p: _tree.tree_zeros_like(p, self.mu_dtype)
         v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
         return AdEMAMixState(jnp.zeros((), jnp.int32), z(params), z(params), v)
 
     def _update(self, updates, state, params, **extra):
         count = _tree.safe_increment(state.count)
-        b1, b2, b3, alpha = (value_at(h, state.count) for h in (self.b1, self.b2, self.b3, self.alpha))
+        b1, b2, b3, alpha = (
+            value_at(h, state.count) for h in (self.b1, self.b2, self.b3, self.alpha)
+        )
 
         def leaf(g, m1, m2, v):
             cd = _tree.compute_dtype(g.dtype, m1.dtype, m2.dtype, v.dtype)

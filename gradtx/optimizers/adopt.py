@@ -22,12 +22,12 @@ class ADOPTState(NamedTuple):
 class ScaleByADOPT(Transform):
     """ADOPT's direction (no learning rate). With k = count before the update::
 
-        k = 0:  v = g^2; u = 0                               (initialization step)
-        k > 0:  n = clip(g / max(sqrt(v_{k-1}), eps), -k^(1/4), k^(1/4))   (no clip if
-                                                              use_clipping is False)
-                m_k = b1 * m_{k-1} + (1 - b1) * n
-                u = m_k   (nesterov: b1 * m_k + (1 - b1) * n)
-                v_k = b2 * v_{k-1} + (1 - b2) * g^2
+    k = 0:  v = g^2; u = 0                               (initialization step)
+    k > 0:  n = clip(g / max(sqrt(v_{k-1}), eps), -k^(1/4), k^(1/4))   (no clip if
+                                                          use_clipping is False)
+            m_k = b1 * m_{k-1} + (1 - b1) * n
+            u = m_k   (nesterov: b1 * m_k + (1 - b1) * n)
+            v_k = b2 * v_{k-1} + (1 - b2) * g^2
     """
 
     b1: Any = 0.9
@@ -46,9 +46,7 @@ class ScaleByADOPT(Transform):
 
     def _init(self, params):
         v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return ADOPTState(
-            jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.mu_dtype), v
-        )
+        return ADOPTState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.mu_dtype), v)
 
     def _update(self, updates, state, params, **extra):
         first = state.count == 0

@@ -19,16 +19,16 @@ from .adam import scale_by_adam
 class ScaleByTrustRatio(Transform):
     """Per-leaf trust ratio (stateless; needs params)::
 
-        r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
-        r = 1                                   where either norm is 0
-        u <- r * u                              on the leaves where ``mask`` is True
+    r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
+    r = 1                                   where either norm is 0
+    u <- r * u                              on the leaves where ``mask`` is True
     """
 
     min_norm: Any = 0.0
     trust_coefficient: Any = 1.0
     eps: Any = 0.0
     mask: Any = static_field(None)
-    fn: str = static_field("scale_by_trust_ratio")
+    fn: str = static_field("lamb")
 
     def __post_init__(self):
         object.__setattr__(self, "mask", canonical_mask(self.mask, self.fn))
@@ -55,13 +55,6 @@ class ScaleByTrustRatio(Transform):
             return (u.astype(cd) * r).astype(u.dtype)
 
         return jax.tree.map(leaf, updates, params, mask), state
-
-
-def scale_by_trust_ratio(
-    min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0, mask: Any = None
-) -> ScaleByTrustRatio:
-    """Rescales each leaf by ``||p|| / ||u||`` (see ``ScaleByTrustRatio``)."""
-    return ScaleByTrustRatio(min_norm, trust_coefficient, eps, mask)
 
 
 def lamb(

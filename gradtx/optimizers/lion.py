@@ -21,10 +21,10 @@ class LionState(NamedTuple):
 class ScaleByLion(Transform):
     """Lion's direction (no learning rate)::
 
-        c_t = b1 * m_{t-1} + (1 - b1) * g_t
-        u_t = sign(c_t)          (mode="hard"; "smooth": tanh(smooth_beta * c_t);
-                                  "refined": c_t where |c_t| < 1, else sign(c_t))
-        m_t = b2 * m_{t-1} + (1 - b2) * g_t
+    c_t = b1 * m_{t-1} + (1 - b1) * g_t
+    u_t = sign(c_t)          (mode="hard"; "smooth": tanh(smooth_beta * c_t);
+                              "refined": c_t where |c_t| < 1, else sign(c_t))
+    m_t = b2 * m_{t-1} + (1 - b2) * g_t
     """
 
     b1: Any = 0.9

@@ -64,9 +64,13 @@ class ScaleByNAdam(Transform):
             psi = jnp.asarray(self.momentum_decay, sd)
             mu_t = b1s * (1.0 - 0.5 * jnp.asarray(0.96, sd) ** (t * psi))
             mu_next = b1s * (1.0 - 0.5 * jnp.asarray(0.96, sd) ** ((t + 1.0) * psi))
+            prod = state.mu_product * mu_t
+            prod_next = prod * mu_next
         else:
+            # Constant momentum: the products are powers of b1 (Optax's bias corrections).
             mu_t = mu_next = b1s
-        prod = state.mu_product * mu_t
+            prod = b1s**t
+            prod_next = b1s ** (t + 1.0)
 
         def leaf(g, m, v):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype, sd)
@@ -77,8 +81,9 @@ class ScaleByNAdam(Transform):
             v_new = b2_ * v.astype(rd) + (1 - b2_) * _tree.abs_sq(gc)
             bc2 = _tree.bias_correction(b2, count.astype(rd), rd)
             d = jnp.sqrt(v_new / bc2) + _tree.hp(self.eps, rd)
-            mt, mn, pr = mu_t.astype(rd), mu_next.astype(rd), prod.astype(rd)
-            out = (1 - mt) / (1 - pr) * gc / d + mn / (1 - pr * mn) * m_new / d
+            mt, mn = mu_t.astype(rd), mu_next.astype(rd)
+            pr, prn = prod.astype(rd), prod_next.astype(rd)
+            out = (1 - mt) / (1 - pr) * gc / d + mn / (1 - prn) * m_new / d
             return out.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
         res = _tree.tree_map_with_check(

@@ -75,7 +75,7 @@ class AddNoise(Transform):
         return treedef.unflatten(out), NoiseState(count, next_key)
 
 
-def add_noise(eta: Any = 0.01, gamma: Any = 0.55, key: Any = 0) -> AddNoise:
+def _add_noise(eta: Any = 0.01, gamma: Any = 0.55, key: Any = 0) -> AddNoise:
     """Adds annealed Gaussian noise (see ``AddNoise``); ``key`` is a seed or a PRNG key."""
     return AddNoise(eta, gamma, key)
 
@@ -116,7 +116,7 @@ def noisy_sgd(
     """
     return optimizer_chain(
         "noisy_sgd",
-        add_noise(eta, gamma, key),
+        _add_noise(eta, gamma, key),
         learning_rate,
         weight_decay=weight_decay,
         weight_decay_mask=weight_decay_mask,

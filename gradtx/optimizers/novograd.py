@@ -23,10 +23,10 @@ class NovoGradState(NamedTuple):
 class ScaleByNovograd(Transform):
     """NovoGrad's direction (no learning rate), per leaf::
 
-        v_1 = ||g_1||^2;       v_t = b2 * v_{t-1} + (1 - b2) * ||g_t||^2
-        d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
-        m_1 = d_1;             m_t = b1 * m_{t-1} + d_t
-        u_t = m_t
+    v_1 = ||g_1||^2;       v_t = b2 * v_{t-1} + (1 - b2) * ||g_t||^2
+    d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
+    m_1 = d_1;             m_t = b1 * m_{t-1} + d_t
+    u_t = m_t
     """
 
     b1: Any = 0.9
@@ -82,9 +82,9 @@ class ScaleByNovograd(Transform):
             _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")
             out = jax.tree.map(leaf, updates, state.m, state.v, params, mask)
         else:
-            out = _tree.tree_map_with_check(
-                self.where(), leaf, updates, state.m, state.v, names=("m", "v")
-            )
+            # v holds one scalar per leaf, so only m is checked against the updates' shapes.
+            _checks.check_same_tree(self.where(), state.m, updates, "m", "updates")
+            out = jax.tree.map(leaf, updates, state.m, state.v)
         u, m, v = _tree.tree_unzip(updates, out, 3)
         return u, NovoGradState(_tree.safe_increment(state.count), m, v)
 

@@ -45,7 +45,9 @@ class ScaleByOptimisticGradient(Transform):
             a, b = _tree.hp(alpha, cd), _tree.hp(beta, cd)
             return ((a + b) * gc - b * prev).astype(g.dtype), g.astype(gp.dtype)
 
-        out = _tree.tree_map_with_check(self.where(), leaf, updates, state.g_prev, names=("g_prev",))
+        out = _tree.tree_map_with_check(
+            self.where(), leaf, updates, state.g_prev, names=("g_prev",)
+        )
         u, gp = _tree.tree_unzip(updates, out, 2)
         return u, OptimisticState(_tree.safe_increment(state.count), gp)
 

@@ -9,20 +9,13 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from ..transforms._shaping import scale_by_sign
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 class SignumState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     m: Any  # exponential moving average of the gradients
-
-
-@pytree_dataclass
-class ScaleBySign(Transform):
-    """``u_t = sign(g_t)`` (stateless)."""
-
-    def _update(self, updates, state, params, **extra):
-        return jax.tree.map(jnp.sign, updates), state
 
 
 @pytree_dataclass
@@ -56,11 +49,6 @@ class ScaleBySignum(Transform):
         out = _tree.tree_map_with_check(self.where(), leaf, updates, state.m, names=("m",))
         u, m = _tree.tree_unzip(updates, out, 2)
         return u, SignumState(_tree.safe_increment(state.count), m)
-
-
-def scale_by_sign() -> ScaleBySign:
-    """``sign(g)`` (see ``ScaleBySign``)."""
-    return ScaleBySign()
 
 
 def scale_by_signum(beta: Any = 0.9, accumulator_dtype: Any = None) -> ScaleBySignum:

@@ -92,9 +92,7 @@ class ScaleBySM3(Transform):
             out_m.append(m_new.astype(m.dtype))
             out_mu.append(mu_new)
         unf = treedef.unflatten
-        return unf(out_u), SM3State(
-            _tree.safe_increment(state.count), unf(out_mu), unf(out_m)
-        )
+        return unf(out_u), SM3State(_tree.safe_increment(state.count), unf(out_mu), unf(out_m))
 
 
 def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:

@@ -22,9 +22,9 @@ class YogiState(NamedTuple):
 class ScaleByYogi(Transform):
     """Yogi's preconditioner (no learning rate)::
 
-        m_t = b1 * m_{t-1} + (1 - b1) * g_t                       (m_0 = v_0 = init)
-        v_t = v_{t-1} - (1 - b2) * sign(v_{t-1} - g_t^2) * g_t^2
-        u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t) + eps_root) + eps)
+    m_t = b1 * m_{t-1} + (1 - b1) * g_t                       (m_0 = v_0 = init)
+    v_t = v_{t-1} - (1 - b2) * sign(v_{t-1} - g_t^2) * g_t^2
+    u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t) + eps_root) + eps)
     """
 
     b1: Any = 0.9

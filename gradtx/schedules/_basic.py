@@ -163,8 +163,13 @@ class InverseTimeDecay(Schedule):
 
 
 def inverse_time_decay(init_value: Any, decay_rate: Any, power: Any = 1.0) -> InverseTimeDecay:
-    """d2l's polynomial decay ``eta0 * (beta * t + 1)^(-alpha)`` is
-    ``inverse_time_decay(eta0, decay_rate=beta, power=alpha)``."""
+    """``init_value * (decay_rate * count + 1)^(-power)``.
+
+    d2l's "polynomial decay" ``eta0 * (beta * t + 1)^(-alpha)`` is
+    ``inverse_time_decay(eta0, decay_rate=beta, power=alpha)`` (``alpha=0.5, beta=1``:
+    ``eta0 * (t + 1)^(-1/2)``). torch: ``LambdaLR(opt, lambda k: (beta * k + 1) ** -alpha)`` with
+    base rate ``eta0``; Optax has no such schedule (``polynomial_schedule`` is a different one).
+    """
     return InverseTimeDecay(init_value, decay_rate, power)
 
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._transform import Schedule, pytree_dataclass
-from ._util import f, nonzero, t
+from ._util import add_formula, f, nonzero, t
 
 
 def linear_warmup(x: Any, init_value: Any, peak_value: Any, warmup_steps: Any) -> Any:
@@ -120,7 +120,7 @@ def cosine_restarts(
     """Cosine annealing from ``init_value`` to ``min_value`` that restarts after each period.
 
     The first period lasts ``first_period`` steps and each next one ``period_mult`` times longer.
-    Formula: see ``CosineRestarts``. torch ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)``
+    torch ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)``
     with base rate ``lr`` is ``cosine_restarts(lr, T_0, T_mult, eta_min)``; torch
     ``CosineAnnealingLR(T_max, eta_min)`` equals it with ``first_period=T_max`` for counts up to
     ``T_max`` (past it torch rises again along the same cosine; ``cosine_decay`` stays at the
@@ -134,3 +134,7 @@ def cosine_restarts(
       arXiv:1608.03983
     """
     return CosineRestarts(init_value, first_period, period_mult, min_value)
+
+
+add_formula(warmup_cosine_decay, WarmupCosineDecay)
+add_formula(cosine_restarts, CosineRestarts)

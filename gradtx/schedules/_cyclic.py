@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._transform import Schedule, pytree_dataclass, static_field
-from ._util import ANNEAL, f, knots, nonzero, t
+from ._util import ANNEAL, add_formula, f, knots, nonzero, t
 
 
 def _phase_ends(
@@ -116,7 +116,7 @@ def onecycle(
 ) -> OneCycle:
     """The one-cycle learning rate: warm up to ``peak_value``, then anneal far below the start.
 
-    Formula: see ``OneCycle``. torch ``OneCycleLR(max_lr, total_steps, pct_start,
+    torch ``OneCycleLR(max_lr, total_steps, pct_start,
     anneal_strategy, div_factor=, final_div_factor=, three_phase=)`` is
     ``onecycle(total_steps, max_lr, pct_start, div_factor, final_div_factor, anneal,
     three_phase)``. Pair it with ``.momentum(base, max)`` (or ``onecycle_momentum``) for torch's
@@ -272,7 +272,7 @@ def cyclic(
 ) -> Cyclic:
     """Triangular cycles between ``base_value`` and ``max_value`` (torch ``CyclicLR``).
 
-    Formula: see ``Cyclic``. torch ``CyclicLR(base_lr, max_lr, step_size_up, step_size_down,
+    torch ``CyclicLR(base_lr, max_lr, step_size_up, step_size_down,
     mode, gamma)`` is ``cyclic(base_lr, max_lr, step_size_up, step_size_down, mode, gamma)``.
     Its ``cycle_momentum`` (momentum falls as the rate rises) is the same schedule with the ends
     swapped: ``cyclic(max_momentum, base_momentum, step_size_up, step_size_down, mode, gamma)``.
@@ -282,3 +282,8 @@ def cyclic(
       Smith, "Cyclical Learning Rates for Training Neural Networks", WACV 2017. arXiv:1506.01186
     """
     return Cyclic(base_value, max_value, step_size_up, step_size_down, mode, gamma)
+
+
+add_formula(onecycle, OneCycle)
+add_formula(onecycle_momentum, OneCycleMomentum)
+add_formula(cyclic, Cyclic)

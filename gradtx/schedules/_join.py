@@ -10,6 +10,7 @@ import numpy as np
 
 from .._checks import HyperparameterError
 from .._transform import Schedule, _repr_value, as_schedule, pytree_dataclass, value_at
+from ._util import add_formula
 from ._util import f as _f
 
 
@@ -94,3 +95,7 @@ def multiply(*schedules: Any) -> Multiply:
     if not schedules:
         raise HyperparameterError("gradtx.multiply: needs at least one schedule")
     return Multiply(tuple(as_schedule(s) for s in schedules))
+
+
+add_formula(join, Join)
+add_formula(multiply, Multiply)

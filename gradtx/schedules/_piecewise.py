@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._transform import Schedule, _repr_value, pytree_dataclass, static_field
-from ._util import ANNEAL, f, knots, sorted_items, t
+from ._util import ANNEAL, add_formula, f, knots, sorted_items, t
 
 
 @pytree_dataclass
@@ -67,3 +67,6 @@ def piecewise_interpolate(
     return PiecewiseInterpolate(
         init_value, tuple(b for b, _ in items), tuple(s for _, s in items), interpolation
     )
+
+
+add_formula(piecewise_interpolate, PiecewiseInterpolate)

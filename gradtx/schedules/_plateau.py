@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._transform import Transform, pytree_dataclass, scale_tree, static_field
+from ._util import add_formula
 
 
 class ReduceOnPlateauState(NamedTuple):
@@ -142,7 +143,7 @@ def reduce_on_plateau(
     Pass the loss to every update: ``tx.update(grads, state, params, loss=loss)`` (``value=``,
     Optax's name, works too); ``chain`` hands it to every element. Put it after the optimizer:
     ``chain(gradtx.adam(1e-3), gradtx.reduce_on_plateau(patience=5))``. The rule is torch
-    ``ReduceLROnPlateau``'s (see ``ReduceOnPlateau``): the scale drops after more than
+    ``ReduceLROnPlateau``'s: the scale drops after more than
     ``patience`` checks without improvement, then ``cooldown`` checks are ignored. Unlike torch
     (and Optax), the relative threshold is measured from ``|best|``, so a loss that plateaus
     below zero is handled the same as one that plateaus above it.
@@ -178,3 +179,6 @@ def reduce_on_plateau(
         accumulation_size,
         eps,
     )
+
+
+add_formula(reduce_on_plateau, ReduceOnPlateau)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._transform import Schedule, pytree_dataclass
-from ._util import f, nonzero, t
+from ._util import add_formula, f, nonzero, t
 
 
 @pytree_dataclass
@@ -48,7 +48,7 @@ def polynomial(
 ) -> Polynomial:
     """Polynomial decay over ``transition_steps`` after ``transition_begin``, then constant.
 
-    Formula: see ``Polynomial``. Optax ``polynomial_schedule`` takes the same arguments. torch
+    Optax ``polynomial_schedule`` takes the same arguments. torch
     ``PolynomialLR(total_iters=T, power=p)`` with base rate ``lr`` is
     ``polynomial(lr, 0.0, p, T)``. d2l's "polynomial decay" ``eta0 * (beta * t + 1)^(-alpha)`` is a
     different schedule: ``inverse_time_decay(eta0, beta, alpha)``.
@@ -89,3 +89,7 @@ def inverse_sqrt(peak_value: Any, warmup_steps: Any) -> InverseSqrt:
       Vaswani et al., "Attention Is All You Need", NeurIPS 2017. arXiv:1706.03762
     """
     return InverseSqrt(peak_value, warmup_steps)
+
+
+add_formula(polynomial, Polynomial)
+add_formula(inverse_sqrt, InverseSqrt)

@@ -93,3 +93,13 @@ def sorted_items(fn: str, boundaries_and_scales: dict[Any, Any] | None) -> list[
         _checks.check_nonnegative(fn, "boundary", b)
         _checks.check_nonnegative(fn, "scale", s)
     return items
+
+
+def add_formula(fn: Callable[..., Any], cls: type) -> Callable[..., Any]:
+    """Appends ``cls``'s docstring (the formula) to the factory ``fn``'s, so ``help(fn)`` shows it."""
+    import inspect
+    import textwrap
+
+    formula = textwrap.indent(inspect.cleandoc(cls.__doc__ or ""), "    ")
+    fn.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\nFormula ({cls.__name__}):\n\n{formula}\n"
+    return fn

@@ -10,7 +10,7 @@ from .. import _checks
 from .._transform import Schedule, pytree_dataclass, static_field
 from ._basic import exponential_decay_value
 from ._cosine import linear_warmup
-from ._util import f, nonzero, safe_sqrt, t
+from ._util import add_formula, f, nonzero, safe_sqrt, t
 
 
 @pytree_dataclass
@@ -179,3 +179,8 @@ def warmup_stable_decay(
     return WarmupStableDecay(
         peak_value, warmup_steps, stable_steps, decay_steps, init_value, end_value, decay_shape
     )
+
+
+add_formula(warmup_constant, WarmupConstant)
+add_formula(warmup_exponential_decay, WarmupExponentialDecay)
+add_formula(warmup_stable_decay, WarmupStableDecay)

@@ -112,7 +112,7 @@ def split_optimizers(values: Sequence[str]) -> list[str]:
     for v in values:
         depth, cur = 0, ""
         for ch in v:
-            depth += ch in "([" 
+            depth += ch in "(["
             depth -= ch in ")]"
             if ch == "," and depth == 0:
                 out.append(cur.strip())
@@ -177,9 +177,10 @@ def _schedule_hparams(
 
 
 def _accuracies(problem: Problem, res: SweepResult) -> np.ndarray | None:
-    if problem.accuracy_fn is None or problem.data is None or callable(problem.data):
+    data = problem.eval_data if problem.eval_data is not None else problem.data
+    if problem.accuracy_fn is None or data is None or callable(data):
         return None
-    acc = jax.jit(jax.vmap(problem.accuracy_fn, in_axes=(0, None)))(res.params, problem.data)
+    acc = jax.jit(jax.vmap(problem.accuracy_fn, in_axes=(0, None)))(res.params, data)
     out = np.full(res.size, np.nan)
     out[res.params_index] = np.asarray(acc)
     return out
@@ -218,9 +219,7 @@ def run_sweeps(
 
             def progress(frac: float, task=task, label=label, n=n) -> None:
                 if bar is not None:
-                    bar.update(
-                        task, completed=frac, description=f"{label} ({n} settings, running)"
-                    )
+                    bar.update(task, completed=frac, description=f"{label} ({n} settings, running)")
 
             res = sweep(
                 problem.loss_fn,
@@ -272,10 +271,12 @@ def _all_rows(results: list[tuple[SweepResult, np.ndarray | None]]) -> list[dict
     return rows
 
 
-def print_table(rows: list[dict[str, Any]], out: _Out, title: str, top: int) -> None:
+def print_table(
+    rows: list[dict[str, Any]], out: _Out, title: str, top: int, acc_label: str = "accuracy"
+) -> None:
     has_acc = any("accuracy" in r for r in rows)
     cols = ["#", "optimizer", "hyperparameters", "final loss", "min loss"]
-    cols += ["accuracy"] if has_acc else []
+    cols += [acc_label] if has_acc else []
     cols += ["diverged"]
     table = []
     for r in rows[:top]:
@@ -351,6 +352,14 @@ def write_outputs(
     return files
 
 
+def _ema(x: np.ndarray, beta: float) -> np.ndarray:
+    out, avg = np.empty(len(x)), 0.0
+    for t, v in enumerate(x):
+        avg = beta * avg + (1 - beta) * v
+        out[t] = avg / (1 - beta ** (t + 1))
+    return out
+
+
 def _plots(results: list[tuple[SweepResult, np.ndarray | None]], out_dir: str) -> dict[str, str]:
     try:
         import matplotlib
@@ -393,20 +402,22 @@ def _plots(results: list[tuple[SweepResult, np.ndarray | None]], out_dir: str) -
     files["plot_final_loss"] = path
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for res, _ in results:
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for c, (res, _) in enumerate(results):
         for j, i in enumerate(res.best(3)):
             if res.diverged[i]:
                 continue
             ax.plot(
-                res.losses[i],
-                lw=1.2 if j == 0 else 0.7,
-                alpha=1.0 if j == 0 else 0.5,
+                _ema(res.losses[i], 0.9),
+                color=colors[c % len(colors)],
+                lw=1.4 if j == 0 else 0.8,
+                alpha=1.0 if j == 0 else 0.35,
                 label=f"{res.label} {format_setting(res.settings[i])}" if j == 0 else None,
             )
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title("loss curves of the best settings (best 3 per optimizer)")
+    ax.set_ylabel("training loss (EMA 0.9)")
+    ax.set_title("loss curves of the best settings (best 3 per optimizer, best bold)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -446,7 +457,8 @@ def cmd_sweep(args: argparse.Namespace, out: _Out | None = None) -> int:
         out=out,
     )
     rows = _all_rows(results)
-    print_table(rows, out, f"{problem.name}: {steps} steps, best first", args.top)
+    acc_label = "held-out acc" if problem.eval_data is not None else "accuracy"
+    print_table(rows, out, f"{problem.name}: {steps} steps, best first", args.top, acc_label)
     meta = {
         "problem": problem.name,
         "description": problem.description,
@@ -587,8 +599,16 @@ def cmd_seeds(args: argparse.Namespace) -> int:
             )
     out.table(
         "The seed problems: each optimizer at the tutorial's learning rate, and the best of 14",
-        ["problem", "optimizer", "steps", "lr", "final loss", "final params", "best lr",
-         "best loss"],  # fmt: skip
+        [
+            "problem",
+            "optimizer",
+            "steps",
+            "lr",
+            "final loss",
+            "final params",
+            "best lr",
+            "best loss",
+        ],
         rows,
     )
     out.print(f"({len(rows)} sweeps of 14 learning rates, {time.perf_counter() - t0:.1f} s)")
@@ -708,4 +728,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-

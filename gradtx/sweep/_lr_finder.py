@@ -120,7 +120,9 @@ def lr_finder(
     curves = res.losses.astype(np.float64)
     with np.errstate(invalid="ignore"):
         alive = np.isfinite(curves).all(axis=0)
-        losses = np.where(alive, np.nanmean(np.where(np.isfinite(curves), curves, 0), axis=0), np.nan)
+        losses = np.where(
+            alive, np.nanmean(np.where(np.isfinite(curves), curves, 0), axis=0), np.nan
+        )
     smoothed = _smooth(losses, smoothing)
     stop = steps
     best = math.inf

@@ -275,9 +275,7 @@ def _chunked_keep_best(cfg: _Config, one, batched, keys, chunk: int):
     index = jnp.arange(n_chunks * chunk, dtype=jnp.int32).reshape(n_chunks, chunk)
     k = cfg.keep_best
     first = jax.eval_shape(lambda: jax.vmap(one)(jax.tree.map(lambda x: x[0], xs)))
-    best_params = jax.tree.map(
-        lambda s: jnp.zeros((k, *s.shape[1:]), s.dtype), first["params"]
-    )
+    best_params = jax.tree.map(lambda s: jnp.zeros((k, *s.shape[1:]), s.dtype), first["params"])
     carry0 = (jnp.full((k,), jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32), best_params)
 
     def body(carry, c):
@@ -342,6 +340,14 @@ def _keys_for(key: Any, n: int) -> jax.Array:
     return jax.random.split(key, n)
 
 
+def _is_function(x: Any) -> bool:
+    """A callable holding no arrays (a callable module, an Equinox one say, is params, not a
+    function)."""
+    if not callable(x):
+        return False
+    return not any(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in jax.tree.leaves(x))
+
+
 def sweep(
     loss_fn: Callable[[Any, Any], Any],
     params: Any,
@@ -403,8 +409,8 @@ def sweep(
     n = pop.size
     keys = _keys_for(key, n)
     treedef, batched, shared, flags = _split_leaves(pop.tx)
-    data_fn = data if callable(data) else None
-    init_fn = params if callable(params) else None
+    data_fn = data if _is_function(data) else None
+    init_fn = params if _is_function(params) else None
     if batch_size is not None and (data is None or data_fn is not None):
         raise ValueError("gradtx.sweep: batch_size needs data given as arrays")
     if keep_best is not None and not 1 <= keep_best:

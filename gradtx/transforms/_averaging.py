@@ -246,13 +246,16 @@ class SwaSchedule(Schedule):
         t = _tree.count_as_float(count)
         base_now = jnp.asarray(value_at(self.base, count), t.dtype)
         base_start = jnp.asarray(value_at(self.base, jnp.asarray(self.start_step)), t.dtype)
-        s = jnp.clip((t - self.start_step) / jnp.maximum(self.anneal_steps, 1), 0.0, 1.0)
+        # step counts may be traced int32 (vmap over start_step): compute in t's float dtype
+        start = jnp.asarray(self.start_step).astype(t.dtype)
+        steps = jnp.asarray(self.anneal_steps).astype(t.dtype)
+        s = jnp.clip((t - start) / jnp.maximum(steps, 1.0), 0.0, 1.0)
         if self.anneal == "cos":
             a = (1.0 - jnp.cos(math.pi * s)) / 2.0
         else:
             a = s
-        annealed = (1.0 - a) * base_start + a * self.swa_lr
-        return jnp.where(t < self.start_step, base_now, annealed)
+        annealed = (1.0 - a) * base_start + a * jnp.asarray(self.swa_lr).astype(t.dtype)
+        return jnp.where(t < start, base_now, annealed)
 
 
 def swa_schedule(

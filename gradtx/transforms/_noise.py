@@ -20,8 +20,9 @@ class AddNoiseState(NamedTuple):
 class AddNoise(Transform):
     """``u <- u + sqrt(eta / t^gamma) * n`` with ``n ~ N(0, I)`` and t = 1, 2, ...
 
-    Each step splits the state's key into (next key, sample key), then the sample key into one
-    key per leaf (in ``jax.tree.leaves`` order). Noise is drawn in at least float32.
+    Each step splits the state's key into (next key, sample key) and draws one standard normal
+    vector with the sample key, as long as all leaves together, in at least float32; leaf i takes
+    the next ``size_i`` entries in ``jax.tree.leaves`` order. (Complex leaves get real noise.)
     """
 
     eta: Any = 0.01
@@ -45,17 +46,20 @@ class AddNoise(Transform):
         count = _tree.safe_increment(state.count)
         next_key, sample = jax.random.split(state.key)
         leaves, treedef = jax.tree.flatten(updates)
-        keys = jax.random.split(sample, max(len(leaves), 1))
-
-        def leaf(u, k):
-            cd = _tree.compute_dtype(u.dtype)
-            rd = _tree.real_dtype(cd)
-            std = jnp.sqrt(_tree.hp(self.eta, rd) / count.astype(rd) ** _tree.hp(self.gamma, rd))
-            n = jax.random.normal(k, u.shape, cd)
-            return (u.astype(cd) + std * n).astype(u.dtype)
-
-        out = treedef.unflatten([leaf(u, keys[i]) for i, u in enumerate(leaves)])
-        return out, AddNoiseState(count, next_key)
+        if not leaves:
+            return updates, AddNoiseState(count, next_key)
+        rd = _tree.compute_dtype(*(_tree.real_dtype(x.dtype) for x in leaves))
+        sizes = [int(x.size) for x in leaves]
+        # One draw for the whole tree (one PRNG kernel to compile, whatever the leaf count).
+        flat = jax.random.normal(sample, (sum(sizes),), rd)
+        std = jnp.sqrt(_tree.hp(self.eta, rd) / count.astype(rd) ** _tree.hp(self.gamma, rd))
+        out, offset = [], 0
+        for u, n in zip(leaves, sizes):
+            noise = (std * flat[offset : offset + n]).reshape(u.shape)
+            offset += n
+            cd = _tree.compute_dtype(u.dtype, rd)
+            out.append((u.astype(cd) + noise.astype(cd)).astype(u.dtype))
+        return treedef.unflatten(out), AddNoiseState(count, next_key)
 
 
 def add_noise(eta: Any, gamma: Any = 0.55, seed: Any = 0) -> AddNoise:

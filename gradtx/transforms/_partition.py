@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import jax
 
 from .. import _checks
+from .._mask import _is_plain_function
 from .._transform import Transform, as_transform, pytree_dataclass, static_field
 from ._masking import key_path_str, merge, path_matches, select
 
@@ -94,7 +95,7 @@ class Partition(Transform):
         )
         labels = self.labels
         if not isinstance(labels, (_StaticLabels, _LabelFn)):
-            if callable(labels) and len(jax.tree.leaves(labels)) == 1:
+            if callable(labels) and _is_plain_function(labels):
                 labels = _LabelFn(labels)
             else:
                 labels = _StaticLabels(labels)
@@ -215,5 +216,7 @@ def reset_group(tx: Transform, state: Any, label: Any, params: Any) -> Any:
 
     out = jax.tree.map(fix, state, fresh, is_leaf=lambda x: isinstance(x, PartitionState))
     if not found:
-        raise ValueError(f"gradtx.reset_group: no partition in this transform has a group {label!r}")
+        raise ValueError(
+            f"gradtx.reset_group: no partition in this transform has a group {label!r}"
+        )
     return out

@@ -41,6 +41,8 @@ class AddDecayedWeights(Transform):
         return CountState(jnp.zeros((), jnp.int32))
 
     def _update(self, updates, state, params, **extra):
+        if params is None and not jax.tree.leaves(updates):  # nothing to decay (an empty part)
+            return updates, CountState(_tree.safe_increment(state.count))
         if params is None:
             raise ValueError(
                 f"{self.where()}: weight decay needs params; call update(grads, state, params)."
