@@ -355,7 +355,9 @@ _MODERN: list[Spec] = [
 # --- performance (issue: performance) ---------------------------------------------------------
 # Entries whose update is not elementwise (per-leaf norms, shapes, per-leaf noise): gradtx.grouped
 # would change their numbers. (The lead may fold these into the entries as elementwise=False.)
-_NOT_ELEMENTWISE = ("adafactor", "fromage", "lamb", "lars", "muon", "noisy_sgd", "novograd", "sm3")
+_NOT_ELEMENTWISE = (
+    "adafactor", "fromage", "lamb", "lars", "mars", "muon", "noisy_sgd", "novograd", "sm3", "soap",
+)
 
 
 def _with_flags(spec: Spec) -> Spec:
