@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 3 tests
+	$(BIN)/python -m pytest -q -n 2 tests
 
 demo: $(STAMP)
 	$(BIN)/python -m gradtx
