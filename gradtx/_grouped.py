@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _tree
+from . import _checks, _tree, _view
 from ._transform import Params, Transform, as_transform, pytree_dataclass, static_field
 
 DEFAULT_MAX_LEAF_SIZE = 4096
@@ -61,9 +61,17 @@ class GroupPlan:
         return self.treedef.unflatten(leaves)
 
 
-def _make_plan(params: Params, max_leaf_size: int) -> tuple[GroupPlan, list[Any]]:
-    """Builds the plan and each slot's sharding (None where unknown or single-device)."""
+def _make_plan(
+    params: Params, max_leaf_size: int, signatures: list[Any] | None = None
+) -> tuple[GroupPlan, list[Any]]:
+    """Builds the plan and each slot's sharding (None where unknown or single-device).
+
+    Leaves share a bucket only when they share a dtype, a sharding and a signature (their
+    values under every mask and partition label of the wrapped transform).
+    """
     leaves, treedef = jax.tree.flatten(params)
+    if signatures is None:
+        signatures = [()] * len(leaves)
     table = _tree._PARAM_SHARDINGS.get() or {}
     leaf_meta = tuple((tuple(np.shape(x)), jnp.dtype(jnp.result_type(x)).name) for x in leaves)
     slots: list[Any] = []
@@ -77,7 +85,7 @@ def _make_plan(params: Params, max_leaf_size: int) -> tuple[GroupPlan, list[Any]
             slots.append(("leaf", i))
             slot_shardings.append(sharding)
             continue
-        key = (leaf_meta[i][1], sharding)
+        key = (leaf_meta[i][1], sharding, signatures[i])
         if key not in buckets:
             buckets[key] = []
             slots.append(("bucket", key))  # placeholder, filled below
@@ -161,6 +169,12 @@ def _offsets(plan: GroupPlan) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _plan_view(plan: GroupPlan) -> _view.PackedView:
+    """The packed tuple as a view of the params tree, for masks and labels inside ``grouped``."""
+    members = tuple((idx,) if kind == "leaf" else idx for kind, idx in plan.slots)
+    return _view.PackedView(plan.expected_tree(), members, tuple)
+
+
 @pytree_dataclass
 class GroupedState:
     """The inner transform's state over the packed tree, plus the (static) grouping plan."""
@@ -184,15 +198,25 @@ class Grouped(Transform):
     inner: Transform
     max_leaf_size: int = static_field(DEFAULT_MAX_LEAF_SIZE)
 
+    def __post_init__(self):
+        if any(isinstance(x, Grouped) for x in _view._walk(self.inner, set())):
+            raise TypeError(
+                "gradtx.grouped: the transform it wraps already contains a gradtx.grouped; "
+                "group once, at the outside."
+            )
+
     def _init(self, params):
-        plan, slot_shardings = _make_plan(params, self.max_leaf_size)
+        original = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), params)
+        signatures = _view.leaf_signatures(self.inner, original)
+        plan, slot_shardings = _make_plan(params, self.max_leaf_size, signatures)
         packed = _pack(plan, params, self.where("init"), "params")
         table = _tree._PARAM_SHARDINGS.get()
-        if table:
-            with _tree.param_shardings(list(packed), tuple(slot_shardings)):
+        with _view.active(_plan_view(plan)):
+            if table:
+                with _tree.param_shardings(list(packed), tuple(slot_shardings)):
+                    inner = self.inner._init(packed)
+            else:
                 inner = self.inner._init(packed)
-        else:
-            inner = self.inner._init(packed)
         return GroupedState(inner, _offsets(plan), plan)
 
     def _update(self, updates, state, params, **extra):
@@ -207,7 +231,8 @@ class Grouped(Transform):
         packed_u = _pack(plan, updates, where, "updates")
         packed_p = None if params is None else _pack(plan, params, where, "params")
         try:
-            new_u, inner = self.inner._update(packed_u, state.inner, packed_p, **extra)
+            with _view.active(_plan_view(plan)):
+                new_u, inner = self.inner._update(packed_u, state.inner, packed_p, **extra)
         except (_checks.TreeMismatchError, ValueError) as err:
             raise type(err)(
                 f"{where}: the inner transform failed on the grouped tree ({err}). gradtx.grouped "

@@ -146,6 +146,13 @@ def resolve_mask(mask: Any, params: Any, where: str) -> Any:
     """
     if mask is None:
         return jax.tree.map(lambda _: True, params)
+    from . import _view
+
+    view = _view.view_for(params)
+    if view is not None:  # params packed into flat buffers: resolve on the user's tree
+        with _view.active(None):
+            full = jax.tree.leaves(resolve_mask(mask, view.original, where))
+        return _broadcast(view.reduce(full, where, "mask"), params, where)
     if isinstance(mask, StaticMask):
         tree = mask.tree()
     else:
@@ -159,6 +166,11 @@ def resolve_mask(mask: Any, params: Any, where: str) -> Any:
                 f"array values, because masks are resolved when the step is compiled."
             )
         tree = StaticMask(tree).tree() if leaves else tree
+    return _broadcast(tree, params, where)
+
+
+def _broadcast(tree: Any, params: Any, where: str) -> Any:
+    """The bool prefix ``tree`` broadcast to a full tree of bools over ``params``."""
     try:
         return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: bool(m), sub), tree, params)
     except ValueError as err:
