@@ -176,7 +176,9 @@ def test_packed_view_rejects_mixed_buffer():
         "b": jax.ShapeDtypeStruct((3,), jnp.float32),
     }
     view = _view.PackedView(original, ((0, 1),), tuple)
-    with pytest.raises(ValueError, match=r"True for \['a'\] but False for \['b'\].*share one packed buffer"):
+    with pytest.raises(
+        ValueError, match=r"True for \['a'\] but False for \['b'\].*share one packed buffer"
+    ):
         view.reduce([True, False], "gradtx.test", "mask")
     assert view.reduce([True, True], "gradtx.test", "mask") == (True,)
 
