@@ -124,5 +124,5 @@ def leaf_signatures(tx: Any, original: Any) -> list[tuple[Any, ...]]:
                 continue
             if len(vals) != n:  # a mask meant for a sub-tree (e.g. inside a partition group)
                 continue
-            sig = [s + (v,) for s, v in zip(sig, vals)]
+            sig = [(*s, v) for s, v in zip(sig, vals)]
     return sig

@@ -184,5 +184,5 @@ def test_packed_view_rejects_mixed_buffer():
 
 
 def test_nested_grouped_rejected():
-    with pytest.raises(TypeError, match="already contains a gradtx.grouped"):
+    with pytest.raises(TypeError, match=r"already contains a gradtx\.grouped"):
         gradtx.grouped(gradtx.chain(gradtx.grouped(gradtx.adam(0.1)), gradtx.scale(1.0)))
