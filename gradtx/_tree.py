@@ -175,6 +175,19 @@ def abs_sq(x: jax.Array) -> jax.Array:
     return x * x
 
 
+def sign(x: jax.Array) -> jax.Array:
+    """``jnp.sign(x)`` for real arrays, written as two selects.
+
+    The same values bit for bit (-1, +1, and ``x`` itself for +0, -0 and NaN), but XLA:CPU
+    vectorizes the selects and not its ``sign`` op: 3x faster on a 16M-element array, which makes
+    Lion and signSGD bandwidth-bound like the other optimizers. Complex arrays use ``jnp.sign``.
+    """
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        return jnp.sign(x)
+    one = jnp.ones_like(x)
+    return jnp.where(x > 0, one, jnp.where(x < 0, -one, x))
+
+
 def safe_increment(count: jax.Array) -> jax.Array:
     """``count + 1`` that saturates at the int32 maximum instead of wrapping."""
     count = jnp.asarray(count, jnp.int32)

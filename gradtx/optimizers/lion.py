@@ -52,11 +52,11 @@ class ScaleByLion(Transform):
             gc, mc = g.astype(cd), m.astype(cd)
             c = _tree.hp(b1, cd) * mc + (1 - _tree.hp(b1, cd)) * gc
             if self.mode == "hard":
-                u = jnp.sign(c)
+                u = _tree.sign(c)
             elif self.mode == "smooth":
                 u = jnp.tanh(_tree.hp(self.smooth_beta, cd) * c)
             else:
-                u = jnp.where(jnp.abs(c) < 1, c, jnp.sign(c))
+                u = jnp.where(jnp.abs(c) < 1, c, _tree.sign(c))
             m_new = _tree.hp(b2, cd) * mc + (1 - _tree.hp(b2, cd)) * gc
             return u.astype(g.dtype), m_new.astype(m.dtype)
 

@@ -60,7 +60,7 @@ class ScaleByRprop(Transform):
         def leaf(g, prev, step):
             cd = _tree.compute_dtype(g.dtype, prev.dtype, step.dtype)
             gc = g.astype(cd)
-            s = jnp.sign(gc * prev.astype(cd))
+            s = _tree.sign(gc * prev.astype(cd))
             eta = jnp.where(
                 s > 0,
                 _tree.hp(self.eta_plus, cd),
@@ -72,7 +72,7 @@ class ScaleByRprop(Transform):
                 _tree.hp(self.max_step_size, cd),
             )
             g_new = jnp.where(s < 0, jnp.zeros((), cd), gc)
-            out = jnp.sign(g_new) * step_new
+            out = _tree.sign(g_new) * step_new
             return out.astype(g.dtype), g_new.astype(prev.dtype), step_new.astype(step.dtype)
 
         res = _tree.tree_map_with_check(

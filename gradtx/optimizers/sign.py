@@ -44,7 +44,7 @@ class ScaleBySignum(Transform):
             cd = _tree.compute_dtype(g.dtype, m.dtype)
             b = _tree.hp(beta, cd)
             m_new = b * m.astype(cd) + (1 - b) * g.astype(cd)
-            return jnp.sign(m_new).astype(g.dtype), m_new.astype(m.dtype)
+            return _tree.sign(m_new).astype(g.dtype), m_new.astype(m.dtype)
 
         out = _tree.tree_map_with_check(self.where(), leaf, updates, state.m, names=("m",))
         u, m = _tree.tree_unzip(updates, out, 2)

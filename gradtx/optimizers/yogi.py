@@ -64,7 +64,7 @@ class ScaleByYogi(Transform):
             m_new = c1 * m.astype(cd) + (1 - c1) * gc
             g2 = _tree.abs_sq(gc)
             vc = v.astype(rd)
-            v_new = vc - (1 - c2) * jnp.sign(vc - g2) * g2
+            v_new = vc - (1 - c2) * _tree.sign(vc - g2) * g2
             m_hat = m_new / _tree.bias_correction(b1, t, rd)
             v_hat = v_new / _tree.bias_correction(b2, t, rd)
             denom = jnp.sqrt(v_hat + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd)
