@@ -1,10 +1,10 @@
 """A whole training step (loss, gradients, Adam update) on a many-leaf model: gradtx vs Optax.
 
-    python benchmarks/train_step.py [--layers 250] [--width 128] [--batch 64] [--reps 15]
+    python benchmarks/train_step.py [--layers 100] [--width 128] [--batch 64] [--reps 15]
 
 The optimizer benchmarks (``run.py``) time the update alone, on gradients that already exist.
 This one times what a training loop pays: a deep MLP with a per-layer scale and shift (4 leaves
-per layer, 1000 leaves by default), the loss and its gradient, then Adam, as one jitted step with
+per layer, 400 leaves by default: the unrolled model itself takes minutes to compile beyond that), the loss and its gradient, then Adam, as one jitted step with
 the params and optimizer state donated. Four ways, alternating in the same process:
 
 - ``optax``: ``optax.adam`` on the params tree;
@@ -63,7 +63,7 @@ def loss_fn(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layers", type=int, default=250)
+    ap.add_argument("--layers", type=int, default=100)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--reps", type=int, default=15)
