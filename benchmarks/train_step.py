@@ -4,8 +4,9 @@
 
 The optimizer benchmarks (``run.py``) time the update alone, on gradients that already exist.
 This one times what a training loop pays: a deep MLP with a per-layer scale and shift (4 leaves
-per layer, 400 leaves by default: the unrolled model itself takes minutes to compile beyond that), the loss and its gradient, then Adam, as one jitted step with
-the params and optimizer state donated. Four ways, alternating in the same process:
+per layer; 400 leaves by default, since the unrolled model alone takes minutes to compile beyond
+that), the loss and its gradient, then Adam, as one jitted step with the params and optimizer
+state donated. Four ways, alternating in the same process:
 
 - ``optax``: ``optax.adam`` on the params tree;
 - ``gradtx``: ``gradtx.adam`` on the params tree;
