@@ -134,7 +134,9 @@ class FlatParams:
         Differentiable: its backward pass concatenates the leaves' cotangents into one buffer
         per group (the transpose of ``lax.split``), so ``jax.grad(lambda f: loss(f.unflatten()))``
         returns a ``FlatParams`` of flat gradients without a pad or add per leaf. A ``None``
-        buffer (one masked out by ``gradtx.masked``) gives ``None`` leaves.
+        buffer (one masked out by ``gradtx.masked``) gives ``None`` leaves. Buffers with leading
+        axes (the output of ``jax.vmap`` over a population) give leaves with the same leading
+        axes.
         """
         plan = self.plan
         leaves: list[Any] = [None] * len(plan.leaf_meta)
@@ -145,9 +147,10 @@ class FlatParams:
                 leaves[members[0]] = buf
                 continue
             sizes = plan.sizes(k)
-            parts = [buf] if len(members) == 1 else jax.lax.split(buf, sizes)
+            batch = tuple(buf.shape[:-1])  # leading axes of a stack of FlatParams (vmap's output)
+            parts = [buf] if len(members) == 1 else jax.lax.split(buf, sizes, axis=buf.ndim - 1)
             for i, part in zip(members, parts):
-                leaves[i] = part.reshape(plan.leaf_meta[i][0])
+                leaves[i] = part.reshape(batch + plan.leaf_meta[i][0])
         return plan.treedef.unflatten(leaves)
 
     def _gradtx_view(self) -> _view.PackedView:
@@ -216,7 +219,7 @@ def _split_values(split: Any, original: Any) -> list[Any]:
             except ValueError:
                 _checks.check_same_tree(f"{_WHERE}: split", split, original, "split", "params")
                 raise
-    values = jax.tree.leaves(tree)
+    values = jax.tree.structure(original).flatten_up_to(tree)
     for p, v in zip(_paths(original), values):
         try:
             hash(v)
@@ -253,6 +256,9 @@ def flatten(params: Any, split: Any = None) -> FlatParams:
     must hold leaves that the mask treats alike: pass the transform as ``split=`` and the
     buffers are split by every mask value and label it contains (a mask that differs inside a
     buffer raises a ``ValueError`` naming two leaves).
+
+    The buffers are new arrays (the params are copied), so donating them to ``gradtx.step``
+    leaves ``params`` intact.
 
     Args:
       params: a pytree of floating-point arrays (and ``None``). Call ``flatten`` outside
@@ -314,7 +320,12 @@ def flatten(params: Any, split: Any = None) -> FlatParams:
         groups[key].append(i)
     entries = [(k, tuple(groups[m]) if k == "flat" else m, s) for k, m, s in entries]
     plan = FlatPlan(treedef, leaf_meta, tuple(entries))
-    return FlatParams(_pack(plan, leaves, _WHERE, "params"), plan)
+    buffers = _pack(plan, leaves, _WHERE, "params")
+    # A buffer that is one of the user's arrays (a sharded leaf, or a 1-D leaf alone in its
+    # group) is copied, so donating the buffers (gradtx.step) never deletes the params.
+    ids = {id(x) for x in leaves}
+    buffers = tuple(jnp.copy(b) if id(b) in ids else b for b in buffers)
+    return FlatParams(buffers, plan)
 
 
 def _pack(plan: FlatPlan, leaves: list[Any], where: str, name: str) -> tuple[Any, ...]:
