@@ -5,8 +5,10 @@
     python benchmarks/run.py --optimizers adam,sgd_momentum --trees transformer,tiny
 
 For every optimizer and tree it runs gradtx, ``gradtx.grouped`` (elementwise optimizers on trees
-with several small leaves) and Optax in the same process, alternating calls, and reports medians
-with the 10th-90th percentile spread:
+with several small leaves), ``gradtx.flatten`` (elementwise optimizers: params, gradients and
+state as flat buffers across steps; and "flat (tree grads)", the same step fed tree-shaped
+gradients that it packs with ``flatten_like`` inside the jit) and Optax in the same process,
+alternating calls, and reports medians with the 10th-90th percentile spread:
 - the jitted step (update + apply_updates) with the old params and state donated, and without;
 - the eager ``update`` (no outer jit: gradtx runs its compiled update, Optax dispatches op by op);
 - the compile time of the jitted donated step (lower + compile) and of its first call;
@@ -43,6 +45,14 @@ from _trees import TREES, count, make_tree  # noqa: E402
 
 import gradtx  # noqa: E402
 from gradtx._step import _compiled_step, _step  # noqa: E402
+
+
+def _step_tree_grads(tx, grads, state, params, extra):
+    """The flat step for tree-shaped gradients: pack them (one copy per step), then step."""
+    return _step(tx, gradtx.flatten_like(params, grads), state, params, extra)
+
+
+_compiled_step_tree_grads = jax.jit(_step_tree_grads, donate_argnums=(2, 3))
 
 LR = 1e-3
 WD = 1e-4
@@ -186,18 +196,30 @@ def roofline(reps: int) -> dict[str, float]:
 
 
 class Impl:
-    """One optimizer implementation bound to one tree: compiled steps plus its own buffers."""
+    """One optimizer implementation bound to one tree: compiled steps plus its own buffers.
 
-    def __init__(self, kind: str, tx: Any, params_np: Any, grads: Any):
+    ``layout`` is ``"tree"`` (params and grads as the tree), ``"flat"`` (``gradtx.flatten``'d
+    params, grads packed once with ``flatten_like``: a model differentiated through
+    ``flat.unflatten()``) or ``"flat_tree_grads"`` (flat params, tree grads packed inside every
+    step).
+    """
+
+    def __init__(self, kind: str, tx: Any, params_np: Any, grads: Any, layout: str = "tree"):
         self.kind = kind
         self.tx = tx
+        self.tree_grads = grads
         self.grads = grads
         self.params_np = params_np
+        self.layout = layout
         self.p = None
         self.s = None
 
     def fresh(self):
         self.p = _block(jax.tree.map(jnp.asarray, self.params_np))
+        if self.layout != "tree":
+            self.p = _block(gradtx.flatten(self.p))
+            if self.layout == "flat":
+                self.grads = _block(gradtx.flatten_like(self.p, self.tree_grads))
         self.s = _block(self.tx.init(self.p))
 
     def lower(self, donate: bool):
@@ -215,7 +237,10 @@ class Impl:
             compiled = fn.lower(g, s, p).compile()
             ct = time.perf_counter() - t0
             return (lambda g, s, p: compiled(g, s, p)[::-1]), compiled, ct
-        fn = _compiled_step if donate else jax.jit(_step)
+        if self.layout == "flat_tree_grads":
+            fn = _compiled_step_tree_grads if donate else jax.jit(_step_tree_grads)
+        else:
+            fn = _compiled_step if donate else jax.jit(_step)
         tx = self.tx
         t0 = time.perf_counter()
         compiled = fn.lower(tx, g, s, p, {}).compile()
@@ -237,14 +262,21 @@ class Impl:
 
     def eager(self):
         tx = self.tx
+        if self.layout == "flat_tree_grads":
 
-        def run():
-            _block(tx.update(self.grads, self.s, self.p))
+            def run():
+                _block(tx.update(gradtx.flatten_like(self.p, self.grads), self.s, self.p))
+
+        else:
+
+            def run():
+                _block(tx.update(self.grads, self.s, self.p))
 
         return run
 
     def release(self):
         self.p = self.s = None
+        self.grads = self.tree_grads
 
 
 def bench_one(opt: Opt, tree: str, args) -> dict[str, Any]:
@@ -258,6 +290,11 @@ def bench_one(opt: Opt, tree: str, args) -> dict[str, Any]:
         if opt.elementwise and small >= 2 and not args.no_grouped:
             impls["grouped"] = Impl(
                 "gradtx", gradtx.grouped(opt.gradtx(), args.max_leaf_size), params_np, grads
+            )
+        if opt.elementwise and not args.no_flat:
+            impls["flat"] = Impl("gradtx", opt.gradtx(), params_np, grads, layout="flat")
+            impls["flat_tree_grads"] = Impl(
+                "gradtx", opt.gradtx(), params_np, grads, layout="flat_tree_grads"
             )
     impls["optax"] = Impl("optax", opt.optax(), params_np, grads)
     row: dict[str, Any] = {
@@ -372,6 +409,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _load(avg: Any) -> str:
+    return "/".join(f"{x:.2f}" for x in avg)
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     roof = result["roofline"]
@@ -379,7 +420,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"# gradtx benchmark ({'quick' if result['quick'] else 'full'})",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['jax_device']}; jax {m['jax']}, "
-        f"optax {m['optax']}, gradtx {m['gradtx']}; {m['date']}.",
+        f"optax {m['optax']}, gradtx {m['gradtx']}; {m['date']}."
+        + (
+            f" Load average (1/5/15 min) before {_load(m['load_before'])}, after "
+            f"{_load(m['load_after'])}."
+            if "load_before" in m and "load_after" in m
+            else ""
+        ),
         f"Command: `{result['command']}`",
         "",
         f"Roofline (jitted `x * a + b` over 256 MB, donated): **{roof['donated_gbps']:.1f} GB/s** "
@@ -452,6 +499,53 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt_ms(g.get('eager'))} | {_fmt_ms(gr.get('eager'))} | {_fmt_ms(o.get('eager'))} | "
             f"{_ratio(o.get('eager'), eager_best)} | {pk(g)} / {pk(gr)} / {pk(o)} |"
         )
+    flat_rows = [r for r in result["rows"] if "flat" in r["impls"]]
+    if flat_rows:
+        lines += [
+            "",
+            "## Flat params (`gradtx.flatten`): params, grads and state as flat buffers",
+            "",
+            "`flat`: the donated step on `gradtx.flatten(params)` with flat gradients (what a "
+            "loss of `flat.unflatten()` differentiates to). `flat (tree grads)`: the same step "
+            "fed tree-shaped gradients, packed by `gradtx.flatten_like` inside the jit (one copy "
+            "of the gradients per step). Ratios are over Optax's donated tree step in the same "
+            "run; compile is lower + compile of the donated step, seconds.",
+            "",
+            "| optimizer | tree | leaves | flat | flat/optax | flat (tree grads) | "
+            "flat-tg/optax | compile flat / flat-tg / optax | compile flat/optax | "
+            "eager flat / flat-tg / optax | peak MiB flat / flat-tg / optax | GB/s flat |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in flat_rows:
+            im = row["impls"]
+            f, ft, o = im.get("flat", {}), im.get("flat_tree_grads", {}), im.get("optax", {})
+
+            def c(r):
+                return f"{r['compile_s']:.2f}" if "compile_s" in r else "-"
+
+            def e(r):
+                return f"{r['eager']['median_ms']:.2f}" if r.get("eager") else "-"
+
+            def pk(r):
+                return f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"
+
+            cratio = (
+                f"{f['compile_s'] / o['compile_s']:.3f}x"
+                if "compile_s" in f and o.get("compile_s")
+                else "-"
+            )
+            bw = "-"
+            if f.get("gbps"):
+                bw = f"{f['gbps']:.1f} ({100 * f['gbps'] / roof['donated_gbps']:.0f}%)"
+            lines.append(
+                f"| {row['optimizer']} | {row['tree']} | {row['leaves']} | "
+                f"{_fmt_ms(f.get('jit_donated'))} | "
+                f"{_ratio(f.get('jit_donated'), o.get('jit_donated'))} | "
+                f"{_fmt_ms(ft.get('jit_donated'))} | "
+                f"{_ratio(ft.get('jit_donated'), o.get('jit_donated'))} | "
+                f"{c(f)} / {c(ft)} / {c(o)} | {cratio} | {e(f)} / {e(ft)} / {e(o)} ms | "
+                f"{pk(f)} / {pk(ft)} / {pk(o)} | {bw} |"
+            )
     if result["skipped"]:
         lines += ["", "Skipped: " + "; ".join(result["skipped"]) + "."]
     if result.get("torch_note"):
@@ -467,6 +561,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=0, help="timed repetitions (default 15, quick 7)")
     ap.add_argument("--max-leaf-size", type=int, default=gradtx._grouped.DEFAULT_MAX_LEAF_SIZE)
     ap.add_argument("--no-grouped", action="store_true")
+    ap.add_argument("--no-flat", action="store_true", help="skip the gradtx.flatten columns")
     ap.add_argument("--no-plain", action="store_true", help="skip the jit step without donation")
     ap.add_argument("--no-eager", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
@@ -491,6 +586,10 @@ def main(argv=None) -> int:
         "rows": [],
         "skipped": [],
     }
+    try:
+        result["machine"]["load_before"] = os.getloadavg()
+    except OSError:
+        pass
     print(f"roofline ({platform_name}) ...", flush=True)
     result["roofline"] = roofline(max(5, args.reps))
     print(json.dumps(result["roofline"]), flush=True)
@@ -526,6 +625,10 @@ def main(argv=None) -> int:
             )
     else:
         result["torch_note"] = "torch not installed: torch.optim columns are empty."
+    try:
+        result["machine"]["load_after"] = os.getloadavg()
+    except OSError:
+        pass
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"{label}.json").write_text(json.dumps(result, indent=1))

@@ -218,6 +218,11 @@ from ._grouped import Grouped as Grouped
 from ._grouped import GroupedState as GroupedState
 from ._grouped import grouped as grouped
 from ._step import step as step
+from ._flat import FlatParams as FlatParams
+from ._flat import FlatPlan as FlatPlan
+from ._flat import flatten as flatten
+from ._flat import flatten_like as flatten_like
+from ._flat import unflatten as unflatten
 
 # --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
 from ._checkpoint import check_state as check_state

@@ -126,3 +126,21 @@ def leaf_signatures(tx: Any, original: Any) -> list[tuple[Any, ...]]:
                 continue
             sig = [(*s, v) for s, v in zip(sig, vals)]
     return sig
+
+
+def check_leafwise(where: str, tree: Any, what: str = "per-leaf statistics") -> None:
+    """Raises ``TypeError`` when ``tree`` is packed into flat buffers.
+
+    For transforms whose math depends on each leaf's shape or norm (Adafactor, LAMB, block
+    clipping, ...): on a packed buffer they would silently treat many leaves as one. ``tree`` is
+    the params or updates the transform received (``None`` is fine: inside ``gradtx.grouped`` the
+    active view still counts).
+    """
+    if view_for(tree) is None:
+        return
+    raise TypeError(
+        f"{where}: {what} cannot run on packed buffers (gradtx.flatten / gradtx.grouped): each "
+        f"buffer holds many leaves raveled together, so the result would mix them. Use this "
+        f"transform on the params tree itself; gradtx.registry.Spec.elementwise lists the "
+        f"optimizers that run packed."
+    )

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -84,6 +84,8 @@ class ScaleByAdafactor(Transform):
         )
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.adafactor", params, "per-leaf factored statistics")
+
         def stats(p):
             rd = _tree.real_dtype(jnp.result_type(p))
             dims = self._dims(p)
@@ -102,6 +104,7 @@ class ScaleByAdafactor(Transform):
         return AdafactorState(jnp.zeros((), jnp.int32), row, col, v, m)
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.adafactor", updates, "per-leaf factored statistics")
         if params is None:
             raise ValueError(
                 f"{self.where()}: Adafactor needs params; call update(grads, state, params)."

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import CountState, Transform, as_schedule, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -32,9 +32,11 @@ class ScaleByFromage(Transform):
         _checks.check_nonnegative("fromage", "min_norm", self.min_norm)
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.fromage", params, "per-leaf norms")
         return CountState(jnp.zeros((), jnp.int32))
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.fromage", updates, "per-leaf norms")
         if params is None:
             raise ValueError(f"{self.where()}: fromage needs params; pass them to update.")
         _checks.check_same_tree(self.where(), params, updates, "params", "updates")

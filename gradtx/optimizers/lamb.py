@@ -7,9 +7,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._mask import canonical_mask, resolve_mask
-from .._transform import Chain, Transform, pytree_dataclass, static_field
+from .._transform import Chain, EmptyState, Transform, pytree_dataclass, static_field
 from ..transforms._weight_decay import add_decayed_weights
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 from .adam import scale_by_adam
@@ -36,7 +36,12 @@ class ScaleByTrustRatio(Transform):
         _checks.check_nonnegative(self.fn, "trust_coefficient", self.trust_coefficient)
         _checks.check_nonnegative(self.fn, "eps", self.eps)
 
+    def _init(self, params):
+        _view.check_leafwise(f"gradtx.{self.fn}", params, "per-leaf trust ratios")
+        return EmptyState()
+
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise(f"gradtx.{self.fn}", updates, "per-leaf trust ratios")
         if params is None:
             raise ValueError(f"{self.where()}: the trust ratio needs params; pass them to update.")
         _checks.check_same_tree(self.where(), params, updates, "params", "updates")

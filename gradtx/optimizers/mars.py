@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -46,11 +46,15 @@ class ScaleByMARS(Transform):
         _checks.check_nonnegative("mars", "gamma", self.gamma)
 
     def _init(self, params):
+        if self.clip_norm:
+            _view.check_leafwise("gradtx.mars", params, "per-leaf norm clipping (clip_norm=True)")
         v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
         z = _tree.tree_zeros_like
         return MARSState(jnp.zeros((), jnp.int32), z(params, self.mu_dtype), v, z(params))
 
     def _update(self, updates, state, params, **extra):
+        if self.clip_norm:
+            _view.check_leafwise("gradtx.mars", updates, "per-leaf norm clipping (clip_norm=True)")
         count = _tree.safe_increment(state.count)
         first = state.count == 0
         b1, b2, gamma = (value_at(h, state.count) for h in (self.b1, self.b2, self.gamma))

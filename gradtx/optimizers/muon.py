@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import (
     Chain,
     Transform,
@@ -129,9 +129,11 @@ class ScaleByMuon(Transform):
         _checks.check_choice(fn, "conv_layout", self.conv_layout, ("oihw", "hwio"))
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.muon", params, "per-matrix orthogonalization")
         return MuonState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params))
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.muon", updates, "per-matrix orthogonalization")
         mu = value_at(self.momentum, state.count)
 
         def leaf(g, b):
@@ -181,11 +183,13 @@ class MuonSplit(Transform):
     fallback: Transform
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.muon", params, "splitting matrices from vectors by shape")
         return MuonSplitState(
             self.muon._init(_select(params, True)), self.fallback._init(_select(params, False))
         )
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.muon", updates, "splitting matrices from vectors by shape")
         p_m = None if params is None else _select(params, True)
         p_o = None if params is None else _select(params, False)
         u_m, s_m = self.muon._update(_select(updates, True), state.muon, p_m, **extra)

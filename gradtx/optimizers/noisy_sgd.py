@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -54,11 +54,13 @@ class AddNoise(Transform):
         _checks.check_nonnegative("noisy_sgd", "gamma", self.gamma)
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.noisy_sgd", params, "noise drawn with one PRNG key per leaf")
         impl, shape, data = self.key
         arr = jnp.asarray(np.asarray(data, np.uint32).reshape(shape))
         return NoiseState(jnp.zeros((), jnp.int32), jax.random.wrap_key_data(arr, impl=impl))
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.noisy_sgd", updates, "noise drawn with one PRNG key per leaf")
         count = _tree.safe_increment(state.count)
         eta = value_at(self.eta, state.count)
         leaves, treedef = jax.tree.flatten(updates)

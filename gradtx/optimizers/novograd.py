@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._mask import canonical_mask, resolve_mask
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
@@ -49,11 +49,13 @@ class ScaleByNovograd(Transform):
         _checks.check_nonnegative("novograd", "weight_decay", self.weight_decay)
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.novograd", params, "per-leaf gradient norms")
         m = _tree.tree_zeros_like(params, self.mu_dtype)
         v = jax.tree.map(lambda p: jnp.zeros((), _tree.real_dtype(p.dtype)), params)
         return NovoGradState(jnp.zeros((), jnp.int32), m, v)
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.novograd", updates, "per-leaf gradient norms")
         first = state.count == 0
         b1 = value_at(self.b1, state.count)
         b2 = value_at(self.b2, state.count)

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import Transform, as_schedule, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -47,6 +47,8 @@ class ScaleBySM3(Transform):
         _checks.check_nonnegative("sm3", "eps", self.eps)
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.sm3", params, "per-axis accumulators")
+
         def accs(p):
             rd = _tree.real_dtype(p.dtype)
             if p.ndim < 2:
@@ -57,6 +59,7 @@ class ScaleBySM3(Transform):
         return SM3State(jnp.zeros((), jnp.int32), mu, _tree.tree_zeros_like(params))
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.sm3", updates, "per-axis accumulators")
         b1 = value_at(self.b1, state.count)
         leaves, treedef = jax.tree.flatten(updates)
         _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -63,6 +63,8 @@ class ScaleBySOAP(Transform):
         _checks.check_range("soap", "precondition_frequency", self.precondition_frequency, 1)
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.soap", params, "per-leaf preconditioner matrices")
+
         def mats(p, side):
             on = _sides(p, self.max_precond_dim)[side]
             if not on:
@@ -86,6 +88,7 @@ class ScaleBySOAP(Transform):
         )
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.soap", updates, "per-leaf preconditioner matrices")
         where = self.where()
         _checks.check_same_tree(where, updates, state.m, "updates", "m")
         count = _tree.safe_increment(state.count)

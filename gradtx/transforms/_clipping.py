@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _tree, _view
 from .._transform import Transform, as_schedule, pytree_dataclass, value_at
 
 
@@ -114,9 +114,11 @@ class ClipByBlockRMS(Transform):
         _checks.check_positive("clip_by_block_rms", "threshold", self.threshold)
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.clip_by_block_rms", params, "per-leaf RMS clipping")
         return _init_state()
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.clip_by_block_rms", updates, "per-leaf RMS clipping")
         norm = _tree.tree_norm(updates)
         th = value_at(self.threshold, state.count)
 
@@ -168,9 +170,11 @@ class AdaptiveGradClip(Transform):
         _checks.check_nonnegative("adaptive_grad_clip", "eps", self.eps)
 
     def _init(self, params):
+        _view.check_leafwise("gradtx.adaptive_grad_clip", params, "unit-wise norms")
         return _init_state()
 
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.adaptive_grad_clip", updates, "unit-wise norms")
         if params is None:
             raise ValueError(
                 f"{self.where()}: AGC needs params; call update(grads, state, params)."

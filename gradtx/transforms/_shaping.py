@@ -7,8 +7,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
-from .._transform import Transform, pytree_dataclass
+from .. import _checks, _tree, _view
+from .._transform import EmptyState, Transform, pytree_dataclass
 
 
 def _needs_params(t: Transform, params: Any, updates: Any) -> None:
@@ -56,7 +56,12 @@ class ScaleByTrustRatio(Transform):
         )
         _checks.check_nonnegative("scale_by_trust_ratio", "eps", self.eps)
 
+    def _init(self, params):
+        _view.check_leafwise("gradtx.scale_by_trust_ratio", params, "per-leaf trust ratios")
+        return EmptyState()
+
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.scale_by_trust_ratio", updates, "per-leaf trust ratios")
         _needs_params(self, params, updates)
 
         def leaf(u, p):
@@ -90,7 +95,13 @@ def scale_by_trust_ratio(
 class Centralize(Transform):
     """``u <- u - mean(u over all axes but the first)`` for leaves with 2+ dimensions."""
 
+    def _init(self, params):
+        _view.check_leafwise("gradtx.centralize", params, "per-row means of matrices")
+        return EmptyState()
+
     def _update(self, updates, state, params, **extra):
+        _view.check_leafwise("gradtx.centralize", updates, "per-row means of matrices")
+
         def leaf(u):
             if u.ndim < 2:
                 return u
