@@ -235,11 +235,32 @@ def _paths(tree: Any) -> list[str]:
     return [_checks.path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def flatten(params: Any, split: Any = None) -> FlatParams:
+DEFAULT_MAX_BUFFER_BYTES = 8 * 2**20
+
+
+def _chunks(members: list[int], leaf_meta: tuple[Any, ...], cap: int) -> list[tuple[int, ...]]:
+    """``members`` cut, in order, into runs of at most ``cap`` bytes (a bigger leaf runs alone)."""
+    out: list[list[int]] = []
+    size = 0
+    for i in members:
+        shape, dtype = leaf_meta[i]
+        nbytes = math.prod(shape) * jnp.dtype(dtype).itemsize
+        if not out or size + nbytes > cap:
+            out.append([])
+            size = 0
+        out[-1].append(i)
+        size += nbytes
+    return [tuple(c) for c in out]
+
+
+def flatten(
+    params: Any, split: Any = None, max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES
+) -> FlatParams:
     """Packs ``params`` into a few flat buffers that persist across optimizer steps.
 
     Leaves that share a dtype and a sharding (single-device or fully replicated) are raveled
-    and concatenated, in ``jax.tree.leaves`` order, into one 1-D buffer per group. A leaf whose
+    and concatenated, in ``jax.tree.leaves`` order, into 1-D buffers of at most
+    ``max_buffer_bytes`` each (one buffer per group for models up to 2M float32 parameters). A leaf whose
     sharding is not fully replicated is never concatenated: it stays its own buffer, with its
     own shape and sharding. ``None`` leaves are kept as structure. Train on the result instead
     of the tree: the optimizer state becomes a few flat buffers, and a step costs a few fused
@@ -263,6 +284,12 @@ def flatten(params: Any, split: Any = None) -> FlatParams:
     Args:
       params: a pytree of floating-point arrays (and ``None``). Call ``flatten`` outside
         ``jax.jit``, on the concrete params, so that their shardings are known.
+      max_buffer_bytes: the largest buffer, in bytes (default 8 MiB): a group is cut, in leaf
+        order, into buffers of at most this size, and a bigger leaf is a buffer of its own.
+        XLA:CPU reuses output buffers up to about 16 MiB between calls but page-faults fresh
+        ones above that, so capped buffers make a call without donation (eager ``tx.update``)
+        about 5x faster on a 25M-parameter model; a donated step runs the same with one buffer
+        or many. ``2**62`` gives one buffer per group.
       split: optional further split of the groups: a transform (the buffers are split by every
         mask and partition label found in it), a pytree of labels or bools (a full tree or a
         prefix, as ``gradtx.partition`` labels), a labelling function ``(path) -> label`` or
@@ -301,6 +328,12 @@ def flatten(params: Any, split: Any = None) -> FlatParams:
             f"{_WHERE}: params is already a FlatParams; use it as it is (or flatten "
             f"params.unflatten() to change the split)."
         )
+    if isinstance(max_buffer_bytes, bool) or not isinstance(max_buffer_bytes, (int, np.integer)):
+        raise TypeError(f"{_WHERE}: max_buffer_bytes must be an int, got {max_buffer_bytes!r}")
+    if max_buffer_bytes < 1:
+        raise _checks.HyperparameterError(
+            f"{_WHERE}: max_buffer_bytes must be in [1, inf), got {max_buffer_bytes}"
+        )
     _checks.check_float_leaves(_WHERE, params, "params")
     leaves, treedef = jax.tree.flatten(params)
     leaf_meta = tuple((tuple(np.shape(x)), jnp.dtype(jnp.result_type(x)).name) for x in leaves)
@@ -318,8 +351,14 @@ def flatten(params: Any, split: Any = None) -> FlatParams:
             groups[key] = []
             entries.append(("flat", key, values[i]))
         groups[key].append(i)
-    entries = [(k, tuple(groups[m]) if k == "flat" else m, s) for k, m, s in entries]
-    plan = FlatPlan(treedef, leaf_meta, tuple(entries))
+    chunked: list[Any] = []
+    for kind, members, value in entries:
+        if kind == "leaf":
+            chunked.append((kind, members, value))
+            continue
+        for chunk in _chunks(groups[members], leaf_meta, max_buffer_bytes):
+            chunked.append(("flat", chunk, value))
+    plan = FlatPlan(treedef, leaf_meta, tuple(chunked))
     buffers = _pack(plan, leaves, _WHERE, "params")
     # A buffer that is one of the user's arrays (a sharded leaf, or a 1-D leaf alone in its
     # group) is copied, so donating the buffers (gradtx.step) never deletes the params.

@@ -437,3 +437,48 @@ def test_flatten_copies_so_donation_keeps_the_params():
     tx = gradtx.sgd(0.1)
     flat, _ = gradtx.step(tx, gradtx.flatten_like(flat, params), tx.init(flat), flat)
     assert not params["only"].is_deleted() and not params["m"].is_deleted()
+
+
+def test_buffers_capped_at_max_buffer_bytes():
+    # 4-byte leaves of 3, 5, 2, 7 and 40 elements; a 32-byte cap cuts the group in leaf order
+    # and gives the 160-byte leaf a buffer of its own.
+    params = {
+        "a": jnp.arange(3.0, dtype=jnp.float32),
+        "b": jnp.arange(5.0, dtype=jnp.float32),
+        "c": jnp.arange(2.0, dtype=jnp.float32),
+        "d": jnp.arange(7.0, dtype=jnp.float32),
+        "e": jnp.arange(40.0, dtype=jnp.float32),
+    }
+    flat = gradtx.flatten(params, max_buffer_bytes=32)
+    assert [b.shape for b in flat.buffers] == [(8,), (2,), (7,), (40,)]
+    assert [m for _, m, _ in flat.plan.entries] == [(0, 1), (2,), (3,), (4,)]
+    # The same numbers as one buffer, and unflatten gives the tree back.
+    jax.tree.map(
+        lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)),
+        flat.unflatten(),
+        params,
+    )
+    tx = gradtx.adam(0.1)
+    one = gradtx.flatten(params, max_buffer_bytes=2**62)
+    assert len(one.buffers) == 1
+    g = gradtx.flatten_like(flat, jax.tree.map(jnp.cos, params))
+    g1 = gradtx.flatten_like(one, jax.tree.map(jnp.cos, params))
+    u, _ = tx.update(g, tx.init(flat), flat)
+    u1, _ = tx.update(g1, tx.init(one), one)
+    # Within an ulp or two: XLA's vectorized loop and its scalar tail round a fused
+    # multiply-add differently, and the tails fall on other elements in other buffer sizes.
+    np.testing.assert_allclose(
+        np.concatenate([np.asarray(b) for b in u.buffers]),
+        np.asarray(u1.buffers[0]),
+        rtol=4 * float(np.finfo(np.float32).eps),
+        atol=0,
+    )
+    # The default cap is 8 MiB: 2M float32 elements per buffer.
+    big = {"x": jnp.zeros((1500, 1000), jnp.float32), "y": jnp.zeros((1000, 1000), jnp.float32)}
+    assert [b.shape for b in gradtx.flatten(big).buffers] == [(1_500_000,), (1_000_000,)]
+    with pytest.raises(
+        gradtx.HyperparameterError, match=r"max_buffer_bytes must be in \[1, inf\), got 0"
+    ):
+        gradtx.flatten(params, max_buffer_bytes=0)
+    with pytest.raises(TypeError, match=r"max_buffer_bytes must be an int, got 1\.5"):
+        gradtx.flatten(params, max_buffer_bytes=1.5)
