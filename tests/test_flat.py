@@ -4,49 +4,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 import gradtx
 from gradtx import _view
 from gradtx.registry import OPTIMIZERS
 
+from ._packed import assert_close_packed, max_abs, mesh8_shardings, small_grads, small_params
 from ._problems import quadratic_loss, quadratic_params
 
 ELEMENTWISE = [k for k, s in OPTIMIZERS.items() if s.elementwise]
 PER_LEAF = [k for k, s in OPTIMIZERS.items() if not s.elementwise]
 
 
-def _params():
-    return {
-        "dense": {"kernel": jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(3, 4)},
-        "bias": jnp.array([0.1, -0.2, 0.3], jnp.float32),
-        "big": jnp.linspace(0.5, -0.5, 40, dtype=jnp.float32).reshape(5, 8),
-        "scalar": jnp.array(0.7, jnp.float32),
-        "skip": None,
-        "list": [jnp.array([[1.0, 2.0]], jnp.float32), jnp.array([-3.0], jnp.float32)],
-    }
-
-
-def _grads(params, k):
-    return jax.tree.map(lambda p: jnp.cos(3.0 * p + k) - 0.2 * p, params)
-
-
-def _assert_close(a, b, scale=1.0):
-    # The same elementwise arithmetic on a flat buffer: equal up to float32 rounding (XLA may
-    # contract a multiply-add differently in a differently shaped fusion); see test_grouped.
-    atol = 4 * float(np.finfo(np.float32).eps) * scale
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=atol), a, b)
-
-
-def _max_abs(tree):
-    return max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(tree))
-
-
 def _run_tree(tx, params, steps, extra=None):
     s = tx.init(params)
     for k in range(steps):
-        u, s = tx.update(_grads(params, float(k)), s, params, **(extra or {}))
+        u, s = tx.update(small_grads(params, float(k)), s, params, **(extra or {}))
         params = gradtx.apply_updates(params, u)
     return params
 
@@ -55,7 +28,7 @@ def _run_flat(tx, params, steps, extra=None, split=None):
     flat = gradtx.flatten(params, split=tx if split is None else split)
     s = tx.init(flat)
     for k in range(steps):
-        g = gradtx.flatten_like(flat, _grads(flat.unflatten(), float(k)))
+        g = gradtx.flatten_like(flat, small_grads(flat.unflatten(), float(k)))
         u, s = tx.update(g, s, flat, **(extra or {}))
         assert isinstance(u, gradtx.FlatParams)
         flat = gradtx.apply_updates(flat, u)
@@ -71,20 +44,20 @@ def test_flat_equals_tree(key):
     spec = OPTIMIZERS[key]
     tx = spec.make(learning_rate=0.05)
     extra = {"loss": jnp.float32(1.0)} if spec.reads_loss else {}
-    ref = _run_tree(tx, _params(), 4, extra)
-    flat = _run_flat(tx, _params(), 4, extra)
+    ref = _run_tree(tx, small_params(), 4, extra)
+    flat = _run_flat(tx, small_params(), 4, extra)
     assert len(flat.buffers) == 1  # one dtype, no masks in the sample options: one buffer
-    _assert_close(flat.unflatten(), ref, scale=_max_abs(ref))
+    assert_close_packed(flat.unflatten(), ref, scale=max_abs(ref))
 
 
 @pytest.mark.parametrize("key", PER_LEAF)
 def test_per_leaf_optimizers_refuse_packed_buffers(key):
     spec = OPTIMIZERS[key]
-    flat = gradtx.flatten(_params())
+    flat = gradtx.flatten(small_params())
     with pytest.raises(TypeError, match=f"gradtx.{spec.name}: .*cannot run on packed buffers"):
         spec.make().init(flat)
     with pytest.raises(TypeError, match="cannot run on packed buffers"):
-        gradtx.grouped(spec.make()).init(_params())
+        gradtx.grouped(spec.make()).init(small_params())
 
 
 @pytest.mark.parametrize(
@@ -97,7 +70,7 @@ def test_per_leaf_optimizers_refuse_packed_buffers(key):
     ],
 )
 def test_per_leaf_transforms_refuse_packed_buffers(tx, name):
-    params = _params()
+    params = small_params()
     flat = gradtx.flatten(params)
     with pytest.raises(TypeError, match=f"gradtx.{name}: .*cannot run on packed buffers"):
         tx.init(flat)
@@ -105,19 +78,19 @@ def test_per_leaf_transforms_refuse_packed_buffers(tx, name):
     with pytest.raises(TypeError, match=f"gradtx.{name}: .*cannot run on packed buffers"):
         tx.update(flat, s, flat)
     # On the tree they still run.
-    tx.update(_grads(params, 0.0), s, params)
+    tx.update(small_grads(params, 0.0), s, params)
 
 
 def test_mars_without_per_leaf_clipping_runs_flat():
     tx = gradtx.mars(0.05, clip_norm=False)
-    ref = _run_tree(tx, _params(), 3)
-    _assert_close(_run_flat(tx, _params(), 3).unflatten(), ref, scale=_max_abs(ref))
+    ref = _run_tree(tx, small_params(), 3)
+    assert_close_packed(_run_flat(tx, small_params(), 3).unflatten(), ref, scale=max_abs(ref))
 
 
 def test_global_norm_clipping_equals_tree():
     tx = gradtx.chain(gradtx.clip_by_global_norm(0.5), gradtx.adam(0.05))
-    ref = _run_tree(tx, _params(), 4)
-    _assert_close(_run_flat(tx, _params(), 4).unflatten(), ref, scale=_max_abs(ref))
+    ref = _run_tree(tx, small_params(), 4)
+    assert_close_packed(_run_flat(tx, small_params(), 4).unflatten(), ref, scale=max_abs(ref))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +98,7 @@ def test_global_norm_clipping_equals_tree():
 
 
 def test_pack_unflatten_roundtrip_and_repr():
-    params = _params()
+    params = small_params()
     flat = gradtx.flatten(params)
     assert [b.shape for b in flat.buffers] == [(12 + 3 + 40 + 1 + 2 + 1,)]
     back = flat.unflatten()
@@ -231,7 +204,7 @@ def test_masks_and_labels_equal_tree_when_split_by_tx(make):
     ref = _run_tree(tx, _decay_params(), 3)
     flat = _run_flat(tx, _decay_params(), 3)
     assert len(flat.buffers) == 2  # kernels apart from biases and norm scales
-    _assert_close(flat.unflatten(), ref, scale=_max_abs(ref))
+    assert_close_packed(flat.unflatten(), ref, scale=max_abs(ref))
 
 
 def test_mask_that_differs_inside_a_buffer_is_an_error():
@@ -270,48 +243,50 @@ def test_one_compile_for_many_learning_rates():
         traces.append(1)
         s = tx.init(flat)
         for k in range(2):
-            g = gradtx.flatten_like(flat, _grads(flat.unflatten(), float(k)))
+            g = gradtx.flatten_like(flat, small_grads(flat.unflatten(), float(k)))
             u, s = tx.update(g, s, flat)
             flat = gradtx.apply_updates(flat, u)
         return flat
 
-    flat = gradtx.flatten(_params())
+    flat = gradtx.flatten(small_params())
     outs = [train(gradtx.adam(lr), flat) for lr in (0.1, 0.01, 0.001)]
     assert len(traces) == 1
     # A second flatten of the same tree has an equal plan: still no recompile.
-    train(gradtx.adam(0.5), gradtx.flatten(_params()))
+    train(gradtx.adam(0.5), gradtx.flatten(small_params()))
     assert len(traces) == 1
-    _assert_close(outs[1].unflatten(), _run_tree(gradtx.adam(0.01), _params(), 2))
+    assert_close_packed(outs[1].unflatten(), _run_tree(gradtx.adam(0.01), small_params(), 2))
 
 
 def test_vmap_over_learning_rates():
-    flat = gradtx.flatten(_params())
+    flat = gradtx.flatten(small_params())
     lrs = jnp.array([0.1, 0.01], jnp.float32)
 
     def run(lr):
         tx = gradtx.adam(lr)
-        u, _ = tx.update(gradtx.flatten_like(flat, _grads(_params(), 0.0)), tx.init(flat), flat)
+        u, _ = tx.update(
+            gradtx.flatten_like(flat, small_grads(small_params(), 0.0)), tx.init(flat), flat
+        )
         return gradtx.apply_updates(flat, u)
 
     out = jax.vmap(run)(lrs)
     assert out.buffers[0].shape == (2, 59)
     for i in range(2):
-        _assert_close(out.unflatten()["big"][i], run(lrs[i]).unflatten()["big"])
+        assert_close_packed(out.unflatten()["big"][i], run(lrs[i]).unflatten()["big"])
 
 
 def test_step_donates_flat_buffers():
     tx = gradtx.sgd(0.1, momentum=0.9)
-    flat = gradtx.flatten(_params())
+    flat = gradtx.flatten(small_params())
     s = tx.init(flat)
-    p_ref, s_ref = _params(), tx.init(_params())
+    p_ref, s_ref = small_params(), tx.init(small_params())
     for k in range(3):
         old = flat.buffers[0]
-        g = gradtx.flatten_like(flat, _grads(flat.unflatten(), float(k)))
+        g = gradtx.flatten_like(flat, small_grads(flat.unflatten(), float(k)))
         flat, s = gradtx.step(tx, g, s, flat)
         assert old.is_deleted()
-        u, s_ref = tx.update(_grads(p_ref, float(k)), s_ref, p_ref)
+        u, s_ref = tx.update(small_grads(p_ref, float(k)), s_ref, p_ref)
         p_ref = gradtx.apply_updates(p_ref, u)
-    _assert_close(flat.unflatten(), p_ref)
+    assert_close_packed(flat.unflatten(), p_ref)
 
 
 def test_seed_quadratic_trains_through_unflatten():
@@ -332,7 +307,7 @@ def test_seed_quadratic_trains_through_unflatten():
         u, s_ref = tx.update(g, s_ref, p_ref)
         p_ref = gradtx.apply_updates(p_ref, u)
     assert flat.unflatten()["nested"][1] is None
-    _assert_close(flat.unflatten(), p_ref, scale=5.0)
+    assert_close_packed(flat.unflatten(), p_ref, scale=5.0)
     assert float(quadratic_loss(flat.unflatten())) < float(quadratic_loss(quadratic_params()))
 
 
@@ -340,7 +315,7 @@ def test_checkpoint_roundtrip(tmp_path):
     tx = gradtx.adamw(0.05, weight_decay_mask=gradtx.decay_mask())
     flat = gradtx.flatten(_decay_params(), split=tx)
     state = tx.init(flat)
-    u, state = tx.update(gradtx.flatten_like(flat, _grads(_decay_params(), 0.0)), state, flat)
+    u, state = tx.update(gradtx.flatten_like(flat, small_grads(_decay_params(), 0.0)), state, flat)
     flat = gradtx.apply_updates(flat, u)
     gradtx.save_npz(tmp_path / "p.npz", flat)
     gradtx.save_npz(tmp_path / "s.npz", state)
@@ -360,16 +335,16 @@ def test_checkpoint_roundtrip(tmp_path):
 
 
 def test_errors_name_the_function_and_path():
-    flat = gradtx.flatten(_params())
-    bad = _params()
+    flat = gradtx.flatten(small_params())
+    bad = small_params()
     bad["list"][1] = jnp.ones((2,), jnp.float32)
     with pytest.raises(gradtx.TreeMismatchError, match=r"gradtx.flatten_like: .*\['list'\]\[1\]"):
         gradtx.flatten_like(flat, bad)
-    missing = _params()
+    missing = small_params()
     del missing["bias"]
     with pytest.raises(gradtx.TreeMismatchError, match=r"gradtx.flatten_like: .*\['bias'\]"):
         gradtx.flatten_like(flat, missing)
-    mixed = _params()
+    mixed = small_params()
     mixed["bias"] = mixed["bias"].astype(jnp.bfloat16)
     with pytest.raises(TypeError, match=r"gradtx.flatten_like: .*different dtypes"):
         gradtx.flatten_like(flat, mixed)
@@ -379,7 +354,7 @@ def test_errors_name_the_function_and_path():
     with pytest.raises(TypeError, match="already a FlatParams"):
         gradtx.flatten(flat)
     with pytest.raises(TypeError, match=r"gradtx.unflatten: expected a FlatParams"):
-        gradtx.unflatten(_params())
+        gradtx.unflatten(small_params())
     other = gradtx.flatten({"x": jnp.ones(3)})
     with pytest.raises(gradtx.TreeMismatchError, match="another plan"):
         gradtx.flatten_like(flat, other)
@@ -387,9 +362,9 @@ def test_errors_name_the_function_and_path():
 
 
 def test_check_leafwise_helper():
-    _view.check_leafwise("gradtx.test", _params())
+    _view.check_leafwise("gradtx.test", small_params())
     with pytest.raises(TypeError, match=r"gradtx.test: norms cannot run on packed buffers"):
-        _view.check_leafwise("gradtx.test", gradtx.flatten(_params()), "norms")
+        _view.check_leafwise("gradtx.test", gradtx.flatten(small_params()), "norms")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,12 +372,7 @@ def test_check_leafwise_helper():
 
 
 def test_sharded_leaves_are_never_concatenated_on_8_devices():
-    devices = np.array(jax.devices()[:8])
-    if devices.size < 8:
-        pytest.skip("needs 8 host devices (conftest sets XLA_FLAGS)")
-    mesh = Mesh(devices, ("x",))
-    sharded = NamedSharding(mesh, P("x"))
-    replicated = NamedSharding(mesh, P())
+    sharded, replicated = mesh8_shardings()
     params = {
         "b": jax.device_put(jnp.ones((3,), jnp.float32), replicated),
         "c": jax.device_put(jnp.linspace(0.0, 1.0, 2, dtype=jnp.float32), replicated),
@@ -428,7 +398,7 @@ def test_sharded_leaves_are_never_concatenated_on_8_devices():
     assert new.buffers[2].sharding.is_equivalent_to(sharded, 2)
     assert new.unflatten()["w"].sharding.is_equivalent_to(sharded, 2)
     u_ref, _ = tx.update(g, tx.init(params), params)
-    _assert_close(new.unflatten(), gradtx.apply_updates(params, u_ref))
+    assert_close_packed(new.unflatten(), gradtx.apply_updates(params, u_ref))
 
 
 def test_flatten_copies_so_donation_keeps_the_params():

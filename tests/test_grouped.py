@@ -2,45 +2,14 @@
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 import gradtx
 from gradtx.registry import OPTIMIZERS
 
+from ._packed import assert_close_packed, max_abs, mesh8_shardings, small_grads, small_params
+
 ELEMENTWISE = [k for k, s in OPTIMIZERS.items() if s.elementwise]
-
-
-def _params():
-    # Leaves of 1 to 40 elements plus a None; with max_leaf_size=16 the 40-element leaf stays
-    # ungrouped and the rest share one bucket.
-    return {
-        "dense": {"kernel": jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(3, 4)},
-        "bias": jnp.array([0.1, -0.2, 0.3], jnp.float32),
-        "big": jnp.linspace(0.5, -0.5, 40, dtype=jnp.float32).reshape(5, 8),
-        "scalar": jnp.array(0.7, jnp.float32),
-        "skip": None,
-        "list": [jnp.array([[1.0, 2.0]], jnp.float32), jnp.array([-3.0], jnp.float32)],
-    }
-
-
-def _grads(params, k):
-    return jax.tree.map(lambda p: jnp.cos(3.0 * p + k) - 0.2 * p, params)
-
-
-def _assert_close(a, b, scale=1.0):
-    # The same elementwise arithmetic on a packed buffer: equal up to float32 rounding (XLA may
-    # contract a multiply-add differently in a differently shaped fusion). Some updates are a
-    # difference of parameter-sized numbers (schedule-free), so their rounding is that of the
-    # parameters: a few ulps of ``scale``.
-    atol = 4 * float(np.finfo(np.float32).eps) * scale
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=atol), a, b)
-
-
-def _max_abs(tree):
-    return max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(tree))
 
 
 @pytest.mark.parametrize("key", ELEMENTWISE)
@@ -48,23 +17,23 @@ def test_grouped_equals_ungrouped(key):
     spec = OPTIMIZERS[key]
     tx = spec.make(learning_rate=0.05)
     gtx = gradtx.grouped(tx, max_leaf_size=16)
-    p_ref = _params()
-    p = _params()
+    p_ref = small_params()
+    p = small_params()
     s_ref = tx.init(p_ref)
     s = gtx.init(p)
     extra = {"loss": jnp.float32(1.0)} if spec.reads_loss else {}
     for k in range(4):
-        u_ref, s_ref = tx.update(_grads(p_ref, float(k)), s_ref, p_ref, **extra)
-        u, s = gtx.update(_grads(p, float(k)), s, p, **extra)
-        _assert_close(u, u_ref, scale=_max_abs(p_ref))
+        u_ref, s_ref = tx.update(small_grads(p_ref, float(k)), s_ref, p_ref, **extra)
+        u, s = gtx.update(small_grads(p, float(k)), s, p, **extra)
+        assert_close_packed(u, u_ref, scale=max_abs(p_ref))
         p_ref = gradtx.apply_updates(p_ref, u_ref)
         p = gradtx.apply_updates(p, u)
-    _assert_close(p, p_ref, scale=_max_abs(p_ref))
+    assert_close_packed(p, p_ref, scale=max_abs(p_ref))
 
 
 def test_plan_groups_small_leaves_only():
     gtx = gradtx.grouped(gradtx.adam(1e-2), max_leaf_size=16)
-    s = gtx.init(_params())
+    s = gtx.init(small_params())
     plan = s.plan
     buckets = [idx for kind, idx in plan.slots if kind == "bucket"]
     singles = [idx for kind, idx in plan.slots if kind == "leaf"]
@@ -75,10 +44,10 @@ def test_plan_groups_small_leaves_only():
     m = s.inner[0].m
     assert [x.shape for x in m] == [(3 + 12 + 1 + 2 + 1,), (5, 8)]
     # max_leaf_size=0 groups nothing, and a huge one groups everything.
-    assert gradtx.grouped(gradtx.adam(1e-2), 0).init(_params()).plan.slots == tuple(
+    assert gradtx.grouped(gradtx.adam(1e-2), 0).init(small_params()).plan.slots == tuple(
         ("leaf", i) for i in range(6)
     )
-    everything = gradtx.grouped(gradtx.adam(1e-2), 10**9).init(_params()).plan
+    everything = gradtx.grouped(gradtx.adam(1e-2), 10**9).init(small_params()).plan
     assert [k for k, _ in everything.slots] == ["bucket"]
 
 
@@ -101,7 +70,7 @@ def test_state_structure_stable_and_dtypes_kept():
 
 
 def test_one_compile_for_many_learning_rates_and_step():
-    params = _params()
+    params = small_params()
     traces = []
 
     @jax.jit
@@ -109,44 +78,44 @@ def test_one_compile_for_many_learning_rates_and_step():
         traces.append(1)
         s = tx.init(p)
         for k in range(2):
-            u, s = tx.update(_grads(p, float(k)), s, p)
+            u, s = tx.update(small_grads(p, float(k)), s, p)
             p = gradtx.apply_updates(p, u)
         return p
 
     outs = [train(gradtx.grouped(gradtx.adam(lr), 16), params) for lr in (0.1, 0.01, 0.001)]
     assert len(traces) == 1
     ref = train.__wrapped__(gradtx.adam(0.01), params)
-    _assert_close(outs[1], ref)
+    assert_close_packed(outs[1], ref)
     # gradtx.step with a grouped transform: donated and equal.
     tx = gradtx.grouped(gradtx.sgd(0.1, momentum=0.9), 16)
-    p = _params()
+    p = small_params()
     s = tx.init(p)
-    p_ref, s_ref = _params(), gradtx.sgd(0.1, momentum=0.9).init(_params())
+    p_ref, s_ref = small_params(), gradtx.sgd(0.1, momentum=0.9).init(small_params())
     for k in range(3):
-        p, s = gradtx.step(tx, _grads(p, float(k)), s, p)
-        u, s_ref = gradtx.sgd(0.1, momentum=0.9).update(_grads(p_ref, float(k)), s_ref, p_ref)
+        p, s = gradtx.step(tx, small_grads(p, float(k)), s, p)
+        u, s_ref = gradtx.sgd(0.1, momentum=0.9).update(small_grads(p_ref, float(k)), s_ref, p_ref)
         p_ref = gradtx.apply_updates(p_ref, u)
-    _assert_close(p, p_ref)
+    assert_close_packed(p, p_ref)
 
 
 def test_vmap_over_learning_rates():
-    params = _params()
+    params = small_params()
     lrs = jnp.array([0.1, 0.01], jnp.float32)
 
     def run(lr):
         tx = gradtx.grouped(gradtx.adam(lr), 16)
         s = tx.init(params)
-        u, _ = tx.update(_grads(params, 0.0), s, params)
+        u, _ = tx.update(small_grads(params, 0.0), s, params)
         return gradtx.apply_updates(params, u)
 
     out = jax.vmap(run)(lrs)
     for i in range(2):
-        _assert_close(jax.tree.map(lambda x: x[i], out), run(lrs[i]))
+        assert_close_packed(jax.tree.map(lambda x: x[i], out), run(lrs[i]))
 
 
 def test_errors():
     gtx = gradtx.grouped(gradtx.adam(1e-2))
-    s = gtx.init(_params())
+    s = gtx.init(small_params())
     bad = {"only": jnp.ones((3,), jnp.float32)}
     with pytest.raises(gradtx.TreeMismatchError, match="Grouped"):
         gtx.update(bad, s, None)
@@ -158,12 +127,7 @@ def test_errors():
 
 
 def test_sharded_leaves_stay_ungrouped_on_8_devices():
-    devices = np.array(jax.devices()[:8])
-    if devices.size < 8:
-        pytest.skip("needs 8 host devices (conftest sets XLA_FLAGS)")
-    mesh = Mesh(devices, ("x",))
-    sharded = NamedSharding(mesh, P("x"))
-    replicated = NamedSharding(mesh, P())
+    sharded, replicated = mesh8_shardings()
     params = {
         "w": jax.device_put(jnp.linspace(0.0, 1.0, 32, dtype=jnp.float32).reshape(8, 4), sharded),
         "b": jax.device_put(jnp.ones((3,), jnp.float32), replicated),
@@ -180,4 +144,4 @@ def test_sharded_leaves_stay_ungrouped_on_8_devices():
     u, _ = gtx.update(g, s, params)
     assert u["w"].sharding.is_equivalent_to(sharded, 2)
     u_ref, _ = gradtx.adam(1e-2).update(g, gradtx.adam(1e-2).init(params), params)
-    _assert_close(u, u_ref)
+    assert_close_packed(u, u_ref)

@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 import gradtx
 from gradtx._step import _compiled_step
+
+from ._packed import mesh8_shardings
 
 
 def _params():
@@ -111,12 +111,7 @@ def _check_optax_step():
 
 
 def test_step_keeps_sharding_on_8_devices():
-    devices = np.array(jax.devices()[:8])
-    if devices.size < 8:
-        pytest.skip("needs 8 host devices (conftest sets XLA_FLAGS)")
-    mesh = Mesh(devices, ("x",))
-    sharded = NamedSharding(mesh, P("x"))
-    replicated = NamedSharding(mesh, P())
+    sharded, replicated = mesh8_shardings()
     p = {
         "w": jax.device_put(jnp.arange(32.0, dtype=jnp.float32).reshape(8, 4), sharded),
         "b": jax.device_put(jnp.ones((3,), jnp.float32), replicated),
