@@ -22,3 +22,9 @@ def standard_promotion():
     """Standard dtype promotion, for tests that call Optax (it mixes int32 counts and floats)."""
     with jax.numpy_dtype_promotion("standard"):
         yield
+
+
+def pytest_configure(config):
+    # pytest-xdist registers this marker; registered here too so that runs without xdist
+    # (``-p no:xdist``) accept it under --strict-markers.
+    config.addinivalue_line("markers", "xdist_group(name): run these tests in one xdist worker")
