@@ -55,6 +55,18 @@ def time_compile(fn, *args):
     return t1 - t0, t2 - t1, out, sorted(times)[len(times) // 2]
 
 
+def timed(name, fn, *args):
+    """Times ``fn``'s compile and step, prints one line; returns (total s, new params, step s)."""
+    lower, compile_, (new_params, _), run = time_compile(fn, *args)
+    total = lower + compile_
+    print(
+        f"{name + ':':15s} trace+lower {lower:7.2f} s  compile {compile_:7.2f} s  total "
+        f"{total:7.2f} s  step {run * 1e3:7.2f} ms",
+        flush=True,
+    )
+    return total, new_params, run
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leaves", type=int, default=3000)
@@ -78,23 +90,12 @@ def main():
         updates, state = tx._update(grads, state, params)
         return gradtx.apply_updates(params, updates), state
 
-    g_lower, g_compile, (g_params, _), g_run = time_compile(g_step, gtx, params, gstate, grads)
-    g_total = g_lower + g_compile
-    print(
-        f"gradtx:         trace+lower {g_lower:7.2f} s  compile {g_compile:7.2f} s  total "
-        f"{g_total:7.2f} s  step {g_run * 1e3:7.2f} ms",
-        flush=True,
-    )
-    # The same chain on the multi-tensor path: leaves packed into one buffer per dtype and mask
-    # value (the decay mask splits kernels from biases), so the step compiles a few kernels.
+    # Then the same chain on the multi-tensor path: leaves packed into one buffer per dtype and
+    # mask value (the decay mask splits kernels from biases), so the step compiles a few kernels.
     ggtx = gradtx.grouped(gtx)
-    ggstate = ggtx.init(params)
-    q_lower, q_compile, (q_params, _), q_run = time_compile(g_step, ggtx, params, ggstate, grads)
-    q_total = q_lower + q_compile
-    print(
-        f"gradtx.grouped: trace+lower {q_lower:7.2f} s  compile {q_compile:7.2f} s  total "
-        f"{q_total:7.2f} s  step {q_run * 1e3:7.2f} ms",
-        flush=True,
+    g_total, g_params, g_run = timed("gradtx", g_step, gtx, params, gstate, grads)
+    q_total, q_params, q_run = timed(
+        "gradtx.grouped", g_step, ggtx, params, ggtx.init(params), grads
     )
     if args.skip_optax:
         return
@@ -109,13 +110,7 @@ def main():
         updates, state = otx.update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
-    o_lower, o_compile, (o_params, _), o_run = time_compile(o_step, params, ostate, grads)
-    o_total = o_lower + o_compile
-    print(
-        f"optax:          trace+lower {o_lower:7.2f} s  compile {o_compile:7.2f} s  total {o_total:7.2f} s"
-        f"  step {o_run * 1e3:7.2f} ms",
-        flush=True,
-    )
+    o_total, o_params, o_run = timed("optax", o_step, params, ostate, grads)
     diff = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree.leaves(g_params), jax.tree.leaves(o_params))
