@@ -2,6 +2,8 @@
 
 from ._checks import HyperparameterError as HyperparameterError
 from ._checks import TreeMismatchError as TreeMismatchError
+from ._fusion import cpu_multi_output_fusion as cpu_multi_output_fusion
+from ._fusion import enable_cpu_multi_output_fusion as enable_cpu_multi_output_fusion
 from ._transform import Chain as Chain
 from ._transform import CountState as CountState
 from ._transform import EmptyState as EmptyState

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _fusion, _tree
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 from ._common import (
     COMMON_DOCS,
@@ -61,8 +61,14 @@ class ScaleByRMSprop(Transform):
         decay = value_at(self.decay, state.count)
         mom = value_at(self.momentum, state.count)
         centered, has_mom = self.centered, self.momentum is not None
+        twin = _fusion.Twin()
 
         def leaf(g, v, ga=None, b=None):
+            out = body(g, v, ga, b)
+            again = twin(g, v, ga, b)  # one fused loop under XLA:CPU multi-output fusion
+            return out if again is None else (body(*again)[0], *out[1:])
+
+        def body(g, v, ga=None, b=None):
             cd = _tree.compute_dtype(g.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
             gc = g.astype(cd)

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _fusion, _tree
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 from ._common import (
     COMMON_DOCS,
@@ -69,7 +69,14 @@ class ScaleByMomentum(Transform):
             damp = _tree.hp(dampening, cd)
             return m, 1 - m, 1 - damp, first | (m == 0)
 
+        twin = _fusion.Twin()
+
         def leaf(g, b):
+            out = body(g, b)
+            again = twin(g, b)  # one fused loop under XLA:CPU multi-output fusion
+            return out if again is None else (body(*again)[0], out[1])
+
+        def body(g, b):
             cd = _tree.compute_dtype(g.dtype, b.dtype)
             gc, bc = g.astype(cd), b.astype(cd)
             m, one_m, one_damp, restart = scalars(cd)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
+from .. import _checks, _fusion, _tree
 from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
 
 
@@ -40,8 +40,14 @@ class Trace(Transform):
 
     def _update(self, updates, state, params, **extra):
         d = value_at(self.decay, state.count)
+        twin = _fusion.Twin()
 
         def leaf(g, t):
+            out = body(g, t)
+            again = twin(g, t)  # one fused loop under XLA:CPU multi-output fusion
+            return out if again is None else (body(*again)[0], out[1])
+
+        def body(g, t):
             cd = _tree.compute_dtype(g.dtype, t.dtype)
             gc, dd = g.astype(cd), _tree.hp(d, cd)
             t_new = dd * t.astype(cd) + gc
@@ -93,8 +99,14 @@ class Ema(Transform):
     def _update(self, updates, state, params, **extra):
         d = value_at(self.decay, state.count)
         count = _tree.safe_increment(state.count)
+        twin = _fusion.Twin()
 
         def leaf(g, mu):
+            out = body(g, mu)
+            again = twin(g, mu)  # one fused loop under XLA:CPU multi-output fusion
+            return out if again is None else (body(*again)[0], out[1])
+
+        def body(g, mu):
             cd = _tree.compute_dtype(g.dtype, mu.dtype)
             rd = _tree.real_dtype(cd)
             dd = _tree.hp(d, rd)

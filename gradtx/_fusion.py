@@ -1,0 +1,146 @@
+"""XLA:CPU multi-output fusion: detection, opt-in, and the "twin" formulation that uses it.
+
+Why this exists. An elementwise optimizer step writes several arrays (the new parameters and
+each state buffer). XLA:CPU emits one loop per output by default, so Adam's step is three passes
+over memory that move 10 floats per parameter, where one pass moving 7 (read p, g, m, v; write
+p, m, v) would do. XLA:CPU has a sibling multi-output fusion pass that merges loops reading the
+same inputs into one loop with several outputs, but it is off unless the process starts with::
+
+    XLA_FLAGS=--xla_backend_extra_options=xla_cpu_use_multi_output_fusion
+
+(it cannot be set per compilation: JAX's ``compiler_options`` only reach scalar DebugOptions).
+Even with the pass on, the natural formulation ends in two loops: the new moments are one fused
+pair, and the parameter write *reads* them, so it is a consumer, not a sibling, and the pass only
+merges siblings.
+
+The twin formulation. When the pass is on, the per-leaf state arithmetic is written twice: once
+for the new state, and once, from its inputs multiplied by a 1 that went through an
+``optimization_barrier``, for the update. ``x * 1`` is exact, but XLA can no longer prove the two
+copies equal, so common-subexpression elimination leaves them apart; the update then reads the
+old state, the gradient and the parameters directly, like the state write, the two loops are
+siblings, and the pass merges the whole step into one loop. Both copies apply the same operations
+to the same values; as between gradtx's tree and flat paths, XLA may round a multiply-add
+differently in a differently shaped loop, so results agree with the default build to a few
+float32 ulps (tests/test_cpu_fusion.py runs the whole registry both ways). Without the pass the
+twin would cost an extra loop, so it is only used where a probe compile shows the pass is on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+#: The XLA_FLAGS entry that turns on XLA:CPU's multi-output fusion.
+CPU_FUSION_FLAG = "--xla_backend_extra_options=xla_cpu_use_multi_output_fusion"
+
+
+def _siblings(a, b):
+    return a + b, a * b
+
+
+@functools.cache
+def _cpu_probe() -> bool:
+    """Whether XLA:CPU fuses two sibling loops into one multi-output loop in this process."""
+    x = jax.ShapeDtypeStruct((4096,), jnp.float32)
+    try:
+        text = jax.jit(_siblings, backend="cpu").lower(x, x).compile().as_text()
+    except Exception:  # no CPU backend, or a runtime that cannot print HLO: stay conservative
+        return False
+    for line in text.splitlines():
+        head, sep, _ = line.partition(" fusion(")
+        if sep and "= (" in head:  # a fusion whose result is a tuple
+            return True
+    return False
+
+
+def cpu_multi_output_fusion() -> bool:
+    """Whether gradtx's fused (one-loop) CPU updates are active in this process.
+
+    True when JAX's default backend is the CPU and XLA:CPU's multi-output fusion is on (see
+    ``enable_cpu_multi_output_fusion``). Checked once, by compiling a two-op probe.
+    """
+    return jax.default_backend() == "cpu" and _cpu_probe()
+
+
+def enable_cpu_multi_output_fusion() -> None:
+    """Turn on XLA:CPU's multi-output fusion for this process (call before any JAX work).
+
+    Adds ``--xla_backend_extra_options=xla_cpu_use_multi_output_fusion`` to ``XLA_FLAGS``. XLA
+    reads that variable once, when the CPU backend starts, so this must run before the first JAX
+    computation; setting the variable in the shell before starting Python is equivalent. With
+    the pass on, gradtx's elementwise optimizers (Adam, AdamW, SGD with momentum, RMSprop, Lion,
+    ...) compile an update-and-apply step to one loop over memory instead of two or three; see
+    the README's performance section for the measured effect. The flag is process-wide: it also
+    lets XLA fuse sibling loops in the rest of your program (numerics are unchanged: fusion
+    does not reorder floating-point operations).
+
+    Raises:
+      RuntimeError: if the CPU backend had already started without the flag, so it cannot take
+        effect any more in this process.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_use_multi_output_fusion" not in flags:
+        if "--xla_backend_extra_options=" in flags:
+            raise RuntimeError(
+                "gradtx.enable_cpu_multi_output_fusion: XLA_FLAGS already sets "
+                f"--xla_backend_extra_options ({flags!r}); add xla_cpu_use_multi_output_fusion "
+                "to that comma-separated list yourself"
+            )
+        os.environ["XLA_FLAGS"] = f"{flags} {CPU_FUSION_FLAG}".strip()
+    _cpu_probe.cache_clear()
+    if not _cpu_probe():
+        raise RuntimeError(
+            "gradtx.enable_cpu_multi_output_fusion: XLA's CPU backend was already running "
+            "without multi-output fusion, so the flag cannot take effect in this process. Call "
+            "it before any JAX computation, or start Python with "
+            f"XLA_FLAGS={CPU_FUSION_FLAG}"
+        )
+
+
+class Twin:
+    """The update's second copy of a per-leaf state computation, made once per ``_update``.
+
+    Usage, inside a transform's ``_update``::
+
+        twin = _fusion.Twin()
+        def leaf(g, m, v):
+            out = body(g, m, v)                 # (update, *new_state)
+            again = twin(g, m, v)               # None unless CPU multi-output fusion is on
+            return out if again is None else (body(*again)[0], *out[1:])
+
+    ``twin(*arrays)`` multiplies each array by a 1 that went through an
+    ``optimization_barrier`` (one per dtype). ``x * 1`` is exact for every real float (NaN,
+    +-inf and -0 included; XLA:CPU already reads subnormals as zero in arithmetic), but XLA can no longer see that the second copy is the
+    same expression: the update and the state write become
+    sibling loops over the same inputs, which the multi-output fusion pass merges into one.
+    Complex arrays are left to the one-copy path (``z * (1 + 0j)`` is not exact for infinite
+    parts).
+    """
+
+    #: Off switch for tests that compare against the one-copy formulation under the same flags.
+    enabled = True
+
+    def __init__(self) -> None:
+        self.active = Twin.enabled and cpu_multi_output_fusion()
+        self._ones: dict[Any, jax.Array] = {}
+
+    def __call__(self, *arrays: Any) -> tuple[Any, ...] | None:
+        if not self.active:
+            return None
+        if any(x is not None and not jnp.issubdtype(x.dtype, jnp.floating) for x in arrays):
+            return None
+        out = []
+        for x in arrays:
+            if x is None:
+                out.append(None)
+                continue
+            one = self._ones.get(x.dtype)
+            if one is None:
+                one = self._ones[x.dtype] = lax.optimization_barrier(jnp.ones((), x.dtype))
+            out.append(x * one)
+        return tuple(out)
