@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # the full suite (long on a 2-core CPU)
     python benchmarks/run.py --quick         # smaller trees, fewer repetitions
     python benchmarks/run.py --optimizers adam,sgd_momentum --trees transformer,tiny
+    python benchmarks/run.py --cpu-fusion off  # XLA:CPU's default flags (both libraries)
 
 For every optimizer and tree it runs gradtx, ``gradtx.grouped`` (elementwise optimizers on trees
 with several small leaves), ``gradtx.flatten`` (elementwise optimizers: params, gradients and
@@ -44,6 +45,14 @@ import optax  # noqa: E402
 from _trees import TREES, count, make_tree  # noqa: E402
 
 import gradtx  # noqa: E402
+
+# XLA reads XLA_FLAGS when its CPU backend starts, so the choice is made here, before any JAX
+# work: with multi-output fusion on (the default here, and what the README recommends on CPU),
+# both libraries compile under the same flag.
+_argv = " ".join(sys.argv[1:]).replace("--cpu-fusion=", "--cpu-fusion ")
+CPU_FUSION = "--cpu-fusion off" not in _argv
+if CPU_FUSION:
+    gradtx.enable_cpu_multi_output_fusion()
 from gradtx._step import _compiled_step, _step  # noqa: E402
 
 
@@ -405,6 +414,8 @@ def machine() -> dict[str, Any]:
         "optax": optax.__version__,
         "gradtx": gradtx.__version__,
         "python": platform.python_version(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "cpu_multi_output_fusion": gradtx.cpu_multi_output_fusion(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -428,6 +439,10 @@ def markdown(result: dict[str, Any]) -> str:
             else ""
         ),
         f"Command: `{result['command']}`",
+        "",
+        "XLA:CPU multi-output fusion (`gradtx.enable_cpu_multi_output_fusion`, the same flag for "
+        f"both libraries): **{'on' if m.get('cpu_multi_output_fusion') else 'off'}**; "
+        f"XLA_FLAGS=`{m.get('xla_flags', '')}`.",
         "",
         f"Roofline (jitted `x * a + b` over 256 MB, donated): **{roof['donated_gbps']:.1f} GB/s** "
         f"(without donation {roof['fresh_gbps']:.1f} GB/s).",
@@ -566,6 +581,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-eager", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--label", default="", help="results file name (default cpu[-quick])")
+    ap.add_argument(
+        "--cpu-fusion",
+        choices=("on", "off"),
+        default="on",
+        help="XLA:CPU multi-output fusion for both libraries (gradtx.enable_cpu_multi_output_fusion)",
+    )
     args = ap.parse_args(argv)
     args.reps = args.reps or (7 if args.quick else 15)
     opts = _optimizers()

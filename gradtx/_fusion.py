@@ -124,6 +124,11 @@ class Twin:
 
     #: Off switch for tests that compare against the one-copy formulation under the same flags.
     enabled = True
+    #: Leaves smaller than this (elements) keep one copy: their step is dominated by per-loop
+    #: overhead rather than memory traffic, and a second copy of every small leaf's arithmetic
+    #: would only add compile time on trees of many small leaves (the packed buffers of
+    #: ``gradtx.flatten`` and ``gradtx.grouped`` are far above it).
+    min_size = 1 << 16
 
     def __init__(self) -> None:
         self.active = Twin.enabled and cpu_multi_output_fusion()
@@ -132,7 +137,10 @@ class Twin:
     def __call__(self, *arrays: Any) -> tuple[Any, ...] | None:
         if not self.active:
             return None
-        if any(x is not None and not jnp.issubdtype(x.dtype, jnp.floating) for x in arrays):
+        present = [x for x in arrays if x is not None]
+        if not present or present[0].size < Twin.min_size:
+            return None
+        if any(not jnp.issubdtype(x.dtype, jnp.floating) for x in present):
             return None
         out = []
         for x in arrays:

@@ -97,7 +97,15 @@ def test_twin_is_off_without_the_flag_or_when_disabled(monkeypatch):
     assert _fusion.Twin()(p) is None
 
 
-def test_twin_skips_complex_and_keeps_values():
+def test_twin_skips_small_leaves(monkeypatch):
+    twin = _fusion.Twin()
+    twin.active = True
+    assert twin(jax.numpy.ones(_fusion.Twin.min_size - 1)) is None
+    assert twin(jax.numpy.ones(_fusion.Twin.min_size)) is not None
+
+
+def test_twin_skips_complex_and_keeps_values(monkeypatch):
+    monkeypatch.setattr(_fusion.Twin, "min_size", 0)
     twin = _fusion.Twin()
     twin.active = True  # the formulation itself, whatever this process's flags
     # (No subnormals: XLA:CPU flushes them to zero in every arithmetic op, in both copies.)
