@@ -569,11 +569,60 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{c(f)} / {c(ft)} / {c(o)} | {cratio} | {e(f)} / {e(ft)} / {e(o)} ms | "
                 f"{pk(f)} / {pk(ft)} / {pk(o)} | {bw} |"
             )
+    lines += summary(result)
     if result["skipped"]:
         lines += ["", "Skipped: " + "; ".join(result["skipped"]) + "."]
     if result.get("torch_note"):
         lines += ["", result["torch_note"]]
     return "\n".join(lines) + "\n"
+
+
+_PATHS = ("gradtx", "grouped", "flat")
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """One row per optimizer and tree: gradtx's fastest path (tree, grouped or flat) vs Optax."""
+    roof = result["roofline"]["donated_gbps"]
+    lines = [
+        "",
+        "## Summary: gradtx's fastest path vs Optax",
+        "",
+        "`best` is the fastest of gradtx's tree, `grouped` and `flat` donated steps; every ratio is "
+        "gradtx over Optax in this run (below 1 is faster), except eager, which is Optax's eager "
+        "`update` over gradtx's fastest eager `update` (above 1 is faster). Compile: the fastest "
+        "gradtx path's lower + compile over Optax's.",
+        "",
+        "| optimizer | tree | leaves | best | step best / optax (ms) | step ratio | "
+        "no-donation ratio | compile ratio | eager speed-up | GB/s best (roofline %) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        im, o = row["impls"], row["impls"].get("optax", {})
+        mine = {k: im[k] for k in _PATHS if im.get(k, {}).get("jit_donated")}
+        if not mine or not o.get("jit_donated"):
+            continue
+        best = min(mine, key=lambda k: mine[k]["jit_donated"]["median_ms"])
+        b, ob = mine[best]["jit_donated"]["median_ms"], o["jit_donated"]["median_ms"]
+
+        def fastest(key, field):
+            vals = [v[key][field] if field else v[key] for v in mine.values() if v.get(key)]
+            return min(vals) if vals else None
+
+        plain = fastest("jit_plain", "median_ms")
+        comp = fastest("compile_s", None)
+        eager = fastest("eager", "median_ms")
+        cells = [
+            f"{plain / o['jit_plain']['median_ms']:.2f}x" if plain and o.get("jit_plain") else "-",
+            f"{comp / o['compile_s']:.3f}x" if comp and o.get("compile_s") else "-",
+            f"{o['eager']['median_ms'] / eager:.1f}x" if eager and o.get("eager") else "-",
+        ]
+        g = mine[best].get("gbps")
+        bw = f"{g:.1f} ({100 * g / roof:.0f}%)" if g else "-"
+        lines.append(
+            f"| {row['optimizer']} | {row['tree']} | {row['leaves']} | {best} | "
+            f"{b:.2f} / {ob:.2f} | **{b / ob:.2f}x** | {' | '.join(cells)} | {bw} |"
+        )
+    return lines
 
 
 def main(argv=None) -> int:
@@ -600,7 +649,18 @@ def main(argv=None) -> int:
         default="on",
         help="XLA:CPU multi-output fusion for both libraries (gradtx.enable_cpu_multi_output_fusion)",
     )
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite benchmarks/results/<label>.md from its .json (no measurement)",
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        path = HERE / "results" / f"{args.label}.json"
+        md = markdown(json.loads(path.read_text()))
+        path.with_suffix(".md").write_text(md)
+        print(md)
+        return 0
     args.reps = args.reps or (7 if args.quick else 15)
     opts = _optimizers()
     if args.optimizers:

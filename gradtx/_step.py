@@ -44,6 +44,10 @@ def step(
     ``grads``, ``tx`` and ``extra`` are not donated. Inside an outer ``jax.jit`` there is nothing
     to donate, and ``step`` is simply the fused update.
 
+    On a CPU, call ``gradtx.enable_cpu_multi_output_fusion()`` at the start of the program: the
+    step of an elementwise optimizer (Adam, AdamW, SGD with momentum, RMSprop, Lion, ...) then
+    compiles to one loop over memory instead of two or three.
+
     Args:
       tx: a gradtx transform (or any object with Optax's ``init``/``update``, which is wrapped).
         Its hyperparameters are traced, so changing their values does not recompile.
