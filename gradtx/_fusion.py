@@ -21,7 +21,7 @@ old state, the gradient and the parameters directly, like the state write, the t
 siblings, and the pass merges the whole step into one loop. Both copies apply the same operations
 to the same values; as between gradtx's tree and flat paths, XLA may round a multiply-add
 differently in a differently shaped loop, so results agree with the default build to a few
-float32 ulps (tests/test_cpu_fusion.py runs the whole registry both ways). Without the pass the
+float32 ulps (tests/test_cpu_fusion.py runs every elementwise registry entry both ways). Without the pass the
 twin would cost an extra loop, so it is only used where a probe compile shows the pass is on.
 """
 

@@ -114,8 +114,9 @@ def step_hlo(tx, grads, state, params):
 
 
 def results(updates=("adam", "adamw", "sgd[momentum=0.9]", "rmsprop", "lion")):
-    """Every registry entry through gradtx.step (and the flat path where elementwise); ``update``
-    then ``apply_updates`` for the entries named in ``updates``."""
+    """Every elementwise registry entry through gradtx.step and the flat path (the optimizers the
+    twin formulation and the packed paths concern); ``update`` then ``apply_updates`` for the
+    entries named in ``updates``."""
     out = {}
 
     def save(name, tree):
@@ -127,13 +128,14 @@ def results(updates=("adam", "adamw", "sgd[momentum=0.9]", "rmsprop", "lion")):
             out[f"{name}/{i}"] = np.asarray(leaf)
 
     for key, spec in OPTIMIZERS.items():
+        if not spec.elementwise:
+            continue
         tx = spec.make(learning_rate=0.05)
         extra = _extra(spec)
         save(f"{key}/step", run_step(tx, extra))
         if key in updates:
             save(f"{key}/update", run_update(tx, extra))
-        if spec.elementwise:
-            save(f"{key}/flat", run_flat(tx, extra))
+        save(f"{key}/flat", run_flat(tx, extra))
     save("bf16-adamw/step", run_bf16())
     save("adam/vmap-grad", run_vmap_grad())
     return out

@@ -21,13 +21,11 @@ from . import _fusion_run
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAG_ON = "xla_cpu_use_multi_output_fusion" in os.environ.get("XLA_FLAGS", "")
-pytestmark = pytest.mark.xdist_group("cpu_fusion")
 
 
-@pytest.fixture(scope="module")
-def fused(tmp_path_factory):
+def _run_fused(tmp_path):
     """The runner's results from a process started with multi-output fusion on."""
-    out = tmp_path_factory.mktemp("fusion") / "fused.npz"
+    out = tmp_path / "fused.npz"
     env = {
         **os.environ,
         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {_fusion.CPU_FUSION_FLAG}",
@@ -44,11 +42,15 @@ def test_probe_matches_the_process_flags():
     assert _fusion.Twin().active is FLAG_ON
 
 
-def test_fused_process_detects_the_flag(fused):
+def test_fused_process(tmp_path):
+    """One process with the flag on (started once: it compiles every elementwise entry)."""
+    fused = _run_fused(tmp_path)
     assert bool(fused["active"]) is True
+    _check_one_loop(fused)
+    _check_same_numbers(fused)
 
 
-def test_every_elementwise_step_is_one_loop(fused):
+def _check_one_loop(fused):
     """With the flag, Adam, AdamW, SGD momentum, RMSprop and Lion compile gradtx.step to one
     loop over the parameter-sized arrays (7, 7, 5, 5 and 5 floats moved per parameter)."""
     fused_loops = {k[len("loops/") :]: int(v) for k, v in fused.items() if k.startswith("loops/")}
@@ -58,9 +60,9 @@ def test_every_elementwise_step_is_one_loop(fused):
         assert default == {"adam": 3, "adamw": 3, "sgd_momentum": 2, "rmsprop": 2, "lion": 2}
 
 
-def test_fused_results_equal_default_results(fused):
-    """Every registry entry (step, flat path, update + apply), bf16 AdamW, and vmap / grad over
-    the learning rate: the fused process gives the same numbers as this one.
+def _check_same_numbers(fused):
+    """Every elementwise registry entry (step, flat path, update + apply), bf16 AdamW, and vmap /
+    grad over the learning rate: the fused process gives the same numbers as this one.
 
     Same operations on the same values; XLA may contract a multiply-add differently in a
     differently shaped loop (as between the tree and flat paths), so the comparison allows a few
