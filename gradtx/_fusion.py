@@ -108,17 +108,19 @@ class Twin:
     Usage, inside a transform's ``_update``::
 
         twin = _fusion.Twin()
-        def leaf(g, m, v):
-            out = body(g, m, v)                 # (update, *new_state)
-            again = twin(g, m, v)               # None unless CPU multi-output fusion is on
-            return out if again is None else (body(*again)[0], *out[1:])
+        def leaf(g, m, v):                      # -> (update, *new_state)
+            ...
+        res = _tree.tree_map_with_check(where, twin.wrap(leaf), updates, m, v)
+
+    ``twin.run(leaf, g, m, v)`` computes ``leaf(g, m, v)``; when CPU multi-output fusion is on it
+    takes the update from ``leaf(*twin(g, m, v))``, a second copy (``twin(...)`` is None when off).
 
     ``twin(*arrays)`` multiplies each array by a 1 that went through an
-    ``optimization_barrier`` (one per dtype). ``x * 1`` is exact for every real float (NaN,
-    +-inf and -0 included; XLA:CPU already reads subnormals as zero in arithmetic), but XLA can no longer see that the second copy is the
-    same expression: the update and the state write become
-    sibling loops over the same inputs, which the multi-output fusion pass merges into one.
-    Complex arrays are left to the one-copy path (``z * (1 + 0j)`` is not exact for infinite
+    ``optimization_barrier`` (one per dtype). ``x * 1`` is exact for every real float (NaN, +-inf
+    and -0 included; XLA:CPU already reads subnormals as zero in arithmetic), but XLA can no
+    longer see that the second copy is the same expression: the update and the state write
+    become sibling loops over the same inputs, which the multi-output fusion pass merges into
+    one. Complex arrays are left to the one-copy path (``z * (1 + 0j)`` is not exact for infinite
     parts).
     """
 
@@ -133,6 +135,16 @@ class Twin:
     def __init__(self) -> None:
         self.active = Twin.enabled and cpu_multi_output_fusion()
         self._ones: dict[Any, jax.Array] = {}
+
+    def run(self, body: Any, *arrays: Any) -> tuple[Any, ...]:
+        """``body(*arrays) -> (update, *new_state)``, the update from a second copy when active."""
+        out = body(*arrays)
+        again = self(*arrays)
+        return out if again is None else (body(*again)[0], *out[1:])
+
+    def wrap(self, body: Any) -> Any:
+        """``body`` with its update taken from a second copy when active (see ``run``)."""
+        return lambda *arrays: self.run(body, *arrays)
 
     def __call__(self, *arrays: Any) -> tuple[Any, ...] | None:
         if not self.active:

@@ -82,7 +82,7 @@ class ScaleByAdam(Transform):
         b2 = value_at(self.b2, state.count)
         corrected = self.amsgrad_max == "corrected"
         scalars: dict[Any, tuple[jax.Array, ...]] = {}
-        twin = _fusion.Twin()
+        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
 
         def consts(cd):
             # Scalar work shared by every leaf of one compute dtype: traced once, not per leaf
@@ -108,9 +108,7 @@ class ScaleByAdam(Transform):
                 # torch: Adam on the real view, each of (re, im) with its own v.
                 out = real_leaf(*(_real_view(x) for x in (g, m, v, vmax) if x is not None))
                 return tuple(_complex_view(o, x.dtype) for o, x in zip(out, (g, m, v, vmax)))
-            out = real_leaf(g, m, v, vmax)
-            again = twin(g, m, v, vmax)  # one fused loop under XLA:CPU multi-output fusion
-            return out if again is None else (real_leaf(*again)[0], *out[1:])
+            return twin.run(real_leaf, g, m, v, vmax)
 
         def real_leaf(g, m, v, vmax=None):
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)

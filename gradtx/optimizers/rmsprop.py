@@ -61,14 +61,8 @@ class ScaleByRMSprop(Transform):
         decay = value_at(self.decay, state.count)
         mom = value_at(self.momentum, state.count)
         centered, has_mom = self.centered, self.momentum is not None
-        twin = _fusion.Twin()
 
         def leaf(g, v, ga=None, b=None):
-            out = body(g, v, ga, b)
-            again = twin(g, v, ga, b)  # one fused loop under XLA:CPU multi-output fusion
-            return out if again is None else (body(*again)[0], *out[1:])
-
-        def body(g, v, ga=None, b=None):
             cd = _tree.compute_dtype(g.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
             gc = g.astype(cd)
@@ -109,8 +103,9 @@ class ScaleByRMSprop(Transform):
             v = rest[0]
             ga = rest[1] if centered else None
             b = rest[-1] if has_mom else None
-            return leaf(g, v, ga, b)
+            return twin.run(leaf, g, v, ga, b)
 
+        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
         res = _tree.tree_map_with_check(self.where(), call, updates, *trees, names=tuple(names))
         outs = list(_tree.tree_unzip(updates, res, 1 + len(trees)))
         u, v = outs[0], outs[1]

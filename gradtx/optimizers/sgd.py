@@ -69,14 +69,7 @@ class ScaleByMomentum(Transform):
             damp = _tree.hp(dampening, cd)
             return m, 1 - m, 1 - damp, first | (m == 0)
 
-        twin = _fusion.Twin()
-
         def leaf(g, b):
-            out = body(g, b)
-            again = twin(g, b)  # one fused loop under XLA:CPU multi-output fusion
-            return out if again is None else (body(*again)[0], out[1])
-
-        def body(g, b):
             cd = _tree.compute_dtype(g.dtype, b.dtype)
             gc, bc = g.astype(cd), b.astype(cd)
             m, one_m, one_damp, restart = scalars(cd)
@@ -89,8 +82,9 @@ class ScaleByMomentum(Transform):
                 u = gc + m * b_new if self.nesterov else b_new
             return u.astype(g.dtype), b_new.astype(b.dtype)
 
+        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
         out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.b, names=("momentum buffer",)
+            self.where(), twin.wrap(leaf), updates, state.b, names=("momentum buffer",)
         )
         u, b = _tree.tree_unzip(updates, out, 2)
         return u, MomentumState(_tree.safe_increment(state.count), b)

@@ -40,21 +40,18 @@ class Trace(Transform):
 
     def _update(self, updates, state, params, **extra):
         d = value_at(self.decay, state.count)
-        twin = _fusion.Twin()
 
         def leaf(g, t):
-            out = body(g, t)
-            again = twin(g, t)  # one fused loop under XLA:CPU multi-output fusion
-            return out if again is None else (body(*again)[0], out[1])
-
-        def body(g, t):
             cd = _tree.compute_dtype(g.dtype, t.dtype)
             gc, dd = g.astype(cd), _tree.hp(d, cd)
             t_new = dd * t.astype(cd) + gc
             u = gc + dd * t_new if self.nesterov else t_new
             return u.astype(g.dtype), t_new.astype(t.dtype)
 
-        res = _tree.tree_map_with_check(self.where(), leaf, updates, state.trace, names=("trace",))
+        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
+        res = _tree.tree_map_with_check(
+            self.where(), twin.wrap(leaf), updates, state.trace, names=("trace",)
+        )
         u, t = _tree.tree_unzip(updates, res, 2)
         return u, TraceState(_tree.safe_increment(state.count), t)
 
@@ -99,14 +96,8 @@ class Ema(Transform):
     def _update(self, updates, state, params, **extra):
         d = value_at(self.decay, state.count)
         count = _tree.safe_increment(state.count)
-        twin = _fusion.Twin()
 
         def leaf(g, mu):
-            out = body(g, mu)
-            again = twin(g, mu)  # one fused loop under XLA:CPU multi-output fusion
-            return out if again is None else (body(*again)[0], out[1])
-
-        def body(g, mu):
             cd = _tree.compute_dtype(g.dtype, mu.dtype)
             rd = _tree.real_dtype(cd)
             dd = _tree.hp(d, rd)
@@ -114,7 +105,10 @@ class Ema(Transform):
             u = mu_new / _tree.bias_correction(d, count.astype(rd), rd) if self.debias else mu_new
             return u.astype(g.dtype), mu_new.astype(mu.dtype)
 
-        res = _tree.tree_map_with_check(self.where(), leaf, updates, state.mu, names=("mu",))
+        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
+        res = _tree.tree_map_with_check(
+            self.where(), twin.wrap(leaf), updates, state.mu, names=("mu",)
+        )
         u, mu = _tree.tree_unzip(updates, res, 2)
         return u, EmaState(count, mu)
 
