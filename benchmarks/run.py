@@ -373,6 +373,8 @@ def torch_python(args) -> str | None:
 def run_torch(py: str, opts: list[str], trees: list[str], args) -> dict[str, Any]:
     cmd = [py, str(HERE / "torch_bench.py"), "--opts", ",".join(opts), "--trees", ",".join(trees)]
     cmd += ["--reps", str(args.reps)] + (["--quick"] if args.quick else [])
+    if jax.devices()[0].platform == "gpu":
+        cmd += ["--device", "cuda"]  # compare on the same accelerator
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600)
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -644,6 +646,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--label", default="", help="results file name (default cpu[-quick])")
     ap.add_argument(
+        "--results-dir",
+        default=str(HERE / "results"),
+        help="where the .md and .json go (the .json is rewritten after every row)",
+    )
+    ap.add_argument(
         "--cpu-fusion",
         choices=("on", "off"),
         default="on",
@@ -656,7 +663,7 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     if args.render:
-        path = HERE / "results" / f"{args.label}.json"
+        path = Path(args.results_dir) / f"{args.label}.json"
         md = markdown(json.loads(path.read_text()))
         path.with_suffix(".md").write_text(md)
         print(md)
@@ -684,6 +691,23 @@ def main(argv=None) -> int:
         result["machine"]["load_before"] = os.getloadavg()
     except OSError:
         pass
+    # torch.optim first (no compilation, so it is quick), so an interrupted run keeps it.
+    tr: dict[str, Any] = {}
+    py = torch_python(args)
+    if py:
+        names = [o.name for o in opts if o.gradtx is not None]
+        tr = run_torch(py, names, trees, args)
+        if tr:
+            result["torch_note"] = (
+                f"torch.optim ({tr.get('_version', '?')}, foreach=True, "
+                f"{tr.get('_threads', '?')} threads, device {tr.get('_device', 'cpu')}) ran in a "
+                "separate process on the same trees; its step is in place, like a donated jit "
+                "step."
+            )
+    else:
+        result["torch_note"] = "torch not installed: torch.optim columns are empty."
+    out = Path(args.results_dir)
+    out.mkdir(parents=True, exist_ok=True)
     print(f"roofline ({platform_name}) ...", flush=True)
     result["roofline"] = roofline(max(5, args.reps))
     print(json.dumps(result["roofline"]), flush=True)
@@ -695,7 +719,9 @@ def main(argv=None) -> int:
         for tree in trees:
             t0 = time.perf_counter()
             row = bench_one(opt, tree, args)
+            row["torch"] = tr.get(f"{row['optimizer']}/{row['tree']}")
             result["rows"].append(row)
+            (out / f"{label}.json").write_text(json.dumps(result, indent=1))
             im = row["impls"]
             summary = " ".join(
                 f"{k}={v['jit_donated']['median_ms']:.2f}ms/c{v['compile_s']:.2f}s"
@@ -705,20 +731,6 @@ def main(argv=None) -> int:
                 f"{opt.name:13s} {tree:12s} {summary}  [{time.perf_counter() - t0:.0f}s]",
                 flush=True,
             )
-    py = torch_python(args)
-    if py:
-        names = [o.name for o in opts if o.gradtx is not None]
-        tr = run_torch(py, names, trees, args)
-        for row in result["rows"]:
-            row["torch"] = tr.get(f"{row['optimizer']}/{row['tree']}")
-        if tr:
-            result["torch_note"] = (
-                f"torch.optim ({tr.get('_version', '?')}, foreach=True, "
-                f"{tr.get('_threads', '?')} threads) ran in a separate process on the same trees; "
-                "its step is in place, like a donated jit step."
-            )
-    else:
-        result["torch_note"] = "torch not installed: torch.optim columns are empty."
     # The machine's bandwidth drifts (a shared host): measure the roofline again at the end and
     # judge every step against the higher of the two readings.
     end = roofline(max(5, args.reps))
@@ -730,8 +742,6 @@ def main(argv=None) -> int:
         result["machine"]["load_after"] = os.getloadavg()
     except OSError:
         pass
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
     (out / f"{label}.json").write_text(json.dumps(result, indent=1))
     md = markdown(result)
     (out / f"{label}.md").write_text(md)

@@ -51,16 +51,23 @@ def main() -> None:
     ap.add_argument("--trees", default="1x16M")
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    out = {"_version": torch.__version__, "_threads": torch.get_num_threads()}
+    out = {
+        "_version": torch.__version__,
+        "_threads": torch.get_num_threads(),
+        "_device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+    }
     for tree in args.trees.split(","):
         p_np = list(_leaves(make_tree(tree, args.quick, seed=0)))
         g_np = list(_leaves(make_tree(tree, args.quick, seed=1, scale=1e-3)))
         for name in args.opts.split(","):
-            params = [torch.nn.Parameter(torch.from_numpy(x.copy())) for x in p_np]
+            params = [torch.nn.Parameter(torch.from_numpy(x.copy()).to(dev)) for x in p_np]
             for p, g in zip(params, g_np):
-                p.grad = torch.from_numpy(g.copy())
+                p.grad = torch.from_numpy(g.copy()).to(dev)
             opt = _make(name, params)
             if opt is None:
                 continue
@@ -70,6 +77,7 @@ def main() -> None:
                 if clip:
                     torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
                 opt.step()
+                sync()  # CUDA kernels run asynchronously: time the finished step
 
             step()
             ts = []
