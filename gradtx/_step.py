@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 
+from ._resident import resident
 from ._transform import OptState, Params, Updates, apply_updates, as_transform
 
 
@@ -50,7 +51,9 @@ def step(
 
     Args:
       tx: a gradtx transform (or any object with Optax's ``init``/``update``, which is wrapped).
-        Its hyperparameters are traced, so changing their values does not recompile.
+        Its hyperparameters are traced, so changing their values does not recompile; Python
+        numbers among them are copied to the device once per value and cached (not on every
+        call, which on a GPU costs a host-to-device copy per number per step).
       grads: the gradients, shaped like ``params``.
       state: the state from ``tx.init(params)`` or from the previous ``step``.
       params: the current parameters.
@@ -59,5 +62,6 @@ def step(
     Returns:
       ``(new_params, new_state)``, with the dtypes and shardings of the old ones.
     """
-    new_state, new_params = _compiled_step(as_transform(tx), grads, state, params, extra)
+    tx = resident(as_transform(tx))
+    new_state, new_params = _compiled_step(tx, grads, state, params, extra)
     return new_params, new_state

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _tree
+from . import _checks, _resident, _tree
 
 T = TypeVar("T")
 
@@ -268,7 +268,8 @@ class Transform(_ReprMixin):
         self, updates: Updates, state: OptState, params: Params = None, **extra: Any
     ) -> tuple[Updates, OptState]:
         """Transforms ``updates`` (gradients) and returns ``(updates, new_state)`` (compiled)."""
-        return _compiled_update(self, updates, state, params, extra)
+        tx = _resident.resident(self)
+        return _compiled_update(tx, updates, state, params, extra)
 
     # Subclasses override these two.
     def _init(self, params: Params) -> OptState:
