@@ -53,6 +53,7 @@ _argv = " ".join(sys.argv[1:]).replace("--cpu-fusion=", "--cpu-fusion ")
 CPU_FUSION = "--cpu-fusion off" not in _argv
 if CPU_FUSION:
     gradtx.enable_cpu_multi_output_fusion()
+from gradtx._resident import resident  # noqa: E402
 from gradtx._step import _compiled_step, _step  # noqa: E402
 
 
@@ -250,7 +251,9 @@ class Impl:
             fn = _compiled_step_tree_grads if donate else jax.jit(_step_tree_grads)
         else:
             fn = _compiled_step if donate else jax.jit(_step)
-        tx = self.tx
+        # What gradtx.step passes: the hyperparameters as cached device scalars (Python numbers
+        # would be copied to the device on every call, which a GPU step feels).
+        tx = resident(self.tx)
         t0 = time.perf_counter()
         compiled = fn.lower(tx, g, s, p, {}).compile()
         ct = time.perf_counter() - t0

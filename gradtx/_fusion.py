@@ -27,6 +27,8 @@ twin would cost an extra loop, so it is only used where a probe compile shows th
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 from typing import Any
@@ -102,6 +104,59 @@ def enable_cpu_multi_output_fusion() -> None:
         )
 
 
+# Recipes: how to recompute an elementwise producer's output from its input. A twin copy that
+# reads ``out * 1`` still reads ``out``, so ``out`` must exist in memory; XLA:CPU does not
+# duplicate a producer (``g * clip_factor``, say) into the two sibling loops that read it, so it
+# writes ``out`` to a fresh temporary and reads it back (on this kind of machine a fresh
+# 100 MB buffer costs more than the whole fused step: page faults). With a recipe, the twin
+# recomputes ``out`` from ``input * 1`` instead, ``out`` has a single reader, and XLA fuses it.
+_RECIPES: contextvars.ContextVar[dict[int, tuple[Any, Any, Any]] | None] = contextvars.ContextVar(
+    "gradtx_fusion_recipes", default=None
+)
+
+
+@contextlib.contextmanager
+def recipes():
+    """The scope of one traced update (a chain's): recipes recorded inside it are visible to
+    the twins made inside it, and dropped at its end (nested scopes share the outermost)."""
+    if _RECIPES.get() is not None:
+        yield
+        return
+    token = _RECIPES.set({})
+    try:
+        yield
+    finally:
+        _RECIPES.reset(token)
+
+
+def record(out: Any, source: Any, fn: Any) -> None:
+    """Notes that ``out`` is exactly ``fn(source)`` (elementwise), for the twins of later transforms.
+
+    Only kept while a ``recipes()`` scope is open and the twin is on (CPU multi-output fusion),
+    for leaves the twin handles; otherwise a no-op.
+    """
+    scope = _RECIPES.get()
+    if scope is None or not isinstance(out, jax.core.Tracer) or out.size < Twin.min_size:
+        return
+    if not (Twin.enabled and cpu_multi_output_fusion()):
+        return
+    scope[id(out)] = (out, source, fn)
+
+
+def _again(x: Any, one: Any) -> Any:
+    """``x`` as a second copy: recomputed from its recipe's source where one is recorded."""
+    scope = _RECIPES.get()
+    entry = None if scope is None else scope.get(id(x))
+    if entry is not None and entry[0] is x and entry[1].dtype == x.dtype:
+        return entry[2](_again(entry[1], one))
+    return x * one
+
+
+def _has_recipe(arrays: tuple[Any, ...]) -> bool:
+    scope = _RECIPES.get()
+    return bool(scope) and any(x is not None and scope.get(id(x), (None,))[0] is x for x in arrays)
+
+
 class Twin:
     """The update's second copy of a per-leaf state computation, made once per ``_update``.
 
@@ -137,8 +192,18 @@ class Twin:
         self._ones: dict[Any, jax.Array] = {}
 
     def run(self, body: Any, *arrays: Any) -> tuple[Any, ...]:
-        """``body(*arrays) -> (update, *new_state)``, the update from a second copy when active."""
+        """``body(*arrays) -> (update, *new_state)``, the update from a second copy when active.
+
+        When an input has a recipe (a gradient clipped just before, say), every output is taken
+        from its own copy instead: otherwise the recomputed input would feed both the moment
+        and the variance writes and XLA would materialize it for the two of them.
+        """
         out = body(*arrays)
+        if self._eligible(arrays) and _has_recipe(arrays):
+            ones = self._fresh_ones(arrays, len(out))
+            return tuple(
+                o if o is None else body(*self._copy(arrays, ones[k]))[k] for k, o in enumerate(out)
+            )
         again = self(*arrays)
         return out if again is None else (body(*again)[0], *out[1:])
 
@@ -146,21 +211,33 @@ class Twin:
         """``body`` with its update taken from a second copy when active (see ``run``)."""
         return lambda *arrays: self.run(body, *arrays)
 
-    def __call__(self, *arrays: Any) -> tuple[Any, ...] | None:
+    def _eligible(self, arrays: tuple[Any, ...]) -> bool:
         if not self.active:
-            return None
+            return False
         present = [x for x in arrays if x is not None]
         if not present or present[0].size < Twin.min_size:
+            return False
+        return all(jnp.issubdtype(x.dtype, jnp.floating) for x in present)
+
+    @staticmethod
+    def _fresh_ones(arrays: tuple[Any, ...], copies: int) -> list[dict[Any, jax.Array]]:
+        """``copies`` sets of a 1 per dtype, all through one barrier: XLA merges separate
+        barriers of equal constants (and with them the copies), not elements of one barrier."""
+        dtypes = list(dict.fromkeys(x.dtype for x in arrays if x is not None))
+        flat = lax.optimization_barrier(
+            tuple(jnp.ones((), d) for _ in range(copies) for d in dtypes)
+        )
+        n = len(dtypes)
+        return [dict(zip(dtypes, flat[k * n : (k + 1) * n])) for k in range(copies)]
+
+    @staticmethod
+    def _copy(arrays: tuple[Any, ...], ones: dict[Any, jax.Array]) -> tuple[Any, ...]:
+        return tuple(None if x is None else _again(x, ones[x.dtype]) for x in arrays)
+
+    def __call__(self, *arrays: Any) -> tuple[Any, ...] | None:
+        if not self._eligible(arrays):
             return None
-        if any(not jnp.issubdtype(x.dtype, jnp.floating) for x in present):
-            return None
-        out = []
         for x in arrays:
-            if x is None:
-                out.append(None)
-                continue
-            one = self._ones.get(x.dtype)
-            if one is None:
-                one = self._ones[x.dtype] = lax.optimization_barrier(jnp.ones((), x.dtype))
-            out.append(x * one)
-        return tuple(out)
+            if x is not None and x.dtype not in self._ones:
+                self._ones[x.dtype] = lax.optimization_barrier(jnp.ones((), x.dtype))
+        return self._copy(arrays, self._ones)

@@ -24,6 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+try:  # True when no trace (jit, vmap, grad) is active: a one-call check
+    from jax._src.core import trace_state_clean as _untraced
+except ImportError:  # pragma: no cover - older or newer JAX without it: never substitute
+    _untraced = None
+
 _SCALARS = (bool, int, float, np.bool_, np.number)
 #: Device scalars by (type, exact repr, x64 mode) of the number they hold.
 _VALUES: collections.OrderedDict[Any, jax.Array] = collections.OrderedDict()
@@ -60,13 +65,16 @@ def resident(tx: Any) -> Any:
     another device or sharded over several get them moved by ``jit`` as before, so the result
     is never slower or different, only faster in the common case.
     """
+    if _untraced is None or not _untraced():
+        # Under a trace the numbers are constants of the outer program already; concrete device
+        # arrays would be captured as extra constants instead (and cached transforms could leak
+        # across traces), so tx is passed as it is.
+        return tx
     x64 = bool(jax.config.jax_enable_x64)
     hit = _BY_ID.get(id(tx))
     if hit is not None and hit[0] is tx and hit[1] == x64:
         return hit[2]
     leaves, treedef = jax.tree.flatten(tx)
-    if any(isinstance(x, jax.core.Tracer) for x in leaves):
-        return tx  # vmap/grad over a hyperparameter, or inside an outer jit: nothing to move
     if any(isinstance(x, _SCALARS) for x in leaves):
         out = jax.tree.unflatten(
             treedef, [_scalar(x, x64) if isinstance(x, _SCALARS) else x for x in leaves]

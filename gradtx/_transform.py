@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _resident, _tree
+from . import _checks, _fusion, _resident, _tree
 
 T = TypeVar("T")
 
@@ -364,9 +364,10 @@ class Chain(Transform):
                 f"{len(self.transforms)} transforms; pass the state returned by this chain's init."
             )
         new_state = []
-        for t, s in zip(self.transforms, state):
-            updates, s = t._update(updates, s, params, **extra)
-            new_state.append(s)
+        with _fusion.recipes():
+            for t, s in zip(self.transforms, state):
+                updates, s = t._update(updates, s, params, **extra)
+                new_state.append(s)
         return updates, tuple(new_state)
 
     def _children(self, state):

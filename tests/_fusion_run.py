@@ -86,6 +86,19 @@ def run_vmap_grad():
     return jax.jit(jax.vmap(final_loss))(lrs), jax.jit(jax.vmap(jax.grad(final_loss)))(lrs)
 
 
+#: Chains whose optimizer reads a just-clipped gradient: the twin recomputes the clipped value
+#: from the raw gradient (a recipe, gradtx/_fusion.py) instead of reading a materialized copy.
+CLIPPED = {
+    "clip+adamw": gradtx.chain(
+        gradtx.clip_by_global_norm(1.0), gradtx.adamw(1e-3, weight_decay=1e-2)
+    ),
+    "clip+sgd_momentum": gradtx.chain(
+        gradtx.clip_by_global_norm(0.5), gradtx.sgd(1e-2, momentum=0.9)
+    ),
+    "clip+rmsprop": gradtx.chain(gradtx.clip_by_global_norm(0.5), gradtx.rmsprop(1e-3)),
+}
+
+
 def loop_counts(n=1 << 16):
     """How many compiled loops of ``gradtx.step`` touch the parameter-sized arrays (one array)."""
     cases = {
@@ -94,6 +107,7 @@ def loop_counts(n=1 << 16):
         "sgd_momentum": gradtx.sgd(1e-2, momentum=0.9),
         "rmsprop": gradtx.rmsprop(1e-3),
         "lion": gradtx.lion(1e-4),
+        **CLIPPED,
     }
     shape = f"f32[{n}]"
     p = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)
@@ -136,6 +150,10 @@ def results(updates=("adam", "adamw", "sgd[momentum=0.9]", "rmsprop", "lion")):
         if key in updates:
             save(f"{key}/update", run_update(tx, extra))
         save(f"{key}/flat", run_flat(tx, extra))
+    for key, tx in CLIPPED.items():
+        save(f"{key}/step", run_step(tx, {}))
+        save(f"{key}/update", run_update(tx, {}))
+        save(f"{key}/flat", run_flat(tx, {}))
     save("bf16-adamw/step", run_bf16())
     save("adam/vmap-grad", run_vmap_grad())
     return out

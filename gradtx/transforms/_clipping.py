@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
+from .. import _checks, _fusion, _tree, _view
 from .._transform import Transform, as_schedule, pytree_dataclass, value_at
 
 
@@ -92,8 +92,16 @@ class ClipByGlobalNorm(Transform):
         c = jnp.asarray(value_at(self.max_norm, state.count), norm.dtype)
         # One scalar factor for every leaf: 1 below the threshold, c / norm above.
         factor = jnp.where(norm < c, jnp.ones_like(norm), c / jnp.where(norm < c, 1, norm))
-        out = _leaf_map(lambda u, cd: (u.astype(cd) * factor.astype(cd)).astype(u.dtype), updates)
-        return out, _next_state(state, norm)
+
+        def leaf(u, cd):
+            def scaled(x):
+                return (x.astype(cd) * factor.astype(cd)).astype(u.dtype)
+
+            out = scaled(u)
+            _fusion.record(out, u, scaled)  # lets a fused optimizer recompute, not re-read, it
+            return out
+
+        return _leaf_map(leaf, updates), _next_state(state, norm)
 
 
 def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
