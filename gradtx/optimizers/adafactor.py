@@ -166,7 +166,7 @@ class ScaleByAdafactor(Transform):
             )
 
         _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-        res = jax.tree.map(leaf, updates, params, state.v_row, state.v_col, state.v)
+        res = _tree.batched_map(leaf, updates, params, state.v_row, state.v_col, state.v)
         u, row, col, v = _tree.tree_unzip(updates, res, 4)
         m = None
         if self.momentum is not None:
