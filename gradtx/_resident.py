@@ -2,11 +2,12 @@
 
 A transform's hyperparameters are pytree leaves, usually Python numbers (``adam(1e-3)`` holds
 five floats). ``jax.jit`` accepts Python numbers as arguments, but it turns each one into a device
-buffer on every call: on a GPU that is one small host-to-device copy per number per step, about
-0.17 ms for Adam's five on an H200, which is most of the step on a 16M-parameter model (measured
-by ``benchmarks/run.py``; see the README). ``resident(tx)`` swaps those numbers for device
-scalars made once per distinct setting and cached, so the compiled call receives buffers that
-are already on the device.
+buffer on every call: on a GPU, one small host-to-device copy per number per step. (On an H200,
+``benchmarks/run.py`` measured gradtx's single-array steps a constant 0.13-0.30 ms per call
+slower than Optax's when it passed the numbers; this is one candidate cause, not yet measured
+there. On the CPU, passing device scalars cut a small Adam step's dispatch from 62 to 30 us.)
+``resident(tx)`` swaps those numbers for device scalars made once per distinct setting and
+cached, so the compiled call receives buffers that are already on the device.
 
 Numbers are unchanged: each scalar is made by ``jnp.asarray`` (same dtype and weak type as the
 number jit would make), and the cache key holds each number's exact ``repr`` and type (so ``-0.0``
@@ -75,7 +76,9 @@ def resident(tx: Any) -> Any:
     if hit is not None and hit[0] is tx and hit[1] == x64:
         return hit[2]
     leaves, treedef = jax.tree.flatten(tx)
-    if any(isinstance(x, _SCALARS) for x in leaves):
+    # Several processes (jax.distributed): a jit's array arguments must be global arrays there,
+    # and a process-local scalar is not one; numbers stay numbers.
+    if jax.process_count() == 1 and any(isinstance(x, _SCALARS) for x in leaves):
         out = jax.tree.unflatten(
             treedef, [_scalar(x, x64) if isinstance(x, _SCALARS) else x for x in leaves]
         )

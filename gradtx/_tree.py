@@ -296,12 +296,23 @@ def tree_unzip(like: Any, pairs: Any, n: int) -> tuple[Any, ...]:
     return tuple(treedef.unflatten([leaf[i] for leaf in leaves]) for i in range(n))
 
 
-def batched_map(fn: Any, tree: Any, *rest: Any, max_size: int = 1 << 16) -> Any:
+def batched_map(
+    fn: Any,
+    tree: Any,
+    *rest: Any,
+    min_size: int = 128,
+    max_size: int = 1 << 16,
+    max_group: int = 64,
+) -> Any:
     """``jax.tree.map(fn, tree, *rest)``, with leaves of equal shapes and dtypes run together.
 
-    Leaves of ``tree`` with at most ``max_size`` elements are grouped by the shapes and dtypes
-    of the arguments ``fn`` receives; each group of two or more is stacked along a new leading
-    axis and ``fn`` is applied once through ``jax.vmap``, then the results are split back. A
+    Leaves of ``tree`` with ``min_size`` to ``max_size`` elements are grouped by the shapes and
+    dtypes of the arguments ``fn`` receives; each group of two or more (at most ``max_group``
+    at a time) is stacked along a new leading axis and ``fn`` is applied once through
+    ``jax.vmap``, then the results are split back. Below ``min_size`` the stacking and slicing
+    cost more compile time than the per-leaf operations they replace (measured on 1000 leaves
+    of 16 elements: an eager Adafactor update compiled 2-4x slower batched); above
+    ``max_size`` a leaf's own work dominates and stacking would only copy it. A
     per-leaf optimizer on a tree of many small leaves then traces, compiles and runs a handful
     of batched operations instead of one set per leaf. ``fn`` must be a per-leaf function of
     arrays (vmappable; outputs a tuple of arrays); larger leaves (or unique shapes) are mapped
@@ -317,10 +328,14 @@ def batched_map(fn: Any, tree: Any, *rest: Any, max_size: int = 1 << 16) -> Any:
 
     groups: dict[Any, list[int]] = {}
     for i, a in enumerate(args):
-        if jnp.size(a[0]) <= max_size:
+        if min_size <= jnp.size(a[0]) <= max_size:
             groups.setdefault(key(a), []).append(i)
     out: list[Any] = [None] * len(leaves)
-    for idx in groups.values():
+    # Groups of at most ``max_group``: XLA's compile time grows faster than linearly in the
+    # number of slices taken from one stacked array (measured: 1000 leaves of 16 in one group
+    # compiled an eager Adafactor update 2-4x slower than leaf by leaf).
+    chunks = [v[k : k + max_group] for v in groups.values() for k in range(0, len(v), max_group)]
+    for idx in chunks:
         if len(idx) < 2:
             continue
         template = args[idx[0]]
