@@ -62,9 +62,9 @@ def resident(tx: Any) -> Any:
     """``tx`` with its Python-number leaves replaced by cached device scalars.
 
     The scalars live on JAX's default device, uncommitted: a step whose parameters are there
-    (the usual single-accelerator loop) reads them where they are; parameters committed to
-    another device or sharded over several get them moved by ``jit`` as before, so the result
-    is never slower or different, only faster in the common case.
+    (the usual single-accelerator loop) reads them where they are; for parameters committed to
+    another device or sharded over several, ``jit`` moves them on each call, as it moved the
+    numbers before. The values are the same either way.
     """
     if _untraced is None or not _untraced():
         # Under a trace the numbers are constants of the outer program already; concrete device

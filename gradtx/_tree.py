@@ -309,14 +309,16 @@ def batched_map(
     Leaves of ``tree`` with ``min_size`` to ``max_size`` elements are grouped by the shapes and
     dtypes of the arguments ``fn`` receives; each group of two or more (at most ``max_group``
     at a time) is stacked along a new leading axis and ``fn`` is applied once through
-    ``jax.vmap``, then the results are split back. Below ``min_size`` the stacking and slicing
-    cost more compile time than the per-leaf operations they replace (measured on 1000 leaves
-    of 16 elements: an eager Adafactor update compiled 2-4x slower batched); above
-    ``max_size`` a leaf's own work dominates and stacking would only copy it. A
-    per-leaf optimizer on a tree of many small leaves then traces, compiles and runs a handful
-    of batched operations instead of one set per leaf. ``fn`` must be a per-leaf function of
-    arrays (vmappable; outputs a tuple of arrays); larger leaves (or unique shapes) are mapped
-    one by one, and ``None`` entries in ``rest`` are passed through unbatched.
+    ``jax.vmap``, then the results are split back. A per-leaf optimizer on a tree of many
+    leaves then traces and compiles a handful of batched operations instead of one set per leaf
+    (Adafactor on the 995-leaf benchmark tree: 0.81x -> 0.31x of Optax's compile time).
+
+    Below ``min_size`` the stacking and slicing cost more compile time than the per-leaf
+    operations they replace (measured on 1000 leaves of 16 elements: an eager Adafactor update
+    compiled 2-4x slower batched, with or without the group cap); above ``max_size`` a leaf's
+    own work dominates and stacking would only copy it. ``fn`` must be a vmappable per-leaf
+    function of arrays returning a tuple of arrays; other leaves are mapped one by one, and
+    ``None`` entries in ``rest`` are passed through unbatched.
     """
     leaves, treedef = jax.tree.flatten(tree)
     others = [treedef.flatten_up_to(r) for r in rest]
@@ -331,9 +333,8 @@ def batched_map(
         if min_size <= jnp.size(a[0]) <= max_size:
             groups.setdefault(key(a), []).append(i)
     out: list[Any] = [None] * len(leaves)
-    # Groups of at most ``max_group``: XLA's compile time grows faster than linearly in the
-    # number of slices taken from one stacked array (measured: 1000 leaves of 16 in one group
-    # compiled an eager Adafactor update 2-4x slower than leaf by leaf).
+    # Groups of at most ``max_group``: bounds how many slices XLA takes from one stacked array
+    # (its compile time grew faster than linearly in that number in the measurement above).
     chunks = [v[k : k + max_group] for v in groups.values() for k in range(0, len(v), max_group)]
     for idx in chunks:
         if len(idx) < 2:
