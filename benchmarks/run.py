@@ -109,7 +109,9 @@ def _optimizers() -> list[Opt]:
         ),
         Opt(
             "adafactor",
-            (lambda: gradtx.adafactor(LR)) if has("adafactor") else None,
+            # Optax's algorithm on both sides (gradtx's default is torch.optim.Adafactor's:
+            # a relative-step cap and an eps1^2 clamp that Optax does not have).
+            (lambda: gradtx.adafactor(LR, convention="optax")) if has("adafactor") else None,
             lambda: optax.adafactor(LR),
             None,
             elementwise=False,

@@ -213,7 +213,9 @@ from .optimizers.soap import soap as soap
 from .sweep._lr_finder import LRFinderResult as LRFinderResult
 from .sweep._lr_finder import lr_finder as lr_finder
 from .sweep._sweep import SweepResult as SweepResult
-from .sweep._sweep import sweep as sweep  # after the subpackage import: gradtx.sweep is the function
+from .sweep._sweep import (
+    sweep as sweep,
+)  # after the subpackage import: gradtx.sweep is the function
 
 # --- performance: grouped path, fused step (issue: performance) ---
 from ._grouped import Grouped as Grouped

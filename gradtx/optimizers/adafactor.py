@@ -33,10 +33,6 @@ def _factored_dims(shape: tuple[int, ...], convention: str, factored: bool, min_
     return tuple(sorted((int(order[-2]), int(order[-1]))))
 
 
-def _rms(x: jax.Array) -> jax.Array:
-    return jnp.sqrt(jnp.mean(_tree.abs_sq(x)))
-
-
 @pytree_dataclass
 class ScaleByAdafactor(Transform):
     """Adafactor's preconditioner, relative to the learning rate (see ``adafactor``).
@@ -109,65 +105,54 @@ class ScaleByAdafactor(Transform):
             raise ValueError(
                 f"{self.where()}: Adafactor needs params; call update(grads, state, params)."
             )
+        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
         count = _tree.safe_increment(state.count)
         lr = value_at(self.learning_rate, state.count)
-        torch_conv = self.convention == "torch"
+        treedef = jax.tree.structure(updates)
+        g_l = treedef.flatten_up_to(updates)
+        p_l = treedef.flatten_up_to(params)
+        row_l = treedef.flatten_up_to(state.v_row)
+        col_l = treedef.flatten_up_to(state.v_col)
+        v_l = treedef.flatten_up_to(state.v)
+        n = len(g_l)
+        out_u: list[Any] = [None] * n
+        out_row, out_col, out_v = list(row_l), list(col_l), list(v_l)
 
-        def leaf(g, p, row, col, v):
-            cd = _tree.compute_dtype(g.dtype, p.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            t = count.astype(rd) - _tree.hp(self.decay_offset, rd)
-            w = t ** _tree.hp(self.beta2_decay, rd)
-            if self.eps1 is None:
-                eps1 = jnp.asarray(jnp.finfo(p.dtype).eps if torch_conv else 1e-30, rd)
-            else:
-                eps1 = _tree.hp(self.eps1, rd)
-            g2 = _tree.abs_sq(gc)
-            if not torch_conv:
-                g2 = g2 + eps1
-            dims = self._dims(p)
-            one = jnp.zeros((1,), rd)
-            if dims is None:
-                v_new = (1 - w) * v.astype(rd) + w * g2
-                row_new, col_new = row, col
-                if torch_conv:
-                    u = gc / jnp.sqrt(jnp.maximum(v_new, eps1 * eps1))
-                else:
-                    u = gc * v_new**-0.5
-            else:
-                r, c = dims
-                row_new = (1 - w) * row.astype(rd) + w * jnp.mean(g2, axis=c)
-                col_new = (1 - w) * col.astype(rd) + w * jnp.mean(g2, axis=r)
-                r_red = r if r < c else r - 1  # the row axis inside row_new
-                row_mean = jnp.mean(row_new, axis=r_red, keepdims=True)
-                if torch_conv:
-                    vhat = (
-                        jnp.expand_dims(row_new, c)
-                        * jnp.expand_dims(col_new, r)
-                        / jnp.expand_dims(jnp.maximum(row_mean, eps1), c)
-                    )
-                    u = gc / jnp.sqrt(jnp.maximum(vhat, eps1 * eps1))
-                else:
-                    row_factor = (row_new / row_mean) ** -0.5
-                    col_factor = col_new**-0.5
-                    u = gc * jnp.expand_dims(row_factor, c) * jnp.expand_dims(col_factor, r)
-                v_new = one
-            u = u / jnp.maximum(1.0, _rms(u) / _tree.hp(self.d, rd))
-            if self.multiply_by_parameter_scale:
-                u = u * jnp.maximum(_tree.hp(self.eps2, rd), _rms(p.astype(cd)))
-            if torch_conv:
-                u = u / jnp.maximum(1.0, _tree.hp(lr, rd) * jnp.sqrt(count.astype(rd)))
-            return (
-                u.astype(g.dtype),
-                row_new.astype(row.dtype),
-                col_new.astype(col.dtype),
-                v_new.astype(v.dtype),
-            )
+        rule = _Rule(self, count, lr)
+        fac, unf = [], []
+        for i in range(n):
+            dims = self._dims(p_l[i])
+            (unf if dims is None else fac).append(i)
 
-        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-        res = _tree.batched_map(leaf, updates, params, state.v_row, state.v_col, state.v)
-        u, row, col, v = _tree.tree_unzip(updates, res, 4)
+        # Unfactored leaves: the full second moment, by groups of leaves of one size.
+        for idx in _groups(unf, (g_l, p_l, v_l), lambda i: jnp.size(g_l[i])):
+            g, p, v = (_stack([x[i] for i in idx]) for x in (g_l, p_l, v_l))
+            u, v_new = rule.unfactored(g, p, v)
+            if len(idx) == 1:
+                u, v_new = u[None], v_new[None]
+            for k, i in enumerate(idx):
+                out_u[i] = u[k].reshape(jnp.shape(g_l[i]))
+                out_v[i] = v_new[k].reshape(jnp.shape(v_l[i]))
+
+        # Factored leaves, one by one (stacking equal shapes compiles faster but XLA:CPU's
+        # reductions over a stacked (k, rows, cols) array ran 3-6x slower than over each leaf).
+        # Three phases, so that the rms of every update can take its separable form under one
+        # switch (see _Rule).
+        stats = []
+        for i in fac:
+            r, c = self._dims(p_l[i])
+            stats.append(rule.factored_stats(g_l[i], p_l[i], row_l[i], col_l[i], r, c))
+        if fac:
+            mean_sq_u = rule.factored_mean_sq_u([g_l[i] for i in fac], stats)
+            for i, st, msu in zip(fac, stats, mean_sq_u):
+                out_u[i] = rule.factored_out(g_l[i], st, msu)
+                out_row[i] = st.row.astype(row_l[i].dtype)
+                out_col[i] = st.col.astype(col_l[i].dtype)
+
+        u = treedef.unflatten(out_u)
+        row = treedef.unflatten(out_row)
+        col = treedef.unflatten(out_col)
+        v = treedef.unflatten(out_v)
         m = None
         if self.momentum is not None:
             b = value_at(self.momentum, state.count)
@@ -181,6 +166,210 @@ class ScaleByAdafactor(Transform):
             res = jax.tree.map(ema, u, state.m)
             u, m = _tree.tree_unzip(updates, res, 2)
         return u, AdafactorState(count, row, col, v, m)
+
+
+# Leaves up to this many elements are stacked with others of the same size (unfactored) or shape
+# (factored) and updated as one array; larger leaves run alone. Groups hold at most
+# _GROUP_LEAVES leaves and _GROUP_ELEMENTS elements.
+_STACK_MAX_SIZE = 1 << 16
+_GROUP_LEAVES = 64
+_GROUP_ELEMENTS = 1 << 20
+
+
+def _groups(indices, arrays, key_of):
+    """Indices of leaves to update together: same key and dtypes, small enough to stack."""
+    by_key: dict[Any, list[int]] = {}
+    order = []
+    for i in indices:
+        size = int(jnp.size(arrays[0][i]))
+        if size > _STACK_MAX_SIZE:
+            order.append([i])
+            continue
+        k = (key_of(i), tuple(jnp.result_type(a[i]) for a in arrays))
+        if k not in by_key:
+            by_key[k] = []
+            order.append(by_key[k])
+        by_key[k].append(i)
+    out = []
+    for idx in order:
+        size = max(1, int(jnp.size(arrays[0][idx[0]])))
+        step = max(1, min(_GROUP_LEAVES, _GROUP_ELEMENTS // size))
+        out.extend(idx[k : k + step] for k in range(0, len(idx), step))
+    return out
+
+
+def _stack(xs):
+    """Raveled leaves stacked along a new leading axis; one leaf is only raveled (XLA:CPU's
+    reductions ran several times slower over a (1, n) array than over (n,))."""
+    xs = [jnp.ravel(x) for x in xs]
+    return xs[0] if len(xs) == 1 else jnp.stack(xs)
+
+
+class _FactoredStats(NamedTuple):
+    row: jax.Array  # new row statistics
+    col: jax.Array  # new column statistics
+    inv_row: jax.Array  # a^2: the row factor of 1 / Vhat (0 where the row statistic is 0)
+    inv_col: jax.Array  # b^2: the column factor of 1 / Vhat (0 where the column statistic is 0)
+    separable: jax.Array  # scalar bool: 1 / Vhat = a^2 b^2 everywhere (no eps1^2 clamp)
+    mean_sq_p: Any  # mean of |p|^2 (None without the parameter scale)
+    cap: Any  # torch: 1 / eps1^2, the largest 1 / Vhat (optax: None)
+    r: int  # row axis
+    c: int  # column axis
+
+
+class _Rule:
+    """Adafactor's arithmetic: factored leaves one by one, unfactored ones stacked (k, n).
+
+    Factored leaves never build an array of the leaf's size other than the update itself: with
+    ``1 / Vhat_ij = a_i^2 b_j^2``, ``mean(U^2) = sum_i a_i^2 sum_j g_ij^2 b_j^2 / size`` is a
+    row-wise reduction, and the row and column statistics each reduce their own copy of ``g^2``
+    (one array read twice) instead of a shared ``g^2`` that XLA:CPU would store. Measured on one
+    4096 x 4096 leaf (2-core CPU): 67 ms -> 15 ms per step.
+    """
+
+    def __init__(self, tx, count, lr):
+        self.tx = tx
+        self.count = count
+        self.lr = lr
+        self.torch = tx.convention == "torch"
+
+    def _scalars(self, p_dtype, cd):
+        tx = self.tx
+        rd = _tree.real_dtype(cd)
+        t = self.count.astype(rd) - _tree.hp(tx.decay_offset, rd)
+        w = t ** _tree.hp(tx.beta2_decay, rd)
+        if tx.eps1 is None:
+            eps1 = jnp.asarray(jnp.finfo(p_dtype).eps if self.torch else 1e-30, rd)
+        else:
+            eps1 = _tree.hp(tx.eps1, rd)
+        return rd, w, eps1
+
+    def _scale(self, mean_sq_u, mean_sq_p, rd):
+        """Per-leaf factor: rms clipping, parameter scale, torch's relative-step cap."""
+        tx = self.tx
+        scale = 1.0 / jnp.maximum(1.0, jnp.sqrt(mean_sq_u) / _tree.hp(tx.d, rd))
+        if mean_sq_p is not None:
+            scale = scale * jnp.maximum(_tree.hp(tx.eps2, rd), jnp.sqrt(mean_sq_p))
+        if self.torch:
+            scale = scale / jnp.maximum(
+                1.0, _tree.hp(self.lr, rd) * jnp.sqrt(self.count.astype(rd))
+            )
+        return scale
+
+    def _mean_sq_p(self, p, cd, axes):
+        if not self.tx.multiply_by_parameter_scale:
+            return None
+        return jnp.mean(_tree.abs_sq(p.astype(cd)), axis=axes)
+
+    def unfactored(self, g, p, v):
+        """(k, n) stacks of raveled leaves, or one raveled leaf (n,) -> (update, new V)."""
+        cd = _tree.compute_dtype(g.dtype, p.dtype, v.dtype)
+        rd, w, eps1 = self._scalars(p.dtype, cd)
+
+        def moment_and_update(g, v):
+            gc = g.astype(cd)
+            g2 = _tree.abs_sq(gc)
+            if not self.torch:
+                g2 = g2 + eps1
+            v_new = (1 - w) * v.astype(rd) + w * g2
+            if self.torch:
+                u = gc / jnp.sqrt(jnp.maximum(v_new, eps1 * eps1))
+            else:
+                u = gc * v_new**-0.5
+            return u, v_new
+
+        # The rms of the update reduces its own recomputation of it (a second read of g and V)
+        # instead of a stored copy of the update.
+        g_a, v_a = jax.lax.optimization_barrier((g, v))
+        u_a, _ = moment_and_update(g_a, v_a)
+        mean_sq_u = jnp.mean(_tree.abs_sq(u_a), axis=-1, keepdims=True)
+        mean_sq_p = self._mean_sq_p(p, cd, -1)
+        if mean_sq_p is not None:
+            mean_sq_p = mean_sq_p[..., None]
+        scale = self._scale(mean_sq_u, mean_sq_p, rd)
+        u, v_new = moment_and_update(g, v)
+        return (u * scale).astype(g.dtype), v_new.astype(v.dtype)
+
+    def factored_stats(self, g, p, row, col, r, c):
+        cd = _tree.compute_dtype(g.dtype, p.dtype, row.dtype)
+        rd, w, eps1 = self._scalars(p.dtype, cd)
+        gc = g.astype(cd)
+        g_row, g_col = jax.lax.optimization_barrier((gc, gc))
+        g2_row, g2_col = _tree.abs_sq(g_row), _tree.abs_sq(g_col)
+        mean_row, mean_col = jnp.mean(g2_row, axis=c), jnp.mean(g2_col, axis=r)
+        if not self.torch:
+            # Optax's mean(g^2 + eps1), with eps1 added after the mean: inside it, XLA:CPU
+            # would write eps1 out as an array of the leaf's size for its reduction kernel.
+            mean_row, mean_col = mean_row + eps1, mean_col + eps1
+        row_new = (1 - w) * row.astype(rd) + w * mean_row
+        col_new = (1 - w) * col.astype(rd) + w * mean_col
+        r_red = r if r < c else r - 1  # the row axis inside row_new
+        row_mean = jnp.mean(row_new, axis=r_red, keepdims=True)
+        if self.torch:
+            # torch: Vhat = R C / max(mean(R), eps1), U = g / sqrt(max(Vhat, eps1^2)).
+            denom = jnp.maximum(row_mean, eps1)
+            inv_row = jnp.where(row_new > 0, denom / row_new, 0.0)
+            inv_col = jnp.where(col_new > 0, 1.0 / col_new, 0.0)
+            # A zero statistic means every g in its row (column) is 0, whose U is 0 either way;
+            # for the others the clamp is inactive when the smallest product clears it.
+            inf = jnp.asarray(jnp.inf, rd)
+            lo_row = jnp.min(jnp.where(row_new > 0, row_new / denom, inf))
+            lo_col = jnp.min(jnp.where(col_new > 0, col_new, inf))
+            separable = lo_row * lo_col >= eps1 * eps1
+            cap = 1.0 / (eps1 * eps1)
+        else:
+            # optax: U = g (R / mean(R))^-1/2 C^-1/2, separable as it stands.
+            inv_row = row_mean / row_new
+            inv_col = 1.0 / col_new
+            separable = jnp.asarray(True)
+            cap = None
+        return _FactoredStats(
+            row_new, col_new, inv_row, inv_col, separable, self._mean_sq_p(p, cd, None), cap, r, c
+        )
+
+    def factored_mean_sq_u(self, gs, stats):
+        """mean(U^2) of every factored leaf; the exact clamped form if any leaf needs it."""
+
+        def separable_form(gs):
+            out = []
+            for g, st in zip(gs, stats):
+                g2 = _tree.abs_sq(g.astype(st.row.dtype))
+                inner = jnp.sum(g2 * jnp.expand_dims(st.inv_col, st.r), axis=st.c)
+                out.append(jnp.sum(st.inv_row * inner) / g.size)
+            return out
+
+        def clamped_form(gs):
+            return [
+                jnp.mean(_tree.abs_sq(g.astype(st.row.dtype)) * self._inv_vhat(st))
+                for g, st in zip(gs, stats)
+            ]
+
+        # Own copies of g: XLA would otherwise share one g^2 between these reductions and the
+        # statistics' ones, and store it.
+        gs = jax.lax.optimization_barrier(list(gs))
+        if not self.torch:
+            return separable_form(gs)
+        ok = jnp.all(jnp.stack([st.separable for st in stats]))
+        return jax.lax.cond(ok, separable_form, clamped_form, gs)
+
+    @staticmethod
+    def _inv_vhat(st):
+        """1 / max(Vhat, eps1^2) (torch) or 1 / Vhat (optax), broadcast to the leaf's shape."""
+        prod = jnp.expand_dims(st.inv_row, st.c) * jnp.expand_dims(st.inv_col, st.r)
+        return prod if st.cap is None else jnp.minimum(prod, st.cap)
+
+    def factored_out(self, g, st, mean_sq_u):
+        rd = st.row.dtype
+        cd = _tree.compute_dtype(g.dtype, rd)
+        scale = self._scale(mean_sq_u, st.mean_sq_p, rd)
+        if st.cap is None:  # optax: g * (R / mean(R))^-1/2 * C^-1/2, as Optax computes it
+            pre = jnp.expand_dims(jnp.sqrt(st.inv_row), st.c) * jnp.expand_dims(
+                jnp.sqrt(st.inv_col), st.r
+            )
+        else:
+            pre = jnp.sqrt(self._inv_vhat(st))
+        u = g.astype(cd) * pre * scale
+        return u.astype(g.dtype)
 
 
 def scale_by_adafactor(

@@ -1,0 +1,130 @@
+"""Adafactor's execution layout: stacked unfactored leaves, the separable rms of factored
+updates, and the exact fallback when torch's eps1^2 clamp binds."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+from gradtx.optimizers import adafactor as af_module
+
+from .test_catalogue_torch_numpy import ref_adafactor
+
+
+def _tree_of(seed):
+    rng = np.random.default_rng(seed)
+    shapes = {
+        "a": (16,),
+        "b": (16,),
+        "c": (3, 5),
+        "d": {"x": (3, 5), "y": (16,), "z": (7,)},
+        "e": (130, 140),
+        "f": (130, 140),
+        "big": (300, 300),
+        "g": (200,),
+        "h": (200,),
+        "k": (2, 4, 6),
+    }
+    return jax.tree.map(
+        lambda s: jnp.asarray(rng.standard_normal(s).astype(np.float32)),
+        shapes,
+        is_leaf=lambda s: isinstance(s, tuple),
+    )
+
+
+def _run(tx, params, grads, steps=3):
+    p, s = params, tx.init(params)
+    for _ in range(steps):
+        u, s = tx.update(grads, s, p)
+        p = gradtx.apply_updates(p, u)
+    return p, s
+
+
+@pytest.mark.parametrize("convention", ["torch", "optax"])
+def test_stacked_groups_match_leaf_by_leaf(monkeypatch, convention):
+    """Unfactored leaves of one size are stacked and updated together; the numbers equal the
+    leaf-by-leaf run (groups of one) on a tree of factored and unfactored leaves."""
+    params, grads = _tree_of(2), jax.tree.map(lambda x: 1e-2 * x, _tree_of(3))
+    tx = gradtx.adafactor(1e-2, momentum=0.9, convention=convention)
+    # The grouping does stack here: 16-element leaves a, b, d.y together, 200-element g, h.
+    unf = [i for i, x in enumerate(jax.tree.leaves(params)) if x.ndim == 1]
+    leaves = jax.tree.leaves(params)
+    groups = af_module._groups(unf, (leaves,), lambda i: leaves[i].size)
+    assert sorted(len(g) for g in groups) == [1, 2, 3]
+    stacked = _run(tx, params, grads)
+    monkeypatch.setattr(af_module, "_GROUP_LEAVES", 1)
+    jax.clear_caches()
+    single = _run(tx, params, grads)
+    for g, w in zip(jax.tree.leaves(stacked), jax.tree.leaves(single)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6, atol=1e-7)
+
+
+def _numpy_run(grads, p0, steps, **kw):
+    step, init = ref_adafactor(**kw)
+    p = {k: np.asarray(v, np.float64) for k, v in p0.items()}
+    st = {k: init(v) for k, v in p.items()}
+    for t in range(1, steps + 1):
+        for k in p:
+            p[k] = step(p[k], grads[k](t), st[k], t, None)
+    return p
+
+
+def _gradtx_run(grads, p0, steps, tx):
+    p = {k: jnp.asarray(v, jnp.float64) for k, v in p0.items()}
+    s = tx.init(p)
+    for t in range(1, steps + 1):
+        g = {k: jnp.asarray(grads[k](t)) for k in p}
+        u, s = tx.update(g, s, p)
+        p = gradtx.apply_updates(p, u)
+    return {k: np.asarray(v) for k, v in p.items()}
+
+
+def _vhat_min(grads, shape, steps, eps1):
+    """The smallest torch Vhat over the run (numpy, the reference's formulas)."""
+    r, c = np.zeros(shape[:-1]), np.zeros(shape[:-2] + shape[-1:])
+    low = np.inf
+    for t in range(1, steps + 1):
+        g2 = grads(t) ** 2
+        w = t**-0.8
+        r = (1 - w) * r + w * g2.mean(axis=-1)
+        c = (1 - w) * c + w * g2.mean(axis=-2)
+        norm = np.maximum(r.mean(axis=-1, keepdims=True), eps1)
+        vhat = r[..., :, None] * c[..., None, :] / norm[..., None]
+        low = min(low, float(vhat[grads(t) != 0].min()))
+    return low
+
+
+def test_torch_clamp_fallback_is_exact(x64):
+    """When torch's max(Vhat, eps1^2) binds for nonzero gradients, the separable rms no longer
+    holds; the update switches to the exact form and matches the numpy reference."""
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((6, 5))
+    scale = np.ones((6, 5))
+    scale[2, :] = 1e-4  # one row of tiny gradients: Vhat there falls under eps1^2
+    eps1 = 1e-3
+    grads = {"w": lambda t: base * scale * (1 + 0.1 * t), "b": lambda t: base[0] * 0.5}
+    p0 = {"w": rng.standard_normal((6, 5)), "b": rng.standard_normal(5)}
+    assert _vhat_min(grads["w"], (6, 5), 4, eps1) < eps1 * eps1  # the clamp does bind
+    want = _numpy_run(grads, p0, 4, lr=0.05, eps1=eps1)
+    got = _gradtx_run(grads, p0, 4, gradtx.adafactor(0.05, eps1=eps1))
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("zero", ["row", "column"])
+def test_torch_zero_rows_and_columns(x64, zero):
+    """Rows (columns) whose gradients are all zero, like unused embedding rows: torch gives them
+    a zero update; the separable form must not turn 0 * inf into NaN."""
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((3, 7, 4))
+    if zero == "row":
+        base[1, 3, :] = 0.0
+    else:
+        base[0, :, 2] = 0.0
+    grads = {"k": lambda t: base * (1 + 0.2 * t)}
+    p0 = {"k": rng.standard_normal((3, 7, 4))}
+    want = _numpy_run(grads, p0, 3, lr=0.05)
+    got = _gradtx_run(grads, p0, 3, gradtx.adafactor(0.05))
+    assert np.all(np.isfinite(got["k"]))
+    np.testing.assert_allclose(got["k"], want["k"], rtol=1e-12, atol=1e-12)
