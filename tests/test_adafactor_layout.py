@@ -112,19 +112,38 @@ def test_torch_clamp_fallback_is_exact(x64):
         np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("shape", [(7, 4), (1, 7, 4), (3, 7, 4)])
 @pytest.mark.parametrize("zero", ["row", "column"])
-def test_torch_zero_rows_and_columns(x64, zero):
+def test_torch_zero_rows_and_columns(x64, zero, shape):
     """Rows (columns) whose gradients are all zero, like unused embedding rows: torch gives them
-    a zero update; the separable form must not turn 0 * inf into NaN."""
+    a zero update; the separable form must not turn 0 * inf into NaN. (7, 4) and (1, 7, 4) run as
+    matrices, (3, 7, 4) has a batch axis and runs the direct form."""
     rng = np.random.default_rng(1)
-    base = rng.standard_normal((3, 7, 4))
+    base = rng.standard_normal(shape)
     if zero == "row":
-        base[1, 3, :] = 0.0
+        base[..., 3, :] = 0.0
     else:
-        base[0, :, 2] = 0.0
+        base[..., :, 2] = 0.0
     grads = {"k": lambda t: base * (1 + 0.2 * t)}
-    p0 = {"k": rng.standard_normal((3, 7, 4))}
+    p0 = {"k": rng.standard_normal(shape)}
     want = _numpy_run(grads, p0, 3, lr=0.05)
     got = _gradtx_run(grads, p0, 3, gradtx.adafactor(0.05))
     assert np.all(np.isfinite(got["k"]))
     np.testing.assert_allclose(got["k"], want["k"], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("convention", ["torch", "optax"])
+def test_matrix_and_direct_forms_agree(x64, convention):
+    """The same numbers from a leaf run as a matrix (4, 6), and from it with a batch axis of one
+    extra copy (2, 4, 6) that takes the direct form (the copies are independent rows of stats)."""
+    rng = np.random.default_rng(4)
+    g = rng.standard_normal((4, 6))
+    p = rng.standard_normal((4, 6))
+    kw = dict(convention=convention, min_dim_size_to_factor=2)
+    tx = gradtx.adafactor(0.05, multiply_by_parameter_scale=False, **kw)
+    mat = {"w": jnp.asarray(p)}
+    u1, _ = tx.update({"w": jnp.asarray(g)}, tx.init(mat), mat)
+    both = {"w": jnp.asarray(np.stack([p, p]))}
+    u2, _ = tx.update({"w": jnp.asarray(np.stack([g, g]))}, tx.init(both), both)
+    for k in range(2):
+        np.testing.assert_allclose(np.asarray(u2["w"][k]), np.asarray(u1["w"]), rtol=1e-12)

@@ -15,9 +15,11 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 class AdafactorState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    v_row: Any  # factored leaves: row statistics R (others: a (1,) placeholder)
-    v_col: Any  # factored leaves: column statistics C (others: a (1,) placeholder)
-    v: Any  # unfactored leaves: the full second moment V (others: a (1,) placeholder)
+    # Leaves that a statistic does not apply to hold None (no buffer): with thousands of leaves,
+    # every state buffer is one more argument and output per call.
+    v_row: Any  # factored leaves: row statistics R (others: None)
+    v_col: Any  # factored leaves: column statistics C (others: None)
+    v: Any  # unfactored leaves: the full second moment V (others: None)
     m: Any = None  # EMA of the updates (momentum only)
 
 
@@ -85,14 +87,13 @@ class ScaleByAdafactor(Transform):
         def stats(p):
             rd = _tree.real_dtype(jnp.result_type(p))
             dims = self._dims(p)
-            one = jnp.zeros((1,), rd)
             if dims is None:
-                return one, one, _tree.zeros_like(p, rd)
+                return None, None, _tree.zeros_like(p, rd)
             r, c = dims
             shape = jnp.shape(p)
             row = jnp.zeros(shape[:c] + shape[c + 1 :], rd)
             col = jnp.zeros(shape[:r] + shape[r + 1 :], rd)
-            return row, col, one
+            return row, col, None
 
         res = jax.tree.map(stats, params)
         row, col, v = _tree.tree_unzip(params, res, 3)
@@ -136,18 +137,31 @@ class ScaleByAdafactor(Transform):
 
         # Factored leaves, one by one (stacking equal shapes compiles faster but XLA:CPU's
         # reductions over a stacked (k, rows, cols) array ran 3-6x slower than over each leaf).
-        # Three phases, so that the rms of every update can take its separable form under one
-        # switch (see _Rule).
-        stats = []
+        # A leaf whose other axes all have size 1 runs as a (rows, cols) matrix in three phases,
+        # so that the rms of every update can take its separable form under one switch (see
+        # _Rule); a leaf with batch axes (a 3x3 convolution kernel, stacked layers) runs the
+        # direct form.
+        mats, stats = [], []
         for i in fac:
             r, c = self._dims(p_l[i])
-            stats.append(rule.factored_stats(g_l[i], p_l[i], row_l[i], col_l[i], r, c))
-        if fac:
-            mean_sq_u = rule.factored_mean_sq_u([g_l[i] for i in fac], stats)
-            for i, st, msu in zip(fac, stats, mean_sq_u):
-                out_u[i] = rule.factored_out(g_l[i], st, msu)
-                out_row[i] = st.row.astype(row_l[i].dtype)
-                out_col[i] = st.col.astype(col_l[i].dtype)
+            shape = jnp.shape(p_l[i])
+            if int(np.prod(shape)) != shape[r] * shape[c]:
+                u, out_row[i], out_col[i] = rule.factored_direct(
+                    g_l[i], p_l[i], row_l[i], col_l[i], r, c
+                )
+                out_u[i] = u
+                continue
+            mat = (shape[r], shape[c])
+            g, p = g_l[i].reshape(mat), p_l[i].reshape(mat)
+            row, col = row_l[i].reshape(mat[:1]), col_l[i].reshape(mat[1:])
+            mats.append((i, g))
+            stats.append(rule.factored_stats(g, p, row, col, 0, 1))
+        if mats:
+            mean_sq_u = rule.factored_mean_sq_u([g for _, g in mats], stats)
+            for (i, g), st, msu in zip(mats, stats, mean_sq_u):
+                out_u[i] = rule.factored_out(g, st, msu).reshape(jnp.shape(g_l[i]))
+                out_row[i] = st.row.astype(row_l[i].dtype).reshape(jnp.shape(row_l[i]))
+                out_col[i] = st.col.astype(col_l[i].dtype).reshape(jnp.shape(col_l[i]))
 
         u = treedef.unflatten(out_u)
         row = treedef.unflatten(out_row)
@@ -289,6 +303,36 @@ class _Rule:
         scale = self._scale(mean_sq_u, mean_sq_p, rd)
         u, v_new = moment_and_update(g, v)
         return (u * scale).astype(g.dtype), v_new.astype(v.dtype)
+
+    def factored_direct(self, g, p, row, col, r, c):
+        """One factored leaf of any rank, as written: (update, new R, new C)."""
+        cd = _tree.compute_dtype(g.dtype, p.dtype, row.dtype)
+        rd, w, eps1 = self._scalars(p.dtype, cd)
+        gc = g.astype(cd)
+        g2 = _tree.abs_sq(gc)
+        if not self.torch:
+            g2 = g2 + eps1
+        row_new = (1 - w) * row.astype(rd) + w * jnp.mean(g2, axis=c)
+        col_new = (1 - w) * col.astype(rd) + w * jnp.mean(g2, axis=r)
+        r_red = r if r < c else r - 1  # the row axis inside row_new
+        row_mean = jnp.mean(row_new, axis=r_red, keepdims=True)
+        if self.torch:
+            vhat = (
+                jnp.expand_dims(row_new, c)
+                * jnp.expand_dims(col_new, r)
+                / jnp.expand_dims(jnp.maximum(row_mean, eps1), c)
+            )
+            u = gc / jnp.sqrt(jnp.maximum(vhat, eps1 * eps1))
+        else:
+            row_factor = (row_new / row_mean) ** -0.5
+            col_factor = col_new**-0.5
+            u = gc * jnp.expand_dims(row_factor, c) * jnp.expand_dims(col_factor, r)
+        scale = self._scale(jnp.mean(_tree.abs_sq(u)), self._mean_sq_p(p, cd, None), rd)
+        return (
+            (u * scale).astype(g.dtype),
+            row_new.astype(row.dtype),
+            col_new.astype(col.dtype),
+        )
 
     def factored_stats(self, g, p, row, col, r, c):
         cd = _tree.compute_dtype(g.dtype, p.dtype, row.dtype)
