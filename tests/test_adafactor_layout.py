@@ -132,13 +132,21 @@ def test_torch_zero_rows_and_columns(x64, zero, shape):
     np.testing.assert_allclose(got["k"], want["k"], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.parametrize("convention", ["torch", "optax"])
-def test_matrix_and_direct_forms_agree(x64, convention):
+def test_matrix_and_direct_forms_agree(x64, convention, dtype):
     """The same numbers from a leaf run as a matrix (4, 6), and from it with a batch axis of one
-    extra copy (2, 4, 6) that takes the direct form (the copies are independent rows of stats)."""
+    extra copy (2, 4, 6) that takes the direct form (the copies are independent rows of stats);
+    complex leaves use |g|^2 in both."""
     rng = np.random.default_rng(4)
-    g = rng.standard_normal((4, 6))
-    p = rng.standard_normal((4, 6))
+
+    def draw():
+        x = rng.standard_normal((4, 6))
+        if dtype is np.complex128:
+            x = x + 1j * rng.standard_normal((4, 6))
+        return x
+
+    g, p = draw(), draw()
     kw = dict(convention=convention, min_dim_size_to_factor=2)
     tx = gradtx.adafactor(0.05, multiply_by_parameter_scale=False, **kw)
     mat = {"w": jnp.asarray(p)}

@@ -219,6 +219,11 @@ def _stack(xs):
     return xs[0] if len(xs) == 1 else jnp.stack(xs)
 
 
+def _real(x, cd):
+    """A real factor in the compute dtype (complex for complex leaves: strict promotion)."""
+    return x.astype(cd)
+
+
 class _FactoredStats(NamedTuple):
     row: jax.Array  # new row statistics
     col: jax.Array  # new column statistics
@@ -287,9 +292,9 @@ class _Rule:
                 g2 = g2 + eps1
             v_new = (1 - w) * v.astype(rd) + w * g2
             if self.torch:
-                u = gc / jnp.sqrt(jnp.maximum(v_new, eps1 * eps1))
+                u = gc / _real(jnp.sqrt(jnp.maximum(v_new, eps1 * eps1)), cd)
             else:
-                u = gc * v_new**-0.5
+                u = gc * _real(v_new**-0.5, cd)
             return u, v_new
 
         # The rms of the update reduces its own recomputation of it (a second read of g and V)
@@ -302,7 +307,7 @@ class _Rule:
             mean_sq_p = mean_sq_p[..., None]
         scale = self._scale(mean_sq_u, mean_sq_p, rd)
         u, v_new = moment_and_update(g, v)
-        return (u * scale).astype(g.dtype), v_new.astype(v.dtype)
+        return (u * _real(scale, cd)).astype(g.dtype), v_new.astype(v.dtype)
 
     def factored_direct(self, g, p, row, col, r, c):
         """One factored leaf of any rank, as written: (update, new R, new C)."""
@@ -322,14 +327,14 @@ class _Rule:
                 * jnp.expand_dims(col_new, r)
                 / jnp.expand_dims(jnp.maximum(row_mean, eps1), c)
             )
-            u = gc / jnp.sqrt(jnp.maximum(vhat, eps1 * eps1))
+            u = gc / _real(jnp.sqrt(jnp.maximum(vhat, eps1 * eps1)), cd)
         else:
             row_factor = (row_new / row_mean) ** -0.5
             col_factor = col_new**-0.5
-            u = gc * jnp.expand_dims(row_factor, c) * jnp.expand_dims(col_factor, r)
+            u = gc * _real(jnp.expand_dims(row_factor, c) * jnp.expand_dims(col_factor, r), cd)
         scale = self._scale(jnp.mean(_tree.abs_sq(u)), self._mean_sq_p(p, cd, None), rd)
         return (
-            (u * scale).astype(g.dtype),
+            (u * _real(scale, cd)).astype(g.dtype),
             row_new.astype(row.dtype),
             col_new.astype(col.dtype),
         )
@@ -377,14 +382,17 @@ class _Rule:
         def separable_form(gs):
             out = []
             for g, st in zip(gs, stats):
-                g2 = _tree.abs_sq(g.astype(st.row.dtype))
+                g2 = _tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype, st.row.dtype)))
                 inner = jnp.sum(g2 * jnp.expand_dims(st.inv_col, st.r), axis=st.c)
                 out.append(jnp.sum(st.inv_row * inner) / g.size)
             return out
 
         def clamped_form(gs):
             return [
-                jnp.mean(_tree.abs_sq(g.astype(st.row.dtype)) * self._inv_vhat(st))
+                jnp.mean(
+                    _tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype, st.row.dtype)))
+                    * self._inv_vhat(st)
+                )
                 for g, st in zip(gs, stats)
             ]
 
@@ -412,7 +420,7 @@ class _Rule:
             )
         else:
             pre = jnp.sqrt(self._inv_vhat(st))
-        u = g.astype(cd) * pre * scale
+        u = g.astype(cd) * _real(pre * scale, cd)
         return u.astype(g.dtype)
 
 
