@@ -182,9 +182,9 @@ class ScaleByAdafactor(Transform):
         return u, AdafactorState(count, row, col, v, m)
 
 
-# Leaves up to this many elements are stacked with others of the same size (unfactored) or shape
-# (factored) and updated as one array; larger leaves run alone. Groups hold at most
-# _GROUP_LEAVES leaves and _GROUP_ELEMENTS elements.
+# Unfactored leaves up to this many elements are stacked with others of the same size and dtypes
+# and updated as one (k, n) array; larger ones run alone. Groups hold at most _GROUP_LEAVES
+# leaves and _GROUP_ELEMENTS elements.
 _STACK_MAX_SIZE = 1 << 16
 _GROUP_LEAVES = 64
 _GROUP_ELEMENTS = 1 << 20
@@ -243,7 +243,7 @@ class _Rule:
     ``1 / Vhat_ij = a_i^2 b_j^2``, ``mean(U^2) = sum_i a_i^2 sum_j g_ij^2 b_j^2 / size`` is a
     row-wise reduction, and the row and column statistics each reduce their own copy of ``g^2``
     (one array read twice) instead of a shared ``g^2`` that XLA:CPU would store. Measured on one
-    4096 x 4096 leaf (2-core CPU): 67 ms -> 15 ms per step.
+    4096 x 4096 leaf (2-core CPU, donated update-and-apply step): 53 ms -> 15 ms.
     """
 
     def __init__(self, tx, count, lr):
