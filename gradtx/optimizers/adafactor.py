@@ -309,18 +309,26 @@ class _Rule:
         u, v_new = moment_and_update(g, v)
         return (u * _real(scale, cd)).astype(g.dtype), v_new.astype(v.dtype)
 
+    def _new_stats(self, mean_row, mean_col, row, col, w, eps1, rd, r, c):
+        """EMAs of the row and column means of g^2, and the mean of the new row statistic."""
+        if not self.torch:
+            # Optax's mean(g^2 + eps1), with eps1 added after the mean: inside it, XLA:CPU
+            # would write eps1 out as an array of the leaf's size for its reduction kernel.
+            mean_row, mean_col = mean_row + eps1, mean_col + eps1
+        row_new = (1 - w) * row.astype(rd) + w * mean_row
+        col_new = (1 - w) * col.astype(rd) + w * mean_col
+        r_red = r if r < c else r - 1  # the row axis inside row_new
+        return row_new, col_new, jnp.mean(row_new, axis=r_red, keepdims=True)
+
     def factored_direct(self, g, p, row, col, r, c):
         """One factored leaf of any rank, as written: (update, new R, new C)."""
         cd = _tree.compute_dtype(g.dtype, p.dtype, row.dtype)
         rd, w, eps1 = self._scalars(p.dtype, cd)
         gc = g.astype(cd)
         g2 = _tree.abs_sq(gc)
-        if not self.torch:
-            g2 = g2 + eps1
-        row_new = (1 - w) * row.astype(rd) + w * jnp.mean(g2, axis=c)
-        col_new = (1 - w) * col.astype(rd) + w * jnp.mean(g2, axis=r)
-        r_red = r if r < c else r - 1  # the row axis inside row_new
-        row_mean = jnp.mean(row_new, axis=r_red, keepdims=True)
+        row_new, col_new, row_mean = self._new_stats(
+            jnp.mean(g2, axis=c), jnp.mean(g2, axis=r), row, col, w, eps1, rd, r, c
+        )
         if self.torch:
             vhat = (
                 jnp.expand_dims(row_new, c)
@@ -345,15 +353,9 @@ class _Rule:
         gc = g.astype(cd)
         g_row, g_col = jax.lax.optimization_barrier((gc, gc))
         g2_row, g2_col = _tree.abs_sq(g_row), _tree.abs_sq(g_col)
-        mean_row, mean_col = jnp.mean(g2_row, axis=c), jnp.mean(g2_col, axis=r)
-        if not self.torch:
-            # Optax's mean(g^2 + eps1), with eps1 added after the mean: inside it, XLA:CPU
-            # would write eps1 out as an array of the leaf's size for its reduction kernel.
-            mean_row, mean_col = mean_row + eps1, mean_col + eps1
-        row_new = (1 - w) * row.astype(rd) + w * mean_row
-        col_new = (1 - w) * col.astype(rd) + w * mean_col
-        r_red = r if r < c else r - 1  # the row axis inside row_new
-        row_mean = jnp.mean(row_new, axis=r_red, keepdims=True)
+        row_new, col_new, row_mean = self._new_stats(
+            jnp.mean(g2_row, axis=c), jnp.mean(g2_col, axis=r), row, col, w, eps1, rd, r, c
+        )
         if self.torch:
             # torch: Vhat = R C / max(mean(R), eps1), U = g / sqrt(max(Vhat, eps1^2)).
             denom = jnp.maximum(row_mean, eps1)
