@@ -120,10 +120,13 @@ class ScaleByAdafactor(Transform):
         out_row, out_col, out_v = list(row_l), list(col_l), list(v_l)
 
         rule = _Rule(self, count, lr)
-        fac, unf = [], []
+        fac, unf = [], []  # (index, (row axis, column axis)) / index
         for i in range(n):
             dims = self._dims(p_l[i])
-            (unf if dims is None else fac).append(i)
+            if dims is None:
+                unf.append(i)
+            else:
+                fac.append((i, dims))
 
         # Unfactored leaves: the full second moment, by groups of leaves of one size.
         for idx in _groups(unf, (g_l, p_l, v_l), lambda i: jnp.size(g_l[i])):
@@ -142,8 +145,7 @@ class ScaleByAdafactor(Transform):
         # _Rule); a leaf with batch axes (a 3x3 convolution kernel, stacked layers) runs the
         # direct form.
         mats, stats = [], []
-        for i in fac:
-            r, c = self._dims(p_l[i])
+        for i, (r, c) in fac:
             shape = jnp.shape(p_l[i])
             if int(np.prod(shape)) != shape[r] * shape[c]:
                 u, out_row[i], out_col[i] = rule.factored_direct(
