@@ -12,6 +12,11 @@ loops, whatever the number of leaves. The model reads its leaves with ``flat.unf
 
 Compared with ``gradtx.grouped`` (which packs the gradients on every step and keeps only the
 state packed), nothing is concatenated per step: the buffers persist across steps.
+
+``gradtx.flatten(params, stack=True)`` packs differently: leaves of one shape (and dtype and
+sharding) are stacked along a new leading axis, a ``(k, *shape)`` buffer per group, so each leaf
+keeps its own axes. Transforms with per-leaf statistics that know that leading axis (Adafactor)
+run on such buffers leaf by leaf, with a few kernels per group instead of per leaf.
 """
 
 from __future__ import annotations
@@ -37,9 +42,10 @@ class FlatPlan:
       treedef: the params tree's structure (``None`` leaves included, as structure).
       leaf_meta: ``(shape, dtype name)`` per leaf, in ``jax.tree.leaves`` order.
       entries: per buffer, ``(kind, members, split)``. ``kind`` is ``"flat"`` (the members
-        raveled and concatenated, in this order) or ``"leaf"`` (one leaf kept with its own
-        shape, because its sharding is not fully replicated); ``split`` is the members' shared
-        value under ``split=`` (``()`` without one).
+        raveled and concatenated, in this order), ``"stack"`` (members of one shape stacked
+        along a new leading axis, in this order: ``flatten(..., stack=True)``) or ``"leaf"`` (one
+        leaf kept with its own shape, because its sharding is not fully replicated); ``split`` is
+        the members' shared value under ``split=`` (``()`` without one).
     """
 
     __slots__ = ("_hash", "_key", "_view", "entries", "leaf_meta", "treedef")
@@ -68,6 +74,8 @@ class FlatPlan:
         kind, members, _ = self.entries[k]
         if kind == "leaf":
             return self.leaf_meta[members[0]][0]
+        if kind == "stack":
+            return (len(members), *self.leaf_meta[members[0]][0])
         return (sum(self.sizes(k)),)
 
     def buffer_dtype(self, k: int) -> str:
@@ -93,6 +101,8 @@ class FlatPlan:
             shape = list(self.buffer_shape(k))
             n = len(members)
             what = "1 sharded leaf" if kind == "leaf" else f"{n} leaf" if n == 1 else f"{n} leaves"
+            if kind == "stack":
+                what += " stacked"
             extra = f", split {split!r}" if split != () else ""
             parts.append(f"{self.buffer_dtype(k)}{shape} <- {what}{extra}")
         return f"{len(self.leaf_meta)} leaves in {len(self.entries)} buffers: " + "; ".join(parts)
@@ -110,8 +120,9 @@ class FlatParams:
     ``vmap`` and ``grad`` take it unchanged. The optimizer state built from it is flat too.
 
     Attributes:
-      buffers: the flat buffers (1-D, one per dtype, sharding and ``split`` group; a leaf whose
-        sharding is not fully replicated is its own buffer with its own shape).
+      buffers: the flat buffers (1-D, one per dtype, sharding and ``split`` group; with
+        ``stack=True``, ``(k, *shape)`` stacks of equal-shaped leaves; a leaf whose sharding is
+        not fully replicated is its own buffer with its own shape).
       plan: the static ``FlatPlan``.
     """
 
@@ -146,6 +157,13 @@ class FlatParams:
             if kind == "leaf":
                 leaves[members[0]] = buf
                 continue
+            if kind == "stack":
+                shape = plan.leaf_meta[members[0]][0]
+                axis = buf.ndim - len(shape) - 1  # after the leading axes of a vmapped stack
+                parts = [buf] if len(members) == 1 else jax.lax.split(buf, [1] * len(members), axis)
+                for i, part in zip(members, parts):
+                    leaves[i] = jnp.squeeze(part, axis)
+                continue
             sizes = plan.sizes(k)
             batch = tuple(buf.shape[:-1])  # leading axes of a stack of FlatParams (vmap's output)
             parts = [buf] if len(members) == 1 else jax.lax.split(buf, sizes, axis=buf.ndim - 1)
@@ -156,6 +174,12 @@ class FlatParams:
     def _gradtx_view(self) -> _view.PackedView:
         """How masks and partition labels written for the params tree apply to the buffers."""
         return self.plan.view()
+
+    def _gradtx_stack_axes(self) -> list[int | None]:
+        """Per buffer present (``jax.tree.leaves`` order): 1 for a stack of leaves (its leading
+        axis indexes them), 0 for a leaf kept whole, None for raveled leaves."""
+        code = {"stack": 1, "leaf": 0, "flat": None}
+        return [code[e[0]] for e, b in zip(self.plan.entries, self.buffers) if b is not None]
 
     def __repr__(self) -> str:
         return f"FlatParams({self.plan.describe()})"
@@ -254,7 +278,11 @@ def _chunks(members: list[int], leaf_meta: tuple[Any, ...], cap: int) -> list[tu
 
 
 def flatten(
-    params: Any, split: Any = None, max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES
+    params: Any,
+    split: Any = None,
+    max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+    *,
+    stack: bool = False,
 ) -> FlatParams:
     """Packs ``params`` into a few flat buffers that persist across optimizer steps.
 
@@ -290,6 +318,11 @@ def flatten(
         ones above that, so capped buffers make a call without donation (eager ``tx.update``)
         about 5x faster on a 25M-parameter model; a donated step runs the same with one buffer
         or many. ``2**62`` gives one buffer per group.
+      stack: False ravels the leaves of a group into 1-D buffers (for elementwise optimizers).
+        True stacks leaves of one shape along a new leading axis instead, ``(k, *shape)``
+        buffers (groups are also split by shape), so that transforms with per-leaf statistics
+        that support it (Adafactor) run on them leaf by leaf: the fast layout for Adafactor on
+        models with many leaves. Elementwise optimizers run on either.
       split: optional further split of the groups: a transform (the buffers are split by every
         mask and partition label found in it), a pytree of labels or bools (a full tree or a
         prefix, as ``gradtx.partition`` labels), a labelling function ``(path) -> label`` or
@@ -334,6 +367,9 @@ def flatten(
         raise _checks.HyperparameterError(
             f"{_WHERE}: max_buffer_bytes must be in [1, inf), got {max_buffer_bytes}"
         )
+    if not isinstance(stack, bool):
+        raise TypeError(f"{_WHERE}: stack must be a bool, got {stack!r}")
+    kind = "stack" if stack else "flat"
     _checks.check_float_leaves(_WHERE, params, "params")
     leaves, treedef = jax.tree.flatten(params)
     leaf_meta = tuple((tuple(np.shape(x)), jnp.dtype(jnp.result_type(x)).name) for x in leaves)
@@ -346,18 +382,18 @@ def flatten(
         if sharding is not None and not sharding.is_fully_replicated:
             entries.append(("leaf", (i,), values[i]))
             continue
-        key = (leaf_meta[i][1], sharding, values[i])
+        key = (leaf_meta[i][1], sharding, values[i]) + ((leaf_meta[i][0],) if stack else ())
         if key not in groups:
             groups[key] = []
-            entries.append(("flat", key, values[i]))
+            entries.append((kind, key, values[i]))
         groups[key].append(i)
     chunked: list[Any] = []
-    for kind, members, value in entries:
-        if kind == "leaf":
-            chunked.append((kind, members, value))
+    for entry_kind, members, value in entries:
+        if entry_kind == "leaf":
+            chunked.append((entry_kind, members, value))
             continue
         for chunk in _chunks(groups[members], leaf_meta, max_buffer_bytes):
-            chunked.append(("flat", chunk, value))
+            chunked.append((entry_kind, chunk, value))
     plan = FlatPlan(treedef, leaf_meta, tuple(chunked))
     buffers = _pack(plan, leaves, _WHERE, "params")
     # A buffer that is one of the user's arrays (a sharded leaf, or a 1-D leaf alone in its
@@ -382,7 +418,9 @@ def _pack(plan: FlatPlan, leaves: list[Any], where: str, name: str) -> tuple[Any
                 f"dtypes ({', '.join(sorted(d.name for d in dtypes))}); give them the params' "
                 f"dtypes."
             )
-        if len(members) == 1:
+        if kind == "stack":
+            out.append(jnp.stack([jnp.asarray(leaves[i]) for i in members]))
+        elif len(members) == 1:
             out.append(jnp.ravel(leaves[members[0]]))
         else:
             out.append(jnp.concatenate([jnp.ravel(leaves[i]) for i in members]))

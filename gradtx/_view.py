@@ -144,3 +144,27 @@ def check_leafwise(where: str, tree: Any, what: str = "per-leaf statistics") -> 
         f"transform on the params tree itself; gradtx.registry.Spec.elementwise lists the "
         f"optimizers that run packed."
     )
+
+
+def stack_axes(where: str, tree: Any, what: str = "per-leaf statistics") -> list[int] | None:
+    """Per leaf of ``tree``, how many leading axes index stacked leaves; None for a plain tree.
+
+    For transforms with per-leaf statistics that treat a leading stacking axis as a batch of
+    leaves (Adafactor): ``gradtx.flatten(params, stack=True)`` buffers give 1 (a sharded leaf
+    kept whole gives 0). Raveled buffers (``gradtx.flatten`` without ``stack``,
+    ``gradtx.grouped``) raise ``TypeError`` as in ``check_leafwise``.
+    """
+    hook = getattr(type(tree), "_gradtx_stack_axes", None)
+    if hook is not None:
+        axes = hook(tree)
+        if all(a is not None for a in axes):
+            return axes
+        raise TypeError(
+            f"{where}: {what} cannot run on packed buffers of raveled leaves (gradtx.flatten "
+            f"without stack=True): "
+            f"each buffer holds many leaves raveled together, so the result would mix them. "
+            f"Flatten with gradtx.flatten(params, stack=True), which stacks leaves of one shape "
+            f"and keeps their axes, or use the params tree itself."
+        )
+    check_leafwise(where, tree, what)
+    return None

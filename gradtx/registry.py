@@ -38,6 +38,9 @@ class Spec:
       elementwise: each output element depends only on the same element of the gradient, state
         and params (no per-leaf norms, shapes or masks), so ``gradtx.grouped`` gives the same
         updates. Set False for LAMB, LARS, Adafactor, Muon and the like.
+      stack_aware: not elementwise, but runs leaf by leaf on ``gradtx.flatten(params,
+        stack=True)`` buffers (their leading axis indexes the stacked leaves) and gives the
+        tree's numbers there (Adafactor). Elementwise entries run on any packed buffers.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Spec:
     inert_steps: int = 0
     invalid: tuple[tuple[dict[str, Any], str], ...] = ()
     elementwise: bool = True
+    stack_aware: bool = False
 
     def make(self, learning_rate: Any = None, **overrides: Any) -> Any:
         kwargs = {**self.hparams, **overrides}
@@ -369,9 +373,14 @@ _NOT_ELEMENTWISE = (
 )
 
 
+# Of those, the ones that treat the leading axis of gradtx.flatten(stack=True) buffers as the
+# index of stacked leaves (per-leaf statistics computed per slice).
+_STACK_AWARE = ("adafactor",)
+
+
 def _with_flags(spec: Spec) -> Spec:
     if spec.name in _NOT_ELEMENTWISE:
-        return dataclasses.replace(spec, elementwise=False)
+        return dataclasses.replace(spec, elementwise=False, stack_aware=spec.name in _STACK_AWARE)
     return spec
 
 

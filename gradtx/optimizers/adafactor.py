@@ -76,17 +76,26 @@ class ScaleByAdafactor(Transform):
         _checks.check_nonnegative(fn, "decay_offset", self.decay_offset)
         _checks.check_unit_interval(fn, "momentum", self.momentum)
 
-    def _dims(self, p):
-        return _factored_dims(
-            tuple(jnp.shape(p)), self.convention, self.factored, self.min_dim_size_to_factor
+    def _dims(self, p, b: int = 0):
+        """Factored (row, column) axes of ``p`` whose first ``b`` axes index stacked leaves."""
+        dims = _factored_dims(
+            tuple(jnp.shape(p))[b:], self.convention, self.factored, self.min_dim_size_to_factor
         )
+        return None if dims is None else (dims[0] + b, dims[1] + b)
+
+    @staticmethod
+    def _stack_axes(tree, n):
+        """Per leaf, its leading axes that index stacked leaves (``flatten(stack=True)``)."""
+        axes = _view.stack_axes("gradtx.adafactor", tree, "per-leaf factored statistics")
+        return [0] * n if axes is None else axes
 
     def _init(self, params):
-        _view.check_leafwise("gradtx.adafactor", params, "per-leaf factored statistics")
+        leaves, treedef = jax.tree.flatten(params)
+        b_l = self._stack_axes(params, len(leaves))
 
-        def stats(p):
+        def stats(p, b):
             rd = _tree.real_dtype(jnp.result_type(p))
-            dims = self._dims(p)
+            dims = self._dims(p, b)
             if dims is None:
                 return None, None, _tree.zeros_like(p, rd)
             r, c = dims
@@ -95,13 +104,18 @@ class ScaleByAdafactor(Transform):
             col = jnp.zeros(shape[:r] + shape[r + 1 :], rd)
             return row, col, None
 
-        res = jax.tree.map(stats, params)
+        res = treedef.unflatten([stats(p, b) for p, b in zip(leaves, b_l)])
         row, col, v = _tree.tree_unzip(params, res, 3)
         m = _tree.tree_zeros_like(params) if self.momentum is not None else None
         return AdafactorState(jnp.zeros((), jnp.int32), row, col, v, m)
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.adafactor", updates, "per-leaf factored statistics")
+        b_l = self._stack_axes(updates, len(jax.tree.leaves(updates)))
+        if any(b_l):
+            return self._update_stacked(b_l, updates, state, params, **extra)
+        return self._update_leaves(b_l, updates, state, params, **extra)
+
+    def _update_leaves(self, b_l, updates, state, params, **extra):
         if params is None:
             raise ValueError(
                 f"{self.where()}: Adafactor needs params; call update(grads, state, params)."
@@ -122,8 +136,14 @@ class ScaleByAdafactor(Transform):
         rule = _Rule(self, count, lr)
         fac, unf = [], []  # (index, (row axis, column axis)) / index
         for i in range(n):
-            dims = self._dims(p_l[i])
-            if dims is None:
+            dims = self._dims(p_l[i], b_l[i])
+            if dims is None and b_l[i]:
+                # A stack of unfactored leaves (flatten(stack=True)): one (k, n) array already.
+                k = jnp.shape(g_l[i])[0]
+                u, v_new = rule.unfactored(*(x[i].reshape(k, -1) for x in (g_l, p_l, v_l)))
+                out_u[i] = u.reshape(jnp.shape(g_l[i]))
+                out_v[i] = v_new.reshape(jnp.shape(v_l[i]))
+            elif dims is None:
                 unf.append(i)
             else:
                 fac.append((i, dims))
@@ -144,20 +164,21 @@ class ScaleByAdafactor(Transform):
         # so that the rms of every update can take its separable form under one switch (see
         # _Rule); a leaf with batch axes (a 3x3 convolution kernel, stacked layers) runs the
         # direct form.
+        # Stacked leaves (flatten(stack=True)) run the same forms with a leading batch axis.
         mats, stats = [], []
         for i, (r, c) in fac:
-            shape = jnp.shape(p_l[i])
-            if int(np.prod(shape)) != shape[r] * shape[c]:
+            shape, b = jnp.shape(p_l[i]), b_l[i]
+            if int(np.prod(shape[b:])) != shape[r] * shape[c]:
                 u, out_row[i], out_col[i] = rule.factored_direct(
-                    g_l[i], p_l[i], row_l[i], col_l[i], r, c
+                    g_l[i], p_l[i], row_l[i], col_l[i], r, c, b
                 )
                 out_u[i] = u
                 continue
-            mat = (shape[r], shape[c])
+            mat = (*shape[:b], shape[r], shape[c])
             g, p = g_l[i].reshape(mat), p_l[i].reshape(mat)
-            row, col = row_l[i].reshape(mat[:1]), col_l[i].reshape(mat[1:])
+            row, col = row_l[i].reshape(mat[:-1]), col_l[i].reshape(mat[:-2] + mat[-1:])
             mats.append((i, g))
-            stats.append(rule.factored_stats(g, p, row, col, 0, 1))
+            stats.append(rule.factored_stats(g, p, row, col, b, b + 1))
         if mats:
             mean_sq_u = rule.factored_mean_sq_u([g for _, g in mats], stats)
             for (i, g), st, msu in zip(mats, stats, mean_sq_u):
@@ -182,6 +203,42 @@ class ScaleByAdafactor(Transform):
             res = jax.tree.map(ema, u, state.m)
             u, m = _tree.tree_unzip(updates, res, 2)
         return u, AdafactorState(count, row, col, v, m)
+
+    def _update_stacked(self, b_l, updates, state, params, **extra):
+        """Stacks of one leaf run as that leaf (XLA:CPU's reductions ran several times slower
+        with a leading axis of size one); the others keep their stacking axis."""
+        treedef = jax.tree.structure(updates)
+        ones = [
+            b == 1 and jnp.shape(g)[0] == 1 for b, g in zip(b_l, treedef.flatten_up_to(updates))
+        ]
+
+        def squeeze(tree):
+            if tree is None:
+                return None
+            xs = treedef.flatten_up_to(tree)
+            return treedef.unflatten([x[0] if o and x is not None else x for x, o in zip(xs, ones)])
+
+        def expand(tree):
+            if tree is None:
+                return None
+            xs = treedef.flatten_up_to(tree)
+            return treedef.unflatten(
+                [x[None] if o and x is not None else x for x, o in zip(xs, ones)]
+            )
+
+        inner_b = [0 if o else b for b, o in zip(b_l, ones)]
+        st = state._replace(
+            v_row=squeeze(state.v_row),
+            v_col=squeeze(state.v_col),
+            v=squeeze(state.v),
+            m=squeeze(state.m),
+        )
+        u, new = self._update_leaves(
+            inner_b, squeeze(updates), st, None if params is None else squeeze(params), **extra
+        )
+        return expand(u), new._replace(
+            v_row=expand(new.v_row), v_col=expand(new.v_col), v=expand(new.v), m=expand(new.m)
+        )
 
 
 # Unfactored leaves up to this many elements are stacked with others of the same size and dtypes
@@ -278,9 +335,10 @@ class _Rule:
         return scale
 
     def _mean_sq_p(self, p, cd, axes):
+        """Per-leaf mean of |p|^2 over ``axes``, kept as size-1 axes (None: no parameter scale)."""
         if not self.tx.multiply_by_parameter_scale:
             return None
-        return jnp.mean(_tree.abs_sq(p.astype(cd)), axis=axes)
+        return jnp.mean(_tree.abs_sq(p.astype(cd)), axis=axes, keepdims=True)
 
     def unfactored(self, g, p, v):
         """(k, n) stacks of raveled leaves, or one raveled leaf (n,) -> (update, new V)."""
@@ -305,8 +363,6 @@ class _Rule:
         u_a, _ = moment_and_update(g_a, v_a)
         mean_sq_u = jnp.mean(_tree.abs_sq(u_a), axis=-1, keepdims=True)
         mean_sq_p = self._mean_sq_p(p, cd, -1)
-        if mean_sq_p is not None:
-            mean_sq_p = mean_sq_p[..., None]
         scale = self._scale(mean_sq_u, mean_sq_p, rd)
         u, v_new = moment_and_update(g, v)
         return (u * _real(scale, cd)).astype(g.dtype), v_new.astype(v.dtype)
@@ -322,8 +378,9 @@ class _Rule:
         r_red = r if r < c else r - 1  # the row axis inside row_new
         return row_new, col_new, jnp.mean(row_new, axis=r_red, keepdims=True)
 
-    def factored_direct(self, g, p, row, col, r, c):
-        """One factored leaf of any rank, as written: (update, new R, new C)."""
+    def factored_direct(self, g, p, row, col, r, c, b=0):
+        """One factored leaf of any rank, as written: (update, new R, new C). The first ``b``
+        axes index stacked leaves (each has its own rms)."""
         cd = _tree.compute_dtype(g.dtype, p.dtype, row.dtype)
         rd, w, eps1 = self._scalars(p.dtype, cd)
         gc = g.astype(cd)
@@ -342,7 +399,9 @@ class _Rule:
             row_factor = (row_new / row_mean) ** -0.5
             col_factor = col_new**-0.5
             u = gc * _real(jnp.expand_dims(row_factor, c) * jnp.expand_dims(col_factor, r), cd)
-        scale = self._scale(jnp.mean(_tree.abs_sq(u)), self._mean_sq_p(p, cd, None), rd)
+        red = tuple(range(b, g.ndim))  # one leaf's axes
+        mean_sq_u = jnp.mean(_tree.abs_sq(u), axis=red, keepdims=True)
+        scale = self._scale(mean_sq_u, self._mean_sq_p(p, cd, red), rd)
         return (
             (u * _real(scale, cd)).astype(g.dtype),
             row_new.astype(row.dtype),
@@ -376,9 +435,8 @@ class _Rule:
             inv_col = 1.0 / col_new
             separable = jnp.asarray(True)
             cap = None
-        return _FactoredStats(
-            row_new, col_new, inv_row, inv_col, separable, self._mean_sq_p(p, cd, None), cap, r, c
-        )
+        mean_sq_p = self._mean_sq_p(p, cd, (r, c))
+        return _FactoredStats(row_new, col_new, inv_row, inv_col, separable, mean_sq_p, cap, r, c)
 
     def factored_mean_sq_u(self, gs, stats):
         """mean(U^2) of every factored leaf; the exact clamped form if any leaf needs it."""
@@ -388,14 +446,17 @@ class _Rule:
             for g, st in zip(gs, stats):
                 g2 = _tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype, st.row.dtype)))
                 inner = jnp.sum(g2 * jnp.expand_dims(st.inv_col, st.r), axis=st.c)
-                out.append(jnp.sum(st.inv_row * inner) / g.size)
+                total = jnp.sum(st.inv_row * inner, axis=-1)[..., None, None]
+                out.append(total / (g.shape[st.r] * g.shape[st.c]))
             return out
 
         def clamped_form(gs):
             return [
                 jnp.mean(
                     _tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype, st.row.dtype)))
-                    * self._inv_vhat(st)
+                    * self._inv_vhat(st),
+                    axis=(st.r, st.c),
+                    keepdims=True,
                 )
                 for g, st in zip(gs, stats)
             ]

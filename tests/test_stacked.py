@@ -1,0 +1,192 @@
+"""gradtx.flatten(params, stack=True): equal-shaped leaves stacked along a leading axis.
+
+Adafactor (``Spec.stack_aware``) runs leaf by leaf on such buffers and must give the tree's
+numbers; elementwise optimizers run on them as on any layout; other per-leaf optimizers refuse.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+from gradtx.registry import OPTIMIZERS
+
+from ._packed import assert_close_packed, max_abs, small_grads, small_params
+from .test_adafactor_layout import _numpy_run, _vhat_min
+
+STACK_AWARE = [k for k, s in OPTIMIZERS.items() if s.stack_aware]
+REFUSING = [k for k, s in OPTIMIZERS.items() if not s.elementwise and not s.stack_aware]
+F32_EPS = float(np.finfo(np.float32).eps)
+
+
+def mixed_params():
+    """Leaves that stack: matrices of two shapes (factored), 3x3 kernels (batch axes), vectors,
+    scalars, a (1, rows, cols) leaf pair, and a lone matrix (a stack of one). Leaves sharing a
+    stack have scales 100x apart, so a statistic taken over the whole stack instead of per leaf
+    changes the result."""
+    rng = np.random.default_rng(0)
+    shapes = {
+        "a": ((7, 130), 0.01),
+        "b": ((7, 130), 1.0),
+        "c": ((7, 130), 3.0),
+        "conv1": ((3, 3, 4, 130), 0.05),
+        "conv2": ((3, 3, 4, 130), 2.0),
+        "lone": ((130, 140), 1.0),
+        "u1": ((1, 130, 129), 0.1),
+        "u2": ((1, 130, 129), 5.0),
+        "bias1": ((5,), 0.02),
+        "bias2": ((5,), 4.0),
+        "odd": ((9,), 1.0),
+        "s1": ((), 0.5),
+        "s2": ((), -2.0),
+    }
+    return {
+        k: jnp.asarray(scale * rng.standard_normal(s), jnp.float32)
+        for k, (s, scale) in shapes.items()
+    }
+
+
+def mixed_grads(params, k):
+    g = jax.tree.map(lambda p: jnp.cos(3.0 * p + k) * (1.0 + jnp.abs(p)), params)
+    # unused embedding rows and columns: a zero row in one leaf of a stack, a zero column in
+    # another
+    g["b"] = g["b"].at[2].set(0.0)
+    g["c"] = g["c"].at[:, 5].set(0.0)
+    return g
+
+
+def _run(tx, params, grads_fn, steps, stack):
+    p = gradtx.flatten(params, stack=True) if stack else params
+    s = tx.init(p)
+    for k in range(steps):
+        g = grads_fn(p.unflatten() if stack else p, float(k))
+        if stack:
+            g = gradtx.flatten_like(p, g)
+        u, s = tx.update(g, s, p)
+        p = gradtx.apply_updates(p, u)
+    return p.unflatten() if stack else p, s
+
+
+def test_stack_layout_round_trips_and_describes():
+    params = mixed_params()
+    flat = gradtx.flatten(params, stack=True)
+    shapes = sorted(tuple(b.shape) for b in flat.buffers)
+    assert shapes == sorted(
+        [(3, 7, 130), (2, 3, 3, 4, 130), (1, 130, 140), (2, 1, 130, 129), (2, 5), (1, 9), (2,)]
+    )
+    assert "3 leaves stacked" in repr(flat)
+    back = flat.unflatten()
+    assert jax.tree.structure(back) == jax.tree.structure(params)
+    jax.tree.map(np.testing.assert_array_equal, back, params)
+    # the gradient of a loss of flat.unflatten() comes back stacked
+    g = jax.grad(lambda f: sum(jnp.sum(x**2) for x in jax.tree.leaves(f.unflatten())))(flat)
+    assert isinstance(g, gradtx.FlatParams) and g.plan == flat.plan
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, 2 * b), g.unflatten(), params)
+
+
+def test_stack_layout_caps_buffers_and_keeps_order():
+    params = {f"w{i:02d}": jnp.full((4, 8), float(i), jnp.float32) for i in range(10)}
+    flat = gradtx.flatten(params, stack=True, max_buffer_bytes=3 * 4 * 8 * 4)
+    assert [b.shape[0] for b in flat.buffers] == [3, 3, 3, 1]
+    np.testing.assert_array_equal(flat.buffers[1][:, 0, 0], [3.0, 4.0, 5.0])
+    with pytest.raises(TypeError, match="stack must be a bool"):
+        gradtx.flatten(params, stack=1)
+
+
+@pytest.mark.parametrize("key", STACK_AWARE)
+def test_adafactor_stacked_equals_tree(key):
+    tx = OPTIMIZERS[key].make(learning_rate=0.05)
+    params = mixed_params()
+    ref, _ = _run(tx, params, mixed_grads, 3, stack=False)
+    got, state = _run(tx, params, mixed_grads, 3, stack=True)
+    for name in ref:
+        scale = max(1.0, float(jnp.max(jnp.abs(ref[name]))))
+        np.testing.assert_allclose(
+            got[name], ref[name], rtol=0, atol=8 * F32_EPS * scale, err_msg=name
+        )
+    # the state is stacked too: one statistics buffer per stack
+    assert len(jax.tree.leaves(state)) < len(jax.tree.leaves(tx.init(params)))
+
+
+def test_adafactor_stacked_clamp_fallback_matches_numpy(x64):
+    """torch's max(Vhat, eps1^2) binds for one leaf of a stack (a row of tiny gradients): the
+    exact clamped reductions (the lax.cond branch) run per leaf on the stacked buffers and match
+    the numpy reference, as the tree does in tests/test_adafactor_layout.py."""
+    rng = np.random.default_rng(0)
+    eps1 = 1e-3
+    base = {k: rng.standard_normal((6, 5)) for k in ("w1", "w2", "w3")}
+    scale = np.ones((6, 5))
+    scale[2, :] = 1e-4
+    grads = {
+        "w1": lambda t: base["w1"] * scale * (1 + 0.1 * t),
+        "w2": lambda t: base["w2"] * (1 - 0.1 * t),
+        "w3": lambda t: 10.0 * base["w3"],
+        "b": lambda t: np.full(5, 0.3 * t),
+    }
+    p0 = {"w1": rng.standard_normal((6, 5)), "w2": 0.01 * rng.standard_normal((6, 5)),
+          "w3": rng.standard_normal((6, 5)), "b": rng.standard_normal(5)}  # fmt: skip
+    assert _vhat_min(grads["w1"], (6, 5), 4, eps1) < eps1 * eps1  # the clamp does bind
+    want = _numpy_run(grads, p0, 4, lr=0.05, eps1=eps1)
+    tx = gradtx.adafactor(0.05, eps1=eps1)
+    flat = gradtx.flatten({k: jnp.asarray(v, jnp.float64) for k, v in p0.items()}, stack=True)
+    assert sorted(b.shape for b in flat.buffers) == [(1, 5), (3, 6, 5)]
+    s = tx.init(flat)
+    for t in range(1, 5):
+        g = gradtx.flatten_like(flat, {k: jnp.asarray(grads[k](t)) for k in p0})
+        u, s = tx.update(g, s, flat)
+        flat = gradtx.apply_updates(flat, u)
+    got = flat.unflatten()
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_adafactor_stacked_under_jit_vmap_and_step():
+    params = mixed_params()
+    flat = gradtx.flatten(params, stack=True)
+    grads = gradtx.flatten_like(flat, mixed_grads(params, 0.0))
+
+    def run(lr):
+        tx = gradtx.adafactor(lr, convention="optax")
+        u, _ = tx.update(grads, tx.init(flat), flat)
+        return gradtx.apply_updates(flat, u)
+
+    lrs = jnp.array([0.01, 0.1])
+    batched = jax.jit(jax.vmap(run))(lrs)
+    for i, lr in enumerate(lrs):
+        one = run(float(lr))
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-6, atol=1e-6), batched, one
+        )
+    # vmapped buffers unflatten with their population axis in front
+    leaf = batched.unflatten()["a"]
+    assert leaf.shape == (2, 7, 130)
+    tx = gradtx.adafactor(0.05)
+    state = tx.init(flat)
+    new_p, new_s = gradtx.step(tx, grads, state, jax.tree.map(jnp.copy, flat))
+    u, s2 = tx.update(grads, tx.init(flat), flat)
+    assert_close_packed(new_p, gradtx.apply_updates(flat, u), scale=max_abs(flat))
+    assert_close_packed(new_s, s2, scale=max(max_abs(s2), 1.0))
+
+
+@pytest.mark.parametrize("key", ["adam", "sgd[momentum=0.9]", "lion"])
+def test_elementwise_optimizers_run_on_stacks(key):
+    tx = OPTIMIZERS[key].make(learning_rate=0.05)
+    params = small_params()
+    ref, _ = _run(tx, params, small_grads, 3, stack=False)
+    got, _ = _run(tx, params, small_grads, 3, stack=True)
+    assert_close_packed(got, ref, scale=max_abs(ref))
+
+
+@pytest.mark.parametrize("key", REFUSING)
+def test_other_per_leaf_optimizers_refuse_stacks(key):
+    spec = OPTIMIZERS[key]
+    flat = gradtx.flatten(small_params(), stack=True)
+    with pytest.raises(TypeError, match=f"gradtx.{spec.name}: .*cannot run on packed buffers"):
+        spec.make().init(flat)
+
+
+def test_adafactor_refuses_raveled_buffers_and_says_what_to_do():
+    flat = gradtx.flatten(mixed_params())
+    with pytest.raises(TypeError, match=r"gradtx.adafactor: .*stack=True"):
+        gradtx.adafactor().init(flat)
