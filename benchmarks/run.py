@@ -75,6 +75,7 @@ class Opt:
     optax: Any  # () -> optax transform
     floats: int | None  # floats moved per parameter by an ideal fused step
     elementwise: bool = True
+    stackable: bool = False  # runs leaf by leaf on gradtx.flatten(params, stack=True)
     note: str = ""
 
 
@@ -115,6 +116,7 @@ def _optimizers() -> list[Opt]:
             lambda: optax.adafactor(LR),
             None,
             elementwise=False,
+            stackable=True,
             note="" if has("adafactor") else "gradtx.adafactor not available in this build",
         ),
         Opt(
@@ -212,8 +214,9 @@ class Impl:
 
     ``layout`` is ``"tree"`` (params and grads as the tree), ``"flat"`` (``gradtx.flatten``'d
     params, grads packed once with ``flatten_like``: a model differentiated through
-    ``flat.unflatten()``) or ``"flat_tree_grads"`` (flat params, tree grads packed inside every
-    step).
+    ``flat.unflatten()``), ``"flat_tree_grads"`` (flat params, tree grads packed inside every
+    step) or ``"stacked"`` (``gradtx.flatten(params, stack=True)``: equal-shaped leaves stacked,
+    for Adafactor; grads packed once, as for ``"flat"``).
     """
 
     def __init__(self, kind: str, tx: Any, params_np: Any, grads: Any, layout: str = "tree"):
@@ -229,8 +232,8 @@ class Impl:
     def fresh(self):
         self.p = _block(jax.tree.map(jnp.asarray, self.params_np))
         if self.layout != "tree":
-            self.p = _block(gradtx.flatten(self.p))
-            if self.layout == "flat":
+            self.p = _block(gradtx.flatten(self.p, stack=self.layout == "stacked"))
+            if self.layout in ("flat", "stacked"):
                 self.grads = _block(gradtx.flatten_like(self.p, self.tree_grads))
         self.s = _block(self.tx.init(self.p))
 
@@ -311,6 +314,8 @@ def bench_one(opt: Opt, tree: str, args) -> dict[str, Any]:
             impls["flat_tree_grads"] = Impl(
                 "gradtx", opt.gradtx(), params_np, grads, layout="flat_tree_grads"
             )
+        if opt.stackable and not args.no_flat:
+            impls["stacked"] = Impl("gradtx", opt.gradtx(), params_np, grads, layout="stacked")
     impls["optax"] = Impl("optax", opt.optax(), params_np, grads)
     row: dict[str, Any] = {
         "optimizer": opt.name,
@@ -330,6 +335,7 @@ def bench_one(opt: Opt, tree: str, args) -> dict[str, Any]:
         r = row["impls"][name]
         r["compile_s"] = ct
         r["first_call_s"] = ct + first
+        r["buffers"] = len(jax.tree.leaves(im.p))
         r["peak_mb"] = (_peak_bytes(compiled) or 0) / 2**20
         runners[name] = im.runner(call, donate=True)
     for name, st in _alternate(runners, args.reps).items():
@@ -576,6 +582,41 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{c(f)} / {c(ft)} / {c(o)} | {cratio} | {e(f)} / {e(ft)} / {e(o)} ms | "
                 f"{pk(f)} / {pk(ft)} / {pk(o)} | {bw} |"
             )
+    stacked_rows = [r for r in result["rows"] if "stacked" in r["impls"]]
+    if stacked_rows:
+        lines += [
+            "",
+            "## Stacked params (`gradtx.flatten(params, stack=True)`): equal-shaped leaves stacked",
+            "",
+            "`stacked`: the donated step on `gradtx.flatten(params, stack=True)` with stacked "
+            "gradients (what a loss of `flat.unflatten()` differentiates to); Adafactor runs leaf "
+            "by leaf on the stacks. Ratios are over Optax's donated tree step in the same run.",
+            "",
+            "| optimizer | tree | leaves | buffers | stacked | stacked/optax | "
+            "compile stacked / optax (s) | compile ratio | eager stacked / optax (ms) | "
+            "peak MiB stacked / optax |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in stacked_rows:
+            im = row["impls"]
+            f, o = im["stacked"], im.get("optax", {})
+            cr = (
+                f"{f['compile_s'] / o['compile_s']:.3f}x"
+                if "compile_s" in f and o.get("compile_s")
+                else "-"
+            )
+            ee = (
+                f"{f['eager']['median_ms']:.2f} / {o['eager']['median_ms']:.2f}"
+                if f.get("eager") and o.get("eager")
+                else "-"
+            )
+            lines.append(
+                f"| {row['optimizer']} | {row['tree']} | {row['leaves']} | "
+                f"{f.get('buffers', '-')} | {_fmt_ms(f.get('jit_donated'))} | "
+                f"{_ratio(f.get('jit_donated'), o.get('jit_donated'))} | "
+                f"{f.get('compile_s', 0):.2f} / {o.get('compile_s', 0):.2f} | {cr} | {ee} | "
+                f"{f.get('peak_mb', 0):.0f} / {o.get('peak_mb', 0):.0f} |"
+            )
     lines += summary(result)
     if result["skipped"]:
         lines += ["", "Skipped: " + "; ".join(result["skipped"]) + "."]
@@ -584,7 +625,7 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_PATHS = ("gradtx", "grouped", "flat")
+_PATHS = ("gradtx", "grouped", "flat", "stacked")
 
 
 def summary(result: dict[str, Any]) -> list[str]:
@@ -594,7 +635,8 @@ def summary(result: dict[str, Any]) -> list[str]:
         "",
         "## Summary: gradtx's fastest path vs Optax",
         "",
-        "`best` is the fastest of gradtx's tree, `grouped` and `flat` donated steps; every ratio is "
+        "`best` is the fastest of gradtx's tree, `grouped`, `flat` and `stacked` donated steps; "
+        "every ratio is "
         "gradtx over Optax in this run (below 1 is faster), except eager, which is Optax's eager "
         "`update` over gradtx's fastest eager `update` (above 1 is faster). Compile: the fastest "
         "gradtx path's lower + compile over Optax's.",
@@ -640,7 +682,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=0, help="timed repetitions (default 15, quick 7)")
     ap.add_argument("--max-leaf-size", type=int, default=gradtx._grouped.DEFAULT_MAX_LEAF_SIZE)
     ap.add_argument("--no-grouped", action="store_true")
-    ap.add_argument("--no-flat", action="store_true", help="skip the gradtx.flatten columns")
+    ap.add_argument(
+        "--no-flat", action="store_true", help="skip the gradtx.flatten columns (flat and stacked)"
+    )
     ap.add_argument(
         "--no-tree",
         action="store_true",
