@@ -584,6 +584,12 @@ def adafactor(
 
     Conventions: ``optax.adafactor(lr)`` is ``adafactor(lr, convention="optax")``.
 
+    Layouts: the params tree, or ``gradtx.flatten(params, stack=True)`` (equal-shaped leaves
+    stacked along a leading axis, which Adafactor treats as the index of the stacked leaves:
+    every statistic is still per leaf, and a model with many leaves runs a few kernels per
+    shape instead of per leaf). Raveled buffers (``gradtx.flatten`` without ``stack``,
+    ``gradtx.grouped``) raise ``TypeError``.
+
     References:
       Shazeer, Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", ICML
       2018. arXiv:1804.04235
