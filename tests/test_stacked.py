@@ -51,8 +51,9 @@ def mixed_grads(params, k):
     g = jax.tree.map(lambda p: jnp.cos(3.0 * p + k) * (1.0 + jnp.abs(p)), params)
     # unused embedding rows and columns: a zero row in one leaf of a stack, a zero column in
     # another
-    g["b"] = g["b"].at[2].set(0.0)
-    g["c"] = g["c"].at[:, 5].set(0.0)
+    if "c" in g:
+        g["b"] = g["b"].at[2].set(0.0)
+        g["c"] = g["c"].at[:, 5].set(0.0)
     return g
 
 
@@ -142,7 +143,7 @@ def test_adafactor_stacked_clamp_fallback_matches_numpy(x64):
 
 
 def test_adafactor_stacked_under_jit_vmap_and_step():
-    params = mixed_params()
+    params = {k: v for k, v in mixed_params().items() if k in ("a", "b", "bias1", "bias2")}
     flat = gradtx.flatten(params, stack=True)
     grads = gradtx.flatten_like(flat, mixed_grads(params, 0.0))
 
