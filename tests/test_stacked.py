@@ -12,7 +12,7 @@ import pytest
 import gradtx
 from gradtx.registry import OPTIMIZERS
 
-from ._packed import assert_close_packed, max_abs, small_grads, small_params
+from ._packed import assert_close_packed, max_abs, mesh8_shardings, small_grads, small_params
 from .test_adafactor_layout import _numpy_run, _vhat_min
 
 STACK_AWARE = [k for k, s in OPTIMIZERS.items() if s.stack_aware]
@@ -191,3 +191,25 @@ def test_adafactor_refuses_raveled_buffers_and_says_what_to_do():
     flat = gradtx.flatten(mixed_params())
     with pytest.raises(TypeError, match=r"gradtx.adafactor: .*stack=True"):
         gradtx.adafactor().init(flat)
+
+
+def test_adafactor_stacked_with_a_sharded_leaf_on_8_devices(tmp_path):
+    """A leaf sharded over 8 devices is never stacked (its own buffer, its own sharding, treated
+    as a plain leaf); the stacks and the state save and load like any tree."""
+    sharded, replicated = mesh8_shardings()
+    rng = np.random.default_rng(1)
+    params = {
+        "w1": jax.device_put(jnp.asarray(rng.standard_normal((6, 5)), jnp.float32), replicated),
+        "w2": jax.device_put(jnp.asarray(rng.standard_normal((6, 5)), jnp.float32), replicated),
+        "big": jax.device_put(jnp.asarray(rng.standard_normal((8, 132)), jnp.float32), sharded),
+    }
+    flat = gradtx.flatten(params, stack=True)
+    assert [(k, m) for k, m, _ in flat.plan.entries] == [("leaf", (0,)), ("stack", (1, 2))]
+    tx = gradtx.adafactor(0.05)
+    ref, _ = _run(tx, params, mixed_grads, 2, stack=False)
+    got, state = _run(tx, params, mixed_grads, 2, stack=True)
+    assert got["big"].sharding.is_equivalent_to(sharded, 2)
+    assert_close_packed(got, ref, scale=max_abs(ref))
+    gradtx.save_npz(tmp_path / "s.npz", state)
+    back = gradtx.load_npz(tmp_path / "s.npz", tx.init(flat))
+    jax.tree.map(np.testing.assert_array_equal, back, state)
