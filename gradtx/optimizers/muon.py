@@ -129,20 +129,25 @@ class ScaleByMuon(Transform):
         _checks.check_choice(fn, "conv_layout", self.conv_layout, ("oihw", "hwio"))
 
     def _init(self, params):
-        _view.check_leafwise("gradtx.muon", params, "per-matrix orthogonalization")
+        _stack_axes(params, "per-matrix orthogonalization")
         return MuonState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params))
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.muon", updates, "per-matrix orthogonalization")
+        # A gradtx.flatten(params, stack=True) buffer is a stack of leaves: its leading axis is
+        # one more batch axis in front of each leaf's own matrix view.
+        stack = iter(_stack_axes(updates, "per-matrix orthogonalization"))
         mu = value_at(self.momentum, state.count)
 
         def leaf(g, b):
+            nb = next(stack)
             cd = _tree.compute_dtype(g.dtype, b.dtype)
             gc, m = g.astype(cd), _tree.hp(mu, cd)
             b_new = m * b.astype(cd) + (1 - m) * gc
             u = (1 - m) * gc + m * b_new if self.nesterov else b_new
-            batch, rows, cols = matrix_view(g.shape, self.conv_layout, self.batch_dims)
-            x = u.reshape(*batch, rows, cols)
+            batch, rows, cols = matrix_view(g.shape[nb:], self.conv_layout, self.batch_dims)
+            # (a stack of one leaf runs as that leaf: XLA:CPU's batched matmul is slower)
+            lead = () if g.shape[:nb] == (1,) else g.shape[:nb]
+            x = u.reshape(*lead, *batch, rows, cols)
             o = newton_schulz(
                 x, self.ns_a, self.ns_b, self.ns_c, self.ns_steps, self.eps, self.ns_dtype
             )
@@ -158,12 +163,17 @@ class ScaleByMuon(Transform):
         return out, MuonState(_tree.safe_increment(state.count), b)
 
 
-def _is_matrix(x: Any) -> bool:
-    return x is not None and jnp.ndim(x) >= 2
+def _stack_axes(tree: Any, what: str) -> list[int]:
+    """Per leaf, the leading axes that index stacked leaves (``gradtx.flatten(stack=True)``)."""
+    axes = _view.stack_axes("gradtx.muon", tree, what)
+    return [0] * len(jax.tree.leaves(tree)) if axes is None else axes
 
 
-def _select(tree: Any, keep_matrices: bool) -> Any:
-    return jax.tree.map(lambda x: x if _is_matrix(x) == keep_matrices else None, tree)
+def _select(tree: Any, keep_matrices: bool, stack: list[int]) -> Any:
+    """``tree`` with None at the leaves that are (not) matrices; ``stack`` as ``_stack_axes``."""
+    leaves, treedef = jax.tree.flatten(tree)
+    keep = [jnp.ndim(x) - nb >= 2 for x, nb in zip(leaves, stack)]
+    return treedef.unflatten([x if k == keep_matrices else None for x, k in zip(leaves, keep)])
 
 
 def _merge(matrices: Any, others: Any) -> Any:
@@ -183,17 +193,20 @@ class MuonSplit(Transform):
     fallback: Transform
 
     def _init(self, params):
-        _view.check_leafwise("gradtx.muon", params, "splitting matrices from vectors by shape")
+        stack = _stack_axes(params, "splitting matrices from vectors by shape")
         return MuonSplitState(
-            self.muon._init(_select(params, True)), self.fallback._init(_select(params, False))
+            self.muon._init(_select(params, True, stack)),
+            self.fallback._init(_select(params, False, stack)),
         )
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.muon", updates, "splitting matrices from vectors by shape")
-        p_m = None if params is None else _select(params, True)
-        p_o = None if params is None else _select(params, False)
-        u_m, s_m = self.muon._update(_select(updates, True), state.muon, p_m, **extra)
-        u_o, s_o = self.fallback._update(_select(updates, False), state.fallback, p_o, **extra)
+        stack = _stack_axes(updates, "splitting matrices from vectors by shape")
+        p_m = None if params is None else _select(params, True, stack)
+        p_o = None if params is None else _select(params, False, stack)
+        u_m, s_m = self.muon._update(_select(updates, True, stack), state.muon, p_m, **extra)
+        u_o, s_o = self.fallback._update(
+            _select(updates, False, stack), state.fallback, p_o, **extra
+        )
         return _merge(u_m, u_o), MuonSplitState(s_m, s_o)
 
 
@@ -279,6 +292,11 @@ def muon(
       batch_dims: None (the rules above) or the number of leading batch axes.
       ns_dtype: dtype of the Newton-Schulz iteration (torch: bfloat16; float32 is more exact).
       {maximize} It applies to the fallback's leaves too (torch's Muon has no maximize).
+
+    Layouts: the params tree, or ``gradtx.flatten(params, stack=True)`` (equal-shaped leaves
+    stacked along a leading axis, one more batch axis in front of each leaf's matrix view: the
+    Newton-Schulz iteration runs as one batched matmul per stack, with each matrix normalised
+    and orthogonalised on its own). Raveled buffers raise ``TypeError``.
 
     Conventions: torch orthogonalises in bfloat16, and so does gradtx by default; bfloat16
     rounding makes trajectories agree to about 1e-2 relative, not to float64 precision.
