@@ -537,21 +537,17 @@ def markdown(result: dict[str, Any]) -> str:
         )
     flat_rows = [r for r in result["rows"] if "flat" in r["impls"]]
     if flat_rows:
-        lines += [
-            "",
-            "## Flat params (`gradtx.flatten`): params, grads and state as flat buffers",
-            "",
+        lines += _section(
+            "Flat params (`gradtx.flatten`): params, grads and state as flat buffers",
             "`flat`: the donated step on `gradtx.flatten(params)` with flat gradients (what a "
             "loss of `flat.unflatten()` differentiates to). `flat (tree grads)`: the same step "
             "fed tree-shaped gradients, packed by `gradtx.flatten_like` inside the jit (one copy "
             "of the gradients per step). Ratios are over Optax's donated tree step in the same "
             "run; compile is lower + compile of the donated step, seconds.",
-            "",
-            "| optimizer | tree | leaves | flat | flat/optax | flat (tree grads) | "
-            "flat-tg/optax | compile flat / flat-tg / optax | compile flat/optax | "
-            "eager flat / flat-tg / optax | peak MiB flat / flat-tg / optax | GB/s flat |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
+            "optimizer | tree | leaves | flat | flat/optax | flat (tree grads) | flat-tg/optax | "
+            "compile flat / flat-tg / optax | compile flat/optax | eager flat / flat-tg / optax | "
+            "peak MiB flat / flat-tg / optax | GB/s flat",
+        )
         for row in flat_rows:
             im = row["impls"]
             f, ft, o = im.get("flat", {}), im.get("flat_tree_grads", {}), im.get("optax", {})
@@ -584,19 +580,15 @@ def markdown(result: dict[str, Any]) -> str:
             )
     stacked_rows = [r for r in result["rows"] if "stacked" in r["impls"]]
     if stacked_rows:
-        lines += [
-            "",
-            "## Stacked params (`gradtx.flatten(params, stack=True)`): equal-shaped leaves stacked",
-            "",
+        lines += _section(
+            "Stacked params (`gradtx.flatten(params, stack=True)`): equal-shaped leaves stacked",
             "`stacked`: the donated step on `gradtx.flatten(params, stack=True)` with stacked "
             "gradients (what a loss of `flat.unflatten()` differentiates to); Adafactor runs leaf "
             "by leaf on the stacks. Ratios are over Optax's donated tree step in the same run.",
-            "",
-            "| optimizer | tree | leaves | buffers | stacked | stacked/optax | "
+            "optimizer | tree | leaves | buffers | stacked | stacked/optax | "
             "compile stacked / optax (s) | compile ratio | eager stacked / optax (ms) | "
-            "peak MiB stacked / optax |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
+            "peak MiB stacked / optax",
+        )
         for row in stacked_rows:
             im = row["impls"]
             f, o = im["stacked"], im.get("optax", {})
@@ -623,6 +615,12 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("torch_note"):
         lines += ["", result["torch_note"]]
     return "\n".join(lines) + "\n"
+
+
+def _section(title: str, intro: str, columns: str) -> list[str]:
+    """A report section's heading, introduction and table header (``columns``: "a | b | c")."""
+    n = columns.count("|") + 1
+    return ["", f"## {title}", "", intro, "", f"| {columns} |", "|" + "---|" * n]
 
 
 _PATHS = ("gradtx", "grouped", "flat", "stacked")
