@@ -375,7 +375,7 @@ _NOT_ELEMENTWISE = (
 
 # Of those, the ones that treat the leading axis of gradtx.flatten(stack=True) buffers as the
 # index of stacked leaves (per-leaf statistics computed per slice).
-_STACK_AWARE = ("adafactor", "muon")
+_STACK_AWARE = ("adafactor", "lamb", "lars", "muon")
 
 
 def _with_flags(spec: Spec) -> Spec:

@@ -1,8 +1,8 @@
 """gradtx.flatten(params, stack=True): equal-shaped leaves stacked along a leading axis.
 
-Adafactor and Muon (``Spec.stack_aware``) run leaf by leaf on such buffers and must give the
-tree's numbers; elementwise optimizers run on them as on any layout; other per-leaf optimizers
-refuse.
+Adafactor, Muon, LAMB and LARS (``Spec.stack_aware``) run leaf by leaf on such buffers and must
+give the tree's numbers; elementwise optimizers run on them as on any layout; other per-leaf
+optimizers refuse.
 """
 
 import jax
@@ -98,7 +98,8 @@ def test_stack_layout_caps_buffers_and_keeps_order():
 
 @pytest.mark.parametrize("key", STACK_AWARE)
 def test_stack_aware_equals_tree(key):
-    """Every Adafactor and Muon registry entry. Muon orthogonalises each matrix of a stack (its
+    """Every Adafactor, Muon, LAMB and LARS registry entry (LAMB and LARS: one trust ratio per
+    stacked leaf, whose scales differ 100x inside a stack). Muon orthogonalises each matrix of a stack (its
     (1, 130, 129) leaves are stacks of one matrix, which a Muon that ignored the stacking axis
     would read as convolution kernels); the vectors and scalars go to its AdamW fallback."""
     tx = OPTIMIZERS[key].make(learning_rate=0.05)

@@ -22,6 +22,9 @@ class ScaleByTrustRatio(Transform):
     r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
     r = 1                                   where either norm is 0
     u <- r * u                              on the leaves where ``mask`` is True
+
+    On ``gradtx.flatten(params, stack=True)`` buffers the norms are taken per stacked leaf (over
+    the axes after the stacking axis), so LAMB and LARS give the tree's numbers there.
     """
 
     min_norm: Any = 0.0
@@ -36,25 +39,36 @@ class ScaleByTrustRatio(Transform):
         _checks.check_nonnegative(self.fn, "trust_coefficient", self.trust_coefficient)
         _checks.check_nonnegative(self.fn, "eps", self.eps)
 
+    def _stack_axes(self, tree):
+        """Per leaf, its leading axes that index stacked leaves (``flatten(stack=True)``)."""
+        axes = _view.stack_axes(f"gradtx.{self.fn}", tree, "per-leaf trust ratios")
+        return [0] * len(jax.tree.leaves(tree)) if axes is None else axes
+
     def _init(self, params):
-        _view.check_leafwise(f"gradtx.{self.fn}", params, "per-leaf trust ratios")
+        self._stack_axes(params)
         return EmptyState()
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise(f"gradtx.{self.fn}", updates, "per-leaf trust ratios")
+        stack = iter(self._stack_axes(updates))
         if params is None:
             raise ValueError(f"{self.where()}: the trust ratio needs params; pass them to update.")
         _checks.check_same_tree(self.where(), params, updates, "params", "updates")
         mask = resolve_mask(self.mask, params, self.where())
 
         def leaf(u, p, on):
+            nb = next(stack)  # norms over each stacked leaf's own axes
             if not on:
                 return u
             cd = _tree.compute_dtype(u.dtype, p.dtype)
             rd = _tree.real_dtype(cd)
             mn = _tree.hp(self.min_norm, rd)
-            pn = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(p.astype(cd)))), mn)
-            un = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(u.astype(cd)))), mn)
+            axes = tuple(range(nb, jnp.ndim(u)))
+
+            def norm(x):
+                return jnp.sqrt(jnp.sum(_tree.abs_sq(x.astype(cd)), axis=axes, keepdims=True))
+
+            pn = jnp.maximum(norm(p), mn)
+            un = jnp.maximum(norm(u), mn)
             r = _tree.hp(self.trust_coefficient, rd) * pn / (un + _tree.hp(self.eps, rd))
             r = jnp.where((pn == 0) | (un == 0), jnp.ones((), rd), r)
             return (u.astype(cd) * r).astype(u.dtype)
