@@ -98,10 +98,11 @@ def test_stack_layout_caps_buffers_and_keeps_order():
 
 @pytest.mark.parametrize("key", STACK_AWARE)
 def test_stack_aware_equals_tree(key):
-    """Every Adafactor, Muon, LAMB and LARS registry entry (LAMB and LARS: one trust ratio per
-    stacked leaf, whose scales differ 100x inside a stack). Muon orthogonalises each matrix of a stack (its
-    (1, 130, 129) leaves are stacks of one matrix, which a Muon that ignored the stacking axis
-    would read as convolution kernels); the vectors and scalars go to its AdamW fallback."""
+    """Every Adafactor, Muon, LAMB and LARS registry entry. LAMB and LARS take one trust ratio
+    per stacked leaf (scales 100x apart inside a stack). Muon orthogonalises each matrix of a
+    stack (its (1, 130, 129) leaves are stacks of one matrix, which a Muon that ignored the
+    stacking axis would read as convolution kernels); vectors and scalars go to its AdamW
+    fallback."""
     tx = OPTIMIZERS[key].make(learning_rate=0.05)
     params = mixed_params()
     ref, _ = _run(tx, params, mixed_grads, 3, stack=False)
