@@ -212,33 +212,27 @@ class ScaleByAdafactor(Transform):
             b == 1 and jnp.shape(g)[0] == 1 for b, g in zip(b_l, treedef.flatten_up_to(updates))
         ]
 
-        def squeeze(tree):
-            if tree is None:
-                return None
-            xs = treedef.flatten_up_to(tree)
-            return treedef.unflatten([x[0] if o and x is not None else x for x, o in zip(xs, ones)])
-
-        def expand(tree):
+        def on_ones(tree, fn):
             if tree is None:
                 return None
             xs = treedef.flatten_up_to(tree)
             return treedef.unflatten(
-                [x[None] if o and x is not None else x for x, o in zip(xs, ones)]
+                [fn(x) if o and x is not None else x for x, o in zip(xs, ones)]
             )
 
+        def squeeze(tree):
+            return on_ones(tree, lambda x: x[0])
+
+        def expand(tree):
+            return on_ones(tree, lambda x: x[None])
+
+        stats = ("v_row", "v_col", "v", "m")
         inner_b = [0 if o else b for b, o in zip(b_l, ones)]
-        st = state._replace(
-            v_row=squeeze(state.v_row),
-            v_col=squeeze(state.v_col),
-            v=squeeze(state.v),
-            m=squeeze(state.m),
-        )
+        st = state._replace(**{f: squeeze(getattr(state, f)) for f in stats})
         u, new = self._update_leaves(
             inner_b, squeeze(updates), st, None if params is None else squeeze(params), **extra
         )
-        return expand(u), new._replace(
-            v_row=expand(new.v_row), v_col=expand(new.v_col), v=expand(new.v), m=expand(new.m)
-        )
+        return expand(u), new._replace(**{f: expand(getattr(new, f)) for f in stats})
 
 
 # Unfactored leaves up to this many elements are stacked with others of the same size and dtypes
