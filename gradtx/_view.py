@@ -146,8 +146,8 @@ def check_leafwise(where: str, tree: Any, what: str = "per-leaf statistics") -> 
     )
 
 
-def stack_axes(where: str, tree: Any, what: str = "per-leaf statistics") -> list[int] | None:
-    """Per leaf of ``tree``, how many leading axes index stacked leaves; None for a plain tree.
+def stack_axes(where: str, tree: Any, what: str = "per-leaf statistics") -> list[int]:
+    """Per leaf of ``tree``, how many leading axes index stacked leaves (0 on a plain tree).
 
     For transforms with per-leaf statistics that treat a leading stacking axis as a batch of
     leaves (Adafactor): ``gradtx.flatten(params, stack=True)`` buffers give 1 (a sharded leaf
@@ -167,4 +167,4 @@ def stack_axes(where: str, tree: Any, what: str = "per-leaf statistics") -> list
             f"and keeps their axes, or use the params tree itself."
         )
     check_leafwise(where, tree, what)
-    return None
+    return [0] * len(jax.tree.leaves(tree))

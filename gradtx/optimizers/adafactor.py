@@ -84,14 +84,13 @@ class ScaleByAdafactor(Transform):
         return None if dims is None else (dims[0] + b, dims[1] + b)
 
     @staticmethod
-    def _stack_axes(tree, n):
+    def _stack_axes(tree):
         """Per leaf, its leading axes that index stacked leaves (``flatten(stack=True)``)."""
-        axes = _view.stack_axes("gradtx.adafactor", tree, "per-leaf factored statistics")
-        return [0] * n if axes is None else axes
+        return _view.stack_axes("gradtx.adafactor", tree, "per-leaf factored statistics")
 
     def _init(self, params):
         leaves, treedef = jax.tree.flatten(params)
-        b_l = self._stack_axes(params, len(leaves))
+        b_l = self._stack_axes(params)
 
         def stats(p, b):
             rd = _tree.real_dtype(jnp.result_type(p))
@@ -110,7 +109,7 @@ class ScaleByAdafactor(Transform):
         return AdafactorState(jnp.zeros((), jnp.int32), row, col, v, m)
 
     def _update(self, updates, state, params, **extra):
-        b_l = self._stack_axes(updates, len(jax.tree.leaves(updates)))
+        b_l = self._stack_axes(updates)
         if any(b_l):
             return self._update_stacked(b_l, updates, state, params, **extra)
         return self._update_leaves(b_l, updates, state, params, **extra)

@@ -41,8 +41,7 @@ class ScaleByTrustRatio(Transform):
 
     def _stack_axes(self, tree):
         """Per leaf, its leading axes that index stacked leaves (``flatten(stack=True)``)."""
-        axes = _view.stack_axes(f"gradtx.{self.fn}", tree, "per-leaf trust ratios")
-        return [0] * len(jax.tree.leaves(tree)) if axes is None else axes
+        return _view.stack_axes(f"gradtx.{self.fn}", tree, "per-leaf trust ratios")
 
     def _init(self, params):
         self._stack_axes(params)

@@ -165,8 +165,7 @@ class ScaleByMuon(Transform):
 
 def _stack_axes(tree: Any, what: str) -> list[int]:
     """Per leaf, the leading axes that index stacked leaves (``gradtx.flatten(stack=True)``)."""
-    axes = _view.stack_axes("gradtx.muon", tree, what)
-    return [0] * len(jax.tree.leaves(tree)) if axes is None else axes
+    return _view.stack_axes("gradtx.muon", tree, what)
 
 
 def _select(tree: Any, keep_matrices: bool, stack: list[int]) -> Any:
