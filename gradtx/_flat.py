@@ -298,8 +298,9 @@ def flatten(
     Lion, ...) give the same numbers on a ``FlatParams`` as on the tree (within float rounding),
     and so does global-norm clipping. Transforms whose math depends on each leaf's shape or norm
     (Adafactor, Muon, SOAP, LAMB, LARS, NovoGrad, SM3, ``clip_by_block_rms``, ...) raise a
-    ``TypeError`` instead of running on raveled buffers; Adafactor, Muon, LAMB and LARS
-    (``Spec.stack_aware``) run leaf by leaf on ``stack=True`` buffers.
+    ``TypeError`` instead of running on raveled buffers; Adafactor, Muon, LAMB, LARS, NovoGrad,
+    Fromage and MARS (``Spec.stack_aware``) and the per-leaf clipping, trust-ratio and
+    centralization transforms run leaf by leaf on ``stack=True`` buffers.
 
     Masks and partition labels (``weight_decay_mask``, ``masked``, ``freeze``, ``partition``)
     are written against the params tree as usual. They resolve through the plan, so each buffer

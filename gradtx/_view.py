@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
-from . import _checks
+from . import _checks, _tree
 
 
 class PackedView:
@@ -168,3 +169,14 @@ def stack_axes(where: str, tree: Any, what: str = "per-leaf statistics") -> list
         )
     check_leafwise(where, tree, what)
     return [0] * len(jax.tree.leaves(tree))
+
+
+def leaf_axes(x: Any, nb: int) -> tuple[int, ...]:
+    """The axes of one stacked leaf in ``x``: all but its ``nb`` leading stacking axes."""
+    return tuple(range(nb, jnp.ndim(x)))
+
+
+def leaf_norm(x: Any, nb: int) -> jax.Array:
+    """The L2 norm of each leaf stacked in ``x`` (``nb`` from ``stack_axes``), with its axes
+    kept (size 1) so that it broadcasts against ``x``; the whole array's norm when ``nb`` is 0."""
+    return jnp.sqrt(jnp.sum(_tree.abs_sq(x), axis=leaf_axes(x, nb), keepdims=True))

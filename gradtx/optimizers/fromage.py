@@ -21,7 +21,8 @@ class ScaleByFromage(Transform):
         u = r * g / s + lr / (s * (s + 1)) * p
 
     so ``p - lr * u = (p - lr * r * g) / s``. It reads the learning rate itself (the shrink
-    depends on it), with the same schedule and count as the chain's learning-rate step.
+    depends on it), with the same schedule and count as the chain's learning-rate step. On
+    ``gradtx.flatten(params, stack=True)`` buffers the norms are per stacked leaf.
     """
 
     learning_rate: Any = 1e-2
@@ -31,24 +32,29 @@ class ScaleByFromage(Transform):
         object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
         _checks.check_nonnegative("fromage", "min_norm", self.min_norm)
 
+    @staticmethod
+    def _stack_axes(tree):
+        return _view.stack_axes("gradtx.fromage", tree, "per-leaf norms")
+
     def _init(self, params):
-        _view.check_leafwise("gradtx.fromage", params, "per-leaf norms")
+        self._stack_axes(params)
         return CountState(jnp.zeros((), jnp.int32))
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.fromage", updates, "per-leaf norms")
+        stack = iter(self._stack_axes(updates))
         if params is None:
             raise ValueError(f"{self.where()}: fromage needs params; pass them to update.")
         _checks.check_same_tree(self.where(), params, updates, "params", "updates")
         lr = value_at(self.learning_rate, state.count)
 
         def leaf(g, p):
+            nb = next(stack)
             cd = _tree.compute_dtype(g.dtype, p.dtype)
             rd = _tree.real_dtype(cd)
             gc, pc = g.astype(cd), p.astype(cd)
             mn = _tree.hp(self.min_norm, rd)
-            pn = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(pc))), mn)
-            gn = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(gc))), mn)
+            pn = jnp.maximum(_view.leaf_norm(pc, nb), mn)
+            gn = jnp.maximum(_view.leaf_norm(gc, nb), mn)
             r = jnp.where((pn == 0) | (gn == 0), jnp.ones((), rd), pn / gn)
             a = _tree.hp(lr, rd)
             s = jnp.sqrt(1 + a * a)

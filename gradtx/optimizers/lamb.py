@@ -4,75 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-
-from .. import _checks, _tree, _view
-from .._mask import canonical_mask, resolve_mask
-from .._transform import Chain, EmptyState, Transform, pytree_dataclass, static_field
+from .. import _checks
+from .._transform import Chain, Transform
+from ..transforms._shaping import ScaleByTrustRatio
 from ..transforms._weight_decay import add_decayed_weights
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 from .adam import scale_by_adam
-
-
-@pytree_dataclass
-class ScaleByTrustRatio(Transform):
-    """Per-leaf trust ratio (stateless; needs params)::
-
-    r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
-    r = 1                                   where either norm is 0
-    u <- r * u                              on the leaves where ``mask`` is True
-
-    On ``gradtx.flatten(params, stack=True)`` buffers the norms are taken per stacked leaf (over
-    the axes after the stacking axis), so LAMB and LARS give the tree's numbers there.
-    """
-
-    min_norm: Any = 0.0
-    trust_coefficient: Any = 1.0
-    eps: Any = 0.0
-    mask: Any = static_field(None)
-    fn: str = static_field("lamb")
-
-    def __post_init__(self):
-        object.__setattr__(self, "mask", canonical_mask(self.mask, self.fn))
-        _checks.check_nonnegative(self.fn, "min_norm", self.min_norm)
-        _checks.check_nonnegative(self.fn, "trust_coefficient", self.trust_coefficient)
-        _checks.check_nonnegative(self.fn, "eps", self.eps)
-
-    def _stack_axes(self, tree):
-        """Per leaf, its leading axes that index stacked leaves (``flatten(stack=True)``)."""
-        return _view.stack_axes(f"gradtx.{self.fn}", tree, "per-leaf trust ratios")
-
-    def _init(self, params):
-        self._stack_axes(params)
-        return EmptyState()
-
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-        if params is None:
-            raise ValueError(f"{self.where()}: the trust ratio needs params; pass them to update.")
-        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-        mask = resolve_mask(self.mask, params, self.where())
-
-        def leaf(u, p, on):
-            nb = next(stack)  # norms over each stacked leaf's own axes
-            if not on:
-                return u
-            cd = _tree.compute_dtype(u.dtype, p.dtype)
-            rd = _tree.real_dtype(cd)
-            mn = _tree.hp(self.min_norm, rd)
-            axes = tuple(range(nb, jnp.ndim(u)))
-
-            def norm(x):
-                return jnp.sqrt(jnp.sum(_tree.abs_sq(x.astype(cd)), axis=axes, keepdims=True))
-
-            pn = jnp.maximum(norm(p), mn)
-            un = jnp.maximum(norm(u), mn)
-            r = _tree.hp(self.trust_coefficient, rd) * pn / (un + _tree.hp(self.eps, rd))
-            r = jnp.where((pn == 0) | (un == 0), jnp.ones((), rd), r)
-            return (u.astype(cd) * r).astype(u.dtype)
-
-        return jax.tree.map(leaf, updates, params, mask), state
 
 
 def lamb(

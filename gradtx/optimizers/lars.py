@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._transform import Chain
+from ..transforms._shaping import ScaleByTrustRatio
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
-from .lamb import ScaleByTrustRatio
 from .sgd import scale_by_momentum
 
 

@@ -25,6 +25,8 @@ class ScaleByMARS(Transform):
 
     c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1})    (g_0 = g_1: no correction at t = 1)
     c_t <- c_t / ||c_t||  where ||c_t|| > 1                 (per leaf; clip_norm=False skips)
+
+    (per stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)
     m_t = b1 * m_{t-1} + (1 - b1) * c_t
     v_t = b2 * v_{t-1} + (1 - b2) * c_t^2
     u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
@@ -45,21 +47,26 @@ class ScaleByMARS(Transform):
         _checks.check_nonnegative("mars", "eps", self.eps)
         _checks.check_nonnegative("mars", "gamma", self.gamma)
 
+    def _stack_axes(self, tree):
+        """Per leaf, its stacking axes; zeros when nothing is per leaf (clip_norm=False)."""
+        if not self.clip_norm:
+            return [0] * len(jax.tree.leaves(tree))
+        return _view.stack_axes("gradtx.mars", tree, "per-leaf norm clipping (clip_norm=True)")
+
     def _init(self, params):
-        if self.clip_norm:
-            _view.check_leafwise("gradtx.mars", params, "per-leaf norm clipping (clip_norm=True)")
+        self._stack_axes(params)
         v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
         z = _tree.tree_zeros_like
         return MARSState(jnp.zeros((), jnp.int32), z(params, self.mu_dtype), v, z(params))
 
     def _update(self, updates, state, params, **extra):
-        if self.clip_norm:
-            _view.check_leafwise("gradtx.mars", updates, "per-leaf norm clipping (clip_norm=True)")
+        stack = iter(self._stack_axes(updates))
         count = _tree.safe_increment(state.count)
         first = state.count == 0
         b1, b2, gamma = (value_at(h, state.count) for h in (self.b1, self.b2, self.gamma))
 
         def leaf(g, m, v, gp):
+            nb = next(stack)
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
             t = count.astype(rd)
@@ -68,7 +75,7 @@ class ScaleByMARS(Transform):
             diff = jnp.where(first, jnp.zeros_like(gc), gc - gp.astype(cd))
             c = gc + ga * c1 / (1 - c1) * diff
             if self.clip_norm:
-                n = jnp.sqrt(jnp.sum(_tree.abs_sq(c)))
+                n = _view.leaf_norm(c, nb)
                 c = jnp.where(n > 1, c / jnp.where(n > 1, n, 1), c)
             m_new = c1 * m.astype(cd) + (1 - c1) * c
             v_new = c2 * v.astype(rd) + (1 - c2) * _tree.abs_sq(c)

@@ -16,7 +16,7 @@ from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 class NovoGradState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     m: Any  # momentum, shaped like the params
-    v: Any  # one scalar per leaf: EMA of the leaf's squared gradient norm
+    v: Any  # one scalar per leaf (per stacked leaf on stacked buffers): EMA of its squared norm
 
 
 @pytree_dataclass
@@ -27,6 +27,8 @@ class ScaleByNovograd(Transform):
     d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
     m_1 = d_1;             m_t = b1 * m_{t-1} + d_t
     u_t = m_t
+
+    On ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf keeps its own ``v``.
     """
 
     b1: Any = 0.9
@@ -48,14 +50,20 @@ class ScaleByNovograd(Transform):
         _checks.check_nonnegative("novograd", "eps_root", self.eps_root)
         _checks.check_nonnegative("novograd", "weight_decay", self.weight_decay)
 
+    @staticmethod
+    def _stack_axes(tree):
+        return _view.stack_axes("gradtx.novograd", tree, "per-leaf gradient norms")
+
     def _init(self, params):
-        _view.check_leafwise("gradtx.novograd", params, "per-leaf gradient norms")
+        stack = iter(self._stack_axes(params))
         m = _tree.tree_zeros_like(params, self.mu_dtype)
-        v = jax.tree.map(lambda p: jnp.zeros((), _tree.real_dtype(p.dtype)), params)
+        v = jax.tree.map(
+            lambda p: jnp.zeros(jnp.shape(p)[: next(stack)], _tree.real_dtype(p.dtype)), params
+        )
         return NovoGradState(jnp.zeros((), jnp.int32), m, v)
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.novograd", updates, "per-leaf gradient norms")
+        stack = iter(self._stack_axes(updates))
         first = state.count == 0
         b1 = value_at(self.b1, state.count)
         b2 = value_at(self.b2, state.count)
@@ -68,13 +76,15 @@ class ScaleByNovograd(Transform):
             mask = resolve_mask(self.mask, params, self.where())
 
         def leaf(g, m, v, p=None, on=False):
+            nb = next(stack)
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
             gc = g.astype(cd)
             c1, c2 = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            sq = jnp.sum(_tree.abs_sq(gc))
+            sq = jnp.sum(_tree.abs_sq(gc), axis=_view.leaf_axes(gc, nb))
             v_new = jnp.where(first, sq, c2 * v.astype(rd) + (1 - c2) * sq)
-            d = gc / (jnp.sqrt(v_new + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
+            vb = v_new.reshape(v_new.shape + (1,) * (gc.ndim - nb))  # broadcasts per leaf
+            d = gc / (jnp.sqrt(vb + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
             if decay and on:
                 d = d + _tree.hp(wd, rd) * p.astype(cd)
             m_new = jnp.where(first, d, c1 * m.astype(cd) + d)

@@ -113,7 +113,8 @@ def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
 
 @pytree_dataclass
 class ClipByBlockRMS(Transform):
-    """Per leaf: ``u <- u / max(1, rms(u) / threshold)`` with ``rms(u) = sqrt(mean(|u|^2))``."""
+    """Per leaf: ``u <- u / max(1, rms(u) / threshold)`` with ``rms(u) = sqrt(mean(|u|^2))``
+    (per stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)."""
 
     threshold: Any = 1.0
 
@@ -121,18 +122,24 @@ class ClipByBlockRMS(Transform):
         object.__setattr__(self, "threshold", as_schedule(self.threshold))
         _checks.check_positive("clip_by_block_rms", "threshold", self.threshold)
 
+    @staticmethod
+    def _stack_axes(tree):
+        return _view.stack_axes("gradtx.clip_by_block_rms", tree, "per-leaf RMS clipping")
+
     def _init(self, params):
-        _view.check_leafwise("gradtx.clip_by_block_rms", params, "per-leaf RMS clipping")
+        self._stack_axes(params)
         return _init_state()
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.clip_by_block_rms", updates, "per-leaf RMS clipping")
+        stack = iter(self._stack_axes(updates))
         norm = _tree.tree_norm(updates)
         th = value_at(self.threshold, state.count)
 
         def leaf(u, cd):
             uc = u.astype(cd)
-            rms = jnp.sqrt(jnp.mean(_tree.abs_sq(uc)))
+            rms = jnp.sqrt(
+                jnp.mean(_tree.abs_sq(uc), axis=_view.leaf_axes(uc, next(stack)), keepdims=True)
+            )
             return (uc / jnp.maximum(1.0, rms / _tree.hp(th, cd))).astype(u.dtype)
 
         return _leaf_map(leaf, updates), _next_state(state, norm)
@@ -150,18 +157,24 @@ def unitwise_norm(x: jax.Array) -> jax.Array:
     Scalars and vectors: the whole array. Matrices (in, out) and 3-D (heads): over axis 0.
     4-D conv kernels (H, W, in, out): over axes 0-2. 5-D: over axes 0-3. (Optax's convention.)
     """
+    return _unitwise_norm(x, 0)
+
+
+def _unitwise_norm(x: jax.Array, nb: int) -> jax.Array:
+    """``unitwise_norm`` of each leaf stacked along the ``nb`` leading axes of ``x``."""
+    shape = x.shape[nb:]
     sq = _tree.abs_sq(x)
-    if jnp.squeeze(x).ndim <= 1:
-        s = jnp.sum(sq, keepdims=True)
-    elif x.ndim in (2, 3):
-        s = jnp.sum(sq, axis=0, keepdims=True)
-    elif x.ndim in (4, 5):
-        s = jnp.sum(sq, axis=tuple(range(x.ndim - 1)), keepdims=True)
+    if sum(d != 1 for d in shape) <= 1:
+        axes = tuple(range(nb, x.ndim))
+    elif len(shape) in (2, 3):
+        axes = (nb,)
+    elif len(shape) in (4, 5):
+        axes = tuple(range(nb, x.ndim - 1))
     else:
         raise ValueError(
-            f"gradtx.adaptive_grad_clip: leaves must have 0 to 5 dimensions, got shape {x.shape}"
+            f"gradtx.adaptive_grad_clip: leaves must have 0 to 5 dimensions, got shape {shape}"
         )
-    return jnp.broadcast_to(jnp.sqrt(s), x.shape)
+    return jnp.broadcast_to(jnp.sqrt(jnp.sum(sq, axis=axes, keepdims=True)), x.shape)
 
 
 @pytree_dataclass
@@ -177,12 +190,16 @@ class AdaptiveGradClip(Transform):
         _checks.check_positive("adaptive_grad_clip", "clipping", self.clipping)
         _checks.check_nonnegative("adaptive_grad_clip", "eps", self.eps)
 
+    @staticmethod
+    def _stack_axes(tree):
+        return _view.stack_axes("gradtx.adaptive_grad_clip", tree, "unit-wise norms")
+
     def _init(self, params):
-        _view.check_leafwise("gradtx.adaptive_grad_clip", params, "unit-wise norms")
+        self._stack_axes(params)
         return _init_state()
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.adaptive_grad_clip", updates, "unit-wise norms")
+        stack = iter(self._stack_axes(updates))
         if params is None:
             raise ValueError(
                 f"{self.where()}: AGC needs params; call update(grads, state, params)."
@@ -192,12 +209,13 @@ class AdaptiveGradClip(Transform):
         clipping = value_at(self.clipping, state.count)
 
         def leaf(g, p):
+            nb = next(stack)
             cd = _tree.compute_dtype(g.dtype, p.dtype)
             gc, pc = g.astype(cd), p.astype(cd)
             rd = _tree.real_dtype(cd)
-            g_norm = unitwise_norm(gc)
+            g_norm = _unitwise_norm(gc, nb)
             max_norm = _tree.hp(clipping, rd) * jnp.maximum(
-                unitwise_norm(pc), _tree.hp(self.eps, rd)
+                _unitwise_norm(pc, nb), _tree.hp(self.eps, rd)
             )
             clipped = gc * (max_norm / jnp.maximum(g_norm, 1e-6))
             return jnp.where(g_norm < max_norm, gc, clipped).astype(g.dtype)

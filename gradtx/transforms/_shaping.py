@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree, _view
-from .._transform import EmptyState, Transform, pytree_dataclass
+from .._mask import canonical_mask, resolve_mask
+from .._transform import EmptyState, Transform, pytree_dataclass, static_field
 
 
 def _needs_params(t: Transform, params: Any, updates: Any) -> None:
@@ -39,42 +40,55 @@ def scale_by_sign() -> ScaleBySign:
 
 @pytree_dataclass
 class ScaleByTrustRatio(Transform):
-    """Per leaf (LARS/LAMB)::
+    """Per-leaf trust ratio (LARS/LAMB; stateless, needs params)::
 
-    r = trust_coefficient * max(|p|, min_norm) / (max(|u|, min_norm) + eps)
-    u <- u * r     (u unchanged when either norm is 0)
+    r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
+    r = 1                                   where either norm is 0
+    u <- r * u                              on the leaves where ``mask`` is True
+
+    On ``gradtx.flatten(params, stack=True)`` buffers the norms are taken per stacked leaf (over
+    the axes after the stacking axis), so the numbers are the tree's. ``fn`` is the public name
+    that errors report (``lamb`` and ``lars`` build this transform too).
     """
 
     min_norm: Any = 0.0
     trust_coefficient: Any = 1.0
     eps: Any = 0.0
+    mask: Any = static_field(None)
+    fn: str = static_field("scale_by_trust_ratio")
 
     def __post_init__(self):
-        _checks.check_nonnegative("scale_by_trust_ratio", "min_norm", self.min_norm)
-        _checks.check_nonnegative(
-            "scale_by_trust_ratio", "trust_coefficient", self.trust_coefficient
-        )
-        _checks.check_nonnegative("scale_by_trust_ratio", "eps", self.eps)
+        object.__setattr__(self, "mask", canonical_mask(self.mask, self.fn))
+        _checks.check_nonnegative(self.fn, "min_norm", self.min_norm)
+        _checks.check_nonnegative(self.fn, "trust_coefficient", self.trust_coefficient)
+        _checks.check_nonnegative(self.fn, "eps", self.eps)
+
+    def _stack_axes(self, tree):
+        return _view.stack_axes(f"gradtx.{self.fn}", tree, "per-leaf trust ratios")
 
     def _init(self, params):
-        _view.check_leafwise("gradtx.scale_by_trust_ratio", params, "per-leaf trust ratios")
+        self._stack_axes(params)
         return EmptyState()
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.scale_by_trust_ratio", updates, "per-leaf trust ratios")
+        stack = iter(self._stack_axes(updates))
         _needs_params(self, params, updates)
+        mask = resolve_mask(self.mask, params, self.where())
 
-        def leaf(u, p):
+        def leaf(u, p, on):
+            nb = next(stack)
+            if not on:
+                return u
             cd = _tree.compute_dtype(u.dtype, p.dtype)
             rd = _tree.real_dtype(cd)
             mn = _tree.hp(self.min_norm, rd)
-            p_norm = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(p.astype(cd)))), mn)
-            u_norm = jnp.maximum(jnp.sqrt(jnp.sum(_tree.abs_sq(u.astype(cd)))), mn)
-            r = _tree.hp(self.trust_coefficient, rd) * p_norm / (u_norm + _tree.hp(self.eps, rd))
-            r = jnp.where(jnp.logical_or(p_norm == 0, u_norm == 0), jnp.ones_like(r), r)
+            pn = jnp.maximum(_view.leaf_norm(p.astype(cd), nb), mn)
+            un = jnp.maximum(_view.leaf_norm(u.astype(cd), nb), mn)
+            r = _tree.hp(self.trust_coefficient, rd) * pn / (un + _tree.hp(self.eps, rd))
+            r = jnp.where((pn == 0) | (un == 0), jnp.ones((), rd), r)
             return (u.astype(cd) * r).astype(u.dtype)
 
-        return jax.tree.map(leaf, updates, params), state
+        return jax.tree.map(leaf, updates, params, mask), state
 
 
 def scale_by_trust_ratio(
@@ -93,21 +107,27 @@ def scale_by_trust_ratio(
 
 @pytree_dataclass
 class Centralize(Transform):
-    """``u <- u - mean(u over all axes but the first)`` for leaves with 2+ dimensions."""
+    """``u <- u - mean(u over all axes but the first)`` for leaves with 2+ dimensions (per
+    stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)."""
+
+    def _stack_axes(self, tree):
+        return _view.stack_axes("gradtx.centralize", tree, "per-row means of matrices")
 
     def _init(self, params):
-        _view.check_leafwise("gradtx.centralize", params, "per-row means of matrices")
+        self._stack_axes(params)
         return EmptyState()
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.centralize", updates, "per-row means of matrices")
+        stack = iter(self._stack_axes(updates))
 
         def leaf(u):
-            if u.ndim < 2:
+            nb = next(stack)
+            if u.ndim - nb < 2:
                 return u
             cd = _tree.compute_dtype(u.dtype)
             uc = u.astype(cd)
-            return (uc - jnp.mean(uc, axis=tuple(range(1, u.ndim)), keepdims=True)).astype(u.dtype)
+            rows = tuple(range(nb + 1, u.ndim))
+            return (uc - jnp.mean(uc, axis=rows, keepdims=True)).astype(u.dtype)
 
         return jax.tree.map(leaf, updates), state
 
