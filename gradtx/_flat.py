@@ -181,6 +181,15 @@ class FlatParams:
         code = {"stack": 1, "leaf": 0, "flat": None}
         return [code[e[0]] for e, b in zip(self.plan.entries, self.buffers) if b is not None]
 
+    def _gradtx_leaf_members(self) -> tuple[int, list[tuple[int, ...]]]:
+        """``(n, members)``: the number of params leaves present, and per buffer present (in
+        ``jax.tree.leaves`` order) the positions of its leaves among them. What a transform
+        that draws per-leaf randomness needs to give each stacked leaf the tree's draw."""
+        present = [(e[1], b) for e, b in zip(self.plan.entries, self.buffers) if b is not None]
+        order = sorted(i for members, _ in present for i in members)
+        pos = {i: k for k, i in enumerate(order)}
+        return len(order), [tuple(pos[i] for i in members) for members, _ in present]
+
     def __repr__(self) -> str:
         return f"FlatParams({self.plan.describe()})"
 
@@ -298,9 +307,9 @@ def flatten(
     Lion, ...) give the same numbers on a ``FlatParams`` as on the tree (within float rounding),
     and so does global-norm clipping. Transforms whose math depends on each leaf's shape or norm
     (Adafactor, Muon, SOAP, LAMB, LARS, NovoGrad, SM3, ``clip_by_block_rms``, ...) raise a
-    ``TypeError`` instead of running on raveled buffers; Adafactor, Muon, LAMB, LARS, NovoGrad,
-    Fromage and MARS (``Spec.stack_aware``) and the per-leaf clipping, trust-ratio and
-    centralization transforms run leaf by leaf on ``stack=True`` buffers.
+    ``TypeError`` instead of running on raveled buffers; all of them (``Spec.stack_aware``, and
+    the per-leaf clipping, trust-ratio and centralization transforms) run leaf by leaf on
+    ``stack=True`` buffers.
 
     Masks and partition labels (``weight_decay_mask``, ``masked``, ``freeze``, ``partition``)
     are written against the params tree as usual. They resolve through the plan, so each buffer
@@ -323,8 +332,8 @@ def flatten(
       stack: False ravels the leaves of a group into 1-D buffers (for elementwise optimizers).
         True stacks leaves of one shape along a new leading axis instead, ``(k, *shape)``
         buffers (groups are also split by shape), so that transforms with per-leaf statistics
-        that support it (Adafactor) run on them leaf by leaf: the fast layout for Adafactor on
-        models with many leaves. Elementwise optimizers run on either.
+        (Adafactor, Muon, SOAP, LAMB, ...) run on them leaf by leaf: the fast layout for them
+        on models with many leaves. Elementwise optimizers run on either.
       split: optional further split of the groups: a transform (the buffers are split by every
         mask and partition label found in it), a pytree of labels or bools (a full tree or a
         prefix, as ``gradtx.partition`` labels), a labelling function ``(path) -> label`` or

@@ -40,8 +40,8 @@ class Spec:
         updates. Set False for LAMB, LARS, Adafactor, Muon and the like.
       stack_aware: not elementwise, but runs leaf by leaf on ``gradtx.flatten(params,
         stack=True)`` buffers (their leading axis indexes the stacked leaves) and gives the
-        tree's numbers there (Adafactor, Muon, LAMB, LARS, NovoGrad, Fromage, MARS).
-        Elementwise entries run on any packed buffers.
+        tree's numbers there (every per-leaf optimizer in the registry). Elementwise entries
+        run on any packed buffers.
     """
 
     name: str
@@ -376,7 +376,18 @@ _NOT_ELEMENTWISE = (
 
 # Of those, the ones that treat the leading axis of gradtx.flatten(stack=True) buffers as the
 # index of stacked leaves (per-leaf statistics computed per slice).
-_STACK_AWARE = ("adafactor", "fromage", "lamb", "lars", "mars", "muon", "novograd")
+_STACK_AWARE = (
+    "adafactor",
+    "fromage",
+    "lamb",
+    "lars",
+    "mars",
+    "muon",
+    "noisy_sgd",
+    "novograd",
+    "sm3",
+    "soap",
+)
 
 
 def _with_flags(spec: Spec) -> Spec:

@@ -39,7 +39,8 @@ class AddNoise(Transform):
 
     Each update splits the state's key into (next key, sample key) and splits the sample key
     into one key per leaf, in leaf order (Optax's ``add_noise`` semantics, so equal keys give
-    equal noise).
+    equal noise). On ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf draws with
+    its own leaf's key (one batched draw per stack), so the noise is the tree's.
     """
 
     eta: Any = 0.01
@@ -53,26 +54,41 @@ class AddNoise(Transform):
         _checks.check_nonnegative("noisy_sgd", "eta", self.eta)
         _checks.check_nonnegative("noisy_sgd", "gamma", self.gamma)
 
+    @staticmethod
+    def _stack_axes(tree):
+        return _view.stack_axes("gradtx.noisy_sgd", tree, "noise drawn with one PRNG key per leaf")
+
     def _init(self, params):
-        _view.check_leafwise("gradtx.noisy_sgd", params, "noise drawn with one PRNG key per leaf")
+        self._stack_axes(params)
         impl, shape, data = self.key
         arr = jnp.asarray(np.asarray(data, np.uint32).reshape(shape))
         return NoiseState(jnp.zeros((), jnp.int32), jax.random.wrap_key_data(arr, impl=impl))
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.noisy_sgd", updates, "noise drawn with one PRNG key per leaf")
+        stack = self._stack_axes(updates)
         count = _tree.safe_increment(state.count)
         eta = value_at(self.eta, state.count)
         leaves, treedef = jax.tree.flatten(updates)
+        members_of = getattr(type(updates), "_gradtx_leaf_members", None)
+        if members_of is None:
+            n, members = len(leaves), [(i,) for i in range(len(leaves))]
+        else:  # stacked buffers: each member leaf keeps the key the tree would give it
+            n, members = members_of(updates)
         next_key, sample = jax.random.split(state.key)
-        keys = jax.random.split(sample, len(leaves))
+        keys = jax.random.split(sample, n)
         out = []
-        for g, k in zip(leaves, keys):
+        for g, nb, mem in zip(leaves, stack, members):
             cd = _tree.compute_dtype(g.dtype)
             rd = _tree.real_dtype(cd)
             t = count.astype(rd)
             std = jnp.sqrt(_tree.hp(eta, rd) / t ** _tree.hp(self.gamma, rd))
-            z = jax.random.normal(k, g.shape, cd)
+            if nb:
+                shape = g.shape[nb:]
+                z = jax.vmap(lambda k, shape=shape: jax.random.normal(k, shape, cd))(
+                    keys[np.asarray(mem)]
+                )
+            else:
+                z = jax.random.normal(keys[mem[0]], g.shape, cd)
             out.append((g.astype(cd) + std * z).astype(g.dtype))
         return treedef.unflatten(out), NoiseState(count, next_key)
 

@@ -33,7 +33,9 @@ class ScaleBySM3(Transform):
         a_t = g_t / sqrt(nu_t + eps)   where nu_t > 0, else 0
         m_t = b1 * m_{t-1} + (1 - b1) * a_t;   u_t = m_t
 
-    Leaves below 2-D keep one full accumulator (``mu_t = nu_t``: Adagrad).
+    Leaves below 2-D keep one full accumulator (``mu_t = nu_t``: Adagrad). On
+    ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf keeps its own accumulators
+    (shaped ``(k, n_i)`` per stack of ``k`` leaves).
     """
 
     b1: Any = 0.9
@@ -46,49 +48,55 @@ class ScaleBySM3(Transform):
         _checks.check_unit_interval("sm3", "b2", self.b2, high_open=False)
         _checks.check_nonnegative("sm3", "eps", self.eps)
 
+    @staticmethod
+    def _stack_axes(tree):
+        return _view.stack_axes("gradtx.sm3", tree, "per-axis accumulators")
+
     def _init(self, params):
-        _view.check_leafwise("gradtx.sm3", params, "per-axis accumulators")
+        stack = iter(self._stack_axes(params))
 
         def accs(p):
+            nb = next(stack)
             rd = _tree.real_dtype(p.dtype)
-            if p.ndim < 2:
+            if p.ndim - nb < 2:
                 return (_tree.zeros_like(p, rd),)
-            return tuple(jnp.zeros((n,), rd) for n in p.shape)
+            return tuple(jnp.zeros((*p.shape[:nb], n), rd) for n in p.shape[nb:])
 
         mu = jax.tree.map(accs, params)
         return SM3State(jnp.zeros((), jnp.int32), mu, _tree.tree_zeros_like(params))
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.sm3", updates, "per-axis accumulators")
+        stack = self._stack_axes(updates)
         b1 = value_at(self.b1, state.count)
         leaves, treedef = jax.tree.flatten(updates)
         _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")
         mus = treedef.flatten_up_to(state.mu)
         ms = treedef.flatten_up_to(state.m)
         out_u, out_mu, out_m = [], [], []
-        for g, mu, m in zip(leaves, mus, ms):
+        for g, mu, m, nb in zip(leaves, mus, ms, stack):
+            lead, shape = g.shape[:nb], g.shape[nb:]  # the stacking axes, one leaf's axes
             cd = _tree.compute_dtype(g.dtype, m.dtype)
             rd = _tree.real_dtype(cd)
             gc = g.astype(cd)
             b2 = _tree.hp(self.b2, rd)
             c = jnp.where(b2 == 1, jnp.ones((), rd), 1 - b2)
-            if g.ndim < 2:
+            if len(shape) < 2:
                 prev = mu[0].astype(rd)
             else:
                 prev = functools.reduce(
                     jnp.minimum,
-                    [a.astype(rd).reshape(_axis_shape(g.shape, i)) for i, a in enumerate(mu)],
+                    [a.astype(rd).reshape(*lead, *_axis_shape(shape, i)) for i, a in enumerate(mu)],
                 )
             nu = c * _tree.abs_sq(gc) + b2 * prev
             a = jnp.where(nu > 0, gc * jax.lax.rsqrt(nu + _tree.hp(self.eps, rd)), 0)
             c1 = _tree.hp(b1, rd)
             m_new = c1 * m.astype(cd) + (1 - c1) * a
-            if g.ndim < 2:
+            if len(shape) < 2:
                 mu_new = (nu.astype(mu[0].dtype),)
             else:
-                axes = range(g.ndim)
+                axes = range(len(shape))
                 mu_new = tuple(
-                    jnp.max(nu, axis=tuple(j for j in axes if j != i)).astype(mu[i].dtype)
+                    jnp.max(nu, axis=tuple(nb + j for j in axes if j != i)).astype(mu[i].dtype)
                     for i in axes
                 )
             out_u.append(m_new.astype(g.dtype))

@@ -22,10 +22,16 @@ class SOAPState(NamedTuple):
     Q_R: Any  # eigenbasis estimate of R (None where not preconditioned)
 
 
-def _sides(p: Any, max_dim: int) -> tuple[bool, bool]:
-    if p.ndim != 2:
+def _sides(shape: tuple[int, ...], max_dim: int) -> tuple[bool, bool]:
+    """Which sides of a leaf of this shape get a preconditioner (only 2-D leaves do)."""
+    if len(shape) != 2:
         return False, False
-    return p.shape[0] <= max_dim, p.shape[1] <= max_dim
+    return shape[0] <= max_dim, shape[1] <= max_dim
+
+
+def _t(x: Any) -> Any:
+    """The transpose of each matrix in ``x`` (its last two axes)."""
+    return jnp.swapaxes(x, -1, -2)
 
 
 @pytree_dataclass
@@ -44,7 +50,9 @@ class ScaleBySOAP(Transform):
     with ``c_t = sqrt(1 - b2^t) / (1 - b1^t)`` (``bias_correction``) or 1, and
     ``bs = shampoo_beta`` (None: b2). A side longer than ``max_precond_dim`` keeps the identity
     basis, and leaves that are not 2-D run Adam (both bases the identity). The bases are
-    treated as constants by ``jax.grad`` (their gradients are stopped).
+    treated as constants by ``jax.grad`` (their gradients are stopped). On
+    ``gradtx.flatten(params, stack=True)`` buffers each stacked matrix keeps its own statistics
+    and bases (batched ``eigh``, ``qr`` and matmuls over the stacking axis).
     """
 
     b1: Any = 0.95
@@ -62,33 +70,38 @@ class ScaleBySOAP(Transform):
         _checks.check_nonnegative("soap", "eps", self.eps)
         _checks.check_range("soap", "precondition_frequency", self.precondition_frequency, 1)
 
+    @staticmethod
+    def _stack_axes(tree):
+        return _view.stack_axes("gradtx.soap", tree, "per-leaf preconditioner matrices")
+
     def _init(self, params):
-        _view.check_leafwise("gradtx.soap", params, "per-leaf preconditioner matrices")
+        stack = self._stack_axes(params)
+        leaves, treedef = jax.tree.flatten(params)
 
-        def mats(p, side):
-            on = _sides(p, self.max_precond_dim)[side]
-            if not on:
+        def mats(p, nb, side, make):
+            if not _sides(p.shape[nb:], self.max_precond_dim)[side]:
                 return None
-            n = p.shape[side]
-            return jnp.zeros((n, n), _tree.compute_dtype(_tree.real_dtype(p.dtype)))
+            n = p.shape[nb + side]
+            dt = _tree.compute_dtype(_tree.real_dtype(p.dtype))
+            return jnp.broadcast_to(make(n, dtype=dt), (*p.shape[:nb], n, n))
 
-        def eye(p, side):
-            z = mats(p, side)
-            return None if z is None else jnp.eye(z.shape[0], dtype=z.dtype)
+        def per_leaf(side, make):
+            return treedef.unflatten([mats(p, nb, side, make) for p, nb in zip(leaves, stack)])
 
+        zeros = lambda n, dtype: jnp.zeros((n, n), dtype)
         v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
         return SOAPState(
             jnp.zeros((), jnp.int32),
             _tree.tree_zeros_like(params),
             v,
-            jax.tree.map(lambda p: mats(p, 0), params),
-            jax.tree.map(lambda p: mats(p, 1), params),
-            jax.tree.map(lambda p: eye(p, 0), params),
-            jax.tree.map(lambda p: eye(p, 1), params),
+            per_leaf(0, zeros),
+            per_leaf(1, zeros),
+            per_leaf(0, jnp.eye),
+            per_leaf(1, jnp.eye),
         )
 
     def _update(self, updates, state, params, **extra):
-        _view.check_leafwise("gradtx.soap", updates, "per-leaf preconditioner matrices")
+        stack = self._stack_axes(updates)
         where = self.where()
         _checks.check_same_tree(where, updates, state.m, "updates", "m")
         count = _tree.safe_increment(state.count)
@@ -99,7 +112,14 @@ class ScaleBySOAP(Transform):
         leaves, treedef = jax.tree.flatten(updates)
         flat = [treedef.flatten_up_to(x) for x in state[1:]]
         outs = []
-        for g, m, v, L, R, QL, QR in zip(leaves, *flat):
+        for nb, *per_leaf in zip(stack, leaves, *flat):
+            # A stack of one leaf runs as that leaf: the program is the tree's, which matters
+            # here beyond speed, because a rank-deficient leaf's eigenbasis (and so its update)
+            # follows its statistics' last bits.
+            one = nb == 1 and per_leaf[0].shape[0] == 1
+            if one:
+                per_leaf = [None if x is None else x[0] for x in per_leaf]
+            g, m, v, L, R, QL, QR = per_leaf
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
             t = count.astype(rd)
@@ -123,15 +143,15 @@ class ScaleBySOAP(Transform):
             L_new = R_new = QL_new = QR_new = None
             rot = gc
             if L is not None:
-                L_new = stat(L, gc @ gc.T)
+                L_new = stat(L, gc @ _t(gc))
                 QL = basis(L_new, QL)
             if R is not None:
-                R_new = stat(R, gc.T @ gc)
+                R_new = stat(R, _t(gc) @ gc)
                 QR = basis(R_new, QR)
 
             def to_rot(x):
                 if QL is not None:
-                    x = QL.T @ x
+                    x = _t(QL) @ x
                 if QR is not None:
                     x = x @ QR
                 return x
@@ -140,7 +160,7 @@ class ScaleBySOAP(Transform):
                 if QL is not None:
                     x = QL @ x
                 if QR is not None:
-                    x = x @ QR.T
+                    x = x @ _t(QR)
                 return x
 
             rot = to_rot(gc)
@@ -158,17 +178,9 @@ class ScaleBySOAP(Transform):
                 QL_new = refreshed(L_new, QL)
             if R is not None:
                 QR_new = refreshed(R_new, QR)
-            outs.append(
-                (
-                    u.astype(g.dtype),
-                    m_new.astype(m.dtype),
-                    v_new.astype(v.dtype),
-                    L_new,
-                    R_new,
-                    QL_new,
-                    QR_new,
-                )
-            )
+            out = (u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype))
+            out += (L_new, R_new, QL_new, QR_new)
+            outs.append(tuple(None if x is None else x[None] for x in out) if one else out)
         cols = list(zip(*outs)) if outs else [[]] * 7
         unf = treedef.unflatten
         u = unf(list(cols[0]))
