@@ -77,6 +77,7 @@ class Opt:
     elementwise: bool = True
     stackable: bool = False  # runs leaf by leaf on gradtx.flatten(params, stack=True)
     note: str = ""
+    default: bool = True  # in the default set (the list); others only by --optimizers
 
 
 def _optimizers() -> list[Opt]:
@@ -131,6 +132,26 @@ def _optimizers() -> list[Opt]:
             lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(LR, weight_decay=WD)),
             8,
             note="" if has("clip_by_global_norm") else "gradtx.clip_by_global_norm not available",
+        ),
+        # Per-leaf optimizers beyond the list, by name only: LAMB (one trust ratio per
+        # leaf) and NovoGrad (one second moment per leaf), Optax's formulas on both sides.
+        Opt(
+            "lamb",
+            lambda: gradtx.lamb(LR, weight_decay=WD),
+            lambda: optax.lamb(LR, weight_decay=WD),
+            None,
+            elementwise=False,
+            stackable=True,
+            default=False,
+        ),
+        Opt(
+            "novograd",
+            lambda: gradtx.novograd(LR),
+            lambda: optax.novograd(LR),
+            None,
+            elementwise=False,
+            stackable=True,
+            default=False,
         ),
     ]
     return opts
@@ -723,6 +744,8 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"unknown optimizers {sorted(unknown)}; choose from {[o.name for o in opts]}")
         opts = [o for o in opts if o.name in want]
+    else:
+        opts = [o for o in opts if o.default]
     trees = args.trees.split(",") if args.trees else list(TREES)
     platform_name = jax.devices()[0].platform
     label = args.label or (platform_name + ("-quick" if args.quick else ""))
