@@ -604,8 +604,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += _section(
             "Stacked params (`gradtx.flatten(params, stack=True)`): equal-shaped leaves stacked",
             "`stacked`: the donated step on `gradtx.flatten(params, stack=True)` with stacked "
-            "gradients (what a loss of `flat.unflatten()` differentiates to); Adafactor runs leaf "
-            "by leaf on the stacks. Ratios are over Optax's donated tree step in the same run.",
+            "gradients (what a loss of `flat.unflatten()` differentiates to); per-leaf optimizers "
+            "run leaf by leaf on the stacks. Ratios are over Optax's donated tree step in the same run.",
             "optimizer | tree | leaves | buffers | stacked | stacked/optax | "
             "compile stacked / optax (s) | compile ratio | eager stacked / optax (ms) | "
             "peak MiB stacked / optax",
