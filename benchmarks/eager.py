@@ -173,9 +173,13 @@ def main(argv=None) -> int:
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     base = med["optax update (tree)"]
     m = machine()
+    # allocator settings change the fresh-buffer cost, so the report names any that were set
+    env = "".join(
+        f"{k}={v} " for k, v in sorted(os.environ.items()) if k.startswith(("MALLOC_", "GLIBC_"))
+    )
     lines.insert(
         0,
-        f"$ python benchmarks/eager.py {' '.join(argv if argv is not None else sys.argv[1:])}\n"
+        f"$ {env}python benchmarks/eager.py {' '.join(argv if argv is not None else sys.argv[1:])}\n"
         f"{m['cpu']}, {m['cores']} cores; jax {m['jax']}, optax {m['optax']}; {m['date']}; "
         f"load average {'/'.join(f'{x:.2f}' for x in load_before)} before, "
         f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())} after",
