@@ -84,8 +84,10 @@ def load_npz(path: str | os.PathLike[str], like: Any) -> Any:
     ``like`` is a tree of the same structure (a fresh ``tx.init(params)``, the params, or the
     transform itself; arrays or ``jax.ShapeDtypeStruct``). Every leaf must match by path, shape
     and dtype, else ``TreeMismatchError`` names the first difference. Arrays are placed with the
-    sharding of ``like``'s leaf when it has one; Python-number leaves (a transform's
-    hyperparameters) come back as Python numbers.
+    sharding of ``like``'s leaf when it is committed to one (``jax.device_put``, a sharded
+    ``init``); an uncommitted leaf (a fresh ``jnp`` array) comes back uncommitted on the default
+    device, so a jitted step resumed from the checkpoint reuses its compiled program.
+    Python-number leaves (a transform's hyperparameters) come back as Python numbers.
     """
     where = "gradtx.load_npz"
     with np.load(path, allow_pickle=False) as f:
@@ -142,7 +144,12 @@ def load_npz(path: str | os.PathLike[str], like: Any) -> Any:
                 f"`like` expects {_describe(leaf)}."
             )
         sharding = getattr(leaf, "sharding", None)
-        out.append(jax.device_put(arr, sharding) if sharding is not None else jnp.asarray(arr))
+        if sharding is None or getattr(leaf, "committed", True) is False:
+            # like a fresh jnp array: uncommitted, on the default device, so that a jitted step
+            # fed the loaded tree reuses the program it compiled for the fresh one
+            out.append(jnp.asarray(arr))
+        else:
+            out.append(jax.device_put(arr, sharding))
     return jax.tree_util.tree_unflatten(jax.tree.structure(like), out)
 
 

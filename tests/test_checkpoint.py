@@ -94,9 +94,12 @@ def test_resume_after_n_steps_is_bit_identical(key, tmp_path):
     like = {"tx": tx2, "params": _params(), "state": tx2.init(_params())}
     back = gradtx.load_npz(tmp_path / "c.npz", like)
     gradtx.check_state(back["tx"], back["state"], back["params"])
+    compiled = _step._cache_size()
     p_res, s_res = _run(back["tx"], back["params"], back["state"], 3, rl)
     _assert_identical(p_res, p_full)
     _assert_identical(s_res, s_full)
+    # the loaded tree is typed and placed as the fresh one: the step does not compile again
+    assert _step._cache_size() == compiled, key
 
 
 def test_orbax_round_trip_and_resume(tmp_path):
