@@ -25,11 +25,12 @@ class ScaleByMARS(Transform):
 
     c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1})    (g_0 = g_1: no correction at t = 1)
     c_t <- c_t / ||c_t||  where ||c_t|| > 1                 (per leaf; clip_norm=False skips)
-
-    (per stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)
     m_t = b1 * m_{t-1} + (1 - b1) * c_t
     v_t = b2 * v_{t-1} + (1 - b2) * c_t^2
     u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
+
+    The clipping norm is each leaf's, also per stacked leaf on ``gradtx.flatten(params,
+    stack=True)`` buffers.
     """
 
     b1: Any = 0.95
