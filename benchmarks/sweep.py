@@ -44,7 +44,7 @@ def _problem(name: str):
     import jax
     import jax.numpy as jnp
 
-    from gradtx.sweep._problems import digits_mlp
+    from gradtx._sweep._problems import digits_mlp
 
     if name == "quadratic":
 
@@ -100,7 +100,7 @@ def run_case(problem: str, method: str, n: int, steps: int | None, cap: int) -> 
         )  # fmt: skip
         out["compile_s"], out["run_s"] = res.compile_seconds, res.run_seconds
         final = res.final_loss
-        from gradtx.sweep._sweep import _COMPILED
+        from gradtx._sweep._sweep import _COMPILED
 
         out["xla_mib"] = _xla_temp_mib(next(iter(_COMPILED.values())))
     else:

@@ -47,7 +47,7 @@ from .schedules._join import join as join
 from .transforms._scaling import negate as negate
 from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 
-# --- schedules family (issue: schedules) ---
+# schedules family
 from ._transform import as_schedule as as_schedule
 from ._transform import value_at as value_at
 from .schedules._cosine import CosineRestarts as CosineRestarts
@@ -81,7 +81,7 @@ from .schedules._warmup import warmup_constant as warmup_constant
 from .schedules._warmup import warmup_exponential_decay as warmup_exponential_decay
 from .schedules._warmup import warmup_stable_decay as warmup_stable_decay
 
-# --- composition: masks, partition, clipping, accumulation, safety, averaging (issue: composition) ---
+# composition: masks, partition, clipping, accumulation, safety, averaging
 from ._mask import mask_fn as mask_fn
 from .transforms._accumulate import AccumulateState as AccumulateState
 from .transforms._accumulate import accumulate as accumulate
@@ -126,7 +126,7 @@ from .transforms._shaping import keep_params_nonnegative as keep_params_nonnegat
 from .transforms._shaping import scale_by_sign as scale_by_sign
 from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
-# --- torch.optim catalogue (issue: catalogue) ---
+# torch.optim catalogue
 from .optimizers.adadelta import AdadeltaState as AdadeltaState
 from .optimizers.adadelta import adadelta as adadelta
 from .optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
@@ -154,7 +154,7 @@ from .optimizers.rprop import RpropState as RpropState
 from .optimizers.rprop import rprop as rprop
 from .optimizers.rprop import scale_by_rprop as scale_by_rprop
 
-# --- Optax catalogue (issue: catalogue) ---
+# Optax catalogue
 from .optimizers.adabelief import AdaBeliefState as AdaBeliefState
 from .optimizers.adabelief import adabelief as adabelief
 from .optimizers.adabelief import scale_by_belief as scale_by_belief
@@ -189,7 +189,7 @@ from .optimizers.yogi import YogiState as YogiState
 from .optimizers.yogi import scale_by_yogi as scale_by_yogi
 from .optimizers.yogi import yogi as yogi
 
-# --- modern optimizers (issue: catalogue) ---
+# modern optimizers
 from .optimizers.ademamix import AdEMAMixState as AdEMAMixState
 from .optimizers.ademamix import ademamix as ademamix
 from .optimizers.ademamix import scale_by_ademamix as scale_by_ademamix
@@ -209,15 +209,13 @@ from .optimizers.soap import SOAPState as SOAPState
 from .optimizers.soap import scale_by_soap as scale_by_soap
 from .optimizers.soap import soap as soap
 
-# --- sweeps (issue: sweeps) ---
-from .sweep._lr_finder import LRFinderResult as LRFinderResult
-from .sweep._lr_finder import lr_finder as lr_finder
-from .sweep._sweep import SweepResult as SweepResult
-from .sweep._sweep import (
-    sweep as sweep,
-)  # after the subpackage import: gradtx.sweep is the function
+# sweeps
+from ._sweep._lr_finder import LRFinderResult as LRFinderResult
+from ._sweep._lr_finder import lr_finder as lr_finder
+from ._sweep._sweep import SweepResult as SweepResult
+from ._sweep._sweep import sweep as sweep
 
-# --- performance: grouped path, fused step (issue: performance) ---
+# performance: grouped path, fused step
 from ._grouped import Grouped as Grouped
 from ._grouped import GroupedState as GroupedState
 from ._grouped import grouped as grouped
@@ -228,7 +226,7 @@ from ._flat import flatten as flatten
 from ._flat import flatten_like as flatten_like
 from ._flat import unflatten as unflatten
 
-# --- trust: sharding, mixed precision, checkpoints (issue: trust) ---
+# trust: sharding, mixed precision, checkpoints
 from ._checkpoint import check_state as check_state
 from ._checkpoint import load_npz as load_npz
 from ._checkpoint import save_npz as save_npz

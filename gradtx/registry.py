@@ -75,7 +75,7 @@ def _key(spec: Spec) -> str:
     return spec.name + "[" + ",".join(f"{k}={v}" for k, v in spec.hparams.items()) + "]"
 
 
-# --- the seed optimizers (issue: core) --------------------------------------------------------
+# --- the seed optimizers
 _SEED: list[Spec] = [
     Spec("sgd", sgd, {}, 0.1, 200, memoryless=True),
     Spec(
@@ -130,7 +130,7 @@ _SEED: list[Spec] = [
     Spec("adamw", adamw, {}, 0.05, 300, convergence_tol=1e-2, invalid=(_BAD_B1,)),
 ]
 
-# --- torch.optim's catalogue (issue: catalogue) -----------------------------------------------
+# --- torch.optim's catalogue
 from .optimizers.adadelta import adadelta  # noqa: E402
 from .optimizers.adafactor import adafactor  # noqa: E402
 from .optimizers.adamax import adamax  # noqa: E402
@@ -271,7 +271,7 @@ _TORCH_CATALOGUE: list[Spec] = [
     ),
 ]
 
-# --- Optax's catalogue (issue: catalogue) -----------------------------------------------------
+# --- Optax's catalogue
 from .optimizers.adabelief import adabelief  # noqa: E402
 from .optimizers.adan import adan  # noqa: E402
 from .optimizers.fromage import fromage  # noqa: E402
@@ -320,7 +320,7 @@ _OPTAX_CATALOGUE: list[Spec] = [
          invalid=(({"beta": -1.0}, "beta must be in [0, inf), got -1.0"),)),
 ]  # fmt: skip
 
-# --- modern optimizers (issue: catalogue) -----------------------------------------------------
+# --- modern optimizers
 from .optimizers.ademamix import ademamix  # noqa: E402
 from .optimizers.adopt import adopt  # noqa: E402
 from .optimizers.mars import mars  # noqa: E402
@@ -357,7 +357,7 @@ _MODERN: list[Spec] = [
     Spec("soap", soap, {"precondition_frequency": 2}, 0.05, 300, convergence_tol=1e-2),
 ]  # fmt: skip
 
-# --- performance (issue: performance) ---------------------------------------------------------
+# --- performance
 # Entries whose update is not elementwise (per-leaf norms, shapes, per-leaf noise): gradtx.grouped
 # would change their numbers. (The lead may fold these into the entries as elementwise=False.)
 _NOT_ELEMENTWISE = (
@@ -397,7 +397,7 @@ FACTORIES: dict[str, Callable[..., Any]] = {s.name: s.factory for s in OPTIMIZER
 """Public optimizer name -> factory."""
 
 
-# --- schedules (issue: schedules) -------------------------------------------------------------
+# --- schedules
 from .schedules._basic import (  # noqa: E402
     constant,
     cosine_decay,

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from gradtx.sweep._cli import main, split_optimizers
+from gradtx._sweep._cli import main, split_optimizers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -17,9 +17,9 @@ import pytest
 
 import gradtx
 from gradtx import registry
-from gradtx.sweep._grid import expand_grid, parse_values
-from gradtx.sweep._lr_finder import lr_finder
-from gradtx.sweep._sweep import sweep
+from gradtx._sweep._grid import expand_grid, parse_values
+from gradtx._sweep._lr_finder import lr_finder
+from gradtx._sweep._sweep import sweep
 
 STEPS = 4
 COEF = jnp.array([1.0, 3.0, 0.5], jnp.float32)
