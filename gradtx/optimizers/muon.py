@@ -65,33 +65,52 @@ def newton_schulz(
     """Orthogonalises the trailing 2-D matrices of ``x`` with a quintic Newton-Schulz iteration.
 
     ``X = x / max(||x||_F, eps)`` (transposed when rows > cols), then ``steps`` times
-    ``A = X X^T;  X = a X + (b A + c A A) X``. Storage is ``dtype`` (torch: bfloat16); each of
-    torch's fused operations (the norm, the division, ``X X^T`` and the two ``addmm``) is computed
+    ``A = X X^H;  X = a X + (b A + c A A) X``. Storage is ``dtype`` (torch: bfloat16); each of
+    torch's fused operations (the norm, the division, ``X X^H`` and the two ``addmm``) is computed
     in at least float32 and rounded to ``dtype`` once, as torch's CPU kernels do.
+
+    Complex matrices follow Optax: ``X^H`` is the conjugate transpose, ``||x||_F^2`` sums
+    ``|x|^2``, and the real and imaginary parts are each rounded to ``dtype``; the result is
+    complex.
     """
+    is_complex = jnp.iscomplexobj(x)
     acc = _tree.compute_dtype(dtype)
+    if is_complex:
+        acc = _tree.promote(acc, x.dtype)
+    real_acc = _tree.real_dtype(acc)
     hi = jax.lax.Precision.HIGHEST
 
     def rnd(z):
+        if is_complex:
+            re = jnp.real(z).astype(dtype).astype(real_acc)
+            im = jnp.imag(z).astype(dtype).astype(real_acc)
+            return jax.lax.complex(re, im)
         return z.astype(dtype).astype(acc)
 
     def mm(p, q):
         return jnp.matmul(p, q, precision=hi)
 
+    def adjoint(z):
+        z = jnp.swapaxes(z, -1, -2)
+        return jnp.conj(z) if is_complex else z
+
     rows, cols = x.shape[-2], x.shape[-1]
     y = rnd(x)
     if rows > cols:
         y = jnp.swapaxes(y, -1, -2)
-    norm = rnd(jnp.sqrt(jnp.sum(y * y, axis=(-2, -1), keepdims=True)))
-    y = rnd(y / jnp.maximum(norm, rnd(jnp.asarray(eps, acc))))
-    a_, b_, c_ = (jnp.asarray(v, acc) for v in (a, b, c))
+    sq = _tree.abs_sq(y).astype(real_acc)
+    norm = jnp.sqrt(jnp.sum(sq, axis=(-2, -1), keepdims=True))
+    norm = jnp.real(rnd(norm.astype(acc))) if is_complex else rnd(norm)
+    floor = jnp.maximum(norm, jnp.real(rnd(jnp.asarray(eps, real_acc).astype(acc))))
+    y = rnd(y / floor.astype(acc))
+    a_, b_, c_ = (_tree.hp(v, acc) for v in (a, b, c))
     for _ in range(steps):
-        gram = rnd(mm(y, jnp.swapaxes(y, -1, -2)))
+        gram = rnd(mm(y, adjoint(y)))
         upd = rnd(b_ * gram + c_ * mm(gram, gram))
         y = rnd(a_ * y + mm(upd, y))
     if rows > cols:
         y = jnp.swapaxes(y, -1, -2)
-    return y.astype(dtype)
+    return y if is_complex else y.astype(dtype)
 
 
 @pytree_dataclass
