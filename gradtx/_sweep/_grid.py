@@ -11,11 +11,12 @@ leading population axis, so the factory builds one *batched* transform for ``jax
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -40,34 +41,75 @@ class Population:
         return len(self.settings)
 
 
+GRID_SPEC_FORMS = "lo:hi:n (n log-spaced values), lo:hi:n:lin, lo:hi:n:int or a,b,c"
+"""The forms of a grid spec, as error messages name them."""
+
+
 def parse_values(spec: str) -> list[float | int]:
     """Parses a grid spec: ``lo:hi:n`` (n log-spaced values), ``lo:hi:n:lin`` or ``a,b,c``.
 
     Integers stay integers in lists (``100,200``); ``lo:hi:n`` always gives floats, unless
     ``:int`` is appended (rounded, deduplicated, e.g. warmup steps ``10:1000:5:int``).
+
+    Raises:
+      ValueError: the spec is not one of these forms, a value is not a number or is NaN, ``n``
+        is not an integer >= 1, or a log-spaced range does not have 0 < lo and 0 < hi. The
+        message quotes the spec and the part at fault.
     """
-    spec = spec.strip()
-    if ":" in spec:
-        parts = spec.split(":")
+    text = str(spec).strip()
+    if not text:
+        raise ValueError(f"gradtx.sweep: empty grid spec; a grid spec is {GRID_SPEC_FORMS}")
+    if ":" in text:
+        parts = [x.strip() for x in text.split(":")]
         if len(parts) not in (3, 4):
-            raise ValueError(f"gradtx.sweep: grid spec {spec!r} must be lo:hi:n[:lin|log|int]")
-        lo, hi, n = float(parts[0]), float(parts[1]), int(parts[2])
+            raise ValueError(
+                f"gradtx.sweep: grid spec {text!r} has {len(parts)} ':'-separated parts; a grid "
+                f"spec is {GRID_SPEC_FORMS}"
+            )
+        lo, hi = (_spec_number(text, x) for x in parts[:2])
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"gradtx.sweep: grid spec {text!r}: lo and hi must be finite")
+        if not re.fullmatch(r"\+?\d+", parts[2]) or int(parts[2]) < 1:
+            raise ValueError(
+                f"gradtx.sweep: grid spec {text!r}: n must be an integer in [1, inf), "
+                f"got {parts[2]!r}"
+            )
+        n = int(parts[2])
         kind = parts[3] if len(parts) == 4 else "log"
-        if n < 1:
-            raise ValueError(f"gradtx.sweep: grid spec {spec!r} needs n >= 1")
+        if kind not in ("lin", "log", "int"):
+            raise ValueError(
+                f"gradtx.sweep: grid spec {text!r}: the kind must be lin, log or int, got {kind!r}"
+            )
         if kind == "lin":
             return [float(v) for v in np.linspace(lo, hi, n)]
         if lo <= 0 or hi <= 0:
             raise ValueError(
-                f"gradtx.sweep: log-spaced grid {spec!r} needs lo, hi > 0; use {spec}:lin"
+                f"gradtx.sweep: log-spaced grid {text!r} needs lo, hi > 0 (both in (0, inf)); "
+                f"use {':'.join(parts[:3])}:lin for a linear range"
             )
         vals = np.geomspace(lo, hi, n)
         if kind == "int":
             return sorted({round(v) for v in vals})
-        if kind != "log":
-            raise ValueError(f"gradtx.sweep: grid spec {spec!r}: kind must be lin, log or int")
         return [float(v) for v in vals]
-    return [_number(x) for x in spec.split(",") if x.strip()]
+    items = [x.strip() for x in text.split(",")]
+    if any(not x for x in items):
+        raise ValueError(
+            f"gradtx.sweep: grid spec {text!r} has an empty item; a grid spec is {GRID_SPEC_FORMS}"
+        )
+    return [_spec_number(text, x) for x in items]
+
+
+def _spec_number(spec: str, text: str) -> float | int:
+    try:
+        value = _number(text)
+    except ValueError:
+        raise ValueError(
+            f"gradtx.sweep: grid spec {spec!r}: {text!r} is not a number; a grid spec is "
+            f"{GRID_SPEC_FORMS}"
+        ) from None
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"gradtx.sweep: grid spec {spec!r}: NaN is not a grid value")
+    return value
 
 
 def _number(text: str) -> float | int:
@@ -75,6 +117,20 @@ def _number(text: str) -> float | int:
     if re.fullmatch(r"[+-]?\d+", text):
         return int(text)
     return float(text)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'momentum'?"`` for the closest candidates to a misspelt name, or ``""``."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def keywords(factory: Callable[..., Any]) -> list[str]:
+    """The keyword arguments of an optimizer factory, in signature order."""
+    defaults, _ = _signature_defaults(factory)
+    return [n for n in defaults if n != "self"]
 
 
 def expand_grid(grid: Mapping[str, Any], product: bool = True) -> list[dict[str, Any]]:
@@ -173,7 +229,10 @@ def resolve_optimizer(optimizer: Any) -> tuple[str, Callable[..., Any] | None, d
         return text, spec.factory, dict(spec.hparams)
     m = re.fullmatch(r"([A-Za-z_][\w]*)\s*(?:[\(\[](.*)[\)\]])?", text)
     if not m:
-        raise ValueError(f"gradtx.sweep: cannot parse optimizer {optimizer!r}")
+        raise ValueError(
+            f"gradtx.sweep: cannot parse optimizer {optimizer!r}; expected a name or "
+            "name(keyword=value, ...)"
+        )
     name, args = m.group(1), m.group(2)
     factory = registry.FACTORIES.get(name)
     if factory is None:
@@ -183,15 +242,30 @@ def resolve_optimizer(optimizer: Any) -> tuple[str, Callable[..., Any] | None, d
         if callable(candidate) and not isinstance(candidate, type):
             factory = candidate
     if factory is None:
-        known = ", ".join(sorted(registry.FACTORIES))
-        raise ValueError(f"gradtx.sweep: unknown optimizer {name!r}; known: {known}")
+        hint = did_you_mean(name, registry.FACTORIES)
+        known = "" if hint else "; known: " + ", ".join(sorted(registry.FACTORIES))
+        raise ValueError(f"gradtx.sweep: unknown optimizer {name!r}{hint}{known}")
     fixed: dict[str, Any] = {}
     if args:
+        defaults, varkw = _signature_defaults(factory)
+        names = keywords(factory)
         for item in args.split(","):
             if not item.strip():
                 continue
-            k, _, v = item.partition("=")
-            fixed[k.strip()] = _literal(v.strip())
+            k, sep, v = item.partition("=")
+            k = k.strip()
+            if not sep or not k.isidentifier():
+                raise ValueError(
+                    f"gradtx.sweep: optimizer {text!r}: arguments are keyword=value, got "
+                    f"{item.strip()!r}; {name}'s keywords: {', '.join(names)}"
+                )
+            if not varkw and k not in defaults:
+                hint = did_you_mean(k, names)
+                raise ValueError(
+                    f"gradtx.sweep: optimizer {text!r}: {name} has no keyword {k!r}{hint} "
+                    f"({name}'s keywords: {', '.join(names)})"
+                )
+            fixed[k] = _literal(v.strip())
     return text, factory, fixed
 
 
@@ -251,8 +325,8 @@ def population(
         if not varkw and root not in defaults:
             hp = ", ".join(n for n in defaults if n not in ("self",))
             raise ValueError(
-                f"gradtx.sweep: {label} has no hyperparameter {root!r} (grid name {name!r}); "
-                f"its arguments are: {hp}"
+                f"gradtx.sweep: {label} has no hyperparameter {root!r} (grid name {name!r})"
+                f"{did_you_mean(root, keywords(factory))} (its arguments are: {hp})"
             )
     for name in grid:
         values = [s[name] for s in settings]
