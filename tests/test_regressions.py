@@ -40,3 +40,47 @@ def test_muon_keeps_the_imaginary_part(standard_promotion):
     u_ref, _ = ref.update(g, ref.init(p), p)
     assert np.all(np.abs(np.imag(np.diag(np.asarray(u)))) > 0.05)
     np.testing.assert_allclose(np.asarray(u), np.asarray(u_ref), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Empty trees through masked, freeze and partition (Optax returns {} for them)
+
+
+@pytest.mark.parametrize(
+    ("make", "empty"),
+    [
+        (lambda: gradtx.masked(gradtx.sgd(1.0), {}), {}),
+        (lambda: gradtx.masked(gradtx.adam(1.0), []), []),
+        (lambda: gradtx.freeze({}, gradtx.adam(1.0)), {}),
+        (lambda: gradtx.partition({"a": gradtx.adam(1.0)}, {}), {}),
+    ],
+    ids=["masked-sgd", "masked-adam-list", "freeze", "partition"],
+)
+def test_empty_tree_through_mask_and_partition(make, empty, standard_promotion):
+    ref = optax.masked(optax.sgd(1.0), empty)
+    u_ref, _ = ref.update(empty, ref.init(empty), empty)
+    tx = make()
+    state = tx.init(empty)
+    u, state = tx.update(empty, state, empty)
+    assert u == u_ref
+    u, state = jax.jit(tx.update)(empty, state, empty)
+    assert u == u_ref
+
+
+# --------------------------------------------------------------------------------------------
+# partition names the path its label tree lacks
+
+
+def test_partition_names_the_missing_label_path():
+    params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+    tx = gradtx.partition({"a": gradtx.sgd(1.0)}, {"w": "a"})
+    with pytest.raises(gradtx.TreeMismatchError, match=r"\['b'\]") as err:
+        tx.init(params)
+    assert "['w']" not in str(err.value)
+
+
+def test_partition_names_a_nested_missing_label_path():
+    params = {"enc": {"w": jnp.ones(2), "b": jnp.ones(2)}, "head": jnp.ones(2)}
+    tx = gradtx.partition({"a": gradtx.sgd(1.0)}, {"enc": {"w": "a"}, "head": "a"})
+    with pytest.raises(gradtx.TreeMismatchError, match=r"\['enc'\]\['b'\]"):
+        tx.init(params)

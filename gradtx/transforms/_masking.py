@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._mask import MaskFn, canonical_mask, resolve_mask
+from .._mask import MaskFn, StaticMask, canonical_mask, resolve_mask
 from .._transform import (
     EmptyState,
     Transform,
@@ -129,6 +129,13 @@ def merge(mask: Any, inside: Any, outside: Any) -> Any:
 # masked
 
 
+def _is_empty_tree(mask: Any) -> bool:
+    """Whether ``mask`` is a container with no leaves (``{}``, ``[]``), the mask of empty params."""
+    if mask is None or callable(mask) or isinstance(mask, (StaticMask, MaskFn)):
+        return False
+    return not jax.tree.leaves(mask) and jax.tree.structure(mask) != jax.tree.structure(None)
+
+
 class MaskedState(NamedTuple):
     """``inner_state`` is the inner transform's state with ``None`` at masked-out leaves."""
 
@@ -148,6 +155,8 @@ class Masked(Transform):
 
     def __post_init__(self):
         object.__setattr__(self, "inner", as_transform(self.inner))
+        if _is_empty_tree(self.mask):  # {} or []: a mask for empty params
+            object.__setattr__(self, "mask", StaticMask(self.mask))
         object.__setattr__(self, "mask", canonical_mask(self.mask, "masked"))
 
     def _init(self, params):
@@ -194,6 +203,8 @@ class Freeze(Transform):
     inner: Any = None
 
     def __post_init__(self):
+        if _is_empty_tree(self.mask):  # {} or []: a mask for empty params
+            object.__setattr__(self, "mask", StaticMask(self.mask))
         object.__setattr__(self, "mask", canonical_mask(self.mask, "freeze"))
         if self.inner is not None:
             object.__setattr__(self, "inner", as_transform(self.inner))
