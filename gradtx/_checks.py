@@ -59,11 +59,16 @@ def check_range(
 
     The message reads ``gradtx.adam: b1 must be in [0, 1), got 1.5``.
     """
+    if isinstance(value, str):
+        raise HyperparameterError(
+            f"gradtx.{fn}: {name} must be a number, an array or a schedule, got {value!r}"
+        )
     arr = concrete_values(value)
     if arr is None:
         return
-    lo_ok = (arr > low) if low_open else (arr >= low)
-    hi_ok = (arr < high) if high_open else (arr <= high)
+    # An infinite bound is open: ``[0, inf)`` rejects inf, as its text says.
+    lo_ok = (arr > low) if low_open or low == -math.inf else (arr >= low)
+    hi_ok = (arr < high) if high_open or high == math.inf else (arr <= high)
     if np.all(lo_ok & hi_ok) and not np.any(np.isnan(arr)):
         return
     lb = "(" if low_open or low == -math.inf else "["
@@ -73,6 +78,53 @@ def check_range(
     raise HyperparameterError(
         f"gradtx.{fn}: {name} must be in {lb}{lo}, {hi}{rb}, got {_fmt(value)}"
     )
+
+
+class Interval:
+    """A valid range for a hyperparameter field: ``field(0.9, check=Interval(0, 1, high_open=True))``.
+
+    Calling it checks a concrete value the way ``check_range`` does. An infinite bound is always
+    open: ``Interval(0)`` is ``[0, inf)`` and rejects ``inf``.
+    """
+
+    def __init__(
+        self,
+        low: float = -math.inf,
+        high: float = math.inf,
+        *,
+        low_open: bool = False,
+        high_open: bool = False,
+        integer: bool = False,
+    ):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+        self.integer = integer
+
+    def __call__(self, fn: str, name: str, value: Any) -> None:
+        if self.integer:
+            arr = concrete_values(value)
+            if arr is not None and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+                raise HyperparameterError(
+                    f"gradtx.{fn}: {name} must be an integer in {self._text()}, got {_fmt(value)}"
+                )
+        check_range(
+            fn, name, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open
+        )
+
+    def _text(self) -> str:
+        lb = "(" if self.low_open or self.low == -math.inf else "["
+        rb = ")" if self.high_open or self.high == math.inf else "]"
+        return f"{lb}{self.low:g}, {self.high:g}{rb}"
+
+    def __repr__(self) -> str:
+        return f"Interval{self._text()}"
+
+
+#: The ranges most hyperparameters use.
+NONNEGATIVE = Interval(0.0)
+POSITIVE = Interval(0.0, low_open=True)
+UNIT = Interval(0.0, 1.0, high_open=True)  # decay rates: [0, 1)
+CLOSED_UNIT = Interval(0.0, 1.0)  # [0, 1]
+COUNT = Interval(1, integer=True)  # iterations, periods: 1, 2, ...
 
 
 def check_nonnegative(fn: str, name: str, value: Any) -> None:

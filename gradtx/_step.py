@@ -6,20 +6,20 @@ from typing import Any
 
 import jax
 
-from ._resident import resident
-from ._transform import OptState, Params, Updates, apply_updates, as_transform
+from ._transform import OptState, Params, Updates, apply_updates, as_transform, split_extra
 
 
-def _step(tx: Any, grads: Updates, state: OptState, params: Params, extra: dict[str, Any]):
-    updates, new_state = tx._update(grads, state, params, **extra)
+def _step(tx: Any, grads: Updates, state: OptState, params: Params, dynamic: Any, static: Any):
+    updates, new_state = tx._update(grads, state, params, **dynamic, **static.items)
     # Outputs in the order of the donated inputs (state, then params): JAX pairs donated input
     # buffers with outputs of the same shape and dtype in order, so (params, state) would hand
     # m's buffer to the new params and XLA would add a full copy per buffer to stay correct.
     return new_state, apply_updates(params, updates)
 
 
-# Arguments: 0 tx, 1 grads, 2 state, 3 params, 4 extra. The old state and params are donated.
-_compiled_step = jax.jit(_step, donate_argnums=(2, 3))
+# Arguments: 0 tx, 1 grads, 2 state, 3 params, 4 array extras, 5 static extras. The old state
+# and params are donated.
+_compiled_step = jax.jit(_step, donate_argnums=(2, 3), static_argnums=(5,))
 
 
 def step(
@@ -51,9 +51,8 @@ def step(
 
     Args:
       tx: a gradtx transform (or any object with Optax's ``init``/``update``, which is wrapped).
-        Its hyperparameters are traced, so changing their values does not recompile; Python
-        numbers among them are copied to the device once per value and cached (not on every
-        call, which on a GPU costs a host-to-device copy per number per step).
+        Its hyperparameters are traced, so changing their values does not recompile; they are
+        device scalars made at construction, so no call copies them from the host.
       grads: the gradients, shaped like ``params``.
       state: the state from ``tx.init(params)`` or from the previous ``step``.
       params: the current parameters.
@@ -62,6 +61,5 @@ def step(
     Returns:
       ``(new_params, new_state)``, with the dtypes and shardings of the old ones.
     """
-    tx = resident(as_transform(tx))
-    new_state, new_params = _compiled_step(tx, grads, state, params, extra)
+    new_state, new_params = _compiled_step(as_transform(tx), grads, state, params, *split_extra(extra))
     return new_params, new_state

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _fusion, _resident, _tree
+from . import _checks, _fusion, _tree
 
 T = TypeVar("T")
 
@@ -29,21 +30,106 @@ OptState = Any
 # Pytree dataclasses
 
 
-def static_field(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
-    """A dataclass field that is part of the treedef (hashable, never traced)."""
-    metadata = {"static": True}
+def static_field(
+    default: Any = dataclasses.MISSING,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    check: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """A dataclass field that is part of the treedef (hashable, never traced).
+
+    ``choices`` lists the valid values of an option (``static_field("raw", choices=("raw",
+    "corrected"))``); ``check`` is a range as in ``field`` (for integer options such as a number
+    of iterations). Both raise ``HyperparameterError`` at construction.
+    """
+    metadata = {"static": True, "choices": choices, "check": check}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
+def field(default: Any = dataclasses.MISSING, *, check: Any = None, **kwargs: Any) -> Any:
+    """A hyperparameter field (a pytree leaf), declared with its valid range.
+
+    Every non-static field of a ``pytree_dataclass`` is converted at construction: a callable
+    that is not a schedule becomes a ``FunctionSchedule`` and a Python or NumPy number becomes a
+    JAX scalar (so ``jax.jit``, ``eqx.filter_jit`` and ``nnx.jit`` all trace it, and one compile
+    serves every value). ``check`` (for example ``_checks.UNIT`` for ``[0, 1)``) runs on the
+    value the user gave, before the conversion, and raises ``HyperparameterError`` naming the
+    function (the class's ``fn_name``), the argument, the value and the valid range.
+    """
+    metadata = {"check": check}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+_INT32 = np.iinfo(np.int32)
+
+
+def _leaf_value(fn: str, name: str, value: Any) -> Any:
+    """A hyperparameter as the pytree leaf a transform holds (see ``field``)."""
+    if value is None or isinstance(value, (bool, np.bool_, Schedule, Transform)):
+        return value
+    if isinstance(value, jax.Array):
+        return value
+    if isinstance(value, (int, np.integer)):
+        if not jax.config.jax_enable_x64 and not _INT32.min <= int(value) <= _INT32.max:
+            # Step counts beyond int32 (``decay_steps=10**10``): exact as a float up to 2**24
+            # times a power of two, and counts saturate at 2**31 - 1 anyway.
+            return jnp.asarray(float(value))
+        return jnp.asarray(value)
+    if isinstance(value, (float, complex, np.number, np.ndarray)):
+        return jnp.asarray(value)
+    if isinstance(value, str):
+        raise _checks.HyperparameterError(
+            f"gradtx.{fn}: {name} must be a number, an array or a schedule, got {value!r}"
+        )
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_leaf_value(fn, name, v) for v in value)
+    if isinstance(value, list):
+        return [_leaf_value(fn, name, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _leaf_value(fn, name, v) for k, v in value.items()}
+    if callable(value) and not hasattr(value, "init"):
+        return FunctionSchedule(value)
+    return value
+
+
+def _convert_fields(self: Any) -> None:
+    """Runs at construction: declared checks on the given values, then the leaf conversion."""
+    cls = type(self)
+    fn = cls.fn_name or cls.__name__
+    for f in dataclasses.fields(self):
+        choices = f.metadata.get("choices")
+        if choices is not None:
+            _checks.check_choice(fn, f.name, getattr(self, f.name), choices)
+        check = f.metadata.get("check")
+        if check is not None:  # skips schedules and tracers: only concrete values are checked
+            check(fn, f.name, getattr(self, f.name))
+    user = cls._check_init
+    if user is not None:
+        user(self)
+    for f in dataclasses.fields(self):
+        if not f.metadata.get("static", False):
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, _leaf_value(fn, f.name, value))
+
+
 def pytree_dataclass(cls: type[T]) -> type[T]:
     """Makes ``cls`` a frozen dataclass registered as a pytree.
 
-    Fields declared with ``static_field`` go into the treedef; all others are children. Children
-    may be numbers, arrays, ``None``, schedules or other transforms. Unflattening bypasses
-    ``__init__``, so validation in ``__post_init__`` runs only when users construct objects.
+    Fields declared with ``static_field`` go into the treedef; all others are children
+    (hyperparameters), converted at construction as ``field`` describes. Children may be numbers,
+    arrays, ``None``, schedules or other transforms. A ``__check_init__(self)`` method (or a
+    ``__post_init__``) runs after the declared checks, for checks across fields. Unflattening
+    bypasses ``__init__``, so conversion and validation run only when users construct objects.
     """
+    own_check = cls.__dict__.get("__check_init__") or cls.__dict__.get("__post_init__")
+    if own_check is not None:
+        cls._check_init = own_check  # type: ignore[attr-defined]
+    cls.__post_init__ = _convert_fields  # type: ignore[attr-defined]
     cls = dataclasses.dataclass(frozen=True, repr=False, eq=False)(cls)
     fields = dataclasses.fields(cls)
     data = tuple(f.name for f in fields if not f.metadata.get("static", False))
@@ -77,7 +163,7 @@ def _repr_value(v: Any) -> str:
     if isinstance(v, (jax.Array, np.ndarray)) and not isinstance(v, jax.core.Tracer):
         arr = np.asarray(v)
         if arr.ndim == 0:
-            return repr(arr.item())
+            return str(arr[()])  # NumPy's shortest repr for the dtype: 0.1, not 0.100000001
         return f"{arr.dtype}{list(arr.shape)}"
     if isinstance(v, jax.core.Tracer):
         return f"Traced<{v.dtype}{list(v.shape)}>"
@@ -91,6 +177,11 @@ def _repr_value(v: Any) -> str:
 
 
 class _ReprMixin:
+    #: The public name that validation errors give (``gradtx.<fn_name>: ...``); the class name
+    #: when empty.
+    fn_name = ""
+    _check_init = None
+
     def __repr__(self) -> str:
         parts = []
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -195,10 +286,58 @@ def _compiled_init(tx: Transform, params: Params, shardings: tuple[Any, ...] | N
         return tx._init(params)
 
 
-@jax.jit
+class _Static:
+    """Extra arguments that are not arrays (a ``value_fn``, a string), held static by ``jit``.
+
+    Hashed by value where possible, else by identity, so the same function object reuses the
+    compiled program.
+    """
+
+    def __init__(self, items: dict[str, Any]):
+        self.items = items
+        self._key = tuple(sorted((k, _hash_key(v)) for k, v in items.items()))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, _Static) and self._key == other._key
+
+
+def _hash_key(v: Any) -> Any:
+    try:
+        hash(v)
+    except TypeError:
+        return ("id", id(v))
+    return ("value", type(v), v)
+
+
+def _is_array_tree(value: Any) -> bool:
+    leaves = jax.tree.leaves(value)
+    return bool(leaves) and all(
+        isinstance(x, (jax.Array, np.ndarray, np.number, int, float, complex))
+        and not isinstance(x, bool)
+        for x in leaves
+    )
+
+
+def split_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], _Static]:
+    """Extra ``update`` arguments as (traced arrays, static rest)."""
+    dynamic = {k: v for k, v in extra.items() if _is_array_tree(v)}
+    static = {k: v for k, v in extra.items() if k not in dynamic}
+    return dynamic, _Static(static)
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
 def _compiled_update(
-    tx: Transform, updates: Updates, state: OptState, params: Params, extra: dict[str, Any]
+    tx: Transform,
+    updates: Updates,
+    state: OptState,
+    params: Params,
+    dynamic: dict[str, Any],
+    static: _Static,
 ) -> tuple[Updates, OptState]:
+    extra = {**dynamic, **static.items}
     # Checked while tracing only, so they cost nothing per step. Transforms that keep per-leaf
     # state also check the updates against it (naming the buffer).
     where = tx.where()
@@ -268,8 +407,7 @@ class Transform(_ReprMixin):
         self, updates: Updates, state: OptState, params: Params = None, **extra: Any
     ) -> tuple[Updates, OptState]:
         """Transforms ``updates`` (gradients) and returns ``(updates, new_state)`` (compiled)."""
-        tx = _resident.resident(self)
-        return _compiled_update(tx, updates, state, params, extra)
+        return _compiled_update(self, updates, state, params, *split_extra(extra))
 
     # Subclasses override these two.
     def _init(self, params: Params) -> OptState:
@@ -324,15 +462,28 @@ class Wrapped(Transform):
         return self.inner.init(params)
 
     def _update(self, updates, state, params, **extra):
-        try:
-            return self.inner.update(updates, state, params, **extra)
-        except TypeError:
-            if not extra:
-                raise
-            return self.inner.update(updates, state, params)
+        return self.inner.update(updates, state, params, **_accepted(self.inner.update, extra))
 
     def __repr__(self) -> str:
         return f"Wrapped({type(self.inner).__name__})"
+
+
+def _accepted(fn: Callable[..., Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The extra arguments ``fn`` takes: all of them if it has ``**kwargs``, else those it names.
+
+    An Optax ``GradientTransformation`` without extra-argument support takes none, as in
+    ``optax.chain``; one built with ``GradientTransformationExtraArgs`` takes them all.
+    """
+    if not extra:
+        return extra
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return extra
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return extra
+    names = {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    return {k: v for k, v in extra.items() if k in names}
 
 
 def as_transform(tx: Any) -> Transform:

@@ -10,6 +10,7 @@ import optax
 from flax import nnx
 
 import gradtx
+import gradtx.nnx
 
 X = jax.random.normal(jax.random.key(0), (16, 3))
 Y = jnp.sin(X[:, :1])
@@ -37,7 +38,7 @@ def test_flax_nnx_optimizer_matches_pure_loop():
     graphdef, params0 = nnx.split(model, nnx.Param)
     params0 = jax.tree.map(jnp.array, params0)  # a copy: the optimizer updates the model in place
     tx = gradtx.adamw(1e-2, weight_decay=1e-2)
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    optimizer = gradtx.nnx.Optimizer(model, tx, wrt=nnx.Param)
 
     @nnx.jit
     def step(model, optimizer):

@@ -10,7 +10,8 @@ from ..transforms._scaling import negate
 from ..transforms._weight_decay import add_decayed_weights
 
 ARGS_LEARNING_RATE = """learning_rate: step size, a float >= 0, an array (a batch of rates under vmap) or a
-        schedule ``count -> value`` (a gradtx schedule or any callable)."""
+        schedule ``count -> value`` (a gradtx schedule or any callable). None applies no step
+        size, only the sign flip (scale the updates elsewhere), as in Optax."""
 ARGS_WEIGHT_DECAY = """weight_decay: L2 coefficient >= 0 (float, array or schedule), added to the gradient
         before the preconditioner as in torch (``g <- g + weight_decay * p``). A literal 0 adds
         nothing to the program; pass an array to sweep it.
@@ -57,7 +58,8 @@ def optimizer_chain(
     parts.append(preconditioner)
     if decay and decoupled_weight_decay:
         parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
-    parts.append(scale_by_learning_rate(learning_rate))
+    # None: no scaling, only the sign flip (Optax's meaning; the step size is applied elsewhere).
+    parts.append(negate() if learning_rate is None else scale_by_learning_rate(learning_rate))
     return Chain(tuple(parts))
 
 

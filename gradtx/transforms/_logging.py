@@ -14,11 +14,12 @@ def _collect(tx: Transform, state: Any, path: tuple[str, ...], out: list) -> Non
         _collect(child, child_state, (*path, label) if label else path, out)
 
 
-def current_hyperparams(tx: Transform, state: Any) -> dict[str, Any]:
+def current_hyperparams(tx: Transform, state: Any = None) -> dict[str, Any]:
     """A flat dict of the learning rate and every scheduled (or state-scaled) value, as used at
     the last step, read from ``tx`` and its ``state``; no wrapper needed::
 
         gradtx.current_hyperparams(tx, state)   # {'learning_rate': Array(0.00098, ...)}
+        gradtx.current_hyperparams(optimizer)   # a gradtx.nnx.Optimizer holds both
 
     Keys are the field names (``learning_rate``, ``b1``, ``weight_decay``); where two
     transforms share a name, the key is prefixed with its place: chain indices and partition
@@ -26,6 +27,8 @@ def current_hyperparams(tx: Transform, state: Any) -> dict[str, Any]:
     do not tell the values apart, as in ``"0/weight_decay"``). Before the first step
     the values are those the first step will use. Works under ``jit`` (values are arrays).
     """
+    if state is None and hasattr(tx, "transform_and_state"):
+        tx, state = tx.transform_and_state()
     items: list[tuple[tuple[str, ...], str, Any]] = []
     _collect(tx, state, (), items)
     counts: dict[str, int] = {}

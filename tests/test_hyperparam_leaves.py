@@ -1,0 +1,224 @@
+"""Hyperparameters are JAX scalars made at construction: one compile in every framework."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import gradtx
+import gradtx.nnx
+from gradtx._step import _compiled_step
+from gradtx._transform import split_extra
+
+LRS = (0.1, 0.01, 1e-3, 1e-4)
+
+
+def test_leaves_are_what_jit_makes_of_the_numbers():
+    tx = gradtx.chain(gradtx.clip_by_global_norm(1), gradtx.adam(1e-3, b1=0.0))
+    for x in jax.tree.leaves(tx):
+        assert isinstance(x, jax.Array)
+    lr = tx.transforms[1].transforms[-1].learning_rate
+    want = jnp.asarray(1e-3)
+    assert (lr.dtype, lr.weak_type) == (want.dtype, want.weak_type)
+    assert np.asarray(lr) == np.asarray(want)
+    # -0.0 keeps its sign; integers stay integers; bools are structure, not leaves.
+    assert np.signbit(np.asarray(gradtx.scale(-0.0).factor))
+    assert gradtx.cosine_decay(1.0, 10).decay_steps.dtype == jnp.int32
+
+
+def test_repr_shows_the_numbers_given():
+    assert "learning_rate=0.1)" in repr(gradtx.sgd(0.1))
+
+
+def test_x64_mode_at_construction():
+    with jax.enable_x64(True):
+        assert gradtx.sgd(0.1).transforms[-1].learning_rate.dtype == jnp.float64
+    assert gradtx.sgd(0.1).transforms[-1].learning_rate.dtype == jnp.float32
+
+
+def test_replace_converts_too():
+    tx = dataclasses.replace(gradtx.scale_by_learning_rate(0.1), learning_rate=0.5)
+    assert isinstance(tx.learning_rate, jax.Array) and float(tx.learning_rate) == 0.5
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: gradtx.adam(float("inf")), "gradtx.adam: learning_rate must be in [0, inf), got inf"),
+        (lambda: gradtx.adam("abc"), "gradtx.adam: learning_rate must be a number"),
+        (lambda: gradtx.adam(1e-3, b1=1.5), "b1 must be in [0, 1), got 1.5"),
+    ],
+)
+def test_bad_values_fail_at_construction(make, message):
+    with pytest.raises(gradtx.HyperparameterError) as err:
+        make()
+    assert message in str(err.value)
+
+
+def test_step_same_bits_as_python_numbers():
+    """The compiled step fed device scalars equals the one fed Python numbers."""
+    params = {"w": jnp.linspace(-1.0, 1.0, 257, dtype=jnp.float32)}
+    grads = {"w": jnp.cos(params["w"])}
+    tx = gradtx.adamw(3e-3, weight_decay=0.1)
+    numbers = jax.tree.map(lambda x: x.item(), tx)  # bypasses __init__: Python floats as leaves
+    assert all(isinstance(x, float) for x in jax.tree.leaves(numbers))
+    p1, s1 = jax.tree.map(jnp.copy, params), tx.init(params)
+    p2, s2 = jax.tree.map(jnp.copy, params), tx.init(params)
+    for _ in range(3):
+        p1, s1 = gradtx.step(tx, grads, s1, p1)
+        s2, p2 = _compiled_step(numbers, grads, s2, p2, *split_extra({}))
+    for a, b in zip(jax.tree.leaves((p1, s1)), jax.tree.leaves((p2, s2))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_vmap_over_learning_rate_still_traces():
+    x0 = jnp.linspace(-1.0, 1.0, 8)
+
+    def final(lr):
+        tx = gradtx.sgd(lr, momentum=0.9)
+        x, s = x0, tx.init(x0)
+        for _ in range(2):
+            u, s = tx.update(2 * x, s, x)
+            x = gradtx.apply_updates(x, u)
+        return jnp.sum(x * x)
+
+    out = jax.vmap(final)(jnp.array([0.0, 0.1], jnp.float32))
+    np.testing.assert_allclose(np.asarray(out[0]), float(jnp.sum(x0 * x0)))
+    assert float(out[1]) < float(out[0])
+
+
+def _sched(lr):
+    return gradtx.warmup_cosine_decay(0.0, lr, 5, 50, end_value=lr / 10)
+
+
+@pytest.mark.parametrize("make", [gradtx.adamw, lambda lr: gradtx.sgd(_sched(lr), momentum=0.9)])
+def test_one_trace_for_four_rates_under_jax_jit(make):
+    traces = []
+    params = {"w": jnp.ones(3)}
+
+    @jax.jit
+    def step(tx, params, state):
+        traces.append(1)
+        updates, state = tx.update(params, state, params)
+        return gradtx.apply_updates(params, updates), state
+
+    for lr in LRS:
+        tx = make(lr)
+        step(tx, params, tx.init(params))
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("make", [gradtx.adamw, lambda lr: gradtx.sgd(_sched(lr), momentum=0.9)])
+def test_one_trace_for_four_rates_under_eqx_filter_jit(make):
+    traces = []
+    model = eqx.nn.Linear(3, 2, key=jax.random.key(0))
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    @eqx.filter_jit
+    def step(tx, params, state):
+        traces.append(1)
+        grads = jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(jnp.ones(3)) ** 2))(params)
+        updates, state = tx.update(grads, state, params)
+        return eqx.apply_updates(params, updates), state
+
+    for lr in LRS:
+        tx = make(lr)
+        out, _ = step(tx, params, tx.init(params))
+    assert len(traces) == 1
+    assert isinstance(out.weight, jax.Array)
+
+
+class _MLP(nnx.Module):
+    def __init__(self, rngs):
+        self.l1 = nnx.Linear(3, 8, rngs=rngs)
+        self.l2 = nnx.Linear(8, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.l2(jnp.tanh(self.l1(x)))
+
+
+@pytest.mark.parametrize("make", [gradtx.adamw, lambda lr: gradtx.sgd(_sched(lr), momentum=0.9)])
+def test_one_trace_for_four_rates_under_nnx_jit(make):
+    X = jnp.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    traces = []
+
+    @nnx.jit
+    def step(model, optimizer):
+        traces.append(1)
+        loss, grads = nnx.value_and_grad(lambda m: jnp.mean(m(X) ** 2))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    for lr in LRS:
+        model = _MLP(nnx.Rngs(0))
+        optimizer = gradtx.nnx.Optimizer(model, make(lr), wrt=nnx.Param)
+        step(model, optimizer)
+        step(model, optimizer)
+    assert len(traces) == 1
+    assert int(optimizer.step[...]) == 2
+
+
+def test_nnx_optimizer_matches_the_plain_loop_and_logs():
+    X = jnp.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    model = _MLP(nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    params = jax.tree.map(jnp.array, params)
+    sched = gradtx.exponential_decay(0.1, 0.5, 1)
+    tx = gradtx.adam(sched)
+    optimizer = gradtx.nnx.Optimizer(model, tx)
+
+    @nnx.jit
+    def step(model, optimizer):
+        grads = nnx.grad(lambda m: jnp.mean(m(X) ** 2))(model)
+        optimizer.update(model, grads)
+
+    for _ in range(3):
+        step(model, optimizer)
+    state = tx.init(params)
+    for _ in range(3):
+        grads = jax.grad(lambda p: jnp.mean(nnx.merge(graphdef, p)(X) ** 2))(params)
+        updates, state = tx.update(grads, state, params)
+        params = gradtx.apply_updates(params, updates)
+    got = nnx.state(model, nnx.Param)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    logged = gradtx.current_hyperparams(optimizer)["learning_rate"]
+    np.testing.assert_allclose(float(logged), float(sched(2)), rtol=1e-6)
+
+
+def test_non_array_extras_are_static():
+    """An Optax transform that takes a function among its extras runs inside gradtx.chain."""
+    params = jnp.array([1.0, 2.0])
+
+    def f(p):
+        return jnp.sum((p - 3.0) ** 2)
+
+    ref = optax.lbfgs()
+    tx = gradtx.chain(ref)
+    s_ref, s = ref.init(params), tx.init(params)
+    p_ref, p = params, params
+    for _ in range(3):
+        v, g = jax.value_and_grad(f)(p_ref)
+        u_ref, s_ref = ref.update(g, s_ref, p_ref, value=v, grad=g, value_fn=f)
+        p_ref = optax.apply_updates(p_ref, u_ref)
+        v, g = jax.value_and_grad(f)(p)
+        u, s = tx.update(g, s, p, value=v, grad=g, value_fn=f)
+        p = gradtx.apply_updates(p, u)
+    np.testing.assert_allclose(np.asarray(p), np.asarray(p_ref), rtol=1e-6)
+
+
+def test_extras_an_inner_transform_does_not_take_are_not_passed():
+    class NoExtras:
+        def init(self, params):
+            return ()
+
+        def update(self, updates, state, params=None):
+            return updates, state
+
+    u, _ = gradtx.chain(NoExtras()).update(jnp.ones(2), ((),), None, note="hi", loss=1.0)
+    np.testing.assert_array_equal(np.asarray(u), np.ones(2))
