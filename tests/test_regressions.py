@@ -84,3 +84,26 @@ def test_partition_names_a_nested_missing_label_path():
     tx = gradtx.partition({"a": gradtx.sgd(1.0)}, {"enc": {"w": "a"}, "head": "a"})
     with pytest.raises(gradtx.TreeMismatchError, match=r"\['enc'\]\['b'\]"):
         tx.init(params)
+
+
+# --------------------------------------------------------------------------------------------
+# warmup_cosine_decay rejects a decay that ends before the warmup does
+
+
+@pytest.mark.parametrize("decay_steps", [10, 5])
+def test_warmup_cosine_decay_rejects_decay_steps_not_after_warmup(decay_steps):
+    with pytest.raises(ValueError):  # Optax refuses the same arguments
+        optax.warmup_cosine_decay_schedule(0.2, 1.2, 10, decay_steps, 0.0)
+    msg = (
+        rf"gradtx\.warmup_cosine_decay: decay_steps must be in \(warmup_steps, inf\) = "
+        rf"\(10, inf\), got {decay_steps}"
+    )
+    with pytest.raises(gradtx.HyperparameterError, match=msg):
+        gradtx.warmup_cosine_decay(0.2, 1.2, 10, decay_steps, 0.0)
+
+
+def test_warmup_cosine_decay_reaches_its_peak_after_the_warmup():
+    sched = gradtx.warmup_cosine_decay(0.2, 1.2, 10, 11, 0.0)
+    ref = optax.warmup_cosine_decay_schedule(0.2, 1.2, 10, 11, 0.0)
+    assert float(sched(10)) == pytest.approx(float(ref(10)), rel=1e-6)
+    assert float(ref(10)) == pytest.approx(1.2, rel=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _checks
 from .._transform import Schedule, pytree_dataclass
@@ -15,6 +16,24 @@ def linear_warmup(x: Any, init_value: Any, peak_value: Any, warmup_steps: Any) -
     """``init + (peak - init) * x / warmup_steps`` (valid for ``x < warmup_steps``)."""
     init = f(init_value)
     return init + (f(peak_value) - init) * (x / nonzero(f(warmup_steps)))
+
+
+def check_decay_after_warmup(fn: str, warmup_steps: Any, decay_steps: Any) -> None:
+    """Raises ``HyperparameterError`` unless ``decay_steps > warmup_steps`` (both concrete).
+
+    ``decay_steps`` counts the warmup, so with ``decay_steps <= warmup_steps`` the schedule would
+    jump from the warmup straight to ``end_value`` and never reach its peak (Optax raises too).
+    """
+    warm = _checks.concrete_values(warmup_steps)
+    decay = _checks.concrete_values(decay_steps)
+    if warm is None or decay is None:
+        return
+    if np.all(decay > warm):
+        return
+    raise _checks.HyperparameterError(
+        f"gradtx.{fn}: decay_steps must be in (warmup_steps, inf) = ({_checks._fmt(warmup_steps)}, inf), "
+        f"got {_checks._fmt(decay_steps)}; decay_steps is the total length including the warmup"
+    )
 
 
 @pytree_dataclass
@@ -37,6 +56,7 @@ class WarmupCosineDecay(Schedule):
     def __post_init__(self):
         _checks.check_nonnegative("warmup_cosine_decay", "warmup_steps", self.warmup_steps)
         _checks.check_positive("warmup_cosine_decay", "decay_steps", self.decay_steps)
+        check_decay_after_warmup("warmup_cosine_decay", self.warmup_steps, self.decay_steps)
 
     def __call__(self, count):
         x = t(count)
