@@ -26,6 +26,8 @@ class MasterWeightsState(NamedTuple):
 class WithMasterWeights(Transform):
     """Runs ``inner`` on a high-precision copy of the parameters (see ``with_master_weights``)."""
 
+    elementwise = True
+
     inner: Transform
     dtype: Any = static_field(jnp.float32)
 

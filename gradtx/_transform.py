@@ -409,6 +409,43 @@ class Transform(_ReprMixin):
         """Transforms ``updates`` (gradients) and returns ``(updates, new_state)`` (compiled)."""
         return _compiled_update(self, updates, state, params, *split_extra(extra))
 
+    #: Capabilities each class declares; the layout layer and the registry read them, and
+    #: combinators (chain, masked, partition, wrappers) hold them when all their parts do.
+    #: ``elementwise``: every output element depends only on the same element of the gradient,
+    #: state and params (or on sums over all elements), so any packing of the leaves into
+    #: buffers gives the tree's numbers.
+    elementwise = False
+    #: ``stackable``: per-leaf statistics (norms, factored moments, matrix functions) computed
+    #: per slice when equal-shape leaves are stacked along a new leading axis.
+    stackable = False
+
+    def parts(self) -> tuple[Transform, ...]:
+        """The transforms this one holds among its hyperparameter fields (for combinators)."""
+        out: list[Transform] = []
+
+        def visit(v: Any) -> None:
+            if isinstance(v, Transform):
+                out.append(v)
+            elif isinstance(v, (tuple, list)):
+                for x in v:
+                    visit(x)
+            elif isinstance(v, dict):
+                for x in v.values():
+                    visit(x)
+
+        for name in getattr(self, "_data_fields", ()):
+            visit(getattr(self, name))
+        return tuple(out)
+
+    def is_elementwise(self) -> bool:
+        """True when this transform and every part of it are ``elementwise``."""
+        return type(self).elementwise and all(t.is_elementwise() for t in self.parts())
+
+    def is_stackable(self) -> bool:
+        """True when every part is elementwise or runs leaf by leaf on stacked buffers."""
+        own = type(self).elementwise or type(self).stackable
+        return own and all(t.is_stackable() for t in self.parts())
+
     # Subclasses override these two.
     def _init(self, params: Params) -> OptState:
         return EmptyState()
@@ -502,6 +539,8 @@ def as_transform(tx: Any) -> Transform:
 class Chain(Transform):
     """Applies transforms in order; the state is a tuple with one entry per transform."""
 
+    elementwise = True
+
     transforms: tuple[Transform, ...] = ()
 
     def _init(self, params):
@@ -542,6 +581,8 @@ def chain(*transforms: Any) -> Chain:
 class Identity(Transform):
     """Leaves updates unchanged."""
 
+    elementwise = True
+
     def _update(self, updates, state, params, **extra):
         return updates, state
 
@@ -572,6 +613,8 @@ def scale_tree(updates: Updates, factor: Any) -> Updates:
 class Scale(Transform):
     """``u <- factor * u``."""
 
+    elementwise = True
+
     factor: Any = 1.0
 
     def _update(self, updates, state, params, **extra):
@@ -590,6 +633,8 @@ class ScaleByLearningRate(Transform):
     ``learning_rate`` is a float, an array (for example a batch of rates under ``vmap``) or a
     schedule evaluated at the number of updates applied before this one.
     """
+
+    elementwise = True
 
     learning_rate: Any = 1e-3
 

@@ -36,12 +36,12 @@ class Spec:
       invalid: hyperparameters that must raise ``HyperparameterError``: (kwargs, message part).
         A negative and a NaN learning rate are checked for every entry without being listed.
       elementwise: each output element depends only on the same element of the gradient, state
-        and params (no per-leaf norms, shapes or masks), so ``gradtx.grouped`` gives the same
-        updates. Set False for LAMB, LARS, Adafactor, Muon and the like.
+        and params (no per-leaf norms or shapes), so packed buffers give the same updates. Read
+        from the classes of the transform the entry builds (``Transform.is_elementwise``), never
+        set by hand.
       stack_aware: not elementwise, but runs leaf by leaf on ``gradtx.flatten(params,
         stack=True)`` buffers (their leading axis indexes the stacked leaves) and gives the
-        tree's numbers there (every per-leaf optimizer in the registry). Elementwise entries
-        run on any packed buffers.
+        tree's numbers there. Read from the classes (``Transform.is_stackable``).
     """
 
     name: str
@@ -357,35 +357,13 @@ _MODERN: list[Spec] = [
     Spec("soap", soap, {"precondition_frequency": 2}, 0.05, 300, convergence_tol=1e-2),
 ]  # fmt: skip
 
-# --- performance
-# Entries whose update is not elementwise (per-leaf norms, shapes, per-leaf noise): gradtx.grouped
-# would change their numbers. (The lead may fold these into the entries as elementwise=False.)
-_NOT_ELEMENTWISE = (
-    "adafactor",
-    "fromage",
-    "lamb",
-    "lars",
-    "mars",
-    "muon",
-    "noisy_sgd",
-    "novograd",
-    "sm3",
-    "soap",
-)
-
-
-# Of those, the ones that treat the leading axis of gradtx.flatten(stack=True) buffers as the
-# index of stacked leaves (per-leaf statistics computed per slice): all of them. A per-leaf
-# optimizer added without stacking support fails tests/test_stacked.py's stacked == tree check;
-# list the stack-aware names here then, instead of this alias (the others refuse stacks with a
-# TypeError).
-_STACK_AWARE = _NOT_ELEMENTWISE
-
-
+# --- capabilities: read from the transform classes (``Transform.elementwise``/``stackable``)
 def _with_flags(spec: Spec) -> Spec:
-    if spec.name in _NOT_ELEMENTWISE:
-        return dataclasses.replace(spec, elementwise=False, stack_aware=spec.name in _STACK_AWARE)
-    return spec
+    tx = spec.make()
+    elementwise = tx.is_elementwise()
+    return dataclasses.replace(
+        spec, elementwise=elementwise, stack_aware=not elementwise and tx.is_stackable()
+    )
 
 
 OPTIMIZERS: dict[str, Spec] = {

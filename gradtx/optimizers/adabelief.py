@@ -29,6 +29,8 @@ class ScaleByBelief(Transform):
     u_t = mhat_t / (sqrt(s_t / (1 - b2^t)) + eps)
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.999
     eps: Any = 1e-16

@@ -28,6 +28,8 @@ class ScaleByAdadelta(Transform):
     u_t       = dx_t
     """
 
+    elementwise = True
+
     rho: Any = 0.9
     eps: Any = 1e-6
 

@@ -53,6 +53,8 @@ class ScaleByAdafactor(Transform):
     so that ``lr * out`` is torch's ``max(eps2, rms(p)) * min(lr, 1/sqrt(t)) * Uhat``.
     """
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     learning_rate: Any = 1e-2
     beta2_decay: Any = -0.8
     eps1: Any = None

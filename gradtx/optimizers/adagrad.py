@@ -30,6 +30,8 @@ class ScaleByAdagrad(Transform):
     u_t = g_t / sqrt(s_t + eps) where s_t > 0, else 0            eps_placement="inside"
     """
 
+    elementwise = True
+
     lr_decay: Any = 0.0
     initial_accumulator_value: Any = 0.0
     eps: Any = 1e-10

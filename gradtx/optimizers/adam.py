@@ -42,6 +42,8 @@ class ScaleByAdam(Transform):
     ``v_re + i * v_im`` and each part is scaled by its own ``sqrt(v) + eps``.
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.999
     eps: Any = 1e-8

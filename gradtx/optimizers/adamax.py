@@ -27,6 +27,8 @@ class ScaleByAdamax(Transform):
     out = m_t / ((1 - b1^t) * u_t)
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.999
     eps: Any = 1e-8

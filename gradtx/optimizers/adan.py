@@ -34,6 +34,8 @@ class ScaleByAdan(Transform):
     b1, b2 and b3 weigh the old averages, as in Optax (the paper's beta_k is 1 - b_k).
     """
 
+    elementwise = True
+
     b1: Any = 0.98
     b2: Any = 0.92
     b3: Any = 0.99

@@ -45,6 +45,8 @@ class ScaleByAdEMAMix(Transform):
     log-space ramp of b3 from b1.
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.999
     b3: Any = 0.9999

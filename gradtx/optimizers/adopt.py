@@ -30,6 +30,8 @@ class ScaleByADOPT(Transform):
             v_k = b2 * v_{k-1} + (1 - b2) * g^2
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.9999
     eps: Any = 1e-6

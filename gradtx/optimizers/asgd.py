@@ -31,6 +31,8 @@ class ScaleByASGD(Transform):
     (eta_0 = lr(0), mu_0 = 1, ax_0 = 0)
     """
 
+    elementwise = True
+
     learning_rate: Any = 1e-2
     lambd: Any = 1e-4
     alpha: Any = 0.75

@@ -25,6 +25,8 @@ class ScaleByFromage(Transform):
     ``gradtx.flatten(params, stack=True)`` buffers the norms are per stacked leaf.
     """
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     learning_rate: Any = 1e-2
     min_norm: Any = 1e-6
 

@@ -27,6 +27,8 @@ class ScaleByLion(Transform):
     m_t = b2 * m_{t-1} + (1 - b2) * g_t
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.99
     smooth_beta: Any = 1.0

@@ -33,6 +33,8 @@ class ScaleByMARS(Transform):
     stack=True)`` buffers.
     """
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     b1: Any = 0.95
     b2: Any = 0.99
     eps: Any = 1e-8

@@ -124,6 +124,8 @@ class ScaleByMuon(Transform):
                     s = 0.2 * sqrt(max(rows, cols))         ("match_rms_adamw")
     """
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     momentum: Any = 0.95
     ns_a: Any = 3.4445
     ns_b: Any = -4.7750
@@ -206,6 +208,8 @@ class MuonSplit(Transform):
 
     Each inner transform sees the full tree with ``None`` at the other's leaves.
     """
+
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
 
     muon: Transform
     fallback: Transform

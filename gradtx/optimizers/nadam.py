@@ -33,6 +33,8 @@ class ScaleByNAdam(Transform):
                 + mu_{t+1} / (1 - Pi_t * mu_{t+1}) * m_t / d_t
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.999
     eps: Any = 1e-8

@@ -43,6 +43,8 @@ class AddNoise(Transform):
     its own leaf's key (one batched draw per stack), so the noise is the tree's.
     """
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     eta: Any = 0.01
     gamma: Any = 0.55
     key: Any = static_field(0)

@@ -31,6 +31,8 @@ class ScaleByNovograd(Transform):
     On ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf keeps its own ``v``.
     """
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     b1: Any = 0.9
     b2: Any = 0.25
     eps: Any = 1e-6

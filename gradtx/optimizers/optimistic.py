@@ -21,6 +21,8 @@ class OptimisticState(NamedTuple):
 class ScaleByOptimisticGradient(Transform):
     """``u_t = (alpha + beta) * g_t - beta * g_{t-1}`` with ``g_0 = g_1``."""
 
+    elementwise = True
+
     alpha: Any = 1.0
     beta: Any = 1.0
 

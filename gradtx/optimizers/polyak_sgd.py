@@ -33,6 +33,8 @@ class ScaleByPolyak(Transform):
     rate is ``scaling``), so the step after the chain's ``-learning_rate`` matches Optax's.
     """
 
+    elementwise = True
+
     learning_rate: Any = 1.0
     max_learning_rate: Any = 1.0
     f_min: Any = 0.0

@@ -39,6 +39,8 @@ class ScaleByProdigy(Transform):
     paper's ``(1 - b3)`` factor on ``r`` and ``s`` cancels in ``r / ||s||_1`` and is left out.
     """
 
+    elementwise = True
+
     learning_rate: Any = 1.0
     b1: Any = 0.9
     b2: Any = 0.999

@@ -31,6 +31,8 @@ class ScaleByRAdam(Transform):
         = m_t / bc1                                             (otherwise)
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.999
     eps: Any = 1e-8

@@ -34,6 +34,8 @@ class ScaleByRMSprop(Transform):
     u_t = g_t / a_t                                       (without)
     """
 
+    elementwise = True
+
     decay: Any = 0.99
     eps: Any = 1e-8
     momentum: Any = None

@@ -30,6 +30,8 @@ class ScaleByRprop(Transform):
     out     = sign(g'_t) * Delta_t;   prev_t = g'_t
     """
 
+    elementwise = True
+
     learning_rate: Any = 1e-2
     eta_minus: Any = 0.5
     eta_plus: Any = 1.2

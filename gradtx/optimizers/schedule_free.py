@@ -67,6 +67,8 @@ class ScheduleFree(Transform):
     update uses ``schedule(0)``. Evaluate with ``schedule_free_eval_params(state, params)``.
     """
 
+    elementwise = True
+
     base: Transform
     learning_rate: Any = 1.0
     b1: Any = 0.9

@@ -39,6 +39,8 @@ class ScaleByMomentum(Transform):
         u_t = (1 - momentum) * g_t + momentum * b_t   if nesterov else   b_t
     """
 
+    elementwise = True
+
     momentum: Any = 0.9
     dampening: Any = 0.0
     nesterov: bool = static_field(False)

@@ -26,6 +26,8 @@ class ScaleBySignum(Transform):
     u_t = sign(m_t)
     """
 
+    elementwise = True
+
     beta: Any = 0.9
     accumulator_dtype: Any = static_field(None)
 

@@ -30,13 +30,15 @@ class ScaleBySM3(Transform):
         nu_t = c * g_t^2 + b2 * min_i mu_{t-1}^(i)   (mu^(i) broadcast along axis i;
                                                       c = 1 if b2 == 1 else 1 - b2)
         mu_t^(i) = max of nu_t over every axis but i
-        a_t = g_t / sqrt(nu_t + eps)   where nu_t > 0, else 0
+        a_t = g_t * r_t,   r_t = 1 / sqrt(nu_t + eps) where nu_t > 0, else 0
         m_t = b1 * m_{t-1} + (1 - b1) * a_t;   u_t = m_t
 
     Leaves below 2-D keep one full accumulator (``mu_t = nu_t``: Adagrad). On
     ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf keeps its own accumulators
     (shaped ``(k, n_i)`` per stack of ``k`` leaves).
     """
+
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
 
     b1: Any = 0.9
     b2: Any = 1.0
@@ -88,7 +90,9 @@ class ScaleBySM3(Transform):
                     [a.astype(rd).reshape(*lead, *_axis_shape(shape, i)) for i, a in enumerate(mu)],
                 )
             nu = c * _tree.abs_sq(gc) + b2 * prev
-            a = jnp.where(nu > 0, gc * jax.lax.rsqrt(nu + _tree.hp(self.eps, rd)), 0)
+            # The gradient multiplies the selected factor, so a NaN gradient gives a NaN update
+            # (as in Optax) instead of hiding behind the nu > 0 test.
+            a = gc * jnp.where(nu > 0, jax.lax.rsqrt(nu + _tree.hp(self.eps, rd)), 0)
             c1 = _tree.hp(b1, rd)
             m_new = c1 * m.astype(cd) + (1 - c1) * a
             if len(shape) < 2:

@@ -55,6 +55,8 @@ class ScaleBySOAP(Transform):
     and bases (batched ``eigh``, ``qr`` and matmuls over the stacking axis).
     """
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     b1: Any = 0.95
     b2: Any = 0.95
     eps: Any = 1e-8

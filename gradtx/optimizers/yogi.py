@@ -27,6 +27,8 @@ class ScaleByYogi(Transform):
     u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t) + eps_root) + eps)
     """
 
+    elementwise = True
+
     b1: Any = 0.9
     b2: Any = 0.999
     eps: Any = 1e-3

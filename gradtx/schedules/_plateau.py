@@ -43,6 +43,8 @@ class ReduceOnPlateau(Transform):
         u <- scale * u
     """
 
+    elementwise = True
+
     factor: Any = 0.1
     patience: Any = 10
     threshold: Any = 1e-4

@@ -35,6 +35,8 @@ class Accumulate(Transform):
     The branch is a ``lax.cond``: the inner transform's work is done only on emitting steps.
     """
 
+    elementwise = True
+
     inner: Transform
     every_k: Any = 1
     reduce: str = static_field("mean")

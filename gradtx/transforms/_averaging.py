@@ -68,6 +68,8 @@ class EmaParams(Transform):
               = e_t                                   (no debias; e_0 = p_0)
     """
 
+    elementwise = True
+
     decay: Any = 0.999
     warmup: Any = None
     debias: bool = static_field(True)
@@ -164,6 +166,8 @@ class Swa(Transform):
         (t - start_step - 1) % every == 0
     average_n = average_{n-1} + (p_t - average_{n-1}) / n
     """
+
+    elementwise = True
 
     start_step: Any = 0
     every: Any = 1
@@ -298,6 +302,8 @@ class Lookahead(Transform):
     p' = p + fast_update
     every sync_period-th step:  slow <- slow + slow_step_size * (p' - slow);  p' <- slow
     """
+
+    elementwise = True
 
     inner: Transform
     sync_period: Any = 5

@@ -41,6 +41,8 @@ def _leaf_map(fn, updates):
 class Clip(Transform):
     """``u <- clip(u, -max_delta, max_delta)`` element-wise (real and imaginary parts apart)."""
 
+    elementwise = True
+
     max_delta: Any = 1.0
 
     def __post_init__(self):
@@ -77,6 +79,8 @@ class ClipByGlobalNorm(Transform):
 
     Identical to ``optax.clip_by_global_norm`` (``u`` is unchanged when ``||u|| < max_norm``).
     """
+
+    elementwise = True
 
     max_norm: Any = 1.0
 
@@ -115,6 +119,8 @@ def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
 class ClipByBlockRMS(Transform):
     """Per leaf: ``u <- u / max(1, rms(u) / threshold)`` with ``rms(u) = sqrt(mean(|u|^2))``
     (per stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)."""
+
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
 
     threshold: Any = 1.0
 
@@ -182,6 +188,8 @@ class AdaptiveGradClip(Transform):
     """AGC, unit-wise: ``g <- g * (clipping * max(|p|, eps) / |g|)`` where
     ``|g| > clipping * max(|p|, eps)``, with ``|.|`` the ``unitwise_norm``."""
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     clipping: Any = 1e-2
     eps: Any = 1e-3
 
@@ -240,6 +248,8 @@ def adaptive_grad_clip(clipping: Any, eps: Any = 1e-3) -> AdaptiveGradClip:
 @pytree_dataclass
 class ClipUpdates(Transform):
     """Caps the final step: element-wise to ``max_delta`` and/or globally to ``max_norm``."""
+
+    elementwise = True
 
     max_delta: Any = None
     max_norm: Any = None

@@ -34,6 +34,8 @@ class ApplyIfFiniteState(NamedTuple):
 class ApplyIfFinite(Transform):
     """Skips steps with a non-finite gradient, at most ``max_consecutive_errors`` in a row."""
 
+    elementwise = True
+
     inner: Transform
     max_consecutive_errors: Any = 5
 
@@ -109,6 +111,8 @@ class ZeroNansState(NamedTuple):
 @pytree_dataclass
 class ZeroNans(Transform):
     """``u <- where(isnan(u), 0, u)``; the state records which leaves had NaNs."""
+
+    elementwise = True
 
     def _init(self, params):
         return ZeroNansState(jax.tree.map(lambda _: jnp.asarray(False), params))

@@ -150,6 +150,8 @@ class Masked(Transform):
     arguments (``loss=``, ...) are passed to the inner transform as given.
     """
 
+    elementwise = True
+
     inner: Transform
     mask: Any = static_field(None)
 
@@ -198,6 +200,8 @@ def masked(inner: Any, mask: Any) -> Masked:
 @pytree_dataclass
 class Freeze(Transform):
     """Sets the updates of frozen leaves to ``-0.0`` (``p + (-0.0) == p`` bit for bit)."""
+
+    elementwise = True
 
     mask: Any = static_field(None)
     inner: Any = None

@@ -25,6 +25,8 @@ class Trace(Transform):
         = g_t + decay * t_t                (nesterov)
     """
 
+    elementwise = True
+
     decay: Any = 0.9
     nesterov: bool = static_field(False)
     accumulator_dtype: Any = static_field(None)
@@ -79,6 +81,8 @@ class Ema(Transform):
     mu_t = decay * mu_{t-1} + (1 - decay) * g_t        (mu_0 = 0)
     u_t = mu_t / (1 - decay^t)   (debias)   or   mu_t
     """
+
+    elementwise = True
 
     decay: Any = 0.9
     debias: bool = static_field(True)

@@ -112,6 +112,8 @@ def _check_label_prefix(where: str, labels: Any, params: Any) -> None:
 class Partition(Transform):
     """Routes each leaf to the transform of its label; each group keeps its own state."""
 
+    elementwise = True
+
     transforms: dict[Any, Transform]
     labels: Any = static_field()
 

@@ -12,6 +12,8 @@ from .._transform import Transform, pytree_dataclass
 class Negate(Transform):
     """``u <- -u``. At the head of a chain it turns minimization into maximization."""
 
+    elementwise = True
+
     def _update(self, updates, state, params, **extra):
         return jax.tree.map(jnp.negative, updates), state
 

@@ -24,6 +24,8 @@ def _needs_params(t: Transform, params: Any, updates: Any) -> None:
 class ScaleBySign(Transform):
     """``u <- sign(u)`` (signSGD's direction; 0 stays 0)."""
 
+    elementwise = True
+
     def _update(self, updates, state, params, **extra):
         return jax.tree.map(jnp.sign, updates), state
 
@@ -50,6 +52,8 @@ class ScaleByTrustRatio(Transform):
     the axes after the stacking axis), so the numbers are the tree's. ``fn`` is the public name
     that errors report (``lamb`` and ``lars`` build this transform too).
     """
+
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
 
     min_norm: Any = 0.0
     trust_coefficient: Any = 1.0
@@ -110,6 +114,8 @@ class Centralize(Transform):
     """``u <- u - mean(u over all axes but the first)`` for leaves with 2+ dimensions (per
     stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)."""
 
+    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+
     def _stack_axes(self, tree):
         return _view.stack_axes("gradtx.centralize", tree, "per-row means of matrices")
 
@@ -146,6 +152,8 @@ def centralize() -> Centralize:
 @pytree_dataclass
 class KeepParamsNonnegative(Transform):
     """``u <- -p`` where ``p + u < 0``, so the parameters after the update are >= 0."""
+
+    elementwise = True
 
     def _update(self, updates, state, params, **extra):
         _needs_params(self, params, updates)

@@ -29,6 +29,8 @@ class AddDecayedWeights(Transform):
     ``decrement += wd * params``.
     """
 
+    elementwise = True
+
     weight_decay: Any = 0.0
     mask: Any = static_field(None)
 
