@@ -8,20 +8,39 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 import jax
 import numpy as np
 
-from ._grid import accepts, format_setting, parse_values, resolve_optimizer
+from ._grid import (
+    _literal,
+    accepts,
+    did_you_mean,
+    format_setting,
+    is_finite_number,
+    keywords,
+    parse_values,
+    population,
+    resolve_optimizer,
+)
 from ._lr_finder import lr_finder
-from ._problems import PROBLEMS, SEED_PROBLEMS, Problem, load_problem
+from ._problems import (
+    PROBLEM_FORMS,
+    PROBLEMS,
+    SEED_PROBLEMS,
+    Problem,
+    ProblemError,
+    ProblemSource,
+    resolve_problem,
+)
 from ._sweep import SweepResult, sweep
 
 DEMO_OPTIMIZERS = ("adam", "sgd(momentum=0.9)", "rmsprop", "adamw")
@@ -125,35 +144,302 @@ def split_optimizers(values: Sequence[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# sweep
+# Command-line errors: one line, ``gradtx sweep: error: ...``, exit status 2, before any work.
+
+SEED_RANGE = (0, 2**32 - 1)
+"""Seeds map one-to-one to PRNG keys in this range (larger ones wrap around to the same keys)."""
 
 
-def _grid_from_args(args: argparse.Namespace) -> dict[str, list[Any]]:
+class UsageError(Exception):
+    """A bad command-line argument; ``main`` prints ``gradtx <command>: error: <message>``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``gradtx sweep: error: ...``, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        prog = self.prog.removeprefix("python -m ")
+        self.exit(2, f"{prog}: error: {message}\n")
+
+
+def _int_option(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]`` (``high=None``: no upper bound)."""
+    valid = f"[{low}, {high}]" if high is not None else f"[{low}, inf)"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in {valid}, got {text!r}"
+            ) from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be an integer in {valid}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_option(positive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number in (0, inf) (``positive``), else any number but NaN."""
+    valid = "a finite number in (0, inf)" if positive else "a number (not NaN)"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}") from None
+        if math.isnan(value) or (positive and not (0 < value < math.inf)):
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {value}")
+        return value
+
+    return parse
+
+
+def _reason(e: BaseException) -> str:
+    """An exception's message without the ``gradtx.sweep:`` prefix (the CLI names the option)."""
+    return str(e).removeprefix("gradtx.sweep: ")
+
+
+def _check_out_dir(path: str) -> None:
+    """Fails unless ``path`` is a writable directory or one that can be created."""
+    valid = "--out takes a writable directory or a path where one can be created"
+    full = os.path.abspath(path)
+    if os.path.exists(full):
+        if not os.path.isdir(full):
+            raise UsageError(f"argument --out: {path!r} is a file, not a directory; {valid}")
+        if not os.access(full, os.W_OK | os.X_OK):
+            raise UsageError(f"argument --out: {path!r} is not writable; {valid}")
+        return
+    parent = os.path.dirname(full)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(
+            f"argument --out: cannot create {path!r}: {parent!r} is a file, not a directory; {valid}"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"argument --out: cannot create {path!r}: {parent!r} is not writable; {valid}"
+        )
+
+
+def _problem_source(spec: str) -> ProblemSource:
+    try:
+        return resolve_problem(spec)
+    except ProblemError as e:
+        raise UsageError(f"argument --problem: {e}") from None
+
+
+def _load(source: ProblemSource) -> Problem:
+    try:
+        return source.load()
+    except ProblemError as e:
+        raise UsageError(f"argument --problem: {e}") from None
+
+
+def _batch_size(problem: Problem, requested: int | None) -> int | None:
+    """The minibatch size the sweep uses: ``--batch-size`` (0: full batch) or the problem's."""
+    if requested is None:
+        return problem.batch_size
+    if requested and (problem.data is None or callable(problem.data)):
+        has = "no data" if problem.data is None else "a data function"
+        raise UsageError(
+            f"argument --batch-size: {problem.name} has {has}, not arrays to draw minibatches "
+            f"from, got --batch-size {requested}; omit it (or pass 0)"
+        )
+    return requested or None
+
+
+def _batch_text(problem: Problem, batch_size: int | None) -> str:
+    if problem.data is None:
+        return "no data"
+    if callable(problem.data):
+        return "batches from its data function"
+    return f"minibatch {batch_size}" if batch_size else "full batch"
+
+
+@dataclasses.dataclass
+class _Optimizer:
+    spec: str
+    label: str
+    factory: Callable[..., Any]
+    fixed: dict[str, Any]
+
+
+def _optimizers(values: Sequence[str] | None, default: Sequence[str]) -> list[_Optimizer]:
+    specs = split_optimizers(values) if values else list(default)
+    if not specs:
+        raise UsageError(f"argument --optimizer: no optimizer named in {values!r}")
+    out = []
+    for spec in specs:
+        try:
+            label, factory, fixed = resolve_optimizer(spec)
+        except ValueError as e:
+            raise UsageError(f"argument --optimizer: {_reason(e)}") from None
+        assert factory is not None  # a string always resolves to a factory
+        out.append(_Optimizer(spec, label, factory, fixed))
+    return out
+
+
+def _pairs(items: Sequence[str] | None, option: str, form: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not all(part.isidentifier() for part in name.split(".")):
+            raise UsageError(f"argument {option}: takes {form}, got {item!r}")
+        out.append((name, value))
+    return out
+
+
+@dataclasses.dataclass
+class _Plan:
+    """A sweep's checked arguments: everything known before any data is loaded."""
+
+    source: ProblemSource
+    optimizers: list[_Optimizer]
+    grid: dict[str, list[Any]]
+    origin: dict[str, str]  # grid or --set name -> the option that gave it
+    fixed: dict[str, Any]
+    schedule: Callable[..., Any] | None
+
+
+def _schedule_factory(name: str | None) -> Callable[..., Any] | None:
+    if name is None:
+        return None
+    import gradtx
+    from gradtx import registry
+
+    factory = getattr(gradtx, name, None)
+    if not callable(factory) or isinstance(factory, type):
+        names = sorted({s.name for s in registry.SCHEDULES.values()})
+        hint = did_you_mean(name, names)
+        raise UsageError(
+            f"argument --schedule: unknown schedule {name!r}{hint} (schedules: {', '.join(names)})"
+        )
+    return factory
+
+
+def _check_names(plan: _Plan) -> None:
+    """Every --set and grid name is a keyword of at least one optimizer (or of the schedule)."""
+    known = sorted({k for o in plan.optimizers for k in keywords(o.factory)})
+    for name in [*plan.grid, *plan.fixed]:
+        option = plan.origin[name]
+        root, _, field = name.partition(".")
+        if not any(accepts(o.factory, root) for o in plan.optimizers):
+            which = ", ".join(o.label for o in plan.optimizers)
+            raise UsageError(
+                f"argument {option}: no optimizer here ({which}) takes {root!r}"
+                f"{did_you_mean(root, known)} (their keywords: {', '.join(known)})"
+            )
+        if not field:
+            continue
+        if root != "learning_rate" or plan.schedule is None:
+            raise UsageError(
+                f"argument {option}: {name!r} sets a field of a learning-rate schedule, so it "
+                "needs learning_rate.FIELD and --schedule NAME (e.g. --schedule cosine_decay)"
+            )
+        fields = keywords(plan.schedule)
+        if field not in fields:
+            raise UsageError(
+                f"argument {option}: gradtx.{plan.schedule.__name__} has no argument {field!r}"
+                f"{did_you_mean(field, fields)} (its arguments: {', '.join(fields)})"
+            )
+
+
+def _try(option: str, what: str, build: Callable[[], Any]) -> Any:
+    try:
+        return build()
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"argument {option}: {what}: {_reason(e)}") from None
+
+
+def _check_values(plan: _Plan) -> None:
+    """Builds each optimizer (and the schedule) with each grid value, one value at a time, so a
+    value out of range fails here with the factory's own message, naming its option."""
+    sched_kwargs = {k.split(".", 1)[1]: v for k, v in plan.fixed.items() if "." in k}
+    sched_grid = {k.split(".", 1)[1]: k for k in plan.grid if "." in k}
+    lr: Any = None
+    if plan.schedule is not None:
+        schedule = plan.schedule
+        first = {f: plan.grid[k][0] for f, k in sched_grid.items()}
+        lr = _try(
+            "--schedule",
+            f"gradtx.{schedule.__name__}({format_setting({**sched_kwargs, **first})})",
+            lambda: schedule(**sched_kwargs, **first),
+        )
+        for f, k in sched_grid.items():
+            for v in dict.fromkeys(plan.grid[k]):
+                kw = {**sched_kwargs, **first, f: v}
+                _try(plan.origin[k], f"{k}={v!r}", lambda kw=kw: schedule(**kw))
+    for o in plan.optimizers:
+        _try("--optimizer", o.spec, lambda o=o: o.factory(**o.fixed))
+        base = dict(o.fixed)
+        for k, v in plan.fixed.items():
+            if "." not in k and accepts(o.factory, k):
+                base[k] = v
+                _try(plan.origin[k], f"{o.label} with {k}={v!r}", lambda: o.factory(**base))
+        if lr is not None and accepts(o.factory, "learning_rate"):
+            base["learning_rate"] = lr
+        for k, values in plan.grid.items():
+            if "." in k or not accepts(o.factory, k):
+                continue
+            for v in dict.fromkeys(values):
+                kw = {**base, k: v}
+                _try(plan.origin[k], f"{o.label} with {k}={v!r}", lambda kw=kw: o.factory(**kw))
+        g = {k: v for k, v in plan.grid.items() if accepts(o.factory, k)}
+        _try("--optimizer", o.spec, lambda g=g, base=base: population(o.spec, g, base))
+
+
+def plan_sweep(args: argparse.Namespace) -> _Plan:
+    """Checks every argument of ``sweep`` without loading data or compiling anything.
+
+    Raises:
+      UsageError: naming the option, the value and what it accepts.
+    """
+    _check_out_dir(args.out)
+    optimizers = _optimizers(args.optimizer, ("adam",))
     grid: dict[str, list[Any]] = {}
+    origin: dict[str, str] = {}
     for name in NAMED_GRID:
         spec = getattr(args, name, None)
-        if spec:
-            grid[name] = parse_values(spec)
-    for item in args.grid or []:
-        name, sep, spec = item.partition("=")
-        if not sep:
-            raise SystemExit(f"gradtx sweep: --grid takes NAME=SPEC, got {item!r}")
-        grid[name.strip().replace("-", "_")] = parse_values(spec)
+        if spec is not None:
+            origin[name] = "--" + name.replace("_", "-")
+            grid[name] = _grid_values(origin[name], spec)
+    for name, spec in _pairs(args.grid, "--grid", "NAME=SPEC"):
+        origin[name] = f"--grid {name}"
+        grid[name] = _grid_values(origin[name], spec)
     if not grid:
         grid["learning_rate"] = parse_values("1e-4:1e-1:8")
-    return grid
+        origin["learning_rate"] = "--learning-rate"
+    fixed = {}
+    for name, value in _pairs(args.set, "--set", "NAME=VALUE"):
+        origin[name] = f"--set {name}"
+        fixed[name] = _literal(value.strip())
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise UsageError(
+            f"argument --set: {both[0]} is also swept ({origin[both[0]]}); give it one or the other"
+        )
+    plan = _Plan(
+        _problem_source(args.problem),
+        optimizers,
+        grid,
+        origin,
+        fixed,
+        _schedule_factory(args.schedule),
+    )
+    _check_names(plan)
+    _check_values(plan)
+    return plan
 
 
-def _fixed_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from ._grid import _literal
-
-    fixed: dict[str, Any] = {}
-    for item in args.set or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"gradtx sweep: --set takes NAME=VALUE, got {item!r}")
-        fixed[name.strip().replace("-", "_")] = _literal(value)
-    return fixed
+def _grid_values(option: str, spec: str) -> list[Any]:
+    try:
+        return parse_values(spec)
+    except ValueError as e:
+        raise UsageError(f"argument {option}: {_reason(e)}") from None
 
 
 def _schedule_hparams(
@@ -163,17 +449,18 @@ def _schedule_hparams(
     out = {k: v for k, v in fixed.items() if "." not in k}
     if schedule is None:
         return out
-    import gradtx
-
-    factory = getattr(gradtx, schedule, None)
-    if not callable(factory):
-        raise SystemExit(f"gradtx sweep: unknown schedule {schedule!r} (a gradtx.* function)")
+    factory = _schedule_factory(schedule)
+    assert factory is not None
     kwargs = {k.split(".", 1)[1]: v for k, v in fixed.items() if k.startswith("learning_rate.")}
     for k, v in grid.items():
         if k.startswith("learning_rate."):
             kwargs[k.split(".", 1)[1]] = v[0]
     out["learning_rate"] = factory(**kwargs)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep
 
 
 def _accuracies(problem: Problem, res: SweepResult) -> np.ndarray | None:
@@ -360,6 +647,64 @@ def _ema(x: np.ndarray, beta: float) -> np.ndarray:
     return out
 
 
+def _swept(res: SweepResult) -> list[str]:
+    """The grid names along which ``res`` takes more than one value, in grid order."""
+    return [n for n in res.names if len({repr(s[n]) for s in res.settings}) > 1]
+
+
+def _x_scale(ax: Any, x: np.ndarray) -> None:
+    positive = x[np.isfinite(x) & (x > 0)]
+    if x.size and np.all(x[np.isfinite(x)] > 0):
+        ax.set_xscale("log")
+    elif positive.size:
+        ax.set_xscale("symlog", linthresh=float(positive.min()))
+
+
+def final_loss_lines(
+    results: list[tuple[SweepResult, np.ndarray | None]],
+) -> tuple[str | None, list[dict[str, Any]], str]:
+    """The lines of the final-loss plot: ``(x axis name, lines, title)``.
+
+    The x axis is ``learning_rate`` when swept, else the first swept name. With two or more
+    swept names, each optimizer gets one line per value of the next swept name (the line
+    axis); further names are reduced to their best (lowest) final loss at each point, and the
+    title says which. Each line is a dict with ``label``, ``x``, ``y`` and ``diverged`` (all
+    settings at that x diverged).
+    """
+    swept = [_swept(res) for res, _ in results]
+    names = [n for s in swept for n in s]
+    xname = "learning_rate" if "learning_rate" in names else (names[0] if names else None)
+    lines, by, best_over = [], [], []
+    for (res, _), axes in zip(results, swept):
+        if xname in axes:
+            x = np.array([float(s[xname]) for s in res.settings])
+        else:
+            x = np.arange(res.size, dtype=float)
+        rest = [n for n in axes if n != xname]
+        zname = rest[0] if rest else None
+        if zname is not None and zname not in by:
+            by.append(zname)
+        best_over += [n for n in rest[1:] if n not in best_over]
+        y = np.where(res.diverged, np.nan, res.final_loss.astype(float))
+        groups = [(None, np.ones(res.size, bool))]
+        if zname is not None:
+            zs = sorted({s[zname] for s in res.settings}, key=float)
+            groups = [(z, np.array([s[zname] == z for s in res.settings])) for z in zs]
+        for z, sel in groups:
+            xs = np.unique(x[sel])
+            at = [sel & (x == v) for v in xs]
+            best = np.array([np.nanmin(y[m]) if np.isfinite(y[m]).any() else np.nan for m in at])
+            label = res.label if z is None else f"{res.label}, {format_setting({zname: z})}"
+            div = np.array([bool(np.all(res.diverged[m])) for m in at])
+            lines.append({"label": label, "x": xs, "y": best, "diverged": div})
+    title = "final loss against " + (xname or "setting")
+    if by:
+        title += ", one line per value of " + " / ".join(by)
+    if best_over:
+        title += f" (best over {', '.join(best_over)})"
+    return xname, lines, title
+
+
 def _plots(results: list[tuple[SweepResult, np.ndarray | None]], out_dir: str) -> dict[str, str]:
     try:
         import matplotlib
@@ -370,30 +715,21 @@ def _plots(results: list[tuple[SweepResult, np.ndarray | None]], out_dir: str) -
         return {}
     files = {}
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    xname = "learning_rate"
-    if not any(xname in res.names for res, _ in results):
-        xname = next((n for res, _ in results for n in res.names), None)
-    for res, _ in results:
-        if xname is None or xname not in res.names:
-            x = np.arange(res.size, dtype=float)
-        else:
-            x = np.array([float(s[xname]) for s in res.settings])
-        y = res.final_loss.astype(float)
-        # Other grid axes: the best value over them at each x.
-        xs = np.unique(x)
-        best = np.array([np.nanmin(np.where(x == v, y, np.nan)) if np.any(np.isfinite(y[x == v])) else np.nan for v in xs])  # fmt: skip
-        (line,) = ax.plot(xs, best, marker="o", ms=3, label=res.label)
-        div = np.array([bool(np.all(res.diverged[x == v])) for v in xs])
-        if div.any():
-            top = np.nanmax(best) if np.isfinite(best).any() else 1.0
-            ax.plot(xs[div], np.full(div.sum(), top), "x", color=line.get_color())
+    xname, lines, title = final_loss_lines(results)
+    finite = [v for line in lines for v in line["y"] if np.isfinite(v)]
+    top = max(finite) if finite else 1.0
+    for line in lines:
+        (drawn,) = ax.plot(line["x"], line["y"], marker="o", ms=3, label=line["label"])
+        if line["diverged"].any():
+            n = int(line["diverged"].sum())
+            ax.plot(line["x"][line["diverged"]], np.full(n, top), "x", color=drawn.get_color())
     if xname is not None:
-        ax.set_xscale("log")
+        _x_scale(ax, np.concatenate([line["x"] for line in lines]))
     ax.set_yscale("log")
     ax.set_xlabel(xname or "setting")
     ax.set_ylabel("final loss (x: diverged)")
-    ax.set_title("final loss against " + (xname or "setting"))
-    ax.legend()
+    ax.set_title(title, fontsize=9 if len(title) > 60 else None)
+    ax.legend(fontsize=7 if len(lines) > 6 else None)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = os.path.join(out_dir, "final_loss_vs_lr.png")
@@ -428,16 +764,58 @@ def _plots(results: list[tuple[SweepResult, np.ndarray | None]], out_dir: str) -
     return files
 
 
+def edge_warnings(
+    results: list[tuple[SweepResult, np.ndarray | None]], origin: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """A warning for each optimizer whose best setting sits at the edge of its grid.
+
+    Only numeric axes with more than 2 values count (with 2 values every setting is at an
+    edge). The best setting is the one with the lowest final loss among those that did not
+    diverge; an optimizer whose settings all diverged gets no warning here.
+    """
+    out = []
+    for res, _ in results:
+        best = res.best(1)[0]
+        if res.diverged[best] or not math.isfinite(float(res.final_loss[best])):
+            continue
+        for name in res.names:
+            values = sorted({float(s[name]) for s in res.settings if is_finite_number(s[name])})
+            if len(values) <= 2 or not is_finite_number(res.settings[best][name]):
+                continue
+            value = float(res.settings[best][name])
+            if value == values[0]:
+                edge, side = "lowest", "below"
+            elif value == values[-1]:
+                edge, side = "highest", "above"
+            else:
+                continue
+            option = (origin or {}).get(name, name)
+            out.append(
+                {
+                    "optimizer": res.label,
+                    "axis": name,
+                    "value": value,
+                    "edge": edge,
+                    "message": f"{res.label}: the best setting has {name}={_fmt(value)}, the "
+                    f"{edge} of the {len(values)} values in [{_fmt(values[0])}, "
+                    f"{_fmt(values[-1])}]; the best may lie {side} it: extend {option} {side} "
+                    f"{_fmt(value)}",
+                }
+            )
+    return out
+
+
 def cmd_sweep(args: argparse.Namespace, out: _Out | None = None) -> int:
+    plan = plan_sweep(args)
     out = out or _Out(args.quiet)
-    problem = load_problem(args.problem)
-    optimizers = split_optimizers(args.optimizer or ["adam"])
-    grid = _grid_from_args(args)
-    fixed = _fixed_from_args(args)
+    problem = _load(plan.source)
     steps = args.steps or problem.steps
-    batch_size = problem.batch_size if args.batch_size is None else (args.batch_size or None)
+    batch_size = _batch_size(problem, args.batch_size)
+    description = "; ".join(x for x in (problem.description, _batch_text(problem, batch_size)) if x)
+    optimizers = [o.spec for o in plan.optimizers]
+    grid, fixed = plan.grid, plan.fixed
     out.print(
-        f"[bold]gradtx sweep[/bold]: {problem.name} ({problem.description}); "
+        f"[bold]gradtx sweep[/bold]: {problem.name} ({description}); "
         f"{steps} steps; optimizers {', '.join(optimizers)}; grid "
         + "; ".join(f"{k} = {len(v)} values in [{_fmt(min(v))}, {_fmt(max(v))}]" for k, v in grid.items())
     )  # fmt: skip
@@ -459,9 +837,12 @@ def cmd_sweep(args: argparse.Namespace, out: _Out | None = None) -> int:
     rows = _all_rows(results)
     acc_label = "held-out acc" if problem.eval_data is not None else "accuracy"
     print_table(rows, out, f"{problem.name}: {steps} steps, best first", args.top, acc_label)
+    warnings = edge_warnings(results, plan.origin)
+    for w in warnings:
+        out.print(f"[yellow]warning[/yellow]: {w['message']}")
     meta = {
         "problem": problem.name,
-        "description": problem.description,
+        "description": description,
         "steps": steps,
         "batch_size": batch_size,
         "seed": args.seed,
@@ -469,6 +850,7 @@ def cmd_sweep(args: argparse.Namespace, out: _Out | None = None) -> int:
         "grid": grid,
         "fixed": {k: repr(v) for k, v in fixed.items()},
         "schedule": args.schedule,
+        "warnings": warnings,
         "seconds": time.perf_counter() - t0,
     }
     files = write_outputs(results, rows, args.out, meta, plot=not args.no_plot)
@@ -489,11 +871,38 @@ def cmd_sweep(args: argparse.Namespace, out: _Out | None = None) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    _check_out_dir(args.out)
+    if args.lr_max <= args.lr_min:
+        raise UsageError(
+            f"argument --lr-max: must be greater than --lr-min ({args.lr_min:g}), "
+            f"got {args.lr_max:g}"
+        )
+    (opt,) = _optimizers([args.optimizer], ())
+    if len(split_optimizers([args.optimizer])) != 1:
+        raise UsageError(
+            f"argument --optimizer: lr-find takes one optimizer, got {args.optimizer!r}"
+        )
+    if not accepts(opt.factory, "learning_rate"):
+        raise UsageError(f"argument --optimizer: {opt.label} takes no learning_rate")
+    fixed = {}
+    for name, value in _pairs(args.set, "--set", "NAME=VALUE"):
+        if not accepts(opt.factory, name):
+            names = keywords(opt.factory)
+            raise UsageError(
+                f"argument --set: {opt.label} has no keyword {name!r}{did_you_mean(name, names)} "
+                f"({opt.label}'s keywords: {', '.join(names)})"
+            )
+        fixed[name] = _literal(value.strip())
+    for lr in (args.lr_min, args.lr_max):
+        kw = {**opt.fixed, **fixed, "learning_rate": lr}
+        _try("--set" if fixed else "--optimizer", opt.spec, lambda kw=kw: opt.factory(**kw))
+    source = _problem_source(args.problem)
     out = _Out(args.quiet)
-    problem = load_problem(args.problem)
-    batch_size = problem.batch_size if args.batch_size is None else (args.batch_size or None)
+    problem = _load(source)
+    batch_size = _batch_size(problem, args.batch_size)
     out.print(
-        f"[bold]gradtx lr-find[/bold]: {args.optimizer} on {problem.name}, lr {args.lr_min:g} -> "
+        f"[bold]gradtx lr-find[/bold]: {args.optimizer} on {problem.name} "
+        f"({_batch_text(problem, batch_size)}), lr {args.lr_min:g} -> "
         f"{args.lr_max:g} over {args.steps} steps, {args.repeats} repeat(s)"
     )
     res = lr_finder(
@@ -505,7 +914,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         lr_max=args.lr_max,
         steps=args.steps,
         repeats=args.repeats,
-        hparams=_fixed_from_args(args),
+        hparams=fixed,
         key=args.seed,
         batch_size=batch_size,
     )
@@ -565,8 +974,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 def cmd_seeds(args: argparse.Namespace) -> int:
     """Trains each seed problem with each optimizer at the tutorial's learning rate and steps,
     and in the same program a sweep of 13 other rates, and prints one table."""
+    optimizers = [o.spec for o in _optimizers(args.optimizer, SEED_OPTIMIZERS)]
     out = _Out(args.quiet)
-    optimizers = split_optimizers(args.optimizer or list(SEED_OPTIMIZERS))
     rows = []
     t0 = time.perf_counter()
     for pname in SEED_PROBLEMS:
@@ -620,6 +1029,7 @@ def cmd_seeds(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _check_out_dir(args.out if getattr(args, "out", None) else "sweep-out")
     out = _Out(False)
     out.print("[bold]gradtx demo[/bold]: 1) the seed problems, 2) a sweep on digits\n")
     cmd_seeds(argparse.Namespace(optimizer=None, seed=0, quiet=False))
@@ -643,19 +1053,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m gradtx",
         description="gradtx: hyperparameter sweeps in one compiled program. With no command, "
         "runs the demo (the seed problems, then a digits sweep comparing optimizers).",
     )
     sub = p.add_subparsers(dest="command")
+    seed_help = f"PRNG seed, an integer in [{SEED_RANGE[0]}, {SEED_RANGE[1]}] (default 0)"
+    seed_type = _int_option(*SEED_RANGE)
 
     s = sub.add_parser(
         "sweep",
         help="train a grid of hyperparameter settings in one compiled program per optimizer",
         description="Example: python -m gradtx sweep --optimizer adam --learning-rate "
         "1e-4:1e-1:32 --steps 500 --problem digits-mlp. Grid specs: lo:hi:n (log-spaced), "
-        "lo:hi:n:lin, lo:hi:n:int, or a,b,c. Several hyperparameters make a Cartesian grid.",
+        "lo:hi:n:lin, lo:hi:n:int, or a,b,c. Several hyperparameters make a Cartesian grid. "
+        "Every argument is checked before any data is loaded.",
     )
     s.add_argument(
         "--optimizer",
@@ -676,38 +1089,53 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule",
         help="make learning_rate gradtx.<SCHEDULE>(...) from --set/--grid learning_rate.X",
     )
-    s.add_argument("--steps", type=int, help="steps per setting (default: the problem's)")
+    s.add_argument(
+        "--steps", type=_int_option(1), help="steps per setting, >= 1 (default: the problem's)"
+    )
     s.add_argument(
         "--problem",
         default="digits-mlp",
-        help=f"built-in ({', '.join(PROBLEMS)}) or module:function",
+        help=f"{PROBLEM_FORMS}; built-in: {', '.join(PROBLEMS)} (default digits-mlp)",
     )
-    s.add_argument("--batch-size", type=int, help="minibatch size (0: full batch)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chunk-size", type=int, help="settings run at once (lax.map batch size)")
-    s.add_argument("--keep-best", type=int, help="keep only the best k settings' params")
-    s.add_argument("--max-loss", type=float, help="a loss above this counts as divergence")
+    s.add_argument(
+        "--batch-size",
+        type=_int_option(0),
+        help="minibatch size, >= 0 (0: full batch; default: the problem's)",
+    )
+    s.add_argument("--seed", type=seed_type, default=0, help=seed_help)
+    s.add_argument(
+        "--chunk-size", type=_int_option(1), help="settings run at once (lax.map batch size), >= 1"
+    )
+    s.add_argument(
+        "--keep-best", type=_int_option(1), help="keep only the best k settings' params, k >= 1"
+    )
+    s.add_argument(
+        "--max-loss",
+        type=_float_option(positive=False),
+        help="a loss above this counts as divergence",
+    )
     s.add_argument("--out", default="sweep-out", help="output folder (default ./sweep-out)")
-    s.add_argument("--top", type=int, default=15, help="rows of the table")
+    s.add_argument("--top", type=_int_option(1), default=15, help="rows of the table, >= 1")
     s.add_argument("--no-plot", action="store_true")
     s.add_argument("--quiet", action="store_true")
 
     f = sub.add_parser("lr-find", help="the LR range test (Smith's learning-rate finder)")
-    f.add_argument("--optimizer", default="adam")
-    f.add_argument("--problem", default="digits-mlp")
-    f.add_argument("--lr-min", type=float, default=1e-6)
-    f.add_argument("--lr-max", type=float, default=10.0)
-    f.add_argument("--steps", type=int, default=200)
-    f.add_argument("--repeats", type=int, default=4)
-    f.add_argument("--batch-size", type=int)
+    f.add_argument("--optimizer", default="adam", help="one optimizer: a name or name(k=v,...)")
+    f.add_argument("--problem", default="digits-mlp", help="as for sweep (default digits-mlp)")
+    positive = _float_option(positive=True)
+    f.add_argument("--lr-min", type=positive, default=1e-6, help="> 0 (default 1e-6)")
+    f.add_argument("--lr-max", type=positive, default=10.0, help="> --lr-min (default 10)")
+    f.add_argument("--steps", type=_int_option(2), default=200, help=">= 2 (default 200)")
+    f.add_argument("--repeats", type=_int_option(1), default=4, help=">= 1 (default 4)")
+    f.add_argument("--batch-size", type=_int_option(0), help=">= 0 (0: full batch)")
     f.add_argument("--set", action="append", metavar="NAME=VALUE")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=seed_type, default=0, help=seed_help)
     f.add_argument("--out", default="sweep-out")
     f.add_argument("--quiet", action="store_true")
 
     e = sub.add_parser("seeds", help="train the seed problems with each optimizer")
     e.add_argument("--optimizer", action="append")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=seed_type, default=0, help=seed_help)
     e.add_argument("--quiet", action="store_true")
 
     d = sub.add_parser("demo", help="the default demo (what `python -m gradtx` runs)")
@@ -716,15 +1144,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs a command; returns the exit status (2 for a bad argument, after a one-line error)."""
     try:
-        if args.command == "sweep":
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or an argparse error (2), already printed
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
+    command = args.command or "demo"
+    try:
+        if command == "sweep":
             return cmd_sweep(args)
-        if args.command == "lr-find":
+        if command == "lr-find":
             return cmd_lr_find(args)
-        if args.command == "seeds":
+        if command == "seeds":
             return cmd_seeds(args)
         return cmd_demo(args)
-    except (ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (UsageError, ValueError, ImportError) as e:
+        print(f"gradtx {command}: error: {e}", file=sys.stderr)
         return 2

@@ -1,21 +1,28 @@
 """Built-in problems for sweeps and the CLI: the seed tutorials' problems and a few classics.
 
 A problem is ``(loss_fn, params, data)`` with ``loss_fn(params, batch) -> scalar``, plus
-defaults (steps, learning rate, minibatch size). ``--problem module:function`` loads a user's
-function returning ``(loss_fn, params, data)`` (or a ``Problem``).
+defaults (steps, learning rate, minibatch size). ``--problem`` also takes a user's function
+returning ``(loss_fn, params, data)`` (or a ``Problem``): ``module:function``,
+``path/to/file.py:function`` or ``path/to/file.py`` (the function ``make_problem``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import math
+import os
+import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._grid import did_you_mean
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +156,7 @@ def linear_regression(n: int = 512, d: int = 16) -> Problem:
         batch_size=32,
         steps=300,
         learning_rate=0.05,
-        description=f"least squares, {n} x {d} Gaussian design, noise 0.1, minibatch 32",
+        description=f"least squares, {n} x {d} Gaussian design, noise 0.1",
     )
 
 
@@ -227,7 +234,7 @@ def digits_mlp(hidden: int = 32, batch_size: int = 128) -> Problem:
         steps=500,
         learning_rate=1e-2,
         description=f"MLP 64-{hidden}-10 (tanh) on sklearn's digits (1437 of the 1797 8x8 "
-        f"images; 360 held out), cross-entropy, minibatch {batch_size}",
+        "images; 360 held out), cross-entropy",
         accuracy_fn=_mlp_accuracy,
         eval_data=(x[held], y[held]),
     )
@@ -247,32 +254,122 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
 SEED_PROBLEMS = ("quadratic-noise", "linear-1d", "j-1d", "linear-2-1")
 
 
-def load_problem(name: str) -> Problem:
-    """A built-in problem by name, or ``module:function`` returning ``(loss_fn, params, data)``
-    (optionally a 4th item or a dict with ``batch_size``) or a ``Problem``."""
-    if name in PROBLEMS:
-        return PROBLEMS[name]()
-    if ":" not in name:
-        known = ", ".join(PROBLEMS)
-        raise ValueError(f"gradtx: unknown problem {name!r}; built-in: {known}; or module:function")
-    mod_name, _, fn_name = name.partition(":")
+DEFAULT_FUNCTION = "make_problem"
+"""The function ``--problem path/to/file.py`` calls when the path names no function."""
+
+PROBLEM_FORMS = (
+    "a built-in name, module:function, path/to/file.py:function or path/to/file.py "
+    f"(calls {DEFAULT_FUNCTION})"
+)
+
+
+class ProblemError(ValueError):
+    """``--problem`` names no problem: an unknown name, a missing file, module or function."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemSource:
+    """A problem found but not built yet: ``load()`` calls its function (which may load data)."""
+
+    spec: str
+    function: Callable[[], Any]
+
+    def load(self) -> Problem:
+        out = self.function()
+        if isinstance(out, Problem):
+            return out
+        if isinstance(out, dict):
+            return Problem(name=self.spec, **out)
+        if not isinstance(out, (tuple, list)) or len(out) not in (3, 4):
+            raise ProblemError(
+                f"{self.spec} must return (loss_fn, params, data), (loss_fn, params, data, "
+                f"extras) or a Problem, got {type(out).__name__}"
+            )
+        loss_fn, params, data = out[:3]
+        extra = out[3] if len(out) == 4 else {}
+        return Problem(self.spec, loss_fn, params, data, **dict(extra))
+
+
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    """``(module or path, function or None)``; a colon only splits off a Python identifier, so
+    a Windows drive letter stays in the path."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and re.fullmatch(r"[A-Za-z_]\w*", tail) and head:
+        return head, tail
+    return spec, None
+
+
+def _is_path(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def _import_file(path: str, spec: str) -> Any:
+    if not os.path.isfile(path):
+        what = "is not a file" if os.path.exists(path) else "does not exist"
+        raise ProblemError(f"{path!r} {what}; --problem takes {PROBLEM_FORMS}")
+    folder = os.path.dirname(os.path.abspath(path))
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    name = f"_gradtx_problem_{stem}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ProblemError(f"cannot import {path!r} as Python source (for --problem {spec})")
+    module = importlib.util.module_from_spec(module_spec)
+    # As when the file runs as a script, its folder is importable (for its own helpers).
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.modules[name] = module
     try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise ValueError(f"gradtx: cannot import {mod_name!r} for --problem {name}: {e}") from e
-    fn = getattr(mod, fn_name, None)
-    if fn is None:
-        raise ValueError(f"gradtx: module {mod_name!r} has no function {fn_name!r}")
-    out = fn()
-    if isinstance(out, Problem):
-        return out
-    if isinstance(out, dict):
-        return Problem(name=name, **out)
-    if not isinstance(out, (tuple, list)) or len(out) not in (3, 4):
-        raise ValueError(
-            f"gradtx: {name} must return (loss_fn, params, data) or a Problem, got "
-            f"{type(out).__name__}"
+        module_spec.loader.exec_module(module)
+    except (ImportError, SyntaxError) as e:
+        del sys.modules[name]
+        raise ProblemError(f"cannot import {path!r} for --problem {spec}: {e}") from e
+    return module
+
+
+def resolve_problem(spec: str) -> ProblemSource:
+    """Finds the problem ``spec`` names without building it (so without loading any data).
+
+    Args:
+      spec: a built-in name (``PROBLEMS``); ``module:function`` (an importable module);
+        ``path/to/file.py:function``; or ``path/to/file.py``, which calls ``make_problem``. The
+        function takes no arguments and returns ``(loss_fn, params, data)``, optionally with a
+        4th item (a dict of ``Problem`` fields such as ``batch_size``), a dict of ``Problem``
+        fields or a ``Problem``.
+
+    Raises:
+      ProblemError: an unknown name, a missing file, module or function (with suggestions).
+    """
+    spec = spec.strip()
+    if spec in PROBLEMS:
+        return ProblemSource(spec, PROBLEMS[spec])
+    target, fn_name = _split_spec(spec)
+    if _is_path(target):
+        module = _import_file(target, spec)
+        where = repr(target)
+        fn_name = fn_name or DEFAULT_FUNCTION
+    elif fn_name is None:
+        hint = did_you_mean(spec, PROBLEMS)
+        raise ProblemError(
+            f"unknown problem {spec!r}{hint} (--problem takes {PROBLEM_FORMS}; built-in: "
+            + ", ".join(PROBLEMS)
+            + ")"
         )
-    loss_fn, params, data = out[:3]
-    extra = out[3] if len(out) == 4 else {}
-    return Problem(name, loss_fn, params, data, **dict(extra))
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as e:
+            raise ProblemError(f"cannot import {target!r} for --problem {spec}: {e}") from e
+        where = f"module {target!r}"
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise ProblemError(
+            f"{where} has no function {fn_name!r}{did_you_mean(fn_name, names)} "
+            f"(for --problem {spec})"
+        )
+    return ProblemSource(spec, fn)
+
+
+def load_problem(spec: str) -> Problem:
+    """The problem ``spec`` names, built (see ``resolve_problem`` for the forms of ``spec``)."""
+    return resolve_problem(spec).load()
