@@ -362,3 +362,136 @@ def is_finite_number(x: Any) -> bool:
         return math.isfinite(float(x))
     except (TypeError, ValueError):
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranges, sampled at random or by a scrambled Sobol sequence.
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A hyperparameter range to sample: ``log_uniform``, ``uniform``, ``int_uniform`` or
+    ``choice``. ``from_unit`` maps a number in [0, 1) to a value of the range."""
+
+    kind: str
+    low: float = 0.0
+    high: float = 1.0
+    values: tuple[Any, ...] = ()
+
+    def from_unit(self, u: np.ndarray) -> list[Any]:
+        u = np.clip(np.asarray(u, np.float64), 0.0, np.nextafter(1.0, 0.0))
+        if self.kind == "log_uniform":
+            lo, hi = math.log(self.low), math.log(self.high)
+            return [float(v) for v in np.exp(lo + u * (hi - lo))]
+        if self.kind == "uniform":
+            return [float(v) for v in self.low + u * (self.high - self.low)]
+        if self.kind == "int_uniform":
+            lo, hi = int(self.low), int(self.high)
+            return [int(v) for v in lo + np.floor(u * (hi - lo + 1)).astype(np.int64)]
+        idx = np.floor(u * len(self.values)).astype(np.int64)
+        return [self.values[i] for i in idx]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value of the range."""
+        if self.kind == "choice":
+            nums = [float(v) for v in self.values]
+            return min(nums), max(nums)
+        return float(self.low), float(self.high)
+
+    def __repr__(self) -> str:
+        if self.kind == "choice":
+            return f"choice({list(self.values)!r})"
+        return f"{self.kind}({self.low!r}, {self.high!r})"
+
+
+def _check_bounds(fn: str, low: Any, high: Any, positive: bool) -> None:
+    for name, v in (("low", low), ("high", high)):
+        if not is_finite_number(v):
+            raise ValueError(f"gradtx.{fn}: {name} must be a finite number, got {v!r}")
+        if positive and float(v) <= 0:
+            raise ValueError(f"gradtx.{fn}: {name} must be in (0, inf), got {v!r}")
+    if not float(low) < float(high):
+        raise ValueError(f"gradtx.{fn}: low must be < high, got low={low!r}, high={high!r}")
+
+
+def log_uniform(low: float, high: float) -> Range:
+    """Values whose logarithm is uniform on [log(low), log(high)); 0 < low < high.
+
+    Example: ``gradtx.sweep(..., grid={"learning_rate": gradtx.log_uniform(1e-4, 1e-1)},
+    samples=32)``.
+    """
+    _check_bounds("log_uniform", low, high, positive=True)
+    return Range("log_uniform", float(low), float(high))
+
+
+def uniform(low: float, high: float) -> Range:
+    """Values uniform on [low, high); low < high, both finite."""
+    _check_bounds("uniform", low, high, positive=False)
+    return Range("uniform", float(low), float(high))
+
+
+def int_uniform(low: int, high: int) -> Range:
+    """Integers uniform on {low, ..., high} (both included); low < high."""
+    for name, v in (("low", low), ("high", high)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise ValueError(f"gradtx.int_uniform: {name} must be an int, got {v!r}")
+    _check_bounds("int_uniform", low, high, positive=False)
+    return Range("int_uniform", int(low), int(high))
+
+
+def choice(values: Sequence[Any]) -> Range:
+    """One of ``values`` (a non-empty sequence of numbers), each equally likely."""
+    vals = tuple(np.asarray(values).reshape(-1).tolist())
+    if not vals:
+        raise ValueError("gradtx.choice: values must be a non-empty sequence, got []")
+    for v in vals:
+        if not is_finite_number(v) or isinstance(v, bool):
+            raise ValueError(f"gradtx.choice: values must be finite numbers, got {v!r}")
+    return Range("choice", values=vals)
+
+
+SAMPLERS = ("random", "sobol")
+
+
+def as_range(name: str, spec: Any) -> Range:
+    """A grid entry as a range: a ``Range`` as is, a list of values as ``choice``."""
+    if isinstance(spec, Range):
+        return spec
+    if isinstance(spec, str):
+        spec = parse_values(spec)
+    return choice(spec)
+
+
+def has_ranges(grid: Mapping[str, Any] | None) -> bool:
+    return any(isinstance(v, Range) for v in (grid or {}).values())
+
+
+def sample_grid(
+    grid: Mapping[str, Any], samples: int, sampler: str = "random", seed: int = 0
+) -> dict[str, list[Any]]:
+    """``samples`` settings drawn from ``grid`` (name -> ``Range`` or list of values), as a grid
+    of equal-length lists (to use with ``product=False``).
+
+    ``sampler="random"`` draws independent uniforms from ``numpy.random.default_rng(seed)``;
+    ``"sobol"`` takes the first ``samples`` points of a Sobol sequence (Owen-scrambled with
+    ``seed``), which covers the box more evenly than random points.
+    """
+    if not isinstance(samples, (int, np.integer)) or isinstance(samples, bool) or samples < 1:
+        raise ValueError(f"gradtx.sweep: samples must be an int >= 1, got {samples!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"gradtx.sweep: sampler must be one of {SAMPLERS}, got {sampler!r}")
+    names = list(grid)
+    ranges = [as_range(n, grid[n]) for n in names]
+    d = len(names)
+    if d == 0:
+        return {}
+    if sampler == "random":
+        u = np.random.default_rng(seed).random((samples, d))
+    else:
+        from scipy.stats import qmc
+
+        engine = qmc.Sobol(d, scramble=True, seed=np.random.default_rng(seed))
+        m = max(0, math.ceil(math.log2(samples)))
+        u = engine.random_base2(m)[:samples]
+    return {n: r.from_unit(u[:, j]) for j, (n, r) in enumerate(zip(names, ranges))}
