@@ -107,3 +107,64 @@ def test_warmup_cosine_decay_reaches_its_peak_after_the_warmup():
     ref = optax.warmup_cosine_decay_schedule(0.2, 1.2, 10, 11, 0.0)
     assert float(sched(10)) == pytest.approx(float(ref(10)), rel=1e-6)
     assert float(ref(10)) == pytest.approx(1.2, rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Adafactor keeps its statistics of g^2 in float32 for float16 params
+
+
+def _fp16_grads(shape):
+    base = jnp.ones(shape, jnp.float32)
+    return [300.0 * base, base.at[0, 0].set(-2.0), 0.5 * base]  # all exact in float16
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (4, 6)], ids=["unfactored-stack", "factored"])
+def test_adafactor_float16_after_a_large_gradient_matches_float32_optax(shape, standard_promotion):
+    # Optax in float32 is the reference (Optax in float16 overflows too); the float16 run may
+    # differ from it only by the final rounding to float16 (one float16 ulp: 2^-10 relative).
+    p32 = {"w": jnp.ones(shape, jnp.float32)}
+    p16 = {"w": jnp.ones(shape, jnp.float16)}
+    ref = optax.adafactor(1e-2, min_dim_size_to_factor=2)
+    tx = gradtx.adafactor(1e-2, min_dim_size_to_factor=2, convention="optax")
+    s_ref, s = ref.init(p32), tx.init(p16)
+    for g in _fp16_grads(shape):
+        u_ref, s_ref = ref.update({"w": g}, s_ref, p32)
+        u, s = tx.update({"w": g.astype(jnp.float16)}, s, p16)
+        assert u["w"].dtype == jnp.float16
+        np.testing.assert_allclose(
+            np.asarray(u["w"], np.float32), np.asarray(u_ref["w"]), rtol=2.0**-10
+        )
+
+
+def test_adafactor_torch_convention_float16_stays_finite():
+    p16 = {"w": jnp.ones((4, 6), jnp.float16), "b": jnp.ones((6,), jnp.float16)}
+    tx = gradtx.adafactor(1e-2, min_dim_size_to_factor=2)
+    s = tx.init(p16)
+    for g in _fp16_grads((4, 6)):
+        grads = {"w": g.astype(jnp.float16), "b": g[0].astype(jnp.float16)}
+        u, s = tx.update(grads, s, p16)
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(u))
+
+
+# --------------------------------------------------------------------------------------------
+# SM3 passes a NaN gradient on to the update, as Optax does
+
+
+def test_sm3_nan_gradient_gives_a_nan_update_like_optax(standard_promotion):
+    p = {"w": jnp.ones((2, 3), jnp.float32), "b": jnp.ones((3,), jnp.float32)}
+    nan_g = {
+        "w": jnp.ones((2, 3), jnp.float32).at[0, 0].set(jnp.nan),
+        "b": jnp.asarray([jnp.nan, 1.0, 2.0], jnp.float32),
+    }
+    ok_g = jax.tree.map(lambda x: jnp.full_like(x, 0.5), p)
+    ref = optax.sm3(0.1)
+    tx = gradtx.sm3(0.1)
+    s_ref, s = ref.init(p), tx.init(p)
+    for g in [nan_g, ok_g, ok_g]:
+        u_ref, s_ref = ref.update(g, s_ref, p)
+        u, s = tx.update(g, s, p)
+        for k in p:
+            np.testing.assert_allclose(
+                np.asarray(u[k]), np.asarray(u_ref[k]), rtol=1e-6, equal_nan=True
+            )
+    assert np.isnan(np.asarray(u["w"])[0, 0])

@@ -40,7 +40,8 @@ class ScaleByAdafactor(Transform):
     """Adafactor's preconditioner, relative to the learning rate (see ``adafactor``).
 
     With ``w_t = (t - decay_offset)^beta2_decay`` and, for a factored leaf with row axis r and
-    column axis c (V is the full second moment otherwise)::
+    column axis c (V is the full second moment otherwise; R, C and V are kept in at least
+    float32)::
 
         R_t = (1 - w_t) R_{t-1} + w_t mean_c(g^2 [+ eps1]);  C_t likewise with mean_r
         Vhat = R_t C_t / max(mean_r(R_t), eps1)       V_t = (1 - w_t) V_{t-1} + w_t (g^2 [+ eps1])
@@ -95,7 +96,9 @@ class ScaleByAdafactor(Transform):
         b_l = self._stack_axes(params)
 
         def stats(p, b):
-            rd = _tree.real_dtype(jnp.result_type(p))
+            # Statistics of g^2 in at least float32: a float16 gradient of 300 squares to 9e4,
+            # past float16's largest finite value.
+            rd = _tree.compute_dtype(_tree.real_dtype(jnp.result_type(p)))
             dims = self._dims(p, b)
             if dims is None:
                 return None, None, _tree.zeros_like(p, rd)

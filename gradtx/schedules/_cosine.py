@@ -30,9 +30,10 @@ def check_decay_after_warmup(fn: str, warmup_steps: Any, decay_steps: Any) -> No
         return
     if np.all(decay > warm):
         return
+    low = _checks._fmt(warmup_steps)
     raise _checks.HyperparameterError(
-        f"gradtx.{fn}: decay_steps must be in (warmup_steps, inf) = ({_checks._fmt(warmup_steps)}, inf), "
-        f"got {_checks._fmt(decay_steps)}; decay_steps is the total length including the warmup"
+        f"gradtx.{fn}: decay_steps must be in (warmup_steps, inf) = ({low}, inf), got "
+        f"{_checks._fmt(decay_steps)}; decay_steps is the total length including the warmup"
     )
 
 
