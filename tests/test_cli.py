@@ -160,3 +160,267 @@ def test_core_imports_without_the_cli_extras():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(2,)"
+
+
+# --- bad arguments: one line naming the option, the value and the valid range; exit status 2;
+# --- nothing loaded, compiled or written.
+
+BAD_PROBLEM = textwrap.dedent(
+    """
+    import jax.numpy as jnp
+
+    def make():
+        return (lambda w, batch: jnp.sum(w ** 2)), jnp.ones(2), None
+    """
+)
+
+SEED_MAX = 2**32 - 1
+
+# (arguments after `sweep`, the whole expected message after "gradtx sweep: error: ", or the
+# parts it must contain).
+BAD_SWEEP_ARGS = [
+    (["--steps", "-5"], "argument --steps: must be an integer in [1, inf), got -5"),
+    (["--steps", "0"], "argument --steps: must be an integer in [1, inf), got 0"),
+    (["--steps", "ten"], "argument --steps: must be an integer in [1, inf), got 'ten'"),
+    (["--batch-size", "-1"], "argument --batch-size: must be an integer in [0, inf), got -1"),
+    (["--batch-size", "1.5"], "argument --batch-size: must be an integer in [0, inf), got '1.5'"),
+    (["--seed", "-1"], f"argument --seed: must be an integer in [0, {SEED_MAX}], got -1"),
+    (
+        ["--seed", str(SEED_MAX + 1)],
+        f"argument --seed: must be an integer in [0, {SEED_MAX}], got {SEED_MAX + 1}",
+    ),
+    (["--chunk-size", "0"], "argument --chunk-size: must be an integer in [1, inf), got 0"),
+    (["--keep-best", "0"], "argument --keep-best: must be an integer in [1, inf), got 0"),
+    (["--top", "0"], "argument --top: must be an integer in [1, inf), got 0"),
+    (
+        ["--lr", "-1e-3:1:3:lin"],
+        "argument --learning-rate: adam with learning_rate=-0.001: gradtx.adam: learning_rate must be in [0, inf), got -0.001",
+    ),
+    (["--max-loss", "nan"], "argument --max-loss: must be a number (not NaN), got nan"),
+    (["--max-loss", "big"], "argument --max-loss: must be a number (not NaN), got 'big'"),
+    (
+        ["--learning-rate", "abc"],
+        "argument --learning-rate: grid spec 'abc': 'abc' is not a number; a grid spec is "
+        "lo:hi:n (n log-spaced values), lo:hi:n:lin, lo:hi:n:int or a,b,c",
+    ),
+    (
+        ["--learning-rate", "1e-3:1:0"],
+        "argument --learning-rate: grid spec '1e-3:1:0': n must be an integer in [1, inf), got '0'",
+    ),
+    (
+        ["--learning-rate", "0:1:3"],
+        "argument --learning-rate: log-spaced grid '0:1:3' needs lo, hi > 0 (both in (0, inf)); "
+        "use 0:1:3:lin for a linear range",
+    ),
+    (
+        ["--learning-rate", "1e-2,-0.1"],
+        "argument --learning-rate: adam with learning_rate=-0.1: gradtx.adam: learning_rate must "
+        "be in [0, inf), got -0.1",
+    ),
+    (
+        ["--b1", "0.5,1.5"],
+        "argument --b1: adam with b1=1.5: gradtx.adam: b1 must be in [0, 1), got 1.5",
+    ),
+    (
+        ["--b2", "0.9,1.5"],
+        "argument --b2: adam with b2=1.5: gradtx.adam: b2 must be in [0, 1), got 1.5",
+    ),
+    (
+        ["--eps", "-1e-8"],
+        "argument --eps: adam with eps=-1e-08: gradtx.adam: eps must be in [0, inf), got -1e-08",
+    ),
+    (
+        ["--weight-decay", "0,-1"],
+        "argument --weight-decay: adam with weight_decay=-1: gradtx.adam: weight_decay must be in "
+        "[0, inf), got -1",
+    ),
+    (
+        ["--optimizer", "sgd", "--momentum", "0.5,2"],
+        "argument --momentum: sgd with momentum=2: gradtx.sgd: momentum must be in [0, 1], got 2",
+    ),
+    (
+        ["--optimizer", "rmsprop", "--decay", "1.5"],
+        "argument --decay: rmsprop with decay=1.5: gradtx.rmsprop: decay must be in [0, 1], "
+        "got 1.5",
+    ),
+    (
+        ["--grid", "b1=0.9,2"],
+        "argument --grid b1: adam with b1=2: gradtx.adam: b1 must be in [0, 1), got 2",
+    ),
+    (["--grid", "b1"], "argument --grid: takes NAME=SPEC, got 'b1'"),
+    (["--grid", "b1=x"], ["argument --grid b1: grid spec 'x': 'x' is not a number"]),
+    (
+        ["--set", "b1=2"],
+        "argument --set b1: adam with b1=2: gradtx.adam: b1 must be in [0, 1), got 2",
+    ),
+    (
+        ["--set", "weight_decy=0.1"],
+        [
+            "argument --set weight_decy: no optimizer here (adam) takes 'weight_decy'; did you mean "
+            "'weight_decay'"
+        ],
+    ),
+    (
+        ["--grid", "momentun=0.5,0.9", "--optimizer", "sgd"],
+        [
+            "argument --grid momentun: no optimizer here (sgd) takes 'momentun'; did you mean "
+            "'momentum'"
+        ],
+    ),
+    (
+        ["--optimizer", "sgd(momentun=0.9)"],
+        [
+            "argument --optimizer: optimizer 'sgd(momentun=0.9)': sgd has no keyword 'momentun'; "
+            "did you mean 'momentum'",
+            "(sgd's keywords: learning_rate, momentum, ",
+        ],
+    ),
+    (
+        ["--optimizer", "sgd(momentum=1.5)"],
+        "argument --optimizer: sgd(momentum=1.5): gradtx.sgd: momentum must be in [0, 1], got 1.5",
+    ),
+    (
+        ["--optimizer", "adam,adamx"],
+        "argument --optimizer: unknown optimizer 'adamx'; did you mean 'adamax' or 'adam' or "
+        "'radam'?",
+    ),
+    (["--optimizer", "zzzz"], ["argument --optimizer: unknown optimizer 'zzzz'; known: ", "sgd"]),
+    (
+        ["--problem", "digts-mlp"],
+        ["argument --problem: unknown problem 'digts-mlp'; did you mean 'digits-mlp'?"],
+    ),
+    (
+        ["--problem", "no/such/file.py:make"],
+        ["argument --problem: 'no/such/file.py' does not exist; --problem takes "],
+    ),
+    (
+        ["--problem", "{tmp}/bad_problem.py:nake"],
+        ["argument --problem: '{tmp}/bad_problem.py' has no function 'nake'; did you mean 'make'?"],
+    ),
+    (
+        ["--problem", "{tmp}/bad_problem.py"],
+        ["argument --problem: '{tmp}/bad_problem.py' has no function 'make_problem'"],
+    ),
+    (
+        ["--schedule", "cosine_decai"],
+        ["argument --schedule: unknown schedule 'cosine_decai'; did you mean 'cosine_decay'"],
+    ),
+    (
+        ["--grid", "learning_rate.init_value=0.1,0.2"],
+        [
+            "argument --grid learning_rate.init_value: 'learning_rate.init_value' sets a field of a "
+            "learning-rate schedule, so it needs learning_rate.FIELD and --schedule NAME"
+        ],
+    ),
+    (
+        ["--schedule", "cosine_decay", "--grid", "learning_rate.init_valu=0.1,0.2"],
+        [
+            "argument --grid learning_rate.init_valu: gradtx.cosine_decay has no argument "
+            "'init_valu'; did you mean 'init_value'"
+        ],
+    ),
+    (
+        ["--out", "{tmp}/bad_problem.py/out"],
+        "argument --out: cannot create '{tmp}/bad_problem.py/out': '{tmp}/bad_problem.py' is a "
+        "file, not a directory; --out takes a writable directory or a path where one can be "
+        "created",
+    ),
+]
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch):
+    """Fails the test if a problem is built (data loaded) or a sweep or LR test starts."""
+    from gradtx._sweep import _cli
+    from gradtx._sweep._problems import ProblemSource
+
+    def fail(*args, **kwargs):
+        pytest.fail("a bad argument reached the problem loader or the sweep")
+
+    monkeypatch.setattr(ProblemSource, "load", fail)
+    monkeypatch.setattr(_cli, "sweep", fail)
+    monkeypatch.setattr(_cli, "lr_finder", fail)
+
+
+@pytest.mark.parametrize("argv,expected", BAD_SWEEP_ARGS, ids=[" ".join(a) for a, _ in BAD_SWEEP_ARGS])  # fmt: skip
+def test_bad_sweep_argument_is_one_line_before_anything_runs(
+    argv, expected, tmp_path, capsys, nothing_runs
+):
+    (tmp_path / "bad_problem.py").write_text(BAD_PROBLEM)
+    out = tmp_path / "out"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = main(["sweep", "--problem", "linear-regression", "--out", str(out), *argv])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    prefix = "gradtx sweep: error: "
+    assert lines[0].startswith(prefix)
+    if isinstance(expected, str):
+        assert lines[0] == prefix + expected.replace("{tmp}", str(tmp_path))
+    else:
+        for part in expected:
+            assert part.replace("{tmp}", str(tmp_path)) in lines[0]
+    assert not out.exists()
+
+
+BAD_LR_FIND_ARGS = [
+    (["--lr-min", "0"], "argument --lr-min: must be a finite number in (0, inf), got 0.0"),
+    (["--lr-max", "inf"], "argument --lr-max: must be a finite number in (0, inf), got inf"),
+    (
+        ["--lr-min", "1", "--lr-max", "0.1"],
+        "argument --lr-max: must be greater than --lr-min (1), got 0.1",
+    ),
+    (["--steps", "1"], "argument --steps: must be an integer in [2, inf), got 1"),
+    (["--repeats", "0"], "argument --repeats: must be an integer in [1, inf), got 0"),
+    (
+        ["--optimizer", "adamx"],
+        "argument --optimizer: unknown optimizer 'adamx'; did you mean 'adamax' or 'adam' or "
+        "'radam'?",
+    ),
+    (
+        ["--optimizer", "adam", "--set", "b1=1.5"],
+        "argument --set: adam: gradtx.adam: b1 must be in [0, 1), got 1.5",
+    ),
+    (
+        ["--optimizer", "adam", "--set", "eps_roott=0"],
+        "argument --set: adam has no keyword 'eps_roott'; did you mean 'eps_root'? (adam's keywords: "
+        "learning_rate, b1, b2, eps, weight_decay, amsgrad, eps_root, amsgrad_max, "
+        "decoupled_weight_decay, maximize, weight_decay_mask, mu_dtype, nu_dtype, "
+        "complex_convention)",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv,expected", BAD_LR_FIND_ARGS, ids=[" ".join(a) for a, _ in BAD_LR_FIND_ARGS])  # fmt: skip
+def test_bad_lr_find_argument_is_one_line_before_anything_runs(
+    argv, expected, tmp_path, capsys, nothing_runs
+):
+    out = tmp_path / "out"
+    code = main(["lr-find", "--problem", "linear-regression", "--out", str(out), *argv])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err == f"gradtx lr-find: error: {expected}\n"
+    assert not out.exists()
+
+
+def test_bad_argument_exit_status_in_a_subprocess(tmp_path):
+    """As a user runs it: exit status 2 and one line on stderr, no traceback, nothing written."""
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "gradtx", "sweep", "--optimizer", "sgd(momentun=0.9)"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith(
+        "gradtx sweep: error: argument --optimizer: optimizer 'sgd(momentun=0.9)': sgd has no "
+        "keyword 'momentun'; did you mean 'momentum'"
+    )
+    assert proc.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_exits_0(capsys):
+    assert main(["sweep", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "path/to/file.py:function" in text and "[0, 4294967295]" in text

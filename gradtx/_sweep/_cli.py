@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -155,7 +156,15 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line, ``gradtx sweep: error: ...``, with exit status 2."""
+    """argparse whose errors are one line, ``gradtx sweep: error: ...``, with exit status 2.
+
+    A word starting with a minus and a digit (``-5``, ``-1e-8``, ``-1:1:3:lin``) is a value,
+    never an option (no option starts with a digit), so ``--eps -1e-8`` reaches the range check.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str) -> NoReturn:
         prog = self.prog.removeprefix("python -m ")
@@ -668,14 +677,14 @@ def final_loss_lines(
     The x axis is ``learning_rate`` when swept, else the first swept name. With two or more
     swept names, each optimizer gets one line per value of the next swept name (the line
     axis); further names are reduced to their best (lowest) final loss at each point, and the
-    title says which. Each line is a dict with ``label``, ``x``, ``y`` and ``diverged`` (all
-    settings at that x diverged).
+    title says which. Each line is a dict with ``label``, ``x``, ``y``, ``diverged`` (all
+    settings at that x diverged) and ``group`` (the optimizer's index in ``results``).
     """
     swept = [_swept(res) for res, _ in results]
     names = [n for s in swept for n in s]
     xname = "learning_rate" if "learning_rate" in names else (names[0] if names else None)
     lines, by, best_over = [], [], []
-    for (res, _), axes in zip(results, swept):
+    for k, ((res, _), axes) in enumerate(zip(results, swept)):
         if xname in axes:
             x = np.array([float(s[xname]) for s in res.settings])
         else:
@@ -696,7 +705,7 @@ def final_loss_lines(
             best = np.array([np.nanmin(y[m]) if np.isfinite(y[m]).any() else np.nan for m in at])
             label = res.label if z is None else f"{res.label}, {format_setting({zname: z})}"
             div = np.array([bool(np.all(res.diverged[m])) for m in at])
-            lines.append({"label": label, "x": xs, "y": best, "diverged": div})
+            lines.append({"label": label, "x": xs, "y": best, "diverged": div, "group": k})
     title = "final loss against " + (xname or "setting")
     if by:
         title += ", one line per value of " + " / ".join(by)
@@ -719,7 +728,8 @@ def _plots(results: list[tuple[SweepResult, np.ndarray | None]], out_dir: str) -
     finite = [v for line in lines for v in line["y"] if np.isfinite(v)]
     top = max(finite) if finite else 1.0
     for line in lines:
-        (drawn,) = ax.plot(line["x"], line["y"], marker="o", ms=3, label=line["label"])
+        style = ("-", "--", ":", "-.")[line["group"] % 4]
+        (drawn,) = ax.plot(line["x"], line["y"], style, marker="o", ms=3, label=line["label"])
         if line["diverged"].any():
             n = int(line["diverged"].sum())
             ax.plot(line["x"][line["diverged"]], np.full(n, top), "x", color=drawn.get_color())
@@ -796,10 +806,9 @@ def edge_warnings(
                     "axis": name,
                     "value": value,
                     "edge": edge,
-                    "message": f"{res.label}: the best setting has {name}={_fmt(value)}, the "
-                    f"{edge} of the {len(values)} values in [{_fmt(values[0])}, "
-                    f"{_fmt(values[-1])}]; the best may lie {side} it: extend {option} {side} "
-                    f"{_fmt(value)}",
+                    "message": f"{res.label}'s best setting has {name}={_fmt(value)}, the "
+                    f"{edge} of {len(values)} values in [{_fmt(values[0])}, "
+                    f"{_fmt(values[-1])}]: extend {option} {side} {_fmt(value)}",
                 }
             )
     return out
