@@ -214,6 +214,14 @@ from ._sweep._lr_finder import LRFinderResult as LRFinderResult
 from ._sweep._lr_finder import lr_finder as lr_finder
 from ._sweep._sweep import SweepResult as SweepResult
 from ._sweep._sweep import sweep as sweep
+from ._sweep._grid import choice as choice
+from ._sweep._grid import int_uniform as int_uniform
+from ._sweep._grid import log_uniform as log_uniform
+from ._sweep._grid import uniform as uniform
+from ._sweep._halving import HalvingResult as HalvingResult
+from ._sweep._halving import successive_halving as successive_halving
+from ._sweep._pbt import PBTResult as PBTResult
+from ._sweep._pbt import pbt as pbt
 
 # performance: grouped path, fused step
 from ._grouped import Grouped as Grouped
