@@ -424,3 +424,160 @@ def test_help_exits_0(capsys):
     assert main(["sweep", "--help"]) == 0
     text = capsys.readouterr().out
     assert "path/to/file.py:function" in text and "[0, 4294967295]" in text
+
+
+# --- problems from files, the real batch size, edge-of-grid warnings, the final-loss plot
+
+
+def test_problem_from_a_file_path(tmp_path, capsys):
+    folder = tmp_path / "problems"
+    folder.mkdir()
+    # The file imports a helper next to it, as a script run from its folder could.
+    (folder / "cli_file_problem_helper.py").write_text("START = [1.0, -1.0]\n")
+    (folder / "cli_file_problem.py").write_text(
+        textwrap.dedent(
+            """
+            import jax.numpy as jnp
+            from cli_file_problem_helper import START
+
+            def make():
+                return (lambda w, batch: jnp.sum(w ** 2)), jnp.array(START), None
+
+            def make_problem():
+                return make()
+            """
+        )
+    )
+    path = str(folder / "cli_file_problem.py")
+    # Gradient descent on |w|^2: w_T = (1 - 2 lr)^T w_0, so the loss is 2 (1 - 2 lr)^(2T).
+    lrs, steps = np.array([0.1, 0.2]), 3
+    expected = np.sort(2 * (1 - 2 * lrs) ** (2 * steps))
+    for spec in (path + ":make", path):
+        out = tmp_path / ("out" + str(len(spec)))
+        argv = ["sweep", "--problem", spec, "--optimizer", "sgd", "--lr", "0.1,0.2", "--steps",
+                str(steps), "--out", str(out), "--no-plot", "--quiet"]  # fmt: skip
+        assert main(argv) == 0, capsys.readouterr().err
+        payload = json.loads((out / "sweep.json").read_text())
+        assert payload["problem"] == spec
+        finals = [r["final_loss"] for r in payload["results"]]
+        np.testing.assert_allclose(finals, expected, rtol=1e-6)
+
+
+def test_header_and_json_report_the_real_batch_size_and_an_edge_warning(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["sweep", "--problem", "linear-regression", "--optimizer", "sgd", "--lr",
+            "1e-3,1e-2,1e-1", "--steps", "3", "--batch-size", "64", "--out", str(out),
+            "--no-plot"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    header = text.splitlines()[0]
+    # The problem's default is 32; the run used 64.
+    assert "minibatch 64" in header and "minibatch 32" not in text
+    payload = json.loads((out / "sweep.json").read_text())
+    assert payload["batch_size"] == 64
+    assert payload["description"].endswith("; minibatch 64")
+    # Three steps of SGD on least squares with stable step sizes: the largest lr goes furthest.
+    best = payload["results"][0]
+    assert best["learning_rate"] == 0.1
+    message = (
+        "sgd's best setting has learning_rate=0.1, the highest of 3 values in [0.001, 0.1]: "
+        "extend --learning-rate above 0.1"
+    )
+    assert payload["warnings"] == [
+        {
+            "optimizer": "sgd",
+            "axis": "learning_rate",
+            "value": 0.1,
+            "edge": "highest",
+            "message": message,
+        }
+    ]
+    assert "warning: " + message in text
+
+    out = tmp_path / "full"
+    argv[argv.index("64")] = "0"
+    argv[argv.index(str(tmp_path / "out"))] = str(out)
+    assert main(argv) == 0
+    assert "full batch" in capsys.readouterr().out.splitlines()[0]
+    payload = json.loads((out / "sweep.json").read_text())
+    assert payload["batch_size"] is None and payload["description"].endswith("; full batch")
+
+
+def _result(label, names, values, final, diverged=None):
+    """A SweepResult over the Cartesian product of ``values`` (one list per name)."""
+    import itertools
+
+    from gradtx._sweep._sweep import SweepResult
+
+    settings = [dict(zip(names, combo)) for combo in itertools.product(*values)]
+    n = len(settings)
+    div = np.zeros(n, bool) if diverged is None else np.asarray(diverged, bool)
+    final = np.where(div, np.nan, np.asarray(final, np.float64))
+    return SweepResult(
+        settings=settings,
+        losses=np.zeros((n, 1)),
+        final_loss=final,
+        diverged=div,
+        diverged_at=np.where(div, 0, -1),
+        params=None,
+        params_index=np.arange(n),
+        keys=np.zeros((n, 2), np.uint32),
+        compile_seconds=0.0,
+        run_seconds=0.0,
+        label=label,
+        names=tuple(names),
+    )
+
+
+def test_edge_warnings():
+    from gradtx._sweep._cli import edge_warnings
+
+    lrs, wds = [1e-3, 1e-2, 1e-1], [0.0, 1e-4]
+    # Settings in product order (lr major): the best (0.5) at lr 1e-2, wd 1e-4.
+    inside = _result("adam", ["learning_rate", "weight_decay"], [lrs, wds], [3, 2, 1, 0.5, 4, 5])
+    # With 2 values every setting sits at an edge of weight_decay: no warning for it.
+    assert edge_warnings([(inside, None)]) == []
+    low = _result("sgd", ["learning_rate", "b1"], [lrs, [0.8, 0.9, 0.99]],
+                  [9, 8, 0.1, 7, 6, 5, 4, 3, 2])  # fmt: skip
+    (w1, w2) = edge_warnings([(low, None)], {"learning_rate": "--lr", "b1": "--grid b1"})
+    assert (w1["axis"], w1["value"], w1["edge"]) == ("learning_rate", 1e-3, "lowest")
+    assert w1["message"].endswith("extend --lr below 0.001")
+    assert (w2["axis"], w2["value"], w2["edge"]) == ("b1", 0.99, "highest")
+    assert w2["message"].endswith("extend --grid b1 above 0.99")
+    # A diverged setting is never the best; when all diverged there is no best to warn about.
+    top = _result("sgd", ["learning_rate"], [lrs], [1, 2, 0.1], diverged=[0, 0, 1])
+    assert edge_warnings([(top, None)])[0]["value"] == 1e-3
+    gone = _result("sgd", ["learning_rate"], [lrs], [1, 1, 1], diverged=[1, 1, 1])
+    assert edge_warnings([(gone, None)]) == []
+
+
+def test_final_loss_plot_has_one_line_per_value_of_the_second_axis():
+    from gradtx._sweep._cli import final_loss_lines
+
+    lrs, wds, b1s = [1e-3, 1e-2], [0.0, 1e-4, 1e-3], [0.9, 0.99]
+    rng = np.random.default_rng(0)
+    final = rng.uniform(0.1, 1.0, 12)
+    final[5] = np.nan
+    diverged = np.isnan(final)
+    res = _result("adam", ["weight_decay", "learning_rate", "b1"], [wds, lrs, b1s], final, diverged)
+    xname, lines, title = final_loss_lines([(res, None)])
+    assert xname == "learning_rate"
+    assert title == (
+        "final loss against learning_rate, one line per value of weight_decay (best over b1)"
+    )
+    assert [line["label"] for line in lines] == [
+        "adam, weight_decay=0",
+        "adam, weight_decay=1.00e-04",
+        "adam, weight_decay=0.001",
+    ]
+    cube = final.reshape(3, 2, 2)  # weight_decay, learning_rate, b1
+    for i, line in enumerate(lines):
+        np.testing.assert_array_equal(line["x"], lrs)
+        np.testing.assert_array_equal(line["y"], np.nanmin(cube[i], axis=1))
+        assert not line["diverged"].any()  # one of two b1 values diverged at one point
+    # One axis: one line per optimizer, and the title says nothing more.
+    one = _result("sgd", ["learning_rate"], [lrs], [0.5, 0.25])
+    xname, lines, title = final_loss_lines([(one, None)])
+    assert title == "final loss against learning_rate"
+    assert [line["label"] for line in lines] == ["sgd"]
+    np.testing.assert_array_equal(lines[0]["y"], [0.5, 0.25])
