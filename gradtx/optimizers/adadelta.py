@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -29,14 +29,10 @@ class ScaleByAdadelta(Transform):
     """
 
     elementwise = True
+    fn_name = "adadelta"
 
-    rho: Any = 0.9
-    eps: Any = 1e-6
-
-    def __post_init__(self):
-        object.__setattr__(self, "rho", as_schedule(self.rho))
-        _checks.check_unit_interval("adadelta", "rho", self.rho, high_open=False)
-        _checks.check_nonnegative("adadelta", "eps", self.eps)
+    rho: Any = field(0.9, check=_checks.CLOSED_UNIT)
+    eps: Any = field(1e-6, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         z = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)

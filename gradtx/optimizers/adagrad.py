@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, pytree_dataclass, static_field
+from .._transform import Transform, field, pytree_dataclass, static_field
 from ._common import (
     COMMON_DOCS,
     fill_doc,
@@ -31,19 +31,12 @@ class ScaleByAdagrad(Transform):
     """
 
     elementwise = True
+    fn_name = "adagrad"
 
-    lr_decay: Any = 0.0
-    initial_accumulator_value: Any = 0.0
-    eps: Any = 1e-10
-    eps_placement: str = static_field("outside")
-
-    def __post_init__(self):
-        _checks.check_nonnegative("adagrad", "lr_decay", self.lr_decay)
-        _checks.check_nonnegative(
-            "adagrad", "initial_accumulator_value", self.initial_accumulator_value
-        )
-        _checks.check_nonnegative("adagrad", "eps", self.eps)
-        _checks.check_choice("adagrad", "eps_placement", self.eps_placement, ("outside", "inside"))
+    lr_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
+    initial_accumulator_value: Any = field(0.0, check=_checks.NONNEGATIVE)
+    eps: Any = field(1e-10, check=_checks.NONNEGATIVE)
+    eps_placement: str = static_field("outside", choices=("outside", "inside"))
 
     def _init(self, params):
         s = jax.tree.map(

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -28,17 +28,11 @@ class ScaleByAdamax(Transform):
     """
 
     elementwise = True
+    fn_name = "adamax"
 
-    b1: Any = 0.9
-    b2: Any = 0.999
-    eps: Any = 1e-8
-
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
-        object.__setattr__(self, "b2", as_schedule(self.b2))
-        _checks.check_unit_interval("adamax", "b1", self.b1)
-        _checks.check_unit_interval("adamax", "b2", self.b2)
-        _checks.check_nonnegative("adamax", "eps", self.eps)
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.999, check=_checks.UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         m = _tree.tree_zeros_like(params)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -35,19 +35,13 @@ class ScaleByAdan(Transform):
     """
 
     elementwise = True
+    fn_name = "adan"
 
-    b1: Any = 0.98
-    b2: Any = 0.92
-    b3: Any = 0.99
-    eps: Any = 1e-8
-    eps_root: Any = 1e-8
-
-    def __post_init__(self):
-        for name in ("b1", "b2", "b3"):
-            object.__setattr__(self, name, as_schedule(getattr(self, name)))
-            _checks.check_unit_interval("adan", name, getattr(self, name))
-        _checks.check_nonnegative("adan", "eps", self.eps)
-        _checks.check_nonnegative("adan", "eps_root", self.eps_root)
+    b1: Any = field(0.98, check=_checks.UNIT)
+    b2: Any = field(0.92, check=_checks.UNIT)
+    b3: Any = field(0.99, check=_checks.UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    eps_root: Any = field(1e-8, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         z = _tree.tree_zeros_like

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -46,25 +46,16 @@ class ScaleByAdEMAMix(Transform):
     """
 
     elementwise = True
+    fn_name = "ademamix"
 
-    b1: Any = 0.9
-    b2: Any = 0.999
-    b3: Any = 0.9999
-    alpha: Any = 5.0
-    eps: Any = 1e-8
-    eps_root: Any = 0.0
-    warmup_steps: Any = None
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.999, check=_checks.UNIT)
+    b3: Any = field(0.9999, check=_checks.UNIT)
+    alpha: Any = field(5.0, check=_checks.NONNEGATIVE)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    eps_root: Any = field(0.0, check=_checks.NONNEGATIVE)
+    warmup_steps: Any = field(None, check=_checks.POSITIVE)
     mu_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        for name in ("b1", "b2", "b3", "alpha"):
-            object.__setattr__(self, name, as_schedule(getattr(self, name)))
-        for name in ("b1", "b2", "b3"):
-            _checks.check_unit_interval("ademamix", name, getattr(self, name))
-        _checks.check_nonnegative("ademamix", "alpha", self.alpha)
-        _checks.check_nonnegative("ademamix", "eps", self.eps)
-        _checks.check_nonnegative("ademamix", "eps_root", self.eps_root)
-        _checks.check_positive("ademamix", "warmup_steps", self.warmup_steps)
 
     def _init(self, params):
         z = lambda p: _tree.tree_zeros_like(p, self.mu_dtype)

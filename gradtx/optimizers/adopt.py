@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -31,20 +31,14 @@ class ScaleByADOPT(Transform):
     """
 
     elementwise = True
+    fn_name = "adopt"
 
-    b1: Any = 0.9
-    b2: Any = 0.9999
-    eps: Any = 1e-6
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.9999, check=_checks.UNIT)
+    eps: Any = field(1e-6, check=_checks.NONNEGATIVE)
     nesterov: bool = static_field(False)
     use_clipping: bool = static_field(True)
     mu_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
-        object.__setattr__(self, "b2", as_schedule(self.b2))
-        _checks.check_unit_interval("adopt", "b1", self.b1)
-        _checks.check_unit_interval("adopt", "b2", self.b2)
-        _checks.check_nonnegative("adopt", "eps", self.eps)
 
     def _init(self, params):
         v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)

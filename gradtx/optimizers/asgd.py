@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc
 from ._lr_inside import lr_inside_chain
 
@@ -32,18 +32,12 @@ class ScaleByASGD(Transform):
     """
 
     elementwise = True
+    fn_name = "asgd"
 
-    learning_rate: Any = 1e-2
-    lambd: Any = 1e-4
-    alpha: Any = 0.75
-    t0: Any = 1e6
-
-    def __post_init__(self):
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
-        _checks.check_nonnegative("asgd", "learning_rate", self.learning_rate)
-        _checks.check_nonnegative("asgd", "lambd", self.lambd)
-        _checks.check_nonnegative("asgd", "alpha", self.alpha)
-        _checks.check_nonnegative("asgd", "t0", self.t0)
+    learning_rate: Any = field(1e-2, check=_checks.NONNEGATIVE)
+    lambd: Any = field(1e-4, check=_checks.NONNEGATIVE)
+    alpha: Any = field(0.75, check=_checks.NONNEGATIVE)
+    t0: Any = field(1e6, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         fd = _tree.float_dtype()

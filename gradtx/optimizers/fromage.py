@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree, _view
-from .._transform import CountState, Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import CountState, Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -26,13 +26,10 @@ class ScaleByFromage(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "fromage"
 
     learning_rate: Any = 1e-2
-    min_norm: Any = 1e-6
-
-    def __post_init__(self):
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
-        _checks.check_nonnegative("fromage", "min_norm", self.min_norm)
+    min_norm: Any = field(1e-6, check=_checks.NONNEGATIVE)
 
     @staticmethod
     def _stack_axes(tree):

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -28,19 +28,13 @@ class ScaleByLion(Transform):
     """
 
     elementwise = True
+    fn_name = "lion"
 
-    b1: Any = 0.9
-    b2: Any = 0.99
+    b1: Any = field(0.9, check=_checks.CLOSED_UNIT)
+    b2: Any = field(0.99, check=_checks.CLOSED_UNIT)
     smooth_beta: Any = 1.0
-    mode: str = static_field("hard")
+    mode: str = static_field("hard", choices=("hard", "smooth", "refined"))
     mu_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
-        object.__setattr__(self, "b2", as_schedule(self.b2))
-        _checks.check_unit_interval("lion", "b1", self.b1, high_open=False)
-        _checks.check_unit_interval("lion", "b2", self.b2, high_open=False)
-        _checks.check_choice("lion", "mode", self.mode, ("hard", "smooth", "refined"))
 
     def _init(self, params):
         return LionState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.mu_dtype))

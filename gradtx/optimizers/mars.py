@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree, _view
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -34,21 +34,14 @@ class ScaleByMARS(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "mars"
 
-    b1: Any = 0.95
-    b2: Any = 0.99
-    eps: Any = 1e-8
-    gamma: Any = 0.025
+    b1: Any = field(0.95, check=_checks.UNIT)
+    b2: Any = field(0.99, check=_checks.UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    gamma: Any = field(0.025, check=_checks.NONNEGATIVE)
     clip_norm: bool = static_field(True)
     mu_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        for name in ("b1", "b2", "gamma"):
-            object.__setattr__(self, name, as_schedule(getattr(self, name)))
-        _checks.check_unit_interval("mars", "b1", self.b1)
-        _checks.check_unit_interval("mars", "b2", self.b2)
-        _checks.check_nonnegative("mars", "eps", self.eps)
-        _checks.check_nonnegative("mars", "gamma", self.gamma)
 
     def _stack_axes(self, tree):
         """Per leaf, its stacking axes; zeros when nothing is per leaf (clip_norm=False)."""

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -34,21 +34,13 @@ class ScaleByNAdam(Transform):
     """
 
     elementwise = True
+    fn_name = "nadam"
 
-    b1: Any = 0.9
-    b2: Any = 0.999
-    eps: Any = 1e-8
-    momentum_decay: Any = 4e-3
-    convention: str = static_field("torch")
-
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
-        object.__setattr__(self, "b2", as_schedule(self.b2))
-        _checks.check_unit_interval("nadam", "b1", self.b1)
-        _checks.check_unit_interval("nadam", "b2", self.b2)
-        _checks.check_nonnegative("nadam", "eps", self.eps)
-        _checks.check_nonnegative("nadam", "momentum_decay", self.momentum_decay)
-        _checks.check_choice("nadam", "convention", self.convention, ("torch", "optax"))
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.999, check=_checks.UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    momentum_decay: Any = field(4e-3, check=_checks.NONNEGATIVE)
+    convention: str = static_field("torch", choices=("torch", "optax"))
 
     def _init(self, params):
         m = _tree.tree_zeros_like(params)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -22,15 +22,10 @@ class ScaleByOptimisticGradient(Transform):
     """``u_t = (alpha + beta) * g_t - beta * g_{t-1}`` with ``g_0 = g_1``."""
 
     elementwise = True
+    fn_name = "optimistic_gradient_descent"
 
-    alpha: Any = 1.0
-    beta: Any = 1.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "alpha", as_schedule(self.alpha))
-        object.__setattr__(self, "beta", as_schedule(self.beta))
-        _checks.check_nonnegative("optimistic_gradient_descent", "alpha", self.alpha)
-        _checks.check_nonnegative("optimistic_gradient_descent", "beta", self.beta)
+    alpha: Any = field(1.0, check=_checks.NONNEGATIVE)
+    beta: Any = field(1.0, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         return OptimisticState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params))

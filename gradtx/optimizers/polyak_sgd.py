@@ -11,7 +11,7 @@ from .. import _checks, _tree
 from .._transform import (
     CountState,
     Transform,
-    as_schedule,
+    field,
     pytree_dataclass,
     scale_tree,
     static_field,
@@ -34,18 +34,13 @@ class ScaleByPolyak(Transform):
     """
 
     elementwise = True
+    fn_name = "polyak_sgd"
 
     learning_rate: Any = 1.0
-    max_learning_rate: Any = 1.0
+    max_learning_rate: Any = field(1.0, check=_checks.NONNEGATIVE)
     f_min: Any = 0.0
-    eps: Any = 0.0
-    variant: str = static_field("sps")
-
-    def __post_init__(self):
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
-        _checks.check_nonnegative("polyak_sgd", "max_learning_rate", self.max_learning_rate)
-        _checks.check_nonnegative("polyak_sgd", "eps", self.eps)
-        _checks.check_choice("polyak_sgd", "variant", self.variant, ("sps", "sps+"))
+    eps: Any = field(0.0, check=_checks.NONNEGATIVE)
+    variant: str = static_field("sps", choices=("sps", "sps+"))
 
     def _init(self, params):
         return CountState(jnp.zeros((), jnp.int32))

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -32,20 +32,14 @@ class ScaleByRAdam(Transform):
     """
 
     elementwise = True
+    fn_name = "radam"
 
-    b1: Any = 0.9
-    b2: Any = 0.999
-    eps: Any = 1e-8
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.999, check=_checks.UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
     threshold: Any = 5.0
     threshold_inclusive: bool = static_field(False)
-    eps_placement: str = static_field("raw")
-
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
-        _checks.check_unit_interval("radam", "b1", self.b1)
-        _checks.check_unit_interval("radam", "b2", self.b2)
-        _checks.check_nonnegative("radam", "eps", self.eps)
-        _checks.check_choice("radam", "eps_placement", self.eps_placement, ("raw", "corrected"))
+    eps_placement: str = static_field("raw", choices=("raw", "corrected"))
 
     def _init(self, params):
         m = _tree.tree_zeros_like(params)

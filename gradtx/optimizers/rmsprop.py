@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _fusion, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import (
     COMMON_DOCS,
     fill_doc,
@@ -35,21 +35,14 @@ class ScaleByRMSprop(Transform):
     """
 
     elementwise = True
+    fn_name = "rmsprop"
 
-    decay: Any = 0.99
-    eps: Any = 1e-8
-    momentum: Any = None
+    decay: Any = field(0.99, check=_checks.CLOSED_UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    momentum: Any = field(None, check=_checks.CLOSED_UNIT)
     centered: bool = static_field(False)
-    eps_placement: str = static_field("outside")
+    eps_placement: str = static_field("outside", choices=("outside", "inside"))
     initial_scale: Any = 0.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "momentum", as_schedule(self.momentum))
-        object.__setattr__(self, "decay", as_schedule(self.decay))
-        _checks.check_unit_interval("rmsprop", "decay", self.decay, high_open=False)
-        _checks.check_nonnegative("rmsprop", "eps", self.eps)
-        _checks.check_unit_interval("rmsprop", "momentum", self.momentum, high_open=False)
-        _checks.check_choice("rmsprop", "eps_placement", self.eps_placement, ("outside", "inside"))
 
     def _init(self, params):
         v = jax.tree.map(

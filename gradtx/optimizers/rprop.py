@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc
 from ._lr_inside import lr_inside_chain
 
@@ -31,23 +31,13 @@ class ScaleByRprop(Transform):
     """
 
     elementwise = True
+    fn_name = "rprop"
 
-    learning_rate: Any = 1e-2
-    eta_minus: Any = 0.5
-    eta_plus: Any = 1.2
-    min_step_size: Any = 1e-6
-    max_step_size: Any = 50.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
-        fn = "rprop"
-        _checks.check_nonnegative(fn, "learning_rate", self.learning_rate)
-        _checks.check_range(
-            fn, "eta_minus", self.eta_minus, 0.0, 1.0, low_open=True, high_open=True
-        )
-        _checks.check_range(fn, "eta_plus", self.eta_plus, 1.0, float("inf"), low_open=True)
-        _checks.check_nonnegative(fn, "min_step_size", self.min_step_size)
-        _checks.check_nonnegative(fn, "max_step_size", self.max_step_size)
+    learning_rate: Any = field(1e-2, check=_checks.NONNEGATIVE)
+    eta_minus: Any = field(0.5, check=_checks.Interval(0.0, 1.0, low_open=True, high_open=True))
+    eta_plus: Any = field(1.2, check=_checks.Interval(1.0, low_open=True))
+    min_step_size: Any = field(1e-6, check=_checks.NONNEGATIVE)
+    max_step_size: Any = field(50.0, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         lr0 = value_at(self.learning_rate, jnp.zeros((), jnp.int32))

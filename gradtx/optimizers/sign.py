@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ..transforms._shaping import scale_by_sign
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -27,13 +27,10 @@ class ScaleBySignum(Transform):
     """
 
     elementwise = True
+    fn_name = "signum"
 
-    beta: Any = 0.9
+    beta: Any = field(0.9, check=_checks.UNIT)
     accumulator_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        object.__setattr__(self, "beta", as_schedule(self.beta))
-        _checks.check_unit_interval("signum", "beta", self.beta)
 
     def _init(self, params):
         m = _tree.tree_zeros_like(params, self.accumulator_dtype)

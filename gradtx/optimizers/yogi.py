@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -28,23 +28,13 @@ class ScaleByYogi(Transform):
     """
 
     elementwise = True
+    fn_name = "yogi"
 
-    b1: Any = 0.9
-    b2: Any = 0.999
-    eps: Any = 1e-3
-    eps_root: Any = 0.0
-    initial_accumulator_value: Any = 1e-6
-
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
-        object.__setattr__(self, "b2", as_schedule(self.b2))
-        _checks.check_unit_interval("yogi", "b1", self.b1)
-        _checks.check_unit_interval("yogi", "b2", self.b2)
-        _checks.check_nonnegative("yogi", "eps", self.eps)
-        _checks.check_nonnegative("yogi", "eps_root", self.eps_root)
-        _checks.check_nonnegative(
-            "yogi", "initial_accumulator_value", self.initial_accumulator_value
-        )
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.999, check=_checks.UNIT)
+    eps: Any = field(1e-3, check=_checks.NONNEGATIVE)
+    eps_root: Any = field(0.0, check=_checks.NONNEGATIVE)
+    initial_accumulator_value: Any = field(1e-6, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         a = self.initial_accumulator_value
