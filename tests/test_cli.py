@@ -284,6 +284,15 @@ BAD_SWEEP_ARGS = [
         "argument --optimizer: unknown optimizer 'adamx'; did you mean 'adamax' or 'adam' or "
         "'radam'?",
     ),
+    (["--optimizer", ","], "argument --optimizer: an empty optimizer name in ','"),
+    (
+        ["--optimizer", "sgd", "--momentum", "0.5,0.9", "--set", "momentum=0.9"],
+        "argument --set momentum: momentum is also swept by --momentum; give one or the other",
+    ),
+    (
+        ["--set", "learning_rate=abc"],
+        ["argument --set learning_rate: adam with learning_rate='abc'"],
+    ),
     (["--optimizer", "zzzz"], ["argument --optimizer: unknown optimizer 'zzzz'; known: ", "sgd"]),
     (
         ["--problem", "digts-mlp"],

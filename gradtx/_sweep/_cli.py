@@ -46,6 +46,8 @@ from ._sweep import SweepResult, sweep
 
 DEMO_OPTIMIZERS = ("adam", "sgd(momentum=0.9)", "rmsprop", "adamw")
 SEED_OPTIMIZERS = ("sgd", "sgd(momentum=0.9)", "adagrad", "rmsprop", "adam", "adamw")
+DEFAULT_LR_GRID = "1e-4:1e-1:8"
+"""The learning rates swept when no grid is given."""
 NAMED_GRID = ("learning_rate", "b1", "b2", "eps", "momentum", "weight_decay", "decay")
 
 
@@ -278,8 +280,9 @@ class _Optimizer:
 
 def _optimizers(values: Sequence[str] | None, default: Sequence[str]) -> list[_Optimizer]:
     specs = split_optimizers(values) if values else list(default)
-    if not specs:
-        raise UsageError(f"argument --optimizer: no optimizer named in {values!r}")
+    if not specs or "" in specs:
+        given = ", ".join(repr(v) for v in values or ())
+        raise UsageError(f"argument --optimizer: an empty optimizer name in {given}")
     out = []
     for spec in specs:
         try:
@@ -419,18 +422,18 @@ def plan_sweep(args: argparse.Namespace) -> _Plan:
     for name, spec in _pairs(args.grid, "--grid", "NAME=SPEC"):
         origin[name] = f"--grid {name}"
         grid[name] = _grid_values(origin[name], spec)
-    if not grid:
-        grid["learning_rate"] = parse_values("1e-4:1e-1:8")
-        origin["learning_rate"] = "--learning-rate"
     fixed = {}
     for name, value in _pairs(args.set, "--set", "NAME=VALUE"):
+        if name in grid:
+            raise UsageError(
+                f"argument --set {name}: {name} is also swept by {origin[name]}; give one or the "
+                "other"
+            )
         origin[name] = f"--set {name}"
         fixed[name] = _literal(value.strip())
-    both = sorted(set(grid) & set(fixed))
-    if both:
-        raise UsageError(
-            f"argument --set: {both[0]} is also swept ({origin[both[0]]}); give it one or the other"
-        )
+    if not grid and "learning_rate" not in fixed:
+        grid["learning_rate"] = parse_values(DEFAULT_LR_GRID)
+        origin["learning_rate"] = "--learning-rate"
     plan = _Plan(
         _problem_source(args.problem),
         optimizers,
@@ -826,7 +829,7 @@ def cmd_sweep(args: argparse.Namespace, out: _Out | None = None) -> int:
     out.print(
         f"[bold]gradtx sweep[/bold]: {problem.name} ({description}); "
         f"{steps} steps; optimizers {', '.join(optimizers)}; grid "
-        + "; ".join(f"{k} = {len(v)} values in [{_fmt(min(v))}, {_fmt(max(v))}]" for k, v in grid.items())
+        + ("; ".join(f"{k} = {len(v)} values in [{_fmt(min(v))}, {_fmt(max(v))}]" for k, v in grid.items()) or "none (one setting)")
     )  # fmt: skip
     t0 = time.perf_counter()
     results = run_sweeps(
