@@ -208,6 +208,11 @@ from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from .optimizers.soap import SOAPState as SOAPState
 from .optimizers.soap import scale_by_soap as scale_by_soap
 from .optimizers.soap import soap as soap
+from .optimizers.kron import KronState as KronState
+from .optimizers.kron import PrecondUpdateProb as PrecondUpdateProb
+from .optimizers.kron import kron as kron
+from .optimizers.kron import precond_update_prob_schedule as precond_update_prob_schedule
+from .optimizers.kron import scale_by_kron as scale_by_kron
 
 # sweeps
 from ._sweep._lr_finder import LRFinderResult as LRFinderResult
@@ -246,6 +251,14 @@ from ._sharding import bytes_per_device as bytes_per_device
 from ._sharding import shard_state as shard_state
 from ._sharding import state_shardings as state_shardings
 from ._sharding import zero1 as zero1
+from .transforms._quantize import Quantized as Quantized
+from .transforms._quantize import QuantizedArray as QuantizedArray
+from .transforms._quantize import quantized as quantized
+from .transforms._quantize import state_nbytes as state_nbytes
+from .transforms._rounding import StochasticRoundingState as StochasticRoundingState
+from .transforms._rounding import apply_updates_stochastic as apply_updates_stochastic
+from .transforms._rounding import stochastic_round as stochastic_round
+from .transforms._rounding import with_stochastic_rounding as with_stochastic_rounding
 
 from . import registry as registry  # last: it imports the factories above
 
