@@ -4,6 +4,12 @@ a NumPy ``.npz`` file, and check that a state belongs to an optimizer.
 A transform is a pytree whose leaves are its hyperparameters, so it saves like any state. Its
 static options (``amsgrad``, ``nesterov``, dtypes, the chain's layout) live in the treedef: the
 file records the treedef's text, and loading into a differently configured ``like`` fails.
+
+Paths: ``save_npz`` and ``load_npz`` both use the path as given when it ends in ``.npz`` and
+append ``.npz`` otherwise (NumPy's ``savez`` rule), so ``save_npz("ckpt", t)`` and
+``load_npz("ckpt", like)`` name the same file, ``ckpt.npz``. A save writes a temporary file in
+the same directory, flushes it to disk and renames it over the target, so a save that is killed
+partway leaves the previous checkpoint intact (and possibly a stray ``.<name>.*.tmp`` file).
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import zipfile
 from typing import Any
 
 import jax
@@ -36,8 +44,53 @@ def _describe(leaf: Any) -> str:
     return f"{np.dtype(leaf.dtype).name}{list(np.shape(leaf))}"
 
 
+def npz_path(path: str | os.PathLike[str]) -> str:
+    """The file ``save_npz`` and ``load_npz`` use for ``path``: ``.npz`` appended if missing."""
+    path = os.fspath(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def _write_atomically(target: str, arrays: dict[str, np.ndarray]) -> None:
+    """Writes ``arrays`` as an ``.npz`` to a temporary file beside ``target``, flushes it to disk
+    and renames it over ``target`` (one atomic step on POSIX and Windows)."""
+    directory = os.path.dirname(os.path.abspath(target))
+    # os.open with mode 0o666 (not mkstemp's 0o600): the file gets the permissions np.savez
+    # would give it, under the process's umask.
+    tmp = os.path.join(
+        directory, f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    )
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX; directories cannot be opened on Windows)
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
 def save_npz(path: str | os.PathLike[str], tree: Any) -> None:
-    """Saves ``tree``'s leaves to ``path`` (a ``.npz`` file), keyed by their paths.
+    """Saves ``tree``'s leaves to the ``.npz`` file ``path``, keyed by their paths.
+
+    ``.npz`` is appended to ``path`` when it lacks it (``load_npz`` applies the same rule). The
+    file is replaced atomically: the data goes to a temporary file in the same directory, is
+    flushed to disk, then renamed over ``path``, so a crash or kill mid-save leaves the previous
+    checkpoint at ``path`` loadable.
 
     Works for params, optimizer states and transforms (their hyperparameters are leaves).
     ``None`` leaves are part of the structure and store nothing. Sharded arrays are gathered to
@@ -64,7 +117,7 @@ def save_npz(path: str | os.PathLike[str], tree: Any) -> None:
             {"path": key, "dtype": np.dtype(dtype).name, "kind": kind, "key_impl": impl}
         )
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    np.savez(path, **arrays)
+    _write_atomically(npz_path(path), arrays)
 
 
 def _treedef_text(treedef: Any) -> str:
@@ -81,6 +134,10 @@ def _first_text_difference(a: str, b: str, width: int = 70) -> tuple[str, str]:
 def load_npz(path: str | os.PathLike[str], like: Any) -> Any:
     """Loads a tree saved by ``save_npz`` into the structure of ``like``.
 
+    ``path`` follows ``save_npz``'s rule (``.npz`` appended when missing). A file that is not a
+    complete ``save_npz`` checkpoint (truncated, corrupt, or another kind of file) raises
+    ``ValueError`` naming it.
+
     ``like`` is a tree of the same structure (a fresh ``tx.init(params)``, the params, or the
     transform itself; arrays or ``jax.ShapeDtypeStruct``). Every leaf must match by path, shape
     and dtype, else ``TreeMismatchError`` names the first difference. Arrays are placed with the
@@ -90,9 +147,8 @@ def load_npz(path: str | os.PathLike[str], like: Any) -> Any:
     Python-number leaves (a transform's hyperparameters) come back as Python numbers.
     """
     where = "gradtx.load_npz"
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(bytes(f[_META]).decode())
-        stored = [f[str(i)] for i in range(len(meta["leaves"]))]
+    path = npz_path(path)
+    meta, stored = _read(where, path)
     like_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     saved_paths = [m["path"] for m in meta["leaves"]]
     like_paths = [path_str(p) for p, _ in like_leaves]
@@ -146,11 +202,40 @@ def load_npz(path: str | os.PathLike[str], like: Any) -> Any:
         sharding = getattr(leaf, "sharding", None)
         if sharding is None or getattr(leaf, "committed", True) is False:
             # like a fresh jnp array: uncommitted, on the default device, so that a jitted step
-            # fed the loaded tree reuses the program it compiled for the fresh one
-            out.append(jnp.asarray(arr))
+            # fed the loaded tree reuses the program it compiled for the fresh one. A weakly
+            # typed scalar (a hyperparameter made from a Python number) stays weakly typed:
+            # the weak type is part of the abstract value a jitted step is compiled for.
+            if getattr(leaf, "weak_type", False) and arr.ndim == 0:
+                out.append(jnp.asarray(arr.item()))
+            else:
+                out.append(jnp.asarray(arr))
         else:
             out.append(jax.device_put(arr, sharding))
     return jax.tree_util.tree_unflatten(jax.tree.structure(like), out)
+
+
+def _read(where: str, path: str) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The metadata and stored arrays of the checkpoint ``path``; a clear error if it is bad."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{where}: no checkpoint at {path}")
+    try:
+        # An open handle of our own: np.load leaks the one it opens when the zip is bad.
+        with open(path, "rb") as fh:
+            f = np.load(fh, allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with f:
+                if _META not in f.files:
+                    raise ValueError(f"it has no {_META} entry; it was not written by save_npz")
+                meta = json.loads(bytes(f[_META]).decode())
+                stored = [f[str(i)] for i in range(len(meta["leaves"]))]
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, TypeError) as err:
+        raise ValueError(
+            f"{where}: {path} is corrupt or truncated, or not a gradtx checkpoint ({err}). "
+            f"Load another checkpoint (a save that was interrupted never replaces the previous "
+            f"file), or save it again."
+        ) from err
+    return meta, stored
 
 
 def check_state(tx: Any, state: Any, params: Any) -> None:

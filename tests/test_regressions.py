@@ -168,3 +168,80 @@ def test_sm3_nan_gradient_gives_a_nan_update_like_optax(standard_promotion):
                 np.asarray(u[k]), np.asarray(u_ref[k]), rtol=1e-6, equal_nan=True
             )
     assert np.isnan(np.asarray(u["w"])[0, 0])
+
+
+# --------------------------------------------------------------------------------------------
+# save_npz replaces the file atomically; load_npz names a bad file; both use the same path
+
+
+_KILLED_SAVER = """
+import sys
+import numpy as np
+import gradtx
+
+target = sys.argv[1]
+big = {"w": np.arange(4 * 1024 * 1024, dtype=np.float32)}  # 16 MiB
+print("saving", flush=True)
+while True:  # the parent kills this process while one of these saves is being written
+    gradtx.save_npz(target, big)
+"""
+
+
+def test_save_killed_midway_leaves_the_previous_checkpoint(tmp_path):
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "ckpt.npz"
+    old = {"w": np.full((4,), 7.0, np.float32)}
+    gradtx.save_npz(target, old)
+    root = pathlib.Path(gradtx.__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SAVER, str(target)],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout.readline().strip() == b"saving"
+        time.sleep(1.0)  # several 16 MiB saves in a row: the kill lands inside one of them
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    like = {"w": jnp.zeros((4,), jnp.float32)}
+    big_like = {"w": jnp.zeros((4 * 1024 * 1024,), jnp.float32)}
+    try:
+        back = gradtx.load_npz(target, like)
+    except gradtx.TreeMismatchError:  # a completed save of the big tree replaced the old one
+        back = gradtx.load_npz(target, big_like)
+        np.testing.assert_array_equal(np.asarray(back["w"]), np.arange(4 * 1024 * 1024))
+    else:
+        np.testing.assert_array_equal(np.asarray(back["w"]), old["w"])
+
+
+def test_load_npz_names_a_truncated_or_corrupt_file(tmp_path):
+    target = tmp_path / "ckpt.npz"
+    tree = {"w": jnp.arange(1000, dtype=jnp.float32)}
+    gradtx.save_npz(target, tree)
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"ckpt\.npz is corrupt or truncated"):
+        gradtx.load_npz(target, tree)
+    target.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match=r"ckpt\.npz is corrupt or truncated"):
+        gradtx.load_npz(target, tree)
+
+
+def test_save_and_load_npz_use_the_same_path_rule(tmp_path):
+    tree = {"w": jnp.arange(3, dtype=jnp.float32)}
+    gradtx.save_npz(tmp_path / "x", tree)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]  # numpy's savez rule
+    back = gradtx.load_npz(tmp_path / "x", tree)
+    np.testing.assert_array_equal(np.asarray(back["w"]), np.arange(3))
+    back = gradtx.load_npz(tmp_path / "x.npz", tree)
+    np.testing.assert_array_equal(np.asarray(back["w"]), np.arange(3))
