@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks, _tree, _view
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -55,29 +55,19 @@ class ScaleByAdafactor(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "adafactor"
 
     learning_rate: Any = 1e-2
-    beta2_decay: Any = -0.8
-    eps1: Any = None
-    eps2: Any = 1e-3
-    d: Any = 1.0
-    decay_offset: Any = 0.0
-    momentum: Any = None
-    convention: str = static_field("torch")
+    beta2_decay: Any = field(-0.8, check=_checks.Interval(high=0.0))
+    eps1: Any = field(None, check=_checks.NONNEGATIVE)
+    eps2: Any = field(1e-3, check=_checks.NONNEGATIVE)
+    d: Any = field(1.0, check=_checks.POSITIVE)
+    decay_offset: Any = field(0.0, check=_checks.NONNEGATIVE)
+    momentum: Any = field(None, check=_checks.UNIT)
+    convention: str = static_field("torch", choices=("torch", "optax"))
     factored: bool = static_field(True)
     min_dim_size_to_factor: int = static_field(128)
     multiply_by_parameter_scale: bool = static_field(True)
-
-    def __post_init__(self):
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
-        fn = "adafactor"
-        _checks.check_choice(fn, "convention", self.convention, ("torch", "optax"))
-        _checks.check_range(fn, "beta2_decay", self.beta2_decay, high=0.0)
-        _checks.check_nonnegative(fn, "eps1", self.eps1)
-        _checks.check_nonnegative(fn, "eps2", self.eps2)
-        _checks.check_positive(fn, "d", self.d)
-        _checks.check_nonnegative(fn, "decay_offset", self.decay_offset)
-        _checks.check_unit_interval(fn, "momentum", self.momentum)
 
     def _dims(self, p, b: int = 0):
         """Factored (row, column) axes of ``p`` whose first ``b`` axes index stacked leaves."""

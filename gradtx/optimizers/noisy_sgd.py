@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks, _tree, _view
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -44,17 +44,15 @@ class AddNoise(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "noisy_sgd"
 
-    eta: Any = 0.01
-    gamma: Any = 0.55
+    eta: Any = field(0.01, check=_checks.NONNEGATIVE)
+    gamma: Any = field(0.55, check=_checks.NONNEGATIVE)
     key: Any = static_field(0)
 
-    def __post_init__(self):
+    def __check_init__(self):
         if not (isinstance(self.key, tuple) and len(self.key) == 3):
             object.__setattr__(self, "key", _static_key(self.key))
-        object.__setattr__(self, "eta", as_schedule(self.eta))
-        _checks.check_nonnegative("noisy_sgd", "eta", self.eta)
-        _checks.check_nonnegative("noisy_sgd", "gamma", self.gamma)
 
     @staticmethod
     def _stack_axes(tree):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree, _view
 from .._mask import canonical_mask, resolve_mask
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 
 
@@ -32,25 +32,18 @@ class ScaleByNovograd(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "novograd"
 
-    b1: Any = 0.9
-    b2: Any = 0.25
-    eps: Any = 1e-6
-    eps_root: Any = 0.0
-    weight_decay: Any = 0.0
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.25, check=_checks.UNIT)
+    eps: Any = field(1e-6, check=_checks.NONNEGATIVE)
+    eps_root: Any = field(0.0, check=_checks.NONNEGATIVE)
+    weight_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
     mask: Any = static_field(None)
     mu_dtype: Any = static_field(None)
 
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
-        object.__setattr__(self, "b2", as_schedule(self.b2))
-        object.__setattr__(self, "weight_decay", as_schedule(self.weight_decay))
+    def __check_init__(self):
         object.__setattr__(self, "mask", canonical_mask(self.mask, "novograd"))
-        _checks.check_unit_interval("novograd", "b1", self.b1)
-        _checks.check_unit_interval("novograd", "b2", self.b2)
-        _checks.check_nonnegative("novograd", "eps", self.eps)
-        _checks.check_nonnegative("novograd", "eps_root", self.eps_root)
-        _checks.check_nonnegative("novograd", "weight_decay", self.weight_decay)
 
     @staticmethod
     def _stack_axes(tree):
@@ -159,7 +152,6 @@ def novograd(
       "Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep
       Networks", 2019. arXiv:1905.11286
     """
-    _checks.check_nonnegative("novograd", "weight_decay", weight_decay)
     pre = scale_by_novograd(
         b1, b2, eps, eps_root, weight_decay, mask=weight_decay_mask, mu_dtype=mu_dtype
     )

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._mask import canonical_mask, resolve_mask
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 
 
@@ -40,29 +40,22 @@ class ScaleByProdigy(Transform):
     """
 
     elementwise = True
+    fn_name = "prodigy"
 
     learning_rate: Any = 1.0
-    b1: Any = 0.9
-    b2: Any = 0.999
-    b3: Any = None
-    eps: Any = 1e-8
-    d0: Any = 1e-6
-    d_coef: Any = 1.0
-    weight_decay: Any = 0.0
+    b1: Any = field(0.9, check=_checks.UNIT)
+    b2: Any = field(0.999, check=_checks.UNIT)
+    b3: Any = field(None, check=_checks.UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    d0: Any = field(1e-6, check=_checks.POSITIVE)
+    d_coef: Any = field(1.0, check=_checks.POSITIVE)
+    weight_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
     mask: Any = static_field(None)
     bias_correction: bool = static_field(False)
     safeguard_warmup: bool = static_field(False)
 
-    def __post_init__(self):
-        for name in ("learning_rate", "b1", "b2", "b3", "weight_decay"):
-            object.__setattr__(self, name, as_schedule(getattr(self, name)))
+    def __check_init__(self):
         object.__setattr__(self, "mask", canonical_mask(self.mask, "prodigy"))
-        for name in ("b1", "b2", "b3"):
-            _checks.check_unit_interval("prodigy", name, getattr(self, name))
-        _checks.check_nonnegative("prodigy", "eps", self.eps)
-        _checks.check_positive("prodigy", "d0", self.d0)
-        _checks.check_positive("prodigy", "d_coef", self.d_coef)
-        _checks.check_nonnegative("prodigy", "weight_decay", self.weight_decay)
 
     def _init(self, params):
         leaves = [p for p in jax.tree.leaves(params) if p is not None]

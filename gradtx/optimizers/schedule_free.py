@@ -8,15 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import (
-    Schedule,
-    Transform,
-    as_schedule,
-    identity,
-    pytree_dataclass,
-    static_field,
-    value_at,
-)
+from .._transform import Schedule, Transform, identity, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 from .rmsprop import scale_by_rmsprop
 
@@ -76,9 +68,8 @@ class ScheduleFree(Transform):
     state_dtype: Any = static_field(None)
     fn: str = static_field("schedule_free")
 
-    def __post_init__(self):
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
-        object.__setattr__(self, "b1", as_schedule(self.b1))
+    def __check_init__(self):
+        # Checked here, not declared: two factories share this class and errors name each.
         _checks.check_unit_interval(self.fn, "b1", self.b1, high_open=False)
         _checks.check_nonnegative(self.fn, "weight_lr_power", self.weight_lr_power)
 
@@ -177,7 +168,7 @@ def schedule_free_sgd(
       state_dtype: dtype of ``x`` and ``z`` (default: each parameter's dtype).
     {conv}{refs}"""
     _checks.check_nonnegative("schedule_free_sgd", "warmup_steps", warmup_steps)
-    rate = ScheduleFreeRate(as_schedule(learning_rate), warmup_steps, None)
+    rate = ScheduleFreeRate(learning_rate, warmup_steps, None)
     base = optimizer_chain(
         "schedule_free_sgd",
         identity(),
@@ -233,7 +224,7 @@ def schedule_free_adamw(
     {conv}{refs}"""
     _checks.check_nonnegative("schedule_free_adamw", "warmup_steps", warmup_steps)
     _checks.check_unit_interval("schedule_free_adamw", "b2", b2)
-    rate = ScheduleFreeRate(as_schedule(learning_rate), warmup_steps, as_schedule(b2))
+    rate = ScheduleFreeRate(learning_rate, warmup_steps, b2)
     pre = scale_by_rmsprop(decay=b2, eps=eps)
     base = optimizer_chain(
         "schedule_free_adamw",

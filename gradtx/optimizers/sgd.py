@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _fusion, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import (
     COMMON_DOCS,
     fill_doc,
@@ -40,19 +40,17 @@ class ScaleByMomentum(Transform):
     """
 
     elementwise = True
+    fn_name = "sgd"
 
-    momentum: Any = 0.9
-    dampening: Any = 0.0
+    momentum: Any = field(0.9, check=_checks.CLOSED_UNIT)
+    dampening: Any = field(0.0, check=_checks.CLOSED_UNIT)
     nesterov: bool = static_field(False)
     form: str = static_field("heavy_ball")
     accumulator_dtype: Any = static_field(None)
 
-    def __post_init__(self):
-        object.__setattr__(self, "momentum", as_schedule(self.momentum))
-        object.__setattr__(self, "dampening", as_schedule(self.dampening))
+    def __check_init__(self):
+        # Not a declared choice: the public argument is ``sgd``'s ``momentum_form``.
         _checks.check_choice("sgd", "momentum_form", self.form, ("heavy_ball", "ema"))
-        _checks.check_unit_interval("sgd", "momentum", self.momentum, high_open=False)
-        _checks.check_unit_interval("sgd", "dampening", self.dampening, high_open=False)
 
     def _init(self, params):
         return MomentumState(

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree, _view
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -39,16 +39,15 @@ class ScaleBySM3(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "sm3"
 
     b1: Any = 0.9
-    b2: Any = 1.0
-    eps: Any = 1e-8
+    b2: Any = field(1.0, check=_checks.CLOSED_UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
 
-    def __post_init__(self):
-        object.__setattr__(self, "b1", as_schedule(self.b1))
+    def __check_init__(self):
+        # Not declared on the field: the public argument is ``sm3``'s ``momentum``.
         _checks.check_unit_interval("sm3", "momentum", self.b1)
-        _checks.check_unit_interval("sm3", "b2", self.b2, high_open=False)
-        _checks.check_nonnegative("sm3", "eps", self.eps)
 
     @staticmethod
     def _stack_axes(tree):

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree, _view
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -56,21 +56,15 @@ class ScaleBySOAP(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "soap"
 
-    b1: Any = 0.95
-    b2: Any = 0.95
-    eps: Any = 1e-8
-    shampoo_beta: Any = None
-    precondition_frequency: int = static_field(10)
+    b1: Any = field(0.95, check=_checks.UNIT)
+    b2: Any = field(0.95, check=_checks.UNIT)
+    eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    shampoo_beta: Any = field(None, check=_checks.UNIT)
+    precondition_frequency: int = static_field(10, check=_checks.Interval(1))
     max_precond_dim: int = static_field(10000)
     bias_correction: bool = static_field(True)
-
-    def __post_init__(self):
-        for name in ("b1", "b2", "shampoo_beta"):
-            object.__setattr__(self, name, as_schedule(getattr(self, name)))
-            _checks.check_unit_interval("soap", name, getattr(self, name))
-        _checks.check_nonnegative("soap", "eps", self.eps)
-        _checks.check_range("soap", "precondition_frequency", self.precondition_frequency, 1)
 
     @staticmethod
     def _stack_axes(tree):
