@@ -12,8 +12,8 @@ from .. import _checks, _tree, _view
 from .._transform import (
     Chain,
     Transform,
-    as_schedule,
     as_transform,
+    field,
     pytree_dataclass,
     static_field,
     value_at,
@@ -125,29 +125,19 @@ class ScaleByMuon(Transform):
     """
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "muon"
 
-    momentum: Any = 0.95
+    momentum: Any = field(0.95, check=_checks.UNIT)
     ns_a: Any = 3.4445
     ns_b: Any = -4.7750
     ns_c: Any = 2.0315
-    eps: Any = 1e-7
+    eps: Any = field(1e-7, check=_checks.NONNEGATIVE)
     nesterov: bool = static_field(True)
-    ns_steps: int = static_field(5)
-    adjust_lr_fn: Any = static_field(None)
-    conv_layout: str = static_field("oihw")
+    ns_steps: int = static_field(5, check=_checks.Interval(0, 99))
+    adjust_lr_fn: Any = static_field(None, choices=(None, "original", "match_rms_adamw"))
+    conv_layout: str = static_field("oihw", choices=("oihw", "hwio"))
     batch_dims: Any = static_field(None)
     ns_dtype: Any = static_field(jnp.bfloat16)
-
-    def __post_init__(self):
-        object.__setattr__(self, "momentum", as_schedule(self.momentum))
-        fn = "muon"
-        _checks.check_unit_interval(fn, "momentum", self.momentum)
-        _checks.check_nonnegative(fn, "eps", self.eps)
-        _checks.check_range(fn, "ns_steps", self.ns_steps, 0, 99)
-        _checks.check_choice(
-            fn, "adjust_lr_fn", self.adjust_lr_fn, (None, "original", "match_rms_adamw")
-        )
-        _checks.check_choice(fn, "conv_layout", self.conv_layout, ("oihw", "hwio"))
 
     def _init(self, params):
         _stack_axes(params, "per-matrix orthogonalization")
