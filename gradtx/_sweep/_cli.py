@@ -831,6 +831,19 @@ def cmd_sweep(args: argparse.Namespace, out: _Out | None = None) -> int:
         f"{steps} steps; optimizers {', '.join(optimizers)}; grid "
         + ("; ".join(f"{k} = {len(v)} values in [{_fmt(min(v))}, {_fmt(max(v))}]" for k, v in grid.items()) or "none (one setting)")
     )  # fmt: skip
+    if args.search != "grid":
+        from ._search import run_search
+
+        for spec in optimizers:
+            run_search(
+                args.search, problem, spec, grid, steps,
+                hparams=_schedule_hparams(args.schedule, grid, fixed),
+                batch_size=batch_size, seed=args.seed, max_loss=args.max_loss,
+                samples=args.samples, eta=args.eta, interval=args.interval, rounds=args.rounds,
+                out_dir=os.path.join(args.out, spec), plot=not args.no_plot, quiet=args.quiet,
+                print_fn=out.print,
+            )  # fmt: skip
+        return 0
     t0 = time.perf_counter()
     results = run_sweeps(
         problem,
@@ -1126,6 +1139,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_float_option(positive=False),
         help="a loss above this counts as divergence",
     )
+    s.add_argument(
+        "--search",
+        choices=("grid", "halving", "pbt", "random", "optuna"),
+        default="grid",
+        help="grid (every setting, default), halving (successive halving), pbt (population based "
+        "training), random (--samples draws from the grid's span) or optuna (TPE, rounds of "
+        "--samples trials)",
+    )
+    s.add_argument(
+        "--samples", type=_int_option(1), help="settings for random; trials per optuna round, >= 1"
+    )
+    s.add_argument("--eta", type=_int_option(2), default=3, help="halving factor, >= 2 (default 3)")
+    s.add_argument("--interval", type=_int_option(1), help="PBT steps between exploits, >= 1")
+    s.add_argument("--rounds", type=_int_option(1), default=3, help="optuna rounds, >= 1")
     s.add_argument("--out", default="sweep-out", help="output folder (default ./sweep-out)")
     s.add_argument("--top", type=_int_option(1), default=15, help="rows of the table, >= 1")
     s.add_argument("--no-plot", action="store_true")
