@@ -73,9 +73,10 @@ def halving_vs_grid(p, batch, steps: int) -> dict:
 def pbt_vs_static(p, batch, steps: int) -> dict:
     grid = {"learning_rate": np.geomspace(1e-4, 1.0, 16)}
     static = gradtx.sweep(p.loss_fn, p.params, p.data, "adam", grid, steps, batch_size=batch)
+    interval = max(1, steps // 9)
     res = gradtx.pbt(
-        p.loss_fn, p.params, p.data, "adam", grid, steps, interval=max(1, steps // 10),
-        batch_size=batch, bounds={"learning_rate": (1e-5, 1.0)}, key=0,
+        p.loss_fn, p.params, p.data, "adam", grid, interval * (steps // interval),
+        interval=interval, batch_size=batch, bounds={"learning_rate": (1e-5, 1.0)}, key=0,
     )  # fmt: skip
     b = static.best(1)[0]
     return {
