@@ -475,7 +475,22 @@ def sample_grid(
 
     ``sampler="random"`` draws independent uniforms from ``numpy.random.default_rng(seed)``;
     ``"sobol"`` takes the first ``samples`` points of a Sobol sequence (Owen-scrambled with
-    ``seed``), which covers the box more evenly than random points.
+    ``seed``, through ``scipy.stats.qmc``), which covers the box more evenly than random points:
+    with ``samples = 2**m`` each of the ``2**m`` equal slices of any one axis holds one point.
+    A point ``u`` in [0, 1) maps to ``exp(log lo + u * (log hi - log lo))`` (``log_uniform``),
+    ``lo + u * (hi - lo)`` (``uniform``), ``lo + floor(u * (hi - lo + 1))`` (``int_uniform``)
+    or ``values[floor(u * len(values))]`` (``choice``).
+
+    References:
+      Sobol, I. M. "On the distribution of points in a cube and the approximate evaluation of
+      integrals". USSR Computational Mathematics and Mathematical Physics, 1967.
+      https://doi.org/10.1016/0041-5553(67)90144-9
+
+      Owen, A. B. "Scrambling Sobol' and Niederreiter-Xing points". Journal of Complexity, 1998.
+      https://doi.org/10.1006/jcom.1998.0487
+
+      Bergstra, J. and Bengio, Y. "Random Search for Hyper-Parameter Optimization". JMLR 2012.
+      https://jmlr.org/papers/v13/bergstra12a.html
     """
     if not isinstance(samples, (int, np.integer)) or isinstance(samples, bool) or samples < 1:
         raise ValueError(f"gradtx.sweep: samples must be an int >= 1, got {samples!r}")
