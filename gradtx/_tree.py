@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 INT32_MAX = np.iinfo(np.int32).max
 
@@ -72,6 +73,38 @@ def _constrain_like(x: jax.Array, ref: Any) -> jax.Array:
             table[id(out)] = sharding
             return out
     return x
+
+
+def gather_explicit(x: Any, keep: int = 0) -> Any:
+    """``x`` with every axis after the first ``keep`` unsharded, when ``x`` is typed with
+    Explicit mesh axes (``jax.make_mesh``'s default); ``x`` itself otherwise.
+
+    Matrix products whose contracting axes are sharded have no implied output sharding under
+    Explicit axes (JAX raises ``ShardingTypeError``); a per-matrix computation (Muon's
+    Newton-Schulz iteration, SOAP's bases) gathers its matrices first, as XLA's propagation
+    does by itself under Auto axes. Put the result back with ``like_sharding``.
+    """
+    if x is None:
+        return None
+    sharding = _explicit_sharding(x)
+    if sharding is None:
+        return x
+    ndim = jnp.ndim(x)
+    spec = tuple(sharding.spec) + (None,) * (ndim - len(sharding.spec))
+    new = spec[:keep] + (None,) * (ndim - keep)
+    if new == spec:
+        return x
+    return jax.sharding.reshard(x, jax.sharding.NamedSharding(sharding.mesh, P(*new)))
+
+
+def like_sharding(x: Any, ref: Any) -> Any:
+    """``x`` resharded to ``ref``'s sharding when ``ref`` is typed with Explicit mesh axes."""
+    if x is None or ref is None or jnp.shape(x) != jnp.shape(ref):
+        return x
+    sharding = _explicit_sharding(ref)
+    if sharding is None:
+        return x
+    return jax.sharding.reshard(x, sharding)
 
 
 def float_dtype() -> jnp.dtype:

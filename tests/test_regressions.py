@@ -245,3 +245,58 @@ def test_save_and_load_npz_use_the_same_path_rule(tmp_path):
     np.testing.assert_array_equal(np.asarray(back["w"]), np.arange(3))
     back = gradtx.load_npz(tmp_path / "x.npz", tree)
     np.testing.assert_array_equal(np.asarray(back["w"]), np.arange(3))
+
+
+# --------------------------------------------------------------------------------------------
+# Muon and SOAP update on meshes with Explicit axes (jax.make_mesh's default)
+
+needs_8 = pytest.mark.skipif(
+    jax.device_count() < 8, reason="needs XLA_FLAGS=--xla_force_host_platform_device_count=8"
+)
+
+
+def _explicit_mesh():
+    from jax.sharding import AxisType
+
+    return jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+
+
+def _sharded_params(mesh):
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(3), 3)
+    params = {
+        "w": jax.random.normal(k1, (16, 8)),
+        "stack": jax.random.normal(k2, (8, 4, 4)),
+        "b": jax.random.normal(k3, (8,)),
+    }
+    specs = {"w": P("data", None), "stack": P("data", None, None), "b": P("data")}
+    sharded = {k: jax.device_put(v, NamedSharding(mesh, specs[k])) for k, v in params.items()}
+    return params, sharded
+
+
+@needs_8
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradtx.muon(0.01, ns_dtype=jnp.float32),
+        lambda: gradtx.soap(0.01, precondition_frequency=2),
+    ],
+    ids=["muon", "soap"],
+)
+def test_matrix_optimizers_update_on_an_explicit_mesh(make):
+    mesh = _explicit_mesh()
+    params, sharded = _sharded_params(mesh)
+    tx = make()
+    s_ref, s = tx.init(params), tx.init(sharded)
+    p_ref, p = params, sharded
+    for i in range(3):
+        g_ref = jax.tree.map(lambda x, i=i: jnp.sin(x * (i + 1)), p_ref)
+        g = jax.tree.map(lambda x, i=i: jnp.sin(x * (i + 1)), p)
+        u_ref, s_ref = tx.update(g_ref, s_ref, p_ref)
+        u, s = tx.update(g, s, p)
+        p_ref, p = gradtx.apply_updates(p_ref, u_ref), gradtx.apply_updates(p, u)
+    for k in params:
+        assert u[k].sharding == sharded[k].sharding, k
+        np.testing.assert_allclose(np.asarray(p[k]), np.asarray(p_ref[k]), rtol=1e-5, atol=1e-6)

@@ -158,7 +158,8 @@ class ScaleByMuon(Transform):
             batch, rows, cols = matrix_view(g.shape[nb:], self.conv_layout, self.batch_dims)
             # (a stack of one leaf runs as that leaf: XLA:CPU's batched matmul is slower)
             lead = () if g.shape[:nb] == (1,) else g.shape[:nb]
-            x = u.reshape(*lead, *batch, rows, cols)
+            # Under Explicit mesh axes each matrix is gathered (its batch axes stay sharded).
+            x = _tree.gather_explicit(u, nb + len(batch)).reshape(*lead, *batch, rows, cols)
             o = newton_schulz(
                 x, self.ns_a, self.ns_b, self.ns_c, self.ns_steps, self.eps, self.ns_dtype
             )
@@ -167,6 +168,7 @@ class ScaleByMuon(Transform):
             else:
                 s = math.sqrt(max(1.0, rows / cols))
             out = o.astype(cd).reshape(g.shape) * jnp.asarray(s, cd)
+            out = _tree.like_sharding(out, g)
             return out.astype(g.dtype), b_new.astype(b.dtype)
 
         res = _tree.tree_map_with_check(self.where(), leaf, updates, state.b, names=("b",))

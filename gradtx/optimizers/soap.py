@@ -115,7 +115,10 @@ class ScaleBySOAP(Transform):
             one = nb == 1 and per_leaf[0].shape[0] == 1
             if one:
                 per_leaf = [None if x is None else x[0] for x in per_leaf]
-            g, m, v, L, R, QL, QR = per_leaf
+            orig = per_leaf
+            # Under Explicit mesh axes the matrices are gathered (their products would have
+            # sharded contracting axes) and the results are put back like the inputs.
+            g, m, v, L, R, QL, QR = (_tree.gather_explicit(x) for x in per_leaf)
             cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
             rd = _tree.real_dtype(cd)
             t = count.astype(rd)
@@ -176,6 +179,7 @@ class ScaleBySOAP(Transform):
                 QR_new = refreshed(R_new, QR)
             out = (u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype))
             out += (L_new, R_new, QL_new, QR_new)
+            out = tuple(_tree.like_sharding(x, ref) for x, ref in zip(out, orig))
             outs.append(tuple(None if x is None else x[None] for x in out) if one else out)
         cols = list(zip(*outs)) if outs else [[]] * 7
         unf = treedef.unflatten
