@@ -198,7 +198,7 @@ class Grouped(Transform):
     inner: Transform
     max_leaf_size: int = static_field(DEFAULT_MAX_LEAF_SIZE)
 
-    def __post_init__(self):
+    def __check_init__(self):
         if any(isinstance(x, Grouped) for x in _view._walk(self.inner, set())):
             raise TypeError(
                 "gradtx.grouped: the transform it wraps already contains a gradtx.grouped; "

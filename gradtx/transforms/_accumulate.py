@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_transform, pytree_dataclass, static_field
+from .._transform import Transform, as_transform, field, pytree_dataclass, static_field
 
 
 class AccumulateState(NamedTuple):
@@ -36,16 +36,15 @@ class Accumulate(Transform):
     """
 
     elementwise = True
+    fn_name = "accumulate"
 
     inner: Transform
-    every_k: Any = 1
-    reduce: str = static_field("mean")
+    every_k: Any = field(1, check=_checks.Interval(1))
+    reduce: str = static_field("mean", choices=("mean", "sum"))
     accumulator_dtype: Any = static_field(None)
 
-    def __post_init__(self):
+    def __check_init__(self):
         object.__setattr__(self, "inner", as_transform(self.inner))
-        _checks.check_range("accumulate", "every_k", self.every_k, 1)
-        _checks.check_choice("accumulate", "reduce", self.reduce, ("mean", "sum"))
 
     def _acc_dtype(self, p):
         if self.accumulator_dtype is not None:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _fusion, _tree, _view
-from .._transform import Transform, as_schedule, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, value_at
 
 
 class ClipState(NamedTuple):
@@ -42,12 +42,9 @@ class Clip(Transform):
     """``u <- clip(u, -max_delta, max_delta)`` element-wise (real and imaginary parts apart)."""
 
     elementwise = True
+    fn_name = "clip"
 
-    max_delta: Any = 1.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "max_delta", as_schedule(self.max_delta))
-        _checks.check_nonnegative("clip", "max_delta", self.max_delta)
+    max_delta: Any = field(1.0, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         return _init_state()
@@ -81,12 +78,9 @@ class ClipByGlobalNorm(Transform):
     """
 
     elementwise = True
+    fn_name = "clip_by_global_norm"
 
-    max_norm: Any = 1.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "max_norm", as_schedule(self.max_norm))
-        _checks.check_positive("clip_by_global_norm", "max_norm", self.max_norm)
+    max_norm: Any = field(1.0, check=_checks.POSITIVE)
 
     def _init(self, params):
         return _init_state()
@@ -121,12 +115,9 @@ class ClipByBlockRMS(Transform):
     (per stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)."""
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "clip_by_block_rms"
 
-    threshold: Any = 1.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "threshold", as_schedule(self.threshold))
-        _checks.check_positive("clip_by_block_rms", "threshold", self.threshold)
+    threshold: Any = field(1.0, check=_checks.POSITIVE)
 
     @staticmethod
     def _stack_axes(tree):
@@ -189,14 +180,10 @@ class AdaptiveGradClip(Transform):
     ``|g| > clipping * max(|p|, eps)``, with ``|.|`` the ``unitwise_norm``."""
 
     stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    fn_name = "adaptive_grad_clip"
 
-    clipping: Any = 1e-2
-    eps: Any = 1e-3
-
-    def __post_init__(self):
-        object.__setattr__(self, "clipping", as_schedule(self.clipping))
-        _checks.check_positive("adaptive_grad_clip", "clipping", self.clipping)
-        _checks.check_nonnegative("adaptive_grad_clip", "eps", self.eps)
+    clipping: Any = field(1e-2, check=_checks.POSITIVE)
+    eps: Any = field(1e-3, check=_checks.NONNEGATIVE)
 
     @staticmethod
     def _stack_axes(tree):
@@ -250,17 +237,16 @@ class ClipUpdates(Transform):
     """Caps the final step: element-wise to ``max_delta`` and/or globally to ``max_norm``."""
 
     elementwise = True
+    fn_name = "clip_updates"
 
-    max_delta: Any = None
-    max_norm: Any = None
+    max_delta: Any = field(None, check=_checks.NONNEGATIVE)
+    max_norm: Any = field(None, check=_checks.POSITIVE)
 
-    def __post_init__(self):
+    def __check_init__(self):
         if self.max_delta is None and self.max_norm is None:
             raise _checks.HyperparameterError(
                 "gradtx.clip_updates: give max_delta, max_norm or both, got neither"
             )
-        _checks.check_nonnegative("clip_updates", "max_delta", self.max_delta)
-        _checks.check_positive("clip_updates", "max_norm", self.max_norm)
 
     def _init(self, params):
         return _init_state()

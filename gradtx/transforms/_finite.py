@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_transform, pytree_dataclass
+from .._transform import Transform, as_transform, field, pytree_dataclass
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -35,15 +35,13 @@ class ApplyIfFinite(Transform):
     """Skips steps with a non-finite gradient, at most ``max_consecutive_errors`` in a row."""
 
     elementwise = True
+    fn_name = "apply_if_finite"
 
     inner: Transform
-    max_consecutive_errors: Any = 5
+    max_consecutive_errors: Any = field(5, check=_checks.NONNEGATIVE)
 
-    def __post_init__(self):
+    def __check_init__(self):
         object.__setattr__(self, "inner", as_transform(self.inner))
-        _checks.check_nonnegative(
-            "apply_if_finite", "max_consecutive_errors", self.max_consecutive_errors
-        )
 
     def _init(self, params):
         z = jnp.zeros((), jnp.int32)

@@ -155,7 +155,7 @@ class Masked(Transform):
     inner: Transform
     mask: Any = static_field(None)
 
-    def __post_init__(self):
+    def __check_init__(self):
         object.__setattr__(self, "inner", as_transform(self.inner))
         if _is_empty_tree(self.mask):  # {} or []: a mask for empty params
             object.__setattr__(self, "mask", StaticMask(self.mask))
@@ -206,7 +206,7 @@ class Freeze(Transform):
     mask: Any = static_field(None)
     inner: Any = None
 
-    def __post_init__(self):
+    def __check_init__(self):
         if _is_empty_tree(self.mask):  # {} or []: a mask for empty params
             object.__setattr__(self, "mask", StaticMask(self.mask))
         object.__setattr__(self, "mask", canonical_mask(self.mask, "freeze"))

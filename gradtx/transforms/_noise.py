@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, pytree_dataclass
+from .._transform import Transform, field, pytree_dataclass
 
 
 class AddNoiseState(NamedTuple):
@@ -25,13 +25,13 @@ class AddNoise(Transform):
     the next ``size_i`` entries in ``jax.tree.leaves`` order. (Complex leaves get real noise.)
     """
 
-    eta: Any = 0.01
-    gamma: Any = 0.55
+    fn_name = "add_noise"
+
+    eta: Any = field(0.01, check=_checks.NONNEGATIVE)
+    gamma: Any = field(0.55, check=_checks.NONNEGATIVE)
     key: Any = None
 
-    def __post_init__(self):
-        _checks.check_nonnegative("add_noise", "eta", self.eta)
-        _checks.check_nonnegative("add_noise", "gamma", self.gamma)
+    def __check_init__(self):
         key = self.key
         if key is None or isinstance(key, int):
             raise TypeError(

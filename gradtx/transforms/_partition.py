@@ -117,7 +117,7 @@ class Partition(Transform):
     transforms: dict[Any, Transform]
     labels: Any = static_field()
 
-    def __post_init__(self):
+    def __check_init__(self):
         if not isinstance(self.transforms, dict) or not self.transforms:
             raise TypeError(
                 "gradtx.partition: transforms must be a non-empty dict {label: transform}, got "

@@ -61,7 +61,8 @@ class ScaleByTrustRatio(Transform):
     mask: Any = static_field(None)
     fn: str = static_field("scale_by_trust_ratio")
 
-    def __post_init__(self):
+    def __check_init__(self):
+        # Checked here, not declared: lamb and lars build this class and errors name them.
         object.__setattr__(self, "mask", canonical_mask(self.mask, self.fn))
         _checks.check_nonnegative(self.fn, "min_norm", self.min_norm)
         _checks.check_nonnegative(self.fn, "trust_coefficient", self.trust_coefficient)

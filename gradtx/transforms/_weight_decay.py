@@ -9,14 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._mask import canonical_mask, resolve_mask
-from .._transform import (
-    CountState,
-    Transform,
-    as_schedule,
-    pytree_dataclass,
-    static_field,
-    value_at,
-)
+from .._transform import CountState, Transform, field, pytree_dataclass, static_field, value_at
 
 
 @pytree_dataclass
@@ -30,14 +23,13 @@ class AddDecayedWeights(Transform):
     """
 
     elementwise = True
+    fn_name = "add_decayed_weights"
 
-    weight_decay: Any = 0.0
+    weight_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
     mask: Any = static_field(None)
 
-    def __post_init__(self):
-        object.__setattr__(self, "weight_decay", as_schedule(self.weight_decay))
+    def __check_init__(self):
         object.__setattr__(self, "mask", canonical_mask(self.mask, "add_decayed_weights"))
-        _checks.check_nonnegative("add_decayed_weights", "weight_decay", self.weight_decay)
 
     def _init(self, params):
         return CountState(jnp.zeros((), jnp.int32))
