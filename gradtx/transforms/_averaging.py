@@ -22,8 +22,8 @@ from .. import _checks, _tree
 from .._transform import (
     Schedule,
     Transform,
-    as_schedule,
     as_transform,
+    field,
     pytree_dataclass,
     static_field,
     value_at,
@@ -69,16 +69,12 @@ class EmaParams(Transform):
     """
 
     elementwise = True
+    fn_name = "ema_params"
 
-    decay: Any = 0.999
-    warmup: Any = None
+    decay: Any = field(0.999, check=_checks.UNIT)
+    warmup: Any = field(None, check=_checks.POSITIVE)
     debias: bool = static_field(True)
     accumulator_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        object.__setattr__(self, "decay", as_schedule(self.decay))
-        _checks.check_unit_interval("ema_params", "decay", self.decay)
-        _checks.check_positive("ema_params", "warmup", self.warmup)
 
     def _init(self, params):
         if self.debias:
@@ -168,14 +164,11 @@ class Swa(Transform):
     """
 
     elementwise = True
+    fn_name = "swa"
 
-    start_step: Any = 0
-    every: Any = 1
+    start_step: Any = field(0, check=_checks.NONNEGATIVE)
+    every: Any = field(1, check=_checks.Interval(1))
     accumulator_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        _checks.check_nonnegative("swa", "start_step", self.start_step)
-        _checks.check_range("swa", "every", self.every, 1)
 
     def _init(self, params):
         return SwaState(
@@ -240,11 +233,13 @@ class SwaSchedule(Schedule):
         lr = (1 - a) * base(start_step) + a * swa_lr
     """
 
+    fn_name = "swa_schedule"
+
     base: Any
-    swa_lr: Any
+    swa_lr: Any = field(check=_checks.NONNEGATIVE)
     start_step: Any
-    anneal_steps: Any = 10
-    anneal: str = static_field("cos")
+    anneal_steps: Any = field(10, check=_checks.NONNEGATIVE)
+    anneal: str = static_field("cos", choices=("cos", "linear"))
 
     def __call__(self, count):
         t = _tree.count_as_float(count)
@@ -277,10 +272,7 @@ def swa_schedule(
       anneal_steps: steps of the anneal, >= 0 (0 jumps straight to swa_lr).
       anneal: ``"cos"`` or ``"linear"``.
     """
-    _checks.check_choice("swa_schedule", "anneal", anneal, ("cos", "linear"))
-    _checks.check_nonnegative("swa_schedule", "anneal_steps", anneal_steps)
-    _checks.check_nonnegative("swa_schedule", "swa_lr", swa_lr)
-    return SwaSchedule(as_schedule(base), swa_lr, start_step, anneal_steps, anneal)
+    return SwaSchedule(base, swa_lr, start_step, anneal_steps, anneal)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,18 +296,15 @@ class Lookahead(Transform):
     """
 
     elementwise = True
+    fn_name = "lookahead"
 
     inner: Transform
-    sync_period: Any = 5
-    slow_step_size: Any = 0.5
+    sync_period: Any = field(5, check=_checks.Interval(1))
+    slow_step_size: Any = field(0.5, check=_checks.CLOSED_UNIT)
     reset_state: bool = static_field(False)
 
-    def __post_init__(self):
+    def __check_init__(self):
         object.__setattr__(self, "inner", as_transform(self.inner))
-        _checks.check_range("lookahead", "sync_period", self.sync_period, 1)
-        _checks.check_unit_interval(
-            "lookahead", "slow_step_size", self.slow_step_size, high_open=False
-        )
 
     def _init(self, params):
         slow = jax.tree.map(lambda p: p.astype(_tree.compute_dtype(p.dtype)), params)
