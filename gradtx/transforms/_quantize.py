@@ -68,7 +68,7 @@ def _encode(x: jax.Array, table: np.ndarray, key: jax.Array | None) -> jax.Array
     t_lo, t_hi = t[lo], t[lo + 1]
     p_up = (x - t_lo) / (t_hi - t_lo)
     up = jax.random.uniform(key, x.shape, x.dtype) < p_up
-    return (lo + up).astype(jnp.uint8)
+    return (lo + up.astype(lo.dtype)).astype(jnp.uint8)
 
 
 # --------------------------------------------------------------------------------------------
