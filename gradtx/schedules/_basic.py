@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Schedule, _repr_value, pytree_dataclass, static_field
+from .._transform import Schedule, _repr_value, field, pytree_dataclass, static_field
 from ._util import f as _f
 from ._util import nonzero as _nonzero
 from ._util import sorted_items
@@ -43,14 +43,12 @@ class Linear(Schedule):
     eta = init_value + (end_value - init_value) * k / transition_steps
     """
 
+    fn_name = "linear"
+
     init_value: Any
     end_value: Any
-    transition_steps: Any
-    transition_begin: Any = 0
-
-    def __post_init__(self):
-        _checks.check_positive("linear", "transition_steps", self.transition_steps)
-        _checks.check_nonnegative("linear", "transition_begin", self.transition_begin)
+    transition_steps: Any = field(check=_checks.POSITIVE)
+    transition_begin: Any = field(0, check=_checks.NONNEGATIVE)
 
     def __call__(self, count):
         steps = _f(self.transition_steps)
@@ -79,17 +77,14 @@ class ExponentialDecay(Schedule):
     eta = max(eta, end_value) if decay_rate < 1 else min(eta, end_value)   (with end_value)
     """
 
+    fn_name = "exponential_decay"
+
     init_value: Any
-    decay_rate: Any
-    transition_steps: Any = 1
-    transition_begin: Any = 0
+    decay_rate: Any = field(check=_checks.NONNEGATIVE)
+    transition_steps: Any = field(1, check=_checks.POSITIVE)
+    transition_begin: Any = field(0, check=_checks.NONNEGATIVE)
     staircase: bool = static_field(False)
     end_value: Any = None
-
-    def __post_init__(self):
-        _checks.check_positive("exponential_decay", "transition_steps", self.transition_steps)
-        _checks.check_nonnegative("exponential_decay", "transition_begin", self.transition_begin)
-        _checks.check_nonnegative("exponential_decay", "decay_rate", self.decay_rate)
 
     def __call__(self, count):
         return exponential_decay_value(
@@ -150,12 +145,11 @@ def exponential_decay(
 class InverseTimeDecay(Schedule):
     """``eta = init_value * (decay_rate * count + 1)^(-power)``."""
 
-    init_value: Any
-    decay_rate: Any
-    power: Any = 1.0
+    fn_name = "inverse_time_decay"
 
-    def __post_init__(self):
-        _checks.check_nonnegative("inverse_time_decay", "decay_rate", self.decay_rate)
+    init_value: Any
+    decay_rate: Any = field(check=_checks.NONNEGATIVE)
+    power: Any = 1.0
 
     def __call__(self, count):
         base = _f(self.decay_rate) * _t(count) + 1.0
@@ -216,13 +210,12 @@ class CosineDecay(Schedule):
     eta = (init_value - end_value) * c^exponent + end_value
     """
 
+    fn_name = "cosine_decay"
+
     init_value: Any
-    decay_steps: Any
+    decay_steps: Any = field(check=_checks.POSITIVE)
     end_value: Any = 0.0
     exponent: Any = 1.0
-
-    def __post_init__(self):
-        _checks.check_positive("cosine_decay", "decay_steps", self.decay_steps)
 
     def __call__(self, count):
         steps = _f(self.decay_steps)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks
-from .._transform import Schedule, pytree_dataclass
+from .._transform import Schedule, field, pytree_dataclass
 from ._util import add_formula, f, nonzero, t
 
 
@@ -47,16 +47,16 @@ class WarmupCosineDecay(Schedule):
                            eta = (peak_value - end_value) * c^exponent + end_value
     """
 
+    fn_name = "warmup_cosine_decay"
+
     init_value: Any
     peak_value: Any
-    warmup_steps: Any
-    decay_steps: Any
+    warmup_steps: Any = field(check=_checks.NONNEGATIVE)
+    decay_steps: Any = field(check=_checks.POSITIVE)
     end_value: Any = 0.0
     exponent: Any = 1.0
 
-    def __post_init__(self):
-        _checks.check_nonnegative("warmup_cosine_decay", "warmup_steps", self.warmup_steps)
-        _checks.check_positive("warmup_cosine_decay", "decay_steps", self.decay_steps)
+    def __check_init__(self):
         check_decay_after_warmup("warmup_cosine_decay", self.warmup_steps, self.decay_steps)
 
     def __call__(self, count):
@@ -101,14 +101,12 @@ class CosineRestarts(Schedule):
     eta = min_value + (init_value - min_value) * (1 + cos(pi * T_cur / T_i)) / 2
     """
 
-    init_value: Any
-    first_period: Any
-    period_mult: Any = 1
-    min_value: Any = 0.0
+    fn_name = "cosine_restarts"
 
-    def __post_init__(self):
-        _checks.check_positive("cosine_restarts", "first_period", self.first_period)
-        _checks.check_range("cosine_restarts", "period_mult", self.period_mult, 1.0)
+    init_value: Any
+    first_period: Any = field(check=_checks.POSITIVE)
+    period_mult: Any = field(1, check=_checks.Interval(1.0))
+    min_value: Any = 0.0
 
     def __call__(self, count):
         x = jnp.maximum(t(count), 0.0)

@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import _checks
-from .._transform import Schedule, pytree_dataclass, static_field
+from .._transform import Schedule, field, pytree_dataclass, static_field
 from ._util import ANNEAL, add_formula, f, knots, nonzero, t
 
 
@@ -31,14 +31,6 @@ def _phase_ends(
     return ends
 
 
-def _check_onecycle(fn: str, total_steps, pct_start, pct_final, anneal, convention):
-    _checks.check_positive(fn, "total_steps", total_steps)
-    _checks.check_unit_interval(fn, "pct_start", pct_start, high_open=False)
-    _checks.check_unit_interval(fn, "pct_final", pct_final, high_open=False)
-    _checks.check_choice(fn, "anneal", anneal, ("cos", "linear"))
-    _checks.check_choice(fn, "convention", convention, ("torch", "optax"))
-
-
 @pytree_dataclass
 class OneCycle(Schedule):
     """The one-cycle schedule (torch ``OneCycleLR``)::
@@ -52,27 +44,17 @@ class OneCycle(Schedule):
     eta = low past the last knot
     """
 
-    total_steps: Any
-    peak_value: Any
-    pct_start: Any = 0.3
-    div_factor: Any = 25.0
-    final_div_factor: Any = 1e4
-    pct_final: Any = None
-    anneal: str = static_field("cos")
-    three_phase: bool = static_field(False)
-    convention: str = static_field("torch")
+    fn_name = "onecycle"
 
-    def __post_init__(self):
-        _check_onecycle(
-            "onecycle",
-            self.total_steps,
-            self.pct_start,
-            self.pct_final,
-            self.anneal,
-            self.convention,
-        )
-        _checks.check_positive("onecycle", "div_factor", self.div_factor)
-        _checks.check_positive("onecycle", "final_div_factor", self.final_div_factor)
+    total_steps: Any = field(check=_checks.POSITIVE)
+    peak_value: Any
+    pct_start: Any = field(0.3, check=_checks.CLOSED_UNIT)
+    div_factor: Any = field(25.0, check=_checks.POSITIVE)
+    final_div_factor: Any = field(1e4, check=_checks.POSITIVE)
+    pct_final: Any = field(None, check=_checks.CLOSED_UNIT)
+    anneal: str = static_field("cos", choices=("cos", "linear"))
+    three_phase: bool = static_field(False)
+    convention: str = static_field("torch", choices=("torch", "optax"))
 
     def __call__(self, count):
         peak = f(self.peak_value)
@@ -155,24 +137,16 @@ class OneCycleMomentum(Schedule):
     three phases: max -> base, base -> max, then max held over [e2, e3]
     """
 
-    total_steps: Any
-    pct_start: Any = 0.3
+    fn_name = "onecycle_momentum"
+
+    total_steps: Any = field(check=_checks.POSITIVE)
+    pct_start: Any = field(0.3, check=_checks.CLOSED_UNIT)
     base_momentum: Any = 0.85
     max_momentum: Any = 0.95
-    pct_final: Any = None
-    anneal: str = static_field("cos")
+    pct_final: Any = field(None, check=_checks.CLOSED_UNIT)
+    anneal: str = static_field("cos", choices=("cos", "linear"))
     three_phase: bool = static_field(False)
-    convention: str = static_field("torch")
-
-    def __post_init__(self):
-        _check_onecycle(
-            "onecycle_momentum",
-            self.total_steps,
-            self.pct_start,
-            self.pct_final,
-            self.anneal,
-            self.convention,
-        )
+    convention: str = static_field("torch", choices=("torch", "optax"))
 
     def __call__(self, count):
         lo, hi = f(self.base_momentum), f(self.max_momentum)
@@ -228,20 +202,14 @@ class Cyclic(Schedule):
     scale = 1 (triangular), 1 / 2^(c - 1) (triangular2), gamma^count (exp_range)
     """
 
+    fn_name = "cyclic"
+
     base_value: Any
     max_value: Any
-    step_size_up: Any
-    step_size_down: Any = None
-    mode: str = static_field("triangular")
-    gamma: Any = 1.0
-
-    def __post_init__(self):
-        _checks.check_positive("cyclic", "step_size_up", self.step_size_up)
-        _checks.check_nonnegative("cyclic", "step_size_down", self.step_size_down)
-        _checks.check_choice(
-            "cyclic", "mode", self.mode, ("triangular", "triangular2", "exp_range")
-        )
-        _checks.check_nonnegative("cyclic", "gamma", self.gamma)
+    step_size_up: Any = field(check=_checks.POSITIVE)
+    step_size_down: Any = field(None, check=_checks.NONNEGATIVE)
+    mode: str = static_field("triangular", choices=("triangular", "triangular2", "exp_range"))
+    gamma: Any = field(1.0, check=_checks.NONNEGATIVE)
 
     def __call__(self, count):
         k = t(count)

@@ -6,7 +6,6 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .. import _checks
 from .._transform import Schedule, _repr_value, pytree_dataclass, static_field
 from ._util import ANNEAL, add_formula, f, knots, sorted_items, t
 
@@ -22,15 +21,12 @@ class PiecewiseInterpolate(Schedule):
     eta = v_last past the last boundary
     """
 
+    fn_name = "piecewise_interpolate"
+
     init_value: Any
     boundaries: tuple[Any, ...] = ()
     scales: tuple[Any, ...] = ()
-    interpolation: str = static_field("linear")
-
-    def __post_init__(self):
-        _checks.check_choice(
-            "piecewise_interpolate", "interpolation", self.interpolation, ("linear", "cosine")
-        )
+    interpolation: str = static_field("linear", choices=("linear", "cosine"))
 
     def __call__(self, count):
         x = t(count)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, pytree_dataclass, scale_tree, static_field
+from .._transform import Transform, field, pytree_dataclass, scale_tree, static_field
 from ._util import add_formula
 
 
@@ -44,28 +44,17 @@ class ReduceOnPlateau(Transform):
     """
 
     elementwise = True
+    fn_name = "reduce_on_plateau"
 
-    factor: Any = 0.1
-    patience: Any = 10
-    threshold: Any = 1e-4
-    threshold_mode: str = static_field("rel")
-    cooldown: Any = 0
-    min_scale: Any = 0.0
-    mode: str = static_field("min")
-    accumulation_size: Any = 1
-    eps: Any = 0.0
-
-    def __post_init__(self):
-        fn = "reduce_on_plateau"
-        _checks.check_range(fn, "factor", self.factor, 0.0, 1.0, high_open=True)
-        _checks.check_nonnegative(fn, "patience", self.patience)
-        _checks.check_nonnegative(fn, "threshold", self.threshold)
-        _checks.check_nonnegative(fn, "cooldown", self.cooldown)
-        _checks.check_nonnegative(fn, "min_scale", self.min_scale)
-        _checks.check_range(fn, "accumulation_size", self.accumulation_size, 1.0)
-        _checks.check_nonnegative(fn, "eps", self.eps)
-        _checks.check_choice(fn, "threshold_mode", self.threshold_mode, ("rel", "abs"))
-        _checks.check_choice(fn, "mode", self.mode, ("min", "max"))
+    factor: Any = field(0.1, check=_checks.UNIT)
+    patience: Any = field(10, check=_checks.NONNEGATIVE)
+    threshold: Any = field(1e-4, check=_checks.NONNEGATIVE)
+    threshold_mode: str = static_field("rel", choices=("rel", "abs"))
+    cooldown: Any = field(0, check=_checks.NONNEGATIVE)
+    min_scale: Any = field(0.0, check=_checks.NONNEGATIVE)
+    mode: str = static_field("min", choices=("min", "max"))
+    accumulation_size: Any = field(1, check=_checks.Interval(1.0))
+    eps: Any = field(0.0, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         dt = _tree.float_dtype()

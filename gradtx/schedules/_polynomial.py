@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import _checks
-from .._transform import Schedule, pytree_dataclass
+from .._transform import Schedule, field, pytree_dataclass
 from ._util import add_formula, f, nonzero, t
 
 
@@ -20,15 +20,13 @@ class Polynomial(Schedule):
     (init_value throughout when transition_steps <= 0, as in Optax)
     """
 
+    fn_name = "polynomial"
+
     init_value: Any
     end_value: Any
     power: Any
-    transition_steps: Any
-    transition_begin: Any = 0
-
-    def __post_init__(self):
-        _checks.check_nonnegative("polynomial", "transition_steps", self.transition_steps)
-        _checks.check_nonnegative("polynomial", "transition_begin", self.transition_begin)
+    transition_steps: Any = field(check=_checks.NONNEGATIVE)
+    transition_begin: Any = field(0, check=_checks.NONNEGATIVE)
 
     def __call__(self, count):
         steps = f(self.transition_steps)
@@ -64,11 +62,10 @@ class InverseSqrt(Schedule):
     eta = peak_value * min(s / w, sqrt(w / s))
     """
 
-    peak_value: Any
-    warmup_steps: Any
+    fn_name = "inverse_sqrt"
 
-    def __post_init__(self):
-        _checks.check_nonnegative("inverse_sqrt", "warmup_steps", self.warmup_steps)
+    peak_value: Any
+    warmup_steps: Any = field(check=_checks.NONNEGATIVE)
 
     def __call__(self, count):
         s = t(count) + 1.0

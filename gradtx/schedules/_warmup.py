@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import _checks
-from .._transform import Schedule, pytree_dataclass, static_field
+from .._transform import Schedule, field, pytree_dataclass, static_field
 from ._basic import exponential_decay_value
 from ._cosine import linear_warmup
 from ._util import add_formula, f, nonzero, safe_sqrt, t
@@ -18,12 +18,11 @@ class WarmupConstant(Schedule):
     """``init_value + (peak_value - init_value) * count / warmup_steps`` while
     ``count < warmup_steps``, then ``peak_value``."""
 
+    fn_name = "warmup_constant"
+
     init_value: Any
     peak_value: Any
-    warmup_steps: Any
-
-    def __post_init__(self):
-        _checks.check_nonnegative("warmup_constant", "warmup_steps", self.warmup_steps)
+    warmup_steps: Any = field(check=_checks.NONNEGATIVE)
 
     def __call__(self, count):
         x = t(count)
@@ -50,21 +49,16 @@ class WarmupExponentialDecay(Schedule):
                                  transition_begin, staircase, end_value)(count - warmup_steps)
     """
 
+    fn_name = "warmup_exponential_decay"
+
     init_value: Any
     peak_value: Any
-    warmup_steps: Any
-    decay_rate: Any
-    transition_steps: Any = 1
-    transition_begin: Any = 0
+    warmup_steps: Any = field(check=_checks.NONNEGATIVE)
+    decay_rate: Any = field(check=_checks.NONNEGATIVE)
+    transition_steps: Any = field(1, check=_checks.POSITIVE)
+    transition_begin: Any = field(0, check=_checks.NONNEGATIVE)
     staircase: bool = static_field(False)
     end_value: Any = None
-
-    def __post_init__(self):
-        fn = "warmup_exponential_decay"
-        _checks.check_nonnegative(fn, "warmup_steps", self.warmup_steps)
-        _checks.check_positive(fn, "transition_steps", self.transition_steps)
-        _checks.check_nonnegative(fn, "transition_begin", self.transition_begin)
-        _checks.check_nonnegative(fn, "decay_rate", self.decay_rate)
 
     def __call__(self, count):
         x = t(count)
@@ -123,20 +117,15 @@ class WarmupStableDecay(Schedule):
         sqrt:    eta = end_value + (peak_value - end_value) * (1 - sqrt(p))
     """
 
+    fn_name = "warmup_stable_decay"
+
     peak_value: Any
-    warmup_steps: Any
-    stable_steps: Any
-    decay_steps: Any
+    warmup_steps: Any = field(check=_checks.NONNEGATIVE)
+    stable_steps: Any = field(check=_checks.NONNEGATIVE)
+    decay_steps: Any = field(check=_checks.NONNEGATIVE)
     init_value: Any = 0.0
     end_value: Any = 0.0
-    decay_shape: str = static_field("linear")
-
-    def __post_init__(self):
-        fn = "warmup_stable_decay"
-        _checks.check_nonnegative(fn, "warmup_steps", self.warmup_steps)
-        _checks.check_nonnegative(fn, "stable_steps", self.stable_steps)
-        _checks.check_nonnegative(fn, "decay_steps", self.decay_steps)
-        _checks.check_choice(fn, "decay_shape", self.decay_shape, ("linear", "cosine", "sqrt"))
+    decay_shape: str = static_field("linear", choices=("linear", "cosine", "sqrt"))
 
     def __call__(self, count):
         x = t(count)
