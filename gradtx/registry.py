@@ -327,6 +327,7 @@ from .optimizers.mars import mars  # noqa: E402
 from .optimizers.prodigy import prodigy  # noqa: E402
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
 from .optimizers.soap import soap  # noqa: E402
+from .optimizers.kron import kron  # noqa: E402
 
 _MODERN: list[Spec] = [
     Spec("schedule_free_sgd", schedule_free_sgd, {}, 0.1, 300,
@@ -355,6 +356,12 @@ _MODERN: list[Spec] = [
     Spec("soap", soap, {"weight_decay": 0.0}, 0.05, 300,
          invalid=(({"b2": 1.5}, "b2 must be in [0, 1), got 1.5"),)),
     Spec("soap", soap, {"precondition_frequency": 2}, 0.05, 300, convergence_tol=1e-2),
+    Spec("kron", kron, {}, 0.03, 300, convergence_tol=1e-2,
+         invalid=(({"b1": 1.5}, "b1 must be in [0, 1), got 1.5"),
+                  ({"memory_save_mode": "x"}, "memory_save_mode must be one of"))),
+    Spec("kron", kron, {"memory_save_mode": "one_diag", "weight_decay": 1e-3,
+                        "preconditioner_update_probability": 0.5}, 0.03, 300,
+         convergence_tol=1e-2),
 ]  # fmt: skip
 
 # --- capabilities: read from the transform classes (``Transform.elementwise``/``stackable``)
