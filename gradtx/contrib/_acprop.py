@@ -22,10 +22,10 @@ class ACPropState(NamedTuple):
 class ScaleByACProp(Transform):
     """ACProp's direction (no learning rate)::
 
-        s_hat_{t-1} = s_{t-1} / (1 - b2^(t-1))        (1 at t = 1)
-        u_t = g_t / (sqrt(s_hat_{t-1}) + eps)
-        s_t = b2 * s_{t-1} + (1 - b2) * (g_t - m_{t-1})^2 + eps_root
-        m_t = b1 * m_{t-1} + (1 - b1) * g_t
+    s_hat_{t-1} = s_{t-1} / (1 - b2^(t-1))        (1 at t = 1)
+    u_t = g_t / (sqrt(s_hat_{t-1}) + eps)
+    s_t = b2 * s_{t-1} + (1 - b2) * (g_t - m_{t-1})^2 + eps_root
+    m_t = b1 * m_{t-1} + (1 - b1) * g_t
     """
 
     fn_name = "contrib.acprop"

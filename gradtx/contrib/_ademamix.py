@@ -56,9 +56,9 @@ class ScaleBySimplifiedAdEMAMixState(NamedTuple):
 class ScaleBySimplifiedAdEMAMix(Transform):
     """Simplified AdEMAMix's direction (no learning rate)::
 
-        m_t = b1 * m_{t-1} + g_t
-        n_t = b2 * n_{t-1} + (1 - b2) * g_t^2
-        u_t = (m_t + alpha * g_t) / (sqrt(n_t / (1 - b2^t) + eps_root) + eps)
+    m_t = b1 * m_{t-1} + g_t
+    n_t = b2 * n_{t-1} + (1 - b2) * g_t^2
+    u_t = (m_t + alpha * g_t) / (sqrt(n_t / (1 - b2^t) + eps_root) + eps)
     """
 
     fn_name = "contrib.simplified_ademamix"

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, scale_tree
+from .._transform import Transform, field, pytree_dataclass, scale_tree, static_field
 from ._common import ARGS_MASK, copy_tree, decay, scalar_dtype, with_learning_rate
 
 
@@ -36,9 +36,7 @@ class ScaleByDoG(Transform):
 
     init_value: Any = field(1e-6, check=_checks.POSITIVE)
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
-    init_type: str = static_field(
-        "heuristic", choices=("distance", "learning_rate", "heuristic")
-    )
+    init_type: str = static_field("heuristic", choices=("distance", "learning_rate", "heuristic"))
 
     def _init(self, params):
         dt = scalar_dtype(params)
@@ -124,9 +122,9 @@ class DoWGState(NamedTuple):
 class ScaleByDoWG(Transform):
     """DoWG's step size times the gradient (no learning rate)::
 
-        rbar2_t = max(rbar2_{t-1}, ||x_t - x_0||^2)
-        v_t = v_{t-1} + rbar2_t * ||g_t||^2
-        u_t = rbar2_t / (sqrt(v_t) + eps) * g_t
+    rbar2_t = max(rbar2_{t-1}, ||x_t - x_0||^2)
+    v_t = v_{t-1} + rbar2_t * ||g_t||^2
+    u_t = rbar2_t / (sqrt(v_t) + eps) * g_t
     """
 
     fn_name = "contrib.dowg"

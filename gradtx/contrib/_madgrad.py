@@ -23,11 +23,11 @@ class MadgradState(NamedTuple):
 class ScaleByMadgrad(Transform):
     """MADGRAD's step with its learning rate inside (the update is ``x_{k+1} - x_k``)::
 
-        lambda_k = (learning_rate(k) + eps) * sqrt(k + 1)
-        s_{k+1} = s_k + lambda_k * g_k
-        v_{k+1} = v_k + lambda_k * g_k^2
-        z_{k+1} = x_0 - s_{k+1} / (v_{k+1}^(1/3) + eps)
-        x_{k+1} = momentum * x_k + (1 - momentum) * z_{k+1}
+    lambda_k = (learning_rate(k) + eps) * sqrt(k + 1)
+    s_{k+1} = s_k + lambda_k * g_k
+    v_{k+1} = v_k + lambda_k * g_k^2
+    z_{k+1} = x_0 - s_{k+1} / (v_{k+1}^(1/3) + eps)
+    x_{k+1} = momentum * x_k + (1 - momentum) * z_{k+1}
     """
 
     fn_name = "contrib.madgrad"
