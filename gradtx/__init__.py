@@ -1,17 +1,22 @@
-"""gradtx: optimizer transforms for JAX whose hyperparameters are pytree leaves."""
+"""gradtx: optimizer transforms for JAX whose hyperparameters are pytree leaves.
+
+The public API is what this module re-exports: factories (``gradtx.adam``), their states
+(``AdamState``), and the classes users subclass to write their own (``Transform``,
+``Elementwise``, ``Schedule``, with ``pytree_dataclass``, ``field`` and ``static_field``).
+"""
 
 from ._checks import HyperparameterError as HyperparameterError
 from ._checks import TreeMismatchError as TreeMismatchError
 from ._fusion import cpu_multi_output_fusion as cpu_multi_output_fusion
 from ._fusion import enable_cpu_multi_output_fusion as enable_cpu_multi_output_fusion
-from ._transform import Chain as Chain
 from ._transform import CountState as CountState
 from ._transform import EmptyState as EmptyState
-from ._transform import FunctionSchedule as FunctionSchedule
 from ._transform import Schedule as Schedule
 from ._transform import Transform as Transform
 from ._transform import apply_updates as apply_updates
 from ._transform import batch_axes as batch_axes
+from ._transform import field as field
+from ._kernel import Elementwise as Elementwise
 from ._transform import chain as chain
 from ._transform import identity as identity
 from ._transform import pytree_dataclass as pytree_dataclass
@@ -30,8 +35,8 @@ from .optimizers.adam import scale_by_adam as scale_by_adam
 from .optimizers.rmsprop import RMSpropState as RMSpropState
 from .optimizers.rmsprop import rmsprop as rmsprop
 from .optimizers.rmsprop import scale_by_rmsprop as scale_by_rmsprop
-from .optimizers.sgd import MomentumState as MomentumState
-from .optimizers.sgd import scale_by_momentum as scale_by_momentum
+from .transforms._momentum import MomentumState as MomentumState
+from .transforms._momentum import scale_by_momentum as scale_by_momentum
 from .optimizers.sgd import sgd as sgd
 
 # schedules
@@ -50,33 +55,19 @@ from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 # schedules family
 from ._transform import as_schedule as as_schedule
 from ._transform import value_at as value_at
-from .schedules._cosine import CosineRestarts as CosineRestarts
-from .schedules._cosine import WarmupCosineDecay as WarmupCosineDecay
 from .schedules._cosine import cosine_restarts as cosine_restarts
 from .schedules._cosine import warmup_cosine_decay as warmup_cosine_decay
-from .schedules._cyclic import Cyclic as Cyclic
-from .schedules._cyclic import OneCycle as OneCycle
-from .schedules._cyclic import OneCycleMomentum as OneCycleMomentum
 from .schedules._cyclic import cyclic as cyclic
 from .schedules._cyclic import onecycle as onecycle
 from .schedules._cyclic import onecycle_momentum as onecycle_momentum
-from .schedules._join import Join as Join
-from .schedules._join import Multiply as Multiply
 from .schedules._join import multiply as multiply
-from .schedules._piecewise import PiecewiseInterpolate as PiecewiseInterpolate
 from .schedules._piecewise import piecewise_interpolate as piecewise_interpolate
-from .schedules._plateau import ReduceOnPlateau as ReduceOnPlateau
 from .schedules._plateau import ReduceOnPlateauState as ReduceOnPlateauState
 from .schedules._plateau import reduce_on_plateau as reduce_on_plateau
 from .schedules._plot import plot_schedules as plot_schedules
 from .schedules._plot import schedule_values as schedule_values
-from .schedules._polynomial import InverseSqrt as InverseSqrt
-from .schedules._polynomial import Polynomial as Polynomial
 from .schedules._polynomial import inverse_sqrt as inverse_sqrt
 from .schedules._polynomial import polynomial as polynomial
-from .schedules._warmup import WarmupConstant as WarmupConstant
-from .schedules._warmup import WarmupExponentialDecay as WarmupExponentialDecay
-from .schedules._warmup import WarmupStableDecay as WarmupStableDecay
 from .schedules._warmup import warmup_constant as warmup_constant
 from .schedules._warmup import warmup_exponential_decay as warmup_exponential_decay
 from .schedules._warmup import warmup_stable_decay as warmup_stable_decay
@@ -111,8 +102,6 @@ from .transforms._masking import freeze as freeze
 from .transforms._masking import key_path_str as key_path_str
 from .transforms._masking import mask_by_path as mask_by_path
 from .transforms._masking import masked as masked
-from .transforms._momentum import EmaState as EmaState
-from .transforms._momentum import TraceState as TraceState
 from .transforms._momentum import ema as ema
 from .transforms._momentum import trace as trace
 from .transforms._noise import AddNoiseState as AddNoiseState
@@ -138,7 +127,6 @@ from .optimizers.adamax import adamax as adamax
 from .optimizers.adamax import scale_by_adamax as scale_by_adamax
 from .optimizers.asgd import ASGDState as ASGDState
 from .optimizers.asgd import asgd as asgd
-from .optimizers._accessors import asgd_averaged_params as asgd_averaged_params
 from .optimizers.asgd import scale_by_asgd as scale_by_asgd
 from .optimizers.muon import MuonSplitState as MuonSplitState
 from .optimizers.muon import MuonState as MuonState
@@ -203,7 +191,6 @@ from .optimizers.prodigy import ProdigyState as ProdigyState
 from .optimizers.prodigy import prodigy as prodigy
 from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
 from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
-from .optimizers._schedule_free_eval import schedule_free_eval_params as schedule_free_eval_params
 from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from .optimizers.soap import SOAPState as SOAPState
 from .optimizers.soap import scale_by_soap as scale_by_soap
@@ -229,12 +216,10 @@ from ._sweep._pbt import PBTResult as PBTResult
 from ._sweep._pbt import pbt as pbt
 
 # performance: grouped path, fused step
-from ._grouped import Grouped as Grouped
 from ._grouped import GroupedState as GroupedState
 from ._grouped import grouped as grouped
 from ._step import step as step
 from ._flat import FlatParams as FlatParams
-from ._flat import FlatPlan as FlatPlan
 from ._flat import flatten as flatten
 from ._flat import flatten_like as flatten_like
 from ._flat import unflatten as unflatten
@@ -244,9 +229,7 @@ from ._checkpoint import check_state as check_state
 from ._checkpoint import load_npz as load_npz
 from ._checkpoint import save_npz as save_npz
 from ._precision import MasterWeightsState as MasterWeightsState
-from ._precision import WithMasterWeights as WithMasterWeights
 from ._precision import with_master_weights as with_master_weights
-from ._sharding import Zero1 as Zero1
 from ._sharding import bytes_per_device as bytes_per_device
 from ._sharding import shard_state as shard_state
 from ._sharding import state_shardings as state_shardings

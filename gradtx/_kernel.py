@@ -6,8 +6,9 @@ write two methods:
 
 - ``_scalars(count, t, dtype)``: the hyperparameters this step uses (schedules evaluated, bias
   corrections), as a dict of scalars in ``dtype``; computed once per compute dtype, not per leaf;
-- ``_leaf(s, g, *buffers) -> (u, *new_buffers)``: the update of one leaf, where ``s`` holds the
-  scalars (attribute access) cast to the leaf's compute dtype.
+- ``_leaf(s, g, **buffers) -> (u, *new_buffers)``: the update of one leaf, where ``s`` holds the
+  scalars (attribute access) cast to the leaf's compute dtype; buffers come by name and go back
+  in the order of ``_buffers()``.
 
 The base owns everything else: the state (a count and one tree per buffer), the tree mapping
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
@@ -47,6 +48,10 @@ class Elementwise(Transform):
         """The dtype of buffer ``name`` for parameter ``p`` (default: the parameter's)."""
         return p.dtype
 
+    def _initial(self, name: str) -> Any:
+        """The value buffer ``name`` starts from (default 0)."""
+        return 0.0
+
     def _scalars(self, count: Any, t: Any, dtype: Any) -> dict[str, Any]:
         """This step's scalars in ``dtype``: ``count`` updates came before, ``t = count + 1``."""
         return {}
@@ -64,7 +69,7 @@ class Elementwise(Transform):
                 dt = self._buffer_dtype(name, p)
                 if self._real_view(p):  # torch: a real buffer per part, stored as re + i * im
                     dt = _tree.promote(dt, jnp.complex64)
-                return _tree.zeros_like(p, dt)
+                return _tree.full_like(p, self._initial(name), dt)
 
             return jax.tree.map(one, params)
 
@@ -80,14 +85,16 @@ class Elementwise(Transform):
         def scalars(cd):
             rd = _tree.real_dtype(cd)
             raw = self._scalars(state.count, count.astype(rd), rd)
-            return types.SimpleNamespace(**{k: _tree.hp(v, cd) for k, v in raw.items()})
+            cast = {k: None if v is None else _tree.hp(v, cd) for k, v in raw.items()}
+            return types.SimpleNamespace(**cast)
 
         def leaf(g, *bufs):
             if self._real_view(g):
                 out = leaf(*(_real_view(x) for x in (g, *bufs)))
                 return tuple(_complex_view(o, x.dtype) for o, x in zip(out, (g, *bufs)))
             cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in bufs))
-            out = self._leaf(scalars(cd), g.astype(cd), *(_in(b, cd) for b in bufs))
+            named = {n: _in(b, cd) for n, b in zip(names, bufs)}
+            out = self._leaf(scalars(cd), g.astype(cd), **named)
             return tuple(_out(o, x.dtype) for o, x in zip(out, (g, *bufs)))
 
         twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion

@@ -459,8 +459,8 @@ def test_schedules_follow_torch(x64):
 def test_asgd_averaged_params(x64):
     step, init = ref_asgd(0.05, 1e-2, 0.5, 5.0)
     _, st = _run_numpy(step, init)
-    _, state = _run_gradtx(gradtx.asgd(0.05, 1e-2, 0.5, 5.0))
-    ax = gradtx.asgd_averaged_params(state)
+    params, state = _run_gradtx(gradtx.asgd(0.05, 1e-2, 0.5, 5.0))
+    ax = gradtx.eval_params(state, params)
     _close({n: np.asarray(ax[n]) for n in LEAVES}, {n: st[n]["ax"] for n in LEAVES})
 
 

@@ -17,7 +17,11 @@ class ASGDState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     eta: jax.Array  # the step size used by the next update (scalar)
     mu: jax.Array  # the averaging coefficient used by the next update (scalar)
-    ax: Any  # the averaged parameters (read them with asgd_averaged_params)
+    ax: Any  # the averaged parameters (read them with gradtx.eval_params)
+
+    def averaged(self, params: Any) -> Any:
+        """torch's ``ax`` in ``params``' dtypes (what ``gradtx.eval_params`` returns)."""
+        return _tree.tree_cast_like(self.ax, params)
 
 
 @pytree_dataclass
@@ -107,7 +111,7 @@ def asgd(
         mu_t  = 1 / max(1, t - t0)
 
     The averaged parameters ``ax`` are never written into the parameters; read them with
-    ``gradtx.asgd_averaged_params(state)`` (evaluate the model with them).
+    ``gradtx.eval_params(state, params)`` (evaluate the model with them).
 
     Args:
       {learning_rate} As in torch, the step at t uses the eta computed at t - 1 (from the then

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._transform import Chain
+from ..transforms._momentum import scale_by_momentum
 from ..transforms._shaping import ScaleByTrustRatio
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
-from .sgd import scale_by_momentum
 
 
 def lars(

@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _fusion, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .. import _checks, _tree
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import (
     COMMON_DOCS,
     fill_doc,
@@ -24,7 +25,7 @@ class RMSpropState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByRMSprop(Transform):
+class ScaleByRMSprop(Elementwise):
     """RMSprop's preconditioner (no learning rate)::
 
     v_t = decay * v_{t-1} + (1 - decay) * |g_t|^2        (v_0 = initial_scale)
@@ -34,7 +35,7 @@ class ScaleByRMSprop(Transform):
     u_t = g_t / a_t                                       (without)
     """
 
-    elementwise = True
+    state_type = RMSpropState
     fn_name = "rmsprop"
 
     decay: Any = field(0.99, check=_checks.CLOSED_UNIT)
@@ -44,69 +45,38 @@ class ScaleByRMSprop(Transform):
     eps_placement: str = static_field("outside", choices=("outside", "inside"))
     initial_scale: Any = 0.0
 
-    def _init(self, params):
-        v = jax.tree.map(
-            lambda p: _tree.full_like(p, self.initial_scale, _tree.real_dtype(p.dtype)), params
-        )
-        g_avg = _tree.tree_zeros_like(params) if self.centered else None
-        b = _tree.tree_zeros_like(params) if self.momentum is not None else None
-        return RMSpropState(jnp.zeros((), jnp.int32), v, g_avg, b)
+    def _buffers(self):
+        return ("v", *(("g_avg",) if self.centered else ()), *(("b",) if self.has_b else ()))
 
-    def _update(self, updates, state, params, **extra):
-        decay = value_at(self.decay, state.count)
-        mom = value_at(self.momentum, state.count)
-        centered, has_mom = self.centered, self.momentum is not None
+    @property
+    def has_b(self):
+        return self.momentum is not None
 
-        def leaf(g, v, ga=None, b=None):
-            cd = _tree.compute_dtype(g.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            d = _tree.hp(decay, rd)
-            v_new = d * v.astype(rd) + (1 - d) * _tree.abs_sq(gc)
-            var = v_new
-            ga_new = None
-            if centered:
-                dc = _tree.hp(decay, cd)
-                ga_new = dc * ga.astype(cd) + (1 - dc) * gc
-                # Clamped: rounding (or a v that underflowed in fp16) must not give sqrt(<0).
-                var = jnp.maximum(v_new - _tree.abs_sq(ga_new), 0.0)
-            eps = _tree.hp(self.eps, rd)
-            if self.eps_placement == "outside":
-                u = gc / (jnp.sqrt(var) + eps).astype(cd)
-            else:
-                u = gc / jnp.sqrt(var + eps).astype(cd)
-            b_new = None
-            if has_mom:
-                b_new = _tree.hp(mom, cd) * b.astype(cd) + u
-                u = b_new
-            out = [u.astype(g.dtype), v_new.astype(v.dtype)]
-            if centered:
-                out.append(ga_new.astype(ga.dtype))
-            if has_mom:
-                out.append(b_new.astype(b.dtype))
-            return tuple(out)
+    def _buffer_dtype(self, name, p):
+        return _tree.real_dtype(p.dtype) if name == "v" else p.dtype
 
-        trees, names = [state.v], ["v"]
-        if centered:
-            trees.append(state.g_avg)
-            names.append("g_avg")
-        if has_mom:
-            trees.append(state.b)
-            names.append("b")
+    def _initial(self, name):
+        return self.initial_scale if name == "v" else 0.0
 
-        def call(g, *rest):
-            v = rest[0]
-            ga = rest[1] if centered else None
-            b = rest[-1] if has_mom else None
-            return twin.run(leaf, g, v, ga, b)
+    def _scalars(self, count, t, dtype):
+        mom = value_at(self.momentum, count) if self.has_b else None
+        return dict(decay=value_at(self.decay, count), momentum=mom, eps=self.eps)
 
-        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
-        res = _tree.tree_map_with_check(self.where(), call, updates, *trees, names=tuple(names))
-        outs = list(_tree.tree_unzip(updates, res, 1 + len(trees)))
-        u, v = outs[0], outs[1]
-        ga = outs[2] if centered else None
-        b = outs[-1] if has_mom else None
-        return u, RMSpropState(_tree.safe_increment(state.count), v, ga, b)
+    def _leaf(self, s, g, v, g_avg=None, b=None):
+        v = s.decay.real * v + (1 - s.decay.real) * _tree.abs_sq(g)
+        var = v
+        if self.centered:
+            g_avg = s.decay * g_avg + (1 - s.decay) * g
+            # Clamped: rounding (or a v that underflowed in fp16) must not give sqrt(<0).
+            var = jnp.maximum(v - _tree.abs_sq(g_avg), 0.0)
+        if self.eps_placement == "outside":
+            u = g / (jnp.sqrt(var) + s.eps.real).astype(g.dtype)
+        else:
+            u = g / jnp.sqrt(var + s.eps.real).astype(g.dtype)
+        if self.has_b:
+            u = b = s.momentum * b + u
+        new = {"v": v, "g_avg": g_avg, "b": b}
+        return (u, *(new[n] for n in self._buffers()))
 
 
 def scale_by_rmsprop(

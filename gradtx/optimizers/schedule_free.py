@@ -20,6 +20,10 @@ class ScheduleFreeState(NamedTuple):
     z: Any  # the base optimizer's iterate
     base: Any  # the base optimizer's state
 
+    def averaged(self, params: Any) -> Any:
+        """The averaged iterate ``x`` in ``params``' dtypes (what ``gradtx.eval_params`` returns)."""
+        return _tree.tree_cast_like(self.x, params)
+
 
 @pytree_dataclass
 class ScheduleFreeRate(Schedule):
@@ -56,7 +60,7 @@ class ScheduleFree(Transform):
         y_{t+1} = b1 * x_{t+1} + (1 - b1) * z_{t+1}       (the update is y_{t+1} - y_t)
 
     ``gamma_t`` is ``learning_rate`` evaluated at the count before the update, so the first
-    update uses ``schedule(0)``. Evaluate with ``schedule_free_eval_params(state, params)``.
+    update uses ``schedule(0)``. Evaluate with ``gradtx.eval_params(state, params)``.
     """
 
     elementwise = True
@@ -153,7 +157,7 @@ def schedule_free_sgd(
         x_{t+1} = (1 - c_{t+1}) * x_t + c_{t+1} * z_{t+1}
         y_{t+1} = b1 * x_{t+1} + (1 - b1) * z_{t+1}
 
-    Evaluate the model at ``schedule_free_eval_params(state, params)`` (``x``).
+    Evaluate the model at ``gradtx.eval_params(state, params)`` (``x``).
 
     Args:
       {learning_rate} A constant is the intended use.
@@ -205,7 +209,7 @@ def schedule_free_adamw(
         x_{t+1} = (1 - c_{t+1}) * x_t + c_{t+1} * z_{t+1}
         y_{t+1} = b1 * x_{t+1} + (1 - b1) * z_{t+1}
 
-    Evaluate the model at ``schedule_free_eval_params(state, params)`` (``x``).
+    Evaluate the model at ``gradtx.eval_params(state, params)`` (``x``).
 
     Args:
       {learning_rate} A constant is the intended use.

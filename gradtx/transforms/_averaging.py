@@ -56,6 +56,20 @@ class EmaParamsState(NamedTuple):
     ema: Any
     decay_product: jax.Array
 
+    def averaged(self, params: Any) -> Any:
+        """The averaged parameters in ``params``' dtypes (what ``eval_params`` returns)."""
+        corr = 1.0 - self.decay_product
+        started = corr > 0
+
+        def leaf(e, p):
+            if e is None:
+                return None
+            c = corr.astype(_tree.compute_dtype(e.dtype))
+            avg = e.astype(c.dtype) / jnp.where(started, c, 1)
+            return jnp.where(started, avg, p.astype(c.dtype)).astype(p.dtype)
+
+        return jax.tree.map(leaf, self.ema, params, is_leaf=lambda x: x is None)
+
 
 @pytree_dataclass
 class EmaParams(Transform):
@@ -101,20 +115,6 @@ class EmaParams(Transform):
             _tree.safe_increment(state.count), ema, state.decay_product * d
         )
 
-    @staticmethod
-    def average(state: EmaParamsState, params: Any) -> Any:
-        corr = 1.0 - state.decay_product
-        started = corr > 0
-
-        def leaf(e, p):
-            if e is None:
-                return None
-            c = corr.astype(_tree.compute_dtype(e.dtype))
-            avg = e.astype(c.dtype) / jnp.where(started, c, 1)
-            return jnp.where(started, avg, p.astype(c.dtype)).astype(p.dtype)
-
-        return jax.tree.map(leaf, state.ema, params, is_leaf=lambda x: x is None)
-
 
 def ema_params(
     decay: Any = 0.999,
@@ -152,6 +152,17 @@ class SwaState(NamedTuple):
     count: jax.Array
     n_averaged: jax.Array
     average: Any
+
+    def averaged(self, params: Any) -> Any:
+        """The averaged parameters in ``params``' dtypes (what ``eval_params`` returns)."""
+        started = self.n_averaged > 0
+
+        def leaf(a, p):
+            if a is None:
+                return None
+            return jnp.where(started, a.astype(p.dtype), p)
+
+        return jax.tree.map(leaf, self.average, params, is_leaf=lambda x: x is None)
 
 
 @pytree_dataclass
@@ -191,17 +202,6 @@ class Swa(Transform):
 
         avg = jax.tree.map(leaf, state.average, new)
         return updates, SwaState(_tree.safe_increment(state.count), n, avg)
-
-    @staticmethod
-    def average(state: SwaState, params: Any) -> Any:
-        started = state.n_averaged > 0
-
-        def leaf(a, p):
-            if a is None:
-                return None
-            return jnp.where(started, a.astype(p.dtype), p)
-
-        return jax.tree.map(leaf, state.average, params, is_leaf=lambda x: x is None)
 
 
 def swa(start_step: Any = 0, every: Any = 1, *, accumulator_dtype: Any = None) -> Swa:
@@ -286,6 +286,15 @@ class LookaheadState(NamedTuple):
     slow: Any
     inner_state: Any
 
+    def averaged(self, params: Any) -> Any:
+        """The averaged parameters in ``params``' dtypes (what ``eval_params`` returns)."""
+        return jax.tree.map(
+            lambda s, p: None if s is None else s.astype(p.dtype),
+            self.slow,
+            params,
+            is_leaf=lambda x: x is None,
+        )
+
 
 @pytree_dataclass
 class Lookahead(Transform):
@@ -333,15 +342,6 @@ class Lookahead(Transform):
     def _children(self, state):
         return (("", self.inner, state.inner_state),)
 
-    @staticmethod
-    def average(state: LookaheadState, params: Any) -> Any:
-        return jax.tree.map(
-            lambda s, p: None if s is None else s.astype(p.dtype),
-            state.slow,
-            params,
-            is_leaf=lambda x: x is None,
-        )
-
 
 def lookahead(
     fast: Any, sync_period: Any = 5, slow_step_size: Any = 0.5, reset_state: bool = False
@@ -368,12 +368,16 @@ def lookahead(
 # --------------------------------------------------------------------------------------------
 # The evaluation parameters
 
-_AVERAGES = {EmaParamsState: EmaParams, SwaState: Swa, LookaheadState: Lookahead}
+
+def _is_average(x: Any) -> bool:
+    return callable(getattr(type(x), "averaged", None))
 
 
 def eval_params(state: Any, params: Any) -> Any:
-    """The parameters to evaluate with: the average kept by ``ema_params``, ``swa`` or
-    ``lookahead`` (its slow weights), wherever it sits in the transform.
+    """The parameters to evaluate with: the average an optimizer keeps, wherever it sits in the
+    transform: ``ema_params``, ``swa``, ``lookahead`` (its slow weights), ``asgd`` (torch's
+    ``ax``) and the schedule-free optimizers (the averaged iterate ``x``). It finds every state
+    that defines ``averaged(params)``: the one accessor for all of them.
 
     Leaves no averaging transform covers (masked out, another partition group) are ``params``'
     own; before the first averaged step the average is ``params`` too. With no averaging
@@ -383,21 +387,21 @@ def eval_params(state: Any, params: Any) -> Any:
     found = []
 
     def visit(x: Any) -> Any:
-        if type(x) in _AVERAGES:
+        if _is_average(x):
             found.append(x)
         return x
 
-    jax.tree.map(visit, state, is_leaf=lambda x: type(x) in _AVERAGES)
+    jax.tree.map(visit, state, is_leaf=_is_average)
     out = params
     covered = jax.tree.map(lambda _: False, params)
     for st in found:
-        avg = _AVERAGES[type(st)].average(st, params)
+        avg = st.averaged(params)
         clash = jax.tree.map(
             lambda c, a: bool(c and a is not None), covered, avg, is_leaf=lambda x: x is None
         )
         if any(jax.tree.leaves(clash)):
             raise ValueError(
-                "gradtx.eval_params: two averaging transforms (ema_params, swa, lookahead) cover "
+                "gradtx.eval_params: two averaging transforms (ema_params, swa, lookahead, ...) cover "
                 "the same parameters; keep one per leaf (mask or partition them apart)."
             )
         covered = jax.tree.map(

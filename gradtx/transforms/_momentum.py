@@ -1,4 +1,8 @@
-"""Momentum building blocks: ``trace`` (heavy ball / Nesterov) and ``ema`` (moving average)."""
+"""Momentum: one transform for heavy-ball, Nesterov and moving-average buffers.
+
+``sgd``'s buffer, ``trace`` (Optax's name for heavy ball) and ``ema`` (a debiased moving
+average) are the same recurrence with different coefficients, so they are one class.
+"""
 
 from __future__ import annotations
 
@@ -7,122 +11,96 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _fusion, _tree
-from .._transform import Transform, as_schedule, pytree_dataclass, static_field, value_at
+from .. import _checks, _tree
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 
 
-class TraceState(NamedTuple):
-    count: jax.Array  # steps taken (for a scheduled decay)
-    trace: Any  # the accumulated trace, shaped like the params
+class MomentumState(NamedTuple):
+    count: jax.Array  # updates applied so far (int32, saturating)
+    b: Any  # the momentum buffer, shaped like the params
 
 
 @pytree_dataclass
-class Trace(Transform):
-    """Heavy-ball momentum without dampening::
+class ScaleByMomentum(Elementwise):
+    """A momentum buffer ``b`` (no learning rate)::
 
-    t_t = decay * t_{t-1} + g_t            (t_0 = 0)
-    u_t = t_t                              (heavy ball)
-        = g_t + decay * t_t                (nesterov)
+        form="heavy_ball" (torch.optim.SGD; optax.trace when dampening == 0):
+          b_t = momentum * b_{t-1} + (1 - dampening) * g_t     (b_1 = g_1: a copy at first)
+          u_t = g_t + momentum * b_t   if nesterov else   b_t
+        form="ema" (a moving average from zero; optax.ema):
+          b_t = momentum * b_{t-1} + (1 - momentum) * g_t      (b_0 = 0)
+          u_t = (1 - momentum) * g_t + momentum * b_t   if nesterov else   b_t
+          u_t <- u_t / (1 - momentum^t)                        (debias)
+
+    With momentum == 0 the heavy-ball buffer is the gradient (torch keeps no buffer then, so
+    dampening does nothing).
     """
 
-    elementwise = True
+    state_type = MomentumState
+    fn_name = "sgd"
 
-    decay: Any = 0.9
+    momentum: Any = field(0.9, check=_checks.CLOSED_UNIT)
+    dampening: Any = field(0.0, check=_checks.CLOSED_UNIT)
     nesterov: bool = static_field(False)
+    form: str = static_field("heavy_ball", choices=("heavy_ball", "ema"))
     accumulator_dtype: Any = static_field(None)
+    debias: bool = static_field(False)
 
-    def __post_init__(self):
-        object.__setattr__(self, "decay", as_schedule(self.decay))
-        _checks.check_unit_interval("trace", "decay", self.decay, high_open=False)
+    def _buffer_dtype(self, name, p):
+        return self.accumulator_dtype or p.dtype
 
-    def _init(self, params):
-        return TraceState(
-            jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.accumulator_dtype)
-        )
+    def _scalars(self, count, t, dtype):
+        m = value_at(self.momentum, count)
+        debias = _tree.bias_correction(m, t, dtype) if self.debias else None
+        restart = (count == 0) | (jnp.asarray(m) == 0)
+        return dict(m=m, dampening=value_at(self.dampening, count), debias=debias, restart=restart)
 
-    def _update(self, updates, state, params, **extra):
-        d = value_at(self.decay, state.count)
-
-        def leaf(g, t):
-            cd = _tree.compute_dtype(g.dtype, t.dtype)
-            gc, dd = g.astype(cd), _tree.hp(d, cd)
-            t_new = dd * t.astype(cd) + gc
-            u = gc + dd * t_new if self.nesterov else t_new
-            return u.astype(g.dtype), t_new.astype(t.dtype)
-
-        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
-        res = _tree.tree_map_with_check(
-            self.where(), twin.wrap(leaf), updates, state.trace, names=("trace",)
-        )
-        u, t = _tree.tree_unzip(updates, res, 2)
-        return u, TraceState(_tree.safe_increment(state.count), t)
+    def _leaf(self, s, g, b):
+        if self.form == "ema":
+            b = s.m * b + (1 - s.m) * g
+            u = (1 - s.m) * g + s.m * b if self.nesterov else b
+            return (u / s.debias if self.debias else u), b
+        b = jnp.where(s.restart, g, s.m * b + (1 - s.dampening) * g)
+        return (g + s.m * b if self.nesterov else b), b
 
 
-def trace(decay: Any = 0.9, nesterov: bool = False, *, accumulator_dtype: Any = None) -> Trace:
+def scale_by_momentum(
+    momentum: Any = 0.9,
+    dampening: Any = 0.0,
+    nesterov: bool = False,
+    form: str = "heavy_ball",
+    accumulator_dtype: Any = None,
+) -> ScaleByMomentum:
+    """The momentum buffer of ``sgd`` without the learning rate (see ``ScaleByMomentum``)."""
+    return ScaleByMomentum(momentum, dampening, nesterov, form, accumulator_dtype)
+
+
+def trace(decay: Any = 0.9, nesterov: bool = False, *, accumulator_dtype: Any = None):
     """Heavy-ball or Nesterov momentum (``optax.trace``; torch SGD's buffer with dampening 0).
+
+    ``t_t = decay * t_{t-1} + g_t`` from zero; returns ``t_t``, or ``g_t + decay * t_t`` with
+    ``nesterov``. The same transform as ``scale_by_momentum(decay, 0.0, nesterov)``.
 
     Args:
       decay: momentum coefficient in [0, 1] (float, array or schedule).
       nesterov: return ``g + decay * t`` instead of ``t``.
       accumulator_dtype: dtype of the trace (default: each parameter's dtype).
     """
-    return Trace(decay, nesterov, accumulator_dtype)
+    _checks.check_unit_interval("trace", "decay", decay, high_open=False)
+    return ScaleByMomentum(decay, 0.0, nesterov, "heavy_ball", accumulator_dtype)
 
 
-class EmaState(NamedTuple):
-    count: jax.Array  # steps taken
-    mu: Any  # the moving average (not debiased)
-
-
-@pytree_dataclass
-class Ema(Transform):
-    """Exponential moving average of the updates::
-
-    mu_t = decay * mu_{t-1} + (1 - decay) * g_t        (mu_0 = 0)
-    u_t = mu_t / (1 - decay^t)   (debias)   or   mu_t
-    """
-
-    elementwise = True
-
-    decay: Any = 0.9
-    debias: bool = static_field(True)
-    accumulator_dtype: Any = static_field(None)
-
-    def __post_init__(self):
-        object.__setattr__(self, "decay", as_schedule(self.decay))
-        _checks.check_unit_interval("ema", "decay", self.decay)
-
-    def _init(self, params):
-        return EmaState(
-            jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.accumulator_dtype)
-        )
-
-    def _update(self, updates, state, params, **extra):
-        d = value_at(self.decay, state.count)
-        count = _tree.safe_increment(state.count)
-
-        def leaf(g, mu):
-            cd = _tree.compute_dtype(g.dtype, mu.dtype)
-            rd = _tree.real_dtype(cd)
-            dd = _tree.hp(d, rd)
-            mu_new = dd * mu.astype(cd) + (1 - dd) * g.astype(cd)
-            u = mu_new / _tree.bias_correction(d, count.astype(rd), rd) if self.debias else mu_new
-            return u.astype(g.dtype), mu_new.astype(mu.dtype)
-
-        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
-        res = _tree.tree_map_with_check(
-            self.where(), twin.wrap(leaf), updates, state.mu, names=("mu",)
-        )
-        u, mu = _tree.tree_unzip(updates, res, 2)
-        return u, EmaState(count, mu)
-
-
-def ema(decay: Any = 0.9, debias: bool = True, *, accumulator_dtype: Any = None) -> Ema:
+def ema(decay: Any = 0.9, debias: bool = True, *, accumulator_dtype: Any = None):
     """Exponential moving average of the updates, bias-corrected by default (``optax.ema``).
+
+    ``mu_t = decay * mu_{t-1} + (1 - decay) * g_t`` from zero; returns ``mu_t / (1 - decay^t)``
+    with ``debias``, else ``mu_t``.
 
     Args:
       decay: in [0, 1) (float, array or schedule).
       debias: divide by ``1 - decay^t`` (computed in at least float32).
       accumulator_dtype: dtype of ``mu`` (default: each parameter's dtype).
     """
-    return Ema(decay, debias, accumulator_dtype)
+    _checks.check_unit_interval("ema", "decay", decay)
+    return ScaleByMomentum(decay, 0.0, False, "ema", accumulator_dtype, debias)
