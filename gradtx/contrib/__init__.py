@@ -1,4 +1,25 @@
-"""Optax's ``optax.contrib`` optimizers, with Optax's names, signatures and defaults."""
+"""Optax's ``optax.contrib`` optimizers, with Optax's names, signatures and defaults.
+
+Replacing ``optax.contrib.`` by ``gradtx.contrib.`` keeps every positional argument, keyword
+and default. What lives where, one place per thing:
+
+- Optimizers only Optax's contrib has (acprop, cocob, dadapt_adamw, dog, dowg, madgrad,
+  mechanize, momo, momo_adam, sam and normalize, simplified_ademamix, sophia with
+  hutchinson_estimator_diag_hessian, dpsgd and differentially_private_aggregate, and the
+  generic schedule_free wrapper) are written here, one private module per family.
+- Optimizers gradtx already has at the top level (ademamix, adopt, prodigy,
+  schedule_free_sgd) are written there, once; this package only maps Optax's contrib
+  signature onto them (``mask`` -> ``weight_decay_mask``, ``betas`` -> ``b1, b2``,
+  ``estim_lr0`` -> ``d0``, ``warmup_steps=None`` -> 0), so the formulas and their tests stay
+  in one module. ``schedule_free_eval_params`` calls ``gradtx.eval_params``.
+- ``schedule_free_adamw`` here is Optax's composition (the generic wrapper around AdamW
+  without momentum); ``gradtx.schedule_free_adamw`` is the paper's Algorithm 1, whose
+  averaging weights include Adam's bias correction. Both build the same ``ScheduleFree``.
+
+Not here yet: Optax's contrib ``muon`` (``gradtx.muon`` is torch's), ``galore``,
+``split_real_and_imaginary`` and contrib's ``reduce_on_plateau`` (``gradtx.reduce_on_plateau``
+has torch's arguments).
+"""
 
 from ._acprop import ACPropState as ACPropState
 from ._acprop import acprop as acprop
@@ -37,6 +58,10 @@ from ._sam import NormalizeState as NormalizeState
 from ._sam import SAMState as SAMState
 from ._sam import normalize as normalize
 from ._sam import sam as sam
+from ._schedule_free import schedule_free as schedule_free
+from ._schedule_free import schedule_free_adamw as schedule_free_adamw
+from ._schedule_free import schedule_free_eval_params as schedule_free_eval_params
+from ._schedule_free import schedule_free_sgd as schedule_free_sgd
 from ._sophia import HutchinsonState as HutchinsonState
 from ._sophia import SophiaState as SophiaState
 from ._sophia import hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian
