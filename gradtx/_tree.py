@@ -168,18 +168,46 @@ def hp(value: Any, dtype: Any) -> jax.Array:
     return jnp.asarray(value, dtype=dtype)
 
 
+def _zeros_from(p: Any, dtype: Any) -> jax.Array:
+    """+0.0 everywhere, computed from ``p`` elementwise so that it has ``p``'s sharding.
+
+    Inside a user's ``jax.jit`` a parameter is a tracer whose sharding is not known when the
+    state is traced; a buffer made by ``jnp.zeros`` depends on nothing, so XLA places it on one
+    device. ``|p * 0|`` where ``p`` is finite (0 elsewhere) is an elementwise function of ``p``:
+    XLA's sharding propagation gives it ``p``'s sharding, and it is +0.0 for every ``p``
+    (``abs`` turns ``-x * 0 = -0.0`` into +0.0; inf and NaN give 0, not NaN).
+    """
+    z = jnp.abs(p * 0)
+    if jnp.issubdtype(p.dtype, jnp.inexact):
+        z = jnp.where(jnp.isfinite(p), z, jnp.zeros((), z.dtype))
+    return z.astype(dtype)
+
+
 def zeros_like(p: Any, dtype: Any = None) -> Any:
-    """Zeros shaped like ``p`` (in ``dtype`` or ``p``'s dtype), keeping ``p``'s sharding."""
+    """Zeros shaped like ``p`` (in ``dtype`` or ``p``'s dtype), keeping ``p``'s sharding.
+
+    The sharding is kept under gradtx's compiled ``init`` (an explicit constraint) and inside a
+    user's ``jax.jit`` too (the zeros are computed from ``p``; see ``_zeros_from``).
+    """
     if p is None:
         return None
-    z = jnp.zeros(jnp.shape(p), dtype=dtype if dtype is not None else jnp.result_type(p))
+    dtype = dtype if dtype is not None else jnp.result_type(p)
+    if isinstance(p, jax.core.Tracer) and jnp.issubdtype(jnp.result_type(p), jnp.number):
+        z = _zeros_from(p, dtype)
+    else:
+        z = jnp.zeros(jnp.shape(p), dtype=dtype)
     return _constrain_like(z, p)
 
 
 def full_like(p: Any, value: Any, dtype: Any = None) -> Any:
+    """``value`` everywhere, shaped like ``p`` and keeping its sharding (as ``zeros_like``)."""
     if p is None:
         return None
-    z = jnp.full(jnp.shape(p), value, dtype=dtype if dtype is not None else jnp.result_type(p))
+    dtype = dtype if dtype is not None else jnp.result_type(p)
+    if isinstance(p, jax.core.Tracer) and jnp.issubdtype(jnp.result_type(p), jnp.number):
+        z = _zeros_from(p, dtype) + jnp.full((), value, dtype)
+    else:
+        z = jnp.full(jnp.shape(p), value, dtype=dtype)
     return _constrain_like(z, p)
 
 
