@@ -203,9 +203,13 @@ class ScaleByKron(Transform):
             kinds = _factor_kinds(
                 shape, self.max_size_triangular, self.min_ndim_triangular, self.memory_save_mode
             )
+            # A factor shaped like its parameter (a vector's diagonal, a square matrix's
+            # factor) takes the parameter's sharding, as every parameter-shaped buffer does.
             qs.append(
                 tuple(
-                    scale * (jnp.eye(n, dtype=dt) if tri else jnp.ones((n,), dt))
+                    _tree._constrain_like(
+                        scale * (jnp.eye(n, dtype=dt) if tri else jnp.ones((n,), dt)), p
+                    )
                     for n, tri in zip(shape, kinds)
                 )
             )
