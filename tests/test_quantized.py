@@ -27,7 +27,7 @@ def _dynamic(bits):
 def test_maps():
     pos = _dynamic(7)
     np.testing.assert_allclose(signed_map(8), [-v for v in pos[::-1]] + [0.0] + pos, rtol=1e-6)
-    np.testing.assert_allclose(unsigned_map(8), [0.0] + _dynamic(8), rtol=1e-6)
+    np.testing.assert_allclose(unsigned_map(8), [0.0, *_dynamic(8)], rtol=1e-6)
     np.testing.assert_allclose(signed_map(4), [-v for v in _dynamic(3)[::-1]] + [0.0] +
                                _dynamic(3), rtol=1e-6)  # fmt: skip
     np.testing.assert_allclose(unsigned_map(4), np.arange(1, 17) / 16.0, rtol=1e-7)

@@ -74,9 +74,7 @@ def _factor_kinds(
         diag[max(i for i, n in enumerate(shape) if n == largest)] = True
     elif memory_save_mode == "all_diag":
         diag = [True] * d
-    return [
-        not (diag[i] or n == 1 or n > max_size or d < min_ndim) for i, n in enumerate(shape)
-    ]
+    return [not (diag[i] or n == 1 or n > max_size or d < min_ndim) for i, n in enumerate(shape)]
 
 
 def _mode(x: jax.Array, i: int, m: jax.Array) -> jax.Array:

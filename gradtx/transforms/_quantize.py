@@ -86,7 +86,7 @@ class QuantizedArray:
     see a plain pytree of arrays.
     """
 
-    __slots__ = ("codes", "scale", "shape", "dtype", "bits")
+    __slots__ = ("bits", "codes", "dtype", "scale", "shape")
 
     def __init__(self, codes: Any, scale: Any, shape: tuple[int, ...], dtype: Any, bits: int):
         self.codes = codes
