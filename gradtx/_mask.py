@@ -138,6 +138,13 @@ def canonical_mask(mask: Any, fn: str = "mask") -> Any:
     )
 
 
+#: How masks and partition labels resolve on params packed by the layout layer, which registers
+#: the hook (so masks never import the layout): ``hook(params, resolve, where, what)`` returns one
+#: value per packed buffer, computed by ``resolve(tree) -> leaf values`` on the user's own tree,
+#: or None when ``params`` are not packed.
+PACKED_RESOLVERS: list[Callable[[Any, Callable[[Any], list[Any]], str, str], Any]] = []
+
+
 def resolve_mask(mask: Any, params: Any, where: str) -> Any:
     """The mask as a full tree of Python bools with the structure of ``params``.
 
@@ -146,13 +153,12 @@ def resolve_mask(mask: Any, params: Any, where: str) -> Any:
     """
     if mask is None:
         return jax.tree.map(lambda _: True, params)
-    from . import _view
-
-    view = _view.view_for(params)
-    if view is not None:  # params packed into flat buffers: resolve on the user's tree
-        with _view.active(None):
-            full = jax.tree.leaves(resolve_mask(mask, view.original, where))
-        return _broadcast(view.reduce(full, where, "mask"), params, where)
+    for hook in PACKED_RESOLVERS:  # params packed into buffers: resolve on the user's tree
+        per_buffer = hook(
+            params, lambda t: jax.tree.leaves(resolve_mask(mask, t, where)), where, "mask"
+        )
+        if per_buffer is not None:
+            return _broadcast(per_buffer, params, where)
     if isinstance(mask, StaticMask):
         tree = mask.tree()
     else:

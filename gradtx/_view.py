@@ -20,7 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _checks, _tree
+from . import _checks, _mask, _tree
+from .transforms import _partition
 
 
 class PackedView:
@@ -109,9 +110,6 @@ def leaf_signatures(tx: Any, original: Any) -> list[tuple[Any, ...]]:
     Leaves with equal signatures are treated alike by every mask and partition of ``tx``, so
     they may share a packed buffer.
     """
-    from . import _mask
-    from .transforms import _partition
-
     n = len(jax.tree.leaves(original))
     sig: list[tuple[Any, ...]] = [() for _ in range(n)]
     with active(None):
@@ -180,3 +178,16 @@ def leaf_norm(x: Any, nb: int) -> jax.Array:
     """The L2 norm of each leaf stacked in ``x`` (``nb`` from ``stack_axes``), with its axes
     kept (size 1) so that it broadcasts against ``x``; the whole array's norm when ``nb`` is 0."""
     return jnp.sqrt(jnp.sum(_tree.abs_sq(x), axis=leaf_axes(x, nb), keepdims=True))
+
+
+def _resolve_packed(ref: Any, resolve: Callable[[Any], list[Any]], where: str, what: str) -> Any:
+    """Masks and labels on packed params: resolved on the user's tree, one value per buffer."""
+    view = view_for(ref)
+    if view is None:
+        return None
+    with active(None):
+        full = resolve(view.original)
+    return view.reduce(full, where, what)
+
+
+_mask.PACKED_RESOLVERS.append(_resolve_packed)

@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 
 import jax
 
-from .. import _checks, _view
-from .._mask import _is_plain_function
+from .. import _checks
+from .._mask import PACKED_RESOLVERS, _is_plain_function
 from .._transform import Transform, as_transform, pytree_dataclass, static_field
 from ._masking import key_path_str, merge, path_matches, select
 
@@ -137,12 +137,14 @@ class Partition(Transform):
     def resolve(self, ref: Any, method: str = "update") -> Any:
         """The full tree of labels for ``ref`` (params or updates), checked against the groups."""
         where = self.where(method)
-        view = _view.view_for(ref)
-        if view is not None:  # ref packed into flat buffers: label the user's tree
-            with _view.active(None):
-                full = jax.tree.leaves(self.resolve(view.original, method))
-            per_slot = view.reduce(full, where, "labels")
-            return jax.tree.map(lambda lab, sub: jax.tree.map(lambda _: lab, sub), per_slot, ref)
+        for hook in PACKED_RESOLVERS:  # ref packed into buffers: label the user's tree
+            per_slot = hook(
+                ref, lambda t: jax.tree.leaves(self.resolve(t, method)), where, "labels"
+            )
+            if per_slot is not None:
+                return jax.tree.map(
+                    lambda lab, sub: jax.tree.map(lambda _: lab, sub), per_slot, ref
+                )
         if isinstance(self.labels, _LabelFn):
             tree = jax.tree_util.tree_map_with_path(
                 lambda p, x: self.labels(key_path_str(p), x), ref
