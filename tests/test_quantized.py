@@ -87,16 +87,19 @@ def _big_tree():
 def test_state_bytes():
     """8 bits: at most 0.3x of float32 Adam's state bytes; 4 bits: at most 0.15x. Small leaves
     and counts stay as they are."""
-    params = _big_tree()
-    full = gradtx.state_nbytes(gradtx.adam(1e-3).init(params))
-    s8 = gradtx.quantized(gradtx.adam(1e-3), bits=8).init(params)
-    s4 = gradtx.quantized(gradtx.adam(1e-3), bits=4).init(params)
+    params = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), _big_tree())
+    shapes = lambda tx: jax.eval_shape(tx.init, params)  # nothing allocated
+    full = gradtx.state_nbytes(shapes(gradtx.adam(1e-3)))
+    s8 = shapes(gradtx.quantized(gradtx.adam(1e-3), bits=8))
+    s4 = shapes(gradtx.quantized(gradtx.adam(1e-3), bits=4))
     assert gradtx.state_nbytes(s8) <= 0.3 * full
     assert gradtx.state_nbytes(s4) <= 0.15 * full
     adam_state = s8.inner[0]
     assert isinstance(adam_state.m["w1"], gradtx.QuantizedArray)
     assert isinstance(adam_state.v["emb"], gradtx.QuantizedArray)
     assert adam_state.m["b"].dtype == jnp.float32  # 256 < min_size
+    assert adam_state.m["w1"].codes.dtype == jnp.uint8
+    assert adam_state.m["w1"].codes.shape == (128 * 256 // 256, 256)
     assert adam_state.count.dtype == jnp.int32
 
 

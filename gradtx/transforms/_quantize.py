@@ -362,5 +362,14 @@ def quantized(
 
 
 def state_nbytes(state: Any) -> int:
-    """The bytes a state occupies: array leaves' ``nbytes`` (codes and scales when quantised)."""
-    return int(sum(np.asarray(x).nbytes for x in jax.tree.leaves(state) if hasattr(x, "dtype")))
+    """The bytes a state's arrays occupy (codes and scales when quantised).
+
+    Takes a state or its shapes (``jax.eval_shape(tx.init, params)``, which allocates nothing).
+    """
+    return int(
+        sum(
+            int(np.prod(x.shape, dtype=np.int64)) * jnp.dtype(x.dtype).itemsize
+            for x in jax.tree.leaves(state)
+            if hasattr(x, "dtype")
+        )
+    )
