@@ -153,19 +153,33 @@ def adam(
                            decoupled_weight_decay=decoupled_weight_decay)  # fmt: skip
 
 
-def adamw(learning_rate: Any = 1e-3, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
-          weight_decay: Any = 1e-2, amsgrad: bool = False, **kwargs: Any):  # fmt: skip
+def adamw(
+    learning_rate: Any = 1e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    weight_decay: Any = 1e-2,
+    amsgrad: bool = False,
+    *,
+    eps_root: Any = 0.0,
+    amsgrad_max: str = "raw",
+    maximize: bool = False,
+    weight_decay_mask: Any = None,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+    complex_convention: str = "abs",
+):
     """AdamW: ``adam`` with decoupled weight decay, torch.optim.AdamW's defaults (decay 1e-2).
 
     Update rule: ``p_t = p_{t-1} * (1 - lr * weight_decay) - lr * u_t``, with ``u_t`` Adam's
     step. The decay is multiplied by the current (scheduled) learning rate, as in torch and
     ``optax.adamw``; Optax's default decay is 1e-4 and its ``mask`` is ``weight_decay_mask``.
-    Every keyword of ``adam`` except ``decoupled_weight_decay`` is accepted.
+    The other arguments are ``adam``'s.
     """
-    if "decoupled_weight_decay" in kwargs:
-        raise TypeError("gradtx.adamw: decoupled_weight_decay is always True; use gradtx.adam")
-    return adam(learning_rate, b1, b2, eps, weight_decay, amsgrad, decoupled_weight_decay=True,
-                **kwargs)  # fmt: skip
+    return adam(learning_rate, b1, b2, eps, weight_decay, amsgrad, eps_root=eps_root,
+                amsgrad_max=amsgrad_max, decoupled_weight_decay=True, maximize=maximize,
+                weight_decay_mask=weight_decay_mask, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
+                complex_convention=complex_convention)  # fmt: skip
 
 
 fill_doc(adam, **COMMON_DOCS)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass
+from .._transform import Transform, _repr_value, field, pytree_dataclass
 
 
 class AddNoiseState(NamedTuple):
@@ -79,7 +79,7 @@ def add_noise(eta: Any, gamma: Any = 0.55, seed: Any = 0) -> AddNoise:
 
 
 def _repr(self: AddNoise) -> str:
-    return f"AddNoise(eta={self.eta!r}, gamma={self.gamma!r})"
+    return f"AddNoise(eta={_repr_value(self.eta)}, gamma={_repr_value(self.gamma)})"
 
 
 AddNoise.__repr__ = _repr  # type: ignore[method-assign]
