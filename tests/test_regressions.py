@@ -300,3 +300,112 @@ def test_matrix_optimizers_update_on_an_explicit_mesh(make):
     for k in params:
         assert u[k].sharding == sharded[k].sharding, k
         np.testing.assert_allclose(np.asarray(p[k]), np.asarray(p_ref[k]), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# A user's jax.jit(tx.init) keeps each buffer on its parameter's sharding
+
+
+@needs_8
+@pytest.mark.parametrize(
+    "make", [lambda: gradtx.adam(1e-3), lambda: gradtx.sgd(0.1, momentum=0.9)], ids=["adam", "sgd"]
+)
+def test_user_jit_of_init_keeps_param_shardings(make):
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+    w = jnp.asarray([[1.0, -2.0, jnp.inf, -jnp.inf]] * 16, jnp.float32)  # inf must not give NaN
+    b = jnp.arange(8, dtype=jnp.float32) - 4.0
+    params = {
+        "w": jax.device_put(w, NamedSharding(mesh, P("data", None))),
+        "b": jax.device_put(b, NamedSharding(mesh, P("data"))),
+    }
+    tx = make()
+    state = jax.jit(tx.init)(params)
+    buffers = 0
+    for got in jax.tree.leaves(state):
+        # every buffer of a fresh Adam or momentum state is +0.0 bit for bit (no -0.0 from the
+        # negative entries, no NaN from the infinite ones)
+        zero = np.zeros(np.shape(got), np.asarray(got).dtype)
+        np.testing.assert_array_equal(
+            np.atleast_1d(np.asarray(got)).view(np.uint8), np.atleast_1d(zero).view(np.uint8)
+        )
+        if got.ndim:
+            buffers += 1
+            spec = params["w"].sharding.spec if got.ndim == 2 else params["b"].sharding.spec
+            assert got.sharding.is_equivalent_to(NamedSharding(mesh, spec), got.ndim)
+    assert buffers >= 2
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules at counts past 2**24: integer counts are compared and reduced in integers
+
+BIG = 20_000_001  # the first odd count past 2**24 that float32 cannot hold
+
+
+def _i32(c):
+    return jnp.asarray(c, jnp.int32)
+
+
+def test_piecewise_constant_fires_exactly_at_a_large_boundary(standard_promotion):
+    sched = gradtx.piecewise_constant(1.0, {BIG: 0.1})
+    ref = optax.piecewise_constant_schedule(1.0, {BIG: 0.1})
+    for c in (BIG - 1, BIG, BIG + 1):
+        assert float(sched(_i32(c))) == pytest.approx(float(ref(_i32(c))), rel=1e-7), c
+    assert float(sched(_i32(BIG - 1))) == 1.0
+
+
+def test_join_switches_exactly_at_a_large_boundary(standard_promotion):
+    sched = gradtx.join([gradtx.constant(1.0), gradtx.linear(0.0, 1.0, 4)], [BIG])
+    ref = optax.join_schedules(
+        [optax.constant_schedule(1.0), optax.linear_schedule(0.0, 1.0, 4)], [BIG]
+    )
+    for c in (BIG - 1, BIG, BIG + 1, BIG + 3):
+        assert float(sched(_i32(c))) == pytest.approx(float(ref(_i32(c))), rel=1e-7), c
+
+
+@pytest.mark.parametrize("c", [999_999_000, 999_999_001, 999_999_500, 999_999_999, 10**9 + 7])
+def test_cosine_restarts_position_is_exact_near_1e9(c):
+    sched = gradtx.cosine_restarts(1.0, 1000, min_value=0.0)
+    ref = 0.5 * (1.0 + np.cos(np.pi * (c % 1000) / 1000))  # float64 NumPy, integer modulo
+    np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("c", [10**8, 10**8 + 1, 10**8 + 2, 10**8 + 3, 10**8 + 5])
+def test_cyclic_position_is_exact_at_1e8(c):
+    sched = gradtx.cyclic(0.0, 1.0, 3)
+    # torch's CyclicLR formula in float64 NumPy (cycle length 6, rising for half of it)
+    cycle = np.floor(1 + c / 6)
+    x = 1.0 + c / 6 - cycle
+    ref = x / 0.5 if x <= 0.5 else (x - 1) / (0.5 - 1)
+    np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("c", [BIG - 1, BIG, BIG + 29, BIG + 30])
+def test_exponential_decay_staircase_steps_exactly_at_large_counts(c):
+    sched = gradtx.exponential_decay(1.0, 0.5, 30, transition_begin=BIG, staircase=True)
+    ref = 1.0 if c <= BIG else 0.5 ** ((c - BIG) // 30)  # float64 NumPy, integer division
+    np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=1e-7)
+
+
+@pytest.mark.parametrize("c", [BIG - 1, BIG, BIG + 1])
+def test_warmup_schedules_end_their_warmup_exactly_at_a_large_count(c):
+    warm = c < BIG  # the warmup covers counts 0 .. BIG - 1
+    # linear warmup from 0 to 1 over BIG steps: count / BIG, in float64 NumPy
+    ramp = c / BIG
+    cos = gradtx.warmup_cosine_decay(0.0, 1.0, BIG, BIG + 1000)
+    decay = 0.5 * (1.0 + np.cos(np.pi * (c - BIG) / 1000))
+    np.testing.assert_allclose(float(cos(_i32(c))), ramp if warm else decay, rtol=1e-6)
+    const = gradtx.warmup_constant(0.0, 1.0, BIG)
+    np.testing.assert_allclose(float(const(_i32(c))), ramp if warm else 1.0, rtol=1e-6)
+    wsd = gradtx.warmup_stable_decay(1.0, 10, BIG - 10, 100)  # stable until BIG
+    np.testing.assert_allclose(float(wsd(_i32(c))), 1.0 if warm else 1.0 - (c - BIG) / 100)
+
+
+@pytest.mark.parametrize("c", [BIG - 1, BIG, BIG + 1, BIG + 2])
+def test_piecewise_interpolate_is_exact_at_a_large_boundary(c):
+    sched = gradtx.piecewise_interpolate(1.0, {BIG: 1.0, BIG + 2: 0.0})
+    # the value is 1 up to BIG, falls linearly to 0 over [BIG, BIG + 2], then stays 0
+    ref = 1.0 if c <= BIG else max(0.0, 1.0 - (c - BIG) / 2)
+    np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=0, atol=1e-7)

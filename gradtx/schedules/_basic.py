@@ -14,8 +14,10 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._transform import Schedule, _repr_value, field, pytree_dataclass, static_field
+from ._util import div_mod as _div_mod
 from ._util import f as _f
 from ._util import nonzero as _nonzero
+from ._util import since as _since
 from ._util import sorted_items
 from ._util import t as _t
 
@@ -52,7 +54,7 @@ class Linear(Schedule):
 
     def __call__(self, count):
         steps = _f(self.transition_steps)
-        k = jnp.clip(_t(count) - _f(self.transition_begin), 0.0, steps)
+        k = jnp.clip(_since(count, self.transition_begin), 0.0, steps)
         init, end = _f(self.init_value), _f(self.end_value)
         ramp = init + (end - init) * (k / _nonzero(steps))
         return jnp.where(steps > 0, ramp, init)
@@ -88,7 +90,7 @@ class ExponentialDecay(Schedule):
 
     def __call__(self, count):
         return exponential_decay_value(
-            _t(count),
+            count,
             self.init_value,
             self.decay_rate,
             self.transition_steps,
@@ -99,20 +101,24 @@ class ExponentialDecay(Schedule):
 
 
 def exponential_decay_value(
-    t: jax.Array,
+    count: Any,
     init_value: Any,
     decay_rate: Any,
     transition_steps: Any,
     transition_begin: Any,
     staircase: bool,
     end_value: Any,
+    after: Any = None,
 ) -> jax.Array:
-    """The exponential decay formula at float count ``t`` (shared with the warmup variant)."""
+    """The exponential decay formula at ``count``, started ``after`` steps late (the warmup
+    variant's offset; None: 0). Integer counts are offset and divided in integers."""
     init, rate = _f(init_value), _f(decay_rate)
-    k = t - _f(transition_begin)
-    p = k / _nonzero(_f(transition_steps))
+    marks = (transition_begin,) if after is None else (after, transition_begin)
+    k = _since(count, *marks)
     if staircase:
-        p = jnp.floor(p)
+        p = _div_mod(count, transition_steps, *marks)[0]
+    else:
+        p = k / _nonzero(_f(transition_steps))
     p = jnp.maximum(p, 0.0)
     value = jnp.where(k <= 0, init, init * jnp.power(rate, p))
     if end_value is not None:
@@ -179,7 +185,7 @@ class PiecewiseConstant(Schedule):
         t = _t(count)
         value = _f(self.init_value) * jnp.ones_like(t)
         for b, s in zip(self.boundaries, self.scales):
-            value = jnp.where(t >= _f(b), value * _f(s), value)
+            value = jnp.where(_since(count, b) >= 0, value * _f(s), value)
         return value
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _checks
 from .._transform import Schedule, field, pytree_dataclass
-from ._util import add_formula, f, nonzero, t
+from ._util import add_formula, div_mod, f, nonzero, since, t
 
 
 def linear_warmup(x: Any, init_value: Any, peak_value: Any, warmup_steps: Any) -> Any:
@@ -63,12 +63,12 @@ class WarmupCosineDecay(Schedule):
         x = t(count)
         w = f(self.warmup_steps)
         span = f(self.decay_steps) - w
-        k = jnp.clip(x - w, 0.0, jnp.maximum(span, 0.0))
+        k = jnp.clip(since(count, self.warmup_steps), 0.0, jnp.maximum(span, 0.0))
         c = jnp.where(span > 0, 0.5 * (1.0 + jnp.cos(jnp.pi * k / nonzero(span))), 0.0)
         peak, end = f(self.peak_value), f(self.end_value)
         decay = (peak - end) * jnp.power(c, f(self.exponent)) + end
         warm = linear_warmup(x, self.init_value, self.peak_value, w)
-        return jnp.where(x < w, warm, decay)
+        return jnp.where(since(count, self.warmup_steps) < 0, warm, decay)
 
 
 def warmup_cosine_decay(
@@ -128,7 +128,11 @@ class CosineRestarts(Schedule):
         n = jnp.where(x >= start(n + 1.0), n + 1.0, n)
         n = jnp.maximum(n, 0.0)
         t_i = jnp.where(grows, t0 * jnp.power(ms, n), t0)
-        t_cur = jnp.clip(x - start(n), 0.0, t_i)
+        # Equal periods: the position in the cycle from an integer count modulo the period,
+        # exact at any count (a float32 count near 1e9 is off by up to 64 steps).
+        c = jnp.asarray(count)
+        _, r = div_mod(jnp.maximum(c, jnp.zeros((), c.dtype)), self.first_period)
+        t_cur = jnp.where(grows, jnp.clip(x - start(n), 0.0, t_i), jnp.clip(r, 0.0, t0))
         lo, hi = f(self.min_value), f(self.init_value)
         return lo + (hi - lo) * (1.0 + jnp.cos(jnp.pi * t_cur / t_i)) / 2.0
 

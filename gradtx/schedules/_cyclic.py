@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._transform import Schedule, field, pytree_dataclass, static_field
-from ._util import ANNEAL, add_formula, f, knots, nonzero, t
+from ._util import ANNEAL, add_formula, div_mod, f, is_int, knots, nonzero, t
 
 
 def _phase_ends(
@@ -217,8 +217,16 @@ class Cyclic(Schedule):
         down = up if self.step_size_down is None else f(self.step_size_down)
         total = up + down
         ratio = up / nonzero(total)
-        cycle = jnp.floor(1.0 + k / total)
-        x = 1.0 + k / total - cycle
+        # The cycle and the position in it from an integer count modulo the cycle length,
+        # exact at any count (through float32, a count near 1e8 is off by up to 4 steps).
+        su, sd = self.step_size_up, self.step_size_down
+        if is_int(su) and (sd is None or is_int(sd)):
+            length = jnp.asarray(su) + jnp.asarray(su if sd is None else sd)
+        else:
+            length = total
+        n, r = div_mod(count, length)
+        cycle = n + 1.0
+        x = r / nonzero(total)
         rising = x <= ratio
         s = jnp.where(rising, x / nonzero(ratio), (x - 1.0) / jnp.where(rising, -1.0, ratio - 1.0))
         base = f(self.base_value)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import HyperparameterError
 from .._transform import Schedule, _repr_value, as_schedule, pytree_dataclass, value_at
-from ._util import add_formula
+from ._util import add_formula, since
 from ._util import f as _f
 
 
@@ -28,7 +28,7 @@ def _shift(count: Any, boundary: Any) -> jax.Array:
     c = jnp.asarray(count)
     if jnp.issubdtype(c.dtype, jnp.integer) and _is_int(boundary):
         return c - jnp.asarray(boundary).astype(c.dtype)
-    return _f(c) - _f(boundary)
+    return since(c, boundary)
 
 
 @pytree_dataclass
@@ -40,10 +40,9 @@ class Join(Schedule):
 
     def __call__(self, count):
         t = jnp.asarray(count)
-        tf = _f(t)
         out = _f(value_at(self.schedules[0], t))
         for b, s in zip(self.boundaries, self.schedules[1:]):
-            out = jnp.where(tf < _f(b), out, _f(value_at(s, _shift(t, b))))
+            out = jnp.where(since(t, b) < 0, out, _f(value_at(s, _shift(t, b))))
         return out
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .._transform import Schedule, _repr_value, pytree_dataclass, static_field
-from ._util import ANNEAL, add_formula, f, knots, sorted_items, t
+from ._util import ANNEAL, add_formula, f, knots, since, sorted_items, t
 
 
 @pytree_dataclass
@@ -33,8 +33,10 @@ class PiecewiseInterpolate(Schedule):
         values = [f(self.init_value)]
         for s in self.scales:
             values.append(values[-1] * f(s))
-        xs = [f(0.0)] + [f(b) for b in self.boundaries]
-        out = knots(x, xs, values, ANNEAL[self.interpolation], closed=False, min_width=1.0)
+        xs = [0, *self.boundaries]
+        out = knots(
+            count, xs, values, ANNEAL[self.interpolation], closed=False, min_width=1.0, sub=since
+        )
         return jnp.where(x >= 0, out, 0.0)
 
     def __repr__(self) -> str:

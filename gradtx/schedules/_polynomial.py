@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._transform import Schedule, field, pytree_dataclass
-from ._util import add_formula, f, nonzero, t
+from ._util import add_formula, f, nonzero, since, t
 
 
 @pytree_dataclass
@@ -30,7 +30,7 @@ class Polynomial(Schedule):
 
     def __call__(self, count):
         steps = f(self.transition_steps)
-        k = jnp.clip(t(count) - f(self.transition_begin), 0.0, jnp.maximum(steps, 0.0))
+        k = jnp.clip(since(count, self.transition_begin), 0.0, jnp.maximum(steps, 0.0))
         frac = 1.0 - k / nonzero(steps)
         init, end = f(self.init_value), f(self.end_value)
         value = (init - end) * jnp.power(frac, f(self.power)) + end

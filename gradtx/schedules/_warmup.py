@@ -10,7 +10,7 @@ from .. import _checks
 from .._transform import Schedule, field, pytree_dataclass, static_field
 from ._basic import exponential_decay_value
 from ._cosine import linear_warmup
-from ._util import add_formula, f, nonzero, safe_sqrt, t
+from ._util import add_formula, f, nonzero, safe_sqrt, since, t
 
 
 @pytree_dataclass
@@ -28,7 +28,7 @@ class WarmupConstant(Schedule):
         x = t(count)
         w = f(self.warmup_steps)
         warm = linear_warmup(x, self.init_value, self.peak_value, w)
-        return jnp.where(x < w, warm, f(self.peak_value))
+        return jnp.where(since(count, self.warmup_steps) < 0, warm, f(self.peak_value))
 
 
 def warmup_constant(init_value: Any, peak_value: Any, warmup_steps: Any) -> WarmupConstant:
@@ -64,16 +64,17 @@ class WarmupExponentialDecay(Schedule):
         x = t(count)
         w = f(self.warmup_steps)
         decay = exponential_decay_value(
-            x - w,
+            count,
             self.peak_value,
             self.decay_rate,
             self.transition_steps,
             self.transition_begin,
             self.staircase,
             self.end_value,
+            after=self.warmup_steps,
         )
         warm = linear_warmup(x, self.init_value, self.peak_value, w)
-        return jnp.where(x < w, warm, decay)
+        return jnp.where(since(count, self.warmup_steps) < 0, warm, decay)
 
 
 def warmup_exponential_decay(
@@ -129,9 +130,10 @@ class WarmupStableDecay(Schedule):
 
     def __call__(self, count):
         x = t(count)
-        w, s, d = f(self.warmup_steps), f(self.stable_steps), f(self.decay_steps)
+        w, d = f(self.warmup_steps), f(self.decay_steps)
         peak, end = f(self.peak_value), f(self.end_value)
-        p = jnp.where(d > 0, jnp.clip((x - w - s) / nonzero(d), 0.0, 1.0), 1.0)
+        past = since(count, self.warmup_steps, self.stable_steps)
+        p = jnp.where(d > 0, jnp.clip(past / nonzero(d), 0.0, 1.0), 1.0)
         if self.decay_shape == "linear":
             decay = peak + (end - peak) * p
         elif self.decay_shape == "cosine":
@@ -139,7 +141,8 @@ class WarmupStableDecay(Schedule):
         else:
             decay = end + (peak - end) * (1.0 - safe_sqrt(p))
         warm = linear_warmup(x, self.init_value, self.peak_value, w)
-        return jnp.where(x < w, warm, jnp.where(x < w + s, peak, decay))
+        warming = since(count, self.warmup_steps) < 0
+        return jnp.where(warming, warm, jnp.where(past < 0, peak, decay))
 
 
 def warmup_stable_decay(
