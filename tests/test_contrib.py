@@ -77,7 +77,9 @@ def _same_default(name, param, ours, theirs):
         return np.allclose(ours(t), theirs(t))
     if param == "hessian_diagonal_fn":  # the Hutchinson estimator keyed by PRNGKey(0)
         return isinstance(ours, gc._sophia.HutchinsonEstimator) and ours.random_seed is None
-    if theirs is inspect.Parameter.empty or isinstance(theirs, (int, float, str, tuple, type(None))):
+    if theirs is inspect.Parameter.empty or isinstance(
+        theirs, (int, float, str, tuple, type(None))
+    ):
         return ours == theirs and type(ours) is type(theirs)
     raise AssertionError(f"{name}: no rule to compare the default of {param}: {theirs!r}")
 
@@ -160,7 +162,7 @@ CASES = [
     ("cocob", lambda m: m.cocob(), "plain"),
     ("cocob-decay", lambda m: m.cocob(0.5, alpha=10.0, weight_decay=0.1), "plain"),
     ("dadapt_adamw", lambda m: m.dadapt_adamw(), "plain"),
-    ("dadapt_adamw-d0", lambda m: m.dadapt_adamw(estim_lr0=1e-3, weight_decay=0.1), "plain"),
+    ("dadapt_adamw-d0", lambda m: m.dadapt_adamw(2.0, estim_lr0=1e-5, weight_decay=0.1), "plain"),
     ("dog", lambda m: m.dog(), "plain"),
     ("dog-distance", lambda m: m.dog(init_step=("distance", 0.1), weight_decay=0.01), "plain"),
     ("dog-lr", lambda m: m.dog(init_step=("learning_rate", 0.05)), "plain"),
