@@ -243,6 +243,7 @@ from .transforms._rounding import apply_updates_stochastic as apply_updates_stoc
 from .transforms._rounding import stochastic_round as stochastic_round
 from .transforms._rounding import with_stochastic_rounding as with_stochastic_rounding
 
+from . import contrib as contrib
 from . import registry as registry  # last: it imports the factories above
 
 __version__ = "0.1.0"
