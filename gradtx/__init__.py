@@ -176,6 +176,24 @@ from .optimizers.sm3 import sm3 as sm3
 from .optimizers.yogi import YogiState as YogiState
 from .optimizers.yogi import scale_by_yogi as scale_by_yogi
 from .optimizers.yogi import yogi as yogi
+from .optimizers.lbfgs import ScaleByLBFGS as ScaleByLBFGS
+from .optimizers.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
+from .optimizers.lbfgs import lbfgs as lbfgs
+from .optimizers.lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from .transforms._linesearch import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
+from .transforms._linesearch import ScaleByBacktrackingLinesearch as ScaleByBacktrackingLinesearch
+from .transforms._linesearch import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from .transforms._linesearch import ScaleByZoomLinesearch as ScaleByZoomLinesearch
+from .transforms._linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
+from .transforms._linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from .transforms._linesearch import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
+from .transforms._linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
+from .transforms._linesearch import value_and_grad_from_state as value_and_grad_from_state
+from . import torch as torch  # torch.optim's names: gradtx.torch.lbfgs
 
 # modern optimizers
 from .optimizers.ademamix import AdEMAMixState as AdEMAMixState

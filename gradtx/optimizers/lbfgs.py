@@ -49,7 +49,7 @@ def two_loop(q: Any, s: Any, y: Any, rho: jax.Array, head: Any, gamma: Any) -> A
         for i oldest -> newest:  b_i = rho_i <y_i, r>,  r <- r + (a_i - b_i) s_i
     """
     m = rho.shape[0]
-    slots = (head - 1 - jnp.arange(m)) % m  # newest first
+    slots = (jnp.asarray(head, jnp.int32) - 1 - jnp.arange(m, dtype=jnp.int32)) % m  # newest first
 
     def backward(q, i):
         a = ls.tree_vdot(_slot(s, i), q) * rho[i]
