@@ -4,7 +4,8 @@ Conventions:
 - ``None`` leaves are empty subtrees, so every map here passes them through.
 - Arithmetic runs in ``compute_dtype(x)``: at least float32, float64 stays float64.
 - Buffers made by ``zeros_like`` take the sharding of the parameter they mirror when ``init`` is
-  compiled by gradtx (see ``_transform.Transform.init``).
+  compiled by gradtx (see ``_transform.Transform.init``), and inside a user's ``jax.jit`` too
+  (they are computed from the parameter, so XLA's sharding propagation follows it).
 """
 
 from __future__ import annotations
