@@ -6,7 +6,7 @@ STAMP := $(VENV)/.gradtx-installed
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export PYTHONHASHSEED := 0
 
-.PHONY: test demo bench notebooks lint fixtures clean
+.PHONY: test demo docs bench notebooks lint fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m gradtx
+
+# Builds the documentation site into build/site (mkdocs --strict: a warning fails the build).
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
