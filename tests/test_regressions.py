@@ -410,3 +410,17 @@ def test_piecewise_interpolate_is_exact_at_a_large_boundary(c):
     # the value is 1 up to b, falls linearly to 0 over [b, b + 1], then stays 0
     ref = 1.0 if c <= b else 0.0
     np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradtx.masked(gradtx.sgd(1.0), {"w": True}),
+        lambda: gradtx.freeze({"w": True}, gradtx.sgd(1.0)),
+    ],
+    ids=["masked", "freeze"],
+)
+def test_mask_tree_names_the_missing_path(make):
+    params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+    with pytest.raises(gradtx.TreeMismatchError, match=r"no entry for the params at \['b'\]"):
+        make().init(params)

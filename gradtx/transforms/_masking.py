@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .. import _view
+from .._checks import TreeMismatchError, path_str
 from .._mask import MaskFn, StaticMask, canonical_mask, resolve_mask
 from .._transform import (
     EmptyState,
@@ -125,6 +127,52 @@ def merge(mask: Any, inside: Any, outside: Any) -> Any:
     return jax.tree.map(lambda keep, o, i: i if keep else o, mask, outside, inside)
 
 
+def _first_uncovered(paths: list[tuple[Any, ...]], others: list[tuple[Any, ...]]) -> Any:
+    """The shortest head of a path in ``paths`` that no path in ``others`` starts with."""
+    for path in paths:
+        for k in range(1, len(path) + 1):
+            head = path[:k]
+            if not any(o[:k] == head for o in others):
+                return head
+    return None
+
+
+def check_prefix(where: str, prefix: Any, params: Any, what: str) -> None:
+    """Raises ``TreeMismatchError`` naming the first params path that the ``what`` tree (a mask
+    or labels, full or a prefix of the params) lacks, or the first path it has that the params
+    lack. Returns quietly when neither exists."""
+    is_leaf = lambda x: x is None
+    prefix_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(prefix)[0]]
+    param_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(params, is_leaf=is_leaf)[0]]
+    missing = _first_uncovered(param_paths, prefix_paths)
+    if missing is not None:
+        fn = (
+            "a labelling function such as gradtx.label_by_path(..., default=...)"
+            if what == "labels"
+            else "a function of the params"
+        )
+        raise TreeMismatchError(
+            f"{where}: the {what} tree has no entry for the params at {path_str(missing)}. "
+            f"Give that path an entry (or one for a prefix of it), or pass {fn} instead."
+        )
+    extra = _first_uncovered(prefix_paths, param_paths)
+    if extra is not None:
+        raise TreeMismatchError(
+            f"{where}: the {what} tree has an entry at {path_str(extra)}, which is not in the "
+            f"params tree. Remove it, or pass the params the {what} was written for."
+        )
+
+
+def _resolve(mask: Any, ref: Any, where: str) -> Any:
+    """``resolve_mask``, naming the params path a mask tree lacks when it does not fit."""
+    try:
+        return resolve_mask(mask, ref, where)
+    except ValueError:
+        if isinstance(mask, StaticMask) and _view.view_for(ref) is None:
+            check_prefix(where, mask.tree(), ref, "mask")
+        raise
+
+
 # --------------------------------------------------------------------------------------------
 # masked
 
@@ -162,12 +210,12 @@ class Masked(Transform):
         object.__setattr__(self, "mask", canonical_mask(self.mask, "masked"))
 
     def _init(self, params):
-        m = resolve_mask(self.mask, params, self.where("init"))
+        m = _resolve(self.mask, params, self.where("init"))
         return MaskedState(self.inner._init(select(m, params)))
 
     def _update(self, updates, state, params, **extra):
         ref = params if params is not None else updates
-        m = resolve_mask(self.mask, ref, self.where())
+        m = _resolve(self.mask, ref, self.where())
         inner_u, inner_s = self.inner._update(
             select(m, updates), state.inner_state, select(m, params), **extra
         )
@@ -214,7 +262,7 @@ class Freeze(Transform):
             object.__setattr__(self, "inner", as_transform(self.inner))
 
     def _frozen(self, ref, method="update"):
-        return resolve_mask(self.mask, ref, self.where(method))
+        return _resolve(self.mask, ref, self.where(method))
 
     def _init(self, params):
         if self.inner is None:

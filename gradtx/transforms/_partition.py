@@ -11,7 +11,7 @@ import jax
 from .. import _checks
 from .._mask import PACKED_RESOLVERS, _is_plain_function
 from .._transform import Transform, as_transform, pytree_dataclass, static_field
-from ._masking import key_path_str, merge, path_matches, select
+from ._masking import check_prefix, key_path_str, merge, path_matches, select
 
 
 class PartitionState(NamedTuple):
@@ -77,37 +77,6 @@ class _LabelFn:
         return getattr(self.fn, "__qualname__", repr(self.fn))
 
 
-def _first_uncovered(paths: list[tuple[Any, ...]], others: list[tuple[Any, ...]]) -> Any:
-    """The shortest head of a path in ``paths`` that no path in ``others`` starts with."""
-    for path in paths:
-        for k in range(1, len(path) + 1):
-            head = path[:k]
-            if not any(o[:k] == head for o in others):
-                return head
-    return None
-
-
-def _check_label_prefix(where: str, labels: Any, params: Any) -> None:
-    """Raises ``TreeMismatchError`` naming the first params path the labels tree lacks (or the
-    first labels path the params tree lacks)."""
-    is_leaf = lambda x: x is None
-    label_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(labels)[0]]
-    param_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(params, is_leaf=is_leaf)[0]]
-    missing = _first_uncovered(param_paths, label_paths)
-    if missing is not None:
-        raise _checks.TreeMismatchError(
-            f"{where}: the labels tree has no entry for the params at "
-            f"{_checks.path_str(missing)}. Give that path a label (or label a prefix of it), or "
-            f"pass a labelling function such as gradtx.label_by_path(..., default=...)."
-        )
-    extra = _first_uncovered(label_paths, param_paths)
-    if extra is not None:
-        raise _checks.TreeMismatchError(
-            f"{where}: the labels tree has an entry at {_checks.path_str(extra)}, which is not "
-            f"in the params tree. Remove it, or pass the params the labels were written for."
-        )
-
-
 @pytree_dataclass
 class Partition(Transform):
     """Routes each leaf to the transform of its label; each group keeps its own state."""
@@ -155,7 +124,7 @@ class Partition(Transform):
                     lambda lab, sub: jax.tree.map(lambda _: lab, sub), self.labels.tree(), ref
                 )
             except ValueError:
-                _check_label_prefix(where, self.labels.tree(), ref)
+                check_prefix(where, self.labels.tree(), ref, "labels")
                 _checks.check_same_tree(where, self.labels.tree(), ref, "labels", "params")
                 raise
         for path, lab in jax.tree_util.tree_flatten_with_path(tree)[0]:
