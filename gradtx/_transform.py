@@ -100,7 +100,8 @@ def _leaf_value(fn: str, name: str, value: Any) -> Any:
 def _convert_fields(self: Any) -> None:
     """Runs at construction: declared checks on the given values, then the leaf conversion."""
     cls = type(self)
-    fn = cls.fn_name or cls.__name__
+    # An instance's own ``fn`` field (one class behind several factories) names it first.
+    fn = getattr(self, "fn", "") or getattr(cls, "fn_name", "") or cls.__name__
     for f in dataclasses.fields(self):
         choices = f.metadata.get("choices")
         if choices is not None:
@@ -108,7 +109,7 @@ def _convert_fields(self: Any) -> None:
         check = f.metadata.get("check")
         if check is not None:  # skips schedules and tracers: only concrete values are checked
             check(fn, f.name, getattr(self, f.name))
-    user = cls._check_init
+    user = getattr(cls, "_check_init", None)
     if user is not None:
         user(self)
     for f in dataclasses.fields(self):
@@ -328,16 +329,9 @@ def split_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], _Static]:
     return dynamic, _Static(static)
 
 
-@functools.partial(jax.jit, static_argnums=(5,))
-def _compiled_update(
-    tx: Transform,
-    updates: Updates,
-    state: OptState,
-    params: Params,
-    dynamic: dict[str, Any],
-    static: _Static,
+def _traced_update(
+    tx: Transform, updates: Updates, state: OptState, params: Params, extra: dict[str, Any]
 ) -> tuple[Updates, OptState]:
-    extra = {**dynamic, **static.items}
     # Checked while tracing only, so they cost nothing per step. Transforms that keep per-leaf
     # state also check the updates against it (naming the buffer).
     where = tx.where()
@@ -350,6 +344,23 @@ def _compiled_update(
         if params is not None and not isinstance(err, _checks.TreeMismatchError):
             _explain_state_mismatch(where, tx, state, params, err)
         raise
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
+def _compiled_update(
+    tx: Transform,
+    updates: Updates,
+    state: OptState,
+    params: Params,
+    dynamic: dict[str, Any],
+    static: _Static,
+) -> tuple[Updates, OptState]:
+    return _traced_update(tx, updates, state, params, {**dynamic, **static.items})
+
+
+def _under_trace(*trees: Any) -> bool:
+    """Whether any leaf is a tracer: the call is inside the user's ``jit``, ``vmap`` or ``grad``."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
 
 
 def _explain_state_mismatch(where: str, tx: Transform, state: Any, params: Any, err: Exception):
@@ -401,12 +412,21 @@ class Transform(_ReprMixin):
     def init(self, params: Params) -> OptState:
         """Creates the optimizer state for ``params`` (compiled; buffers keep the params' sharding)."""
         _checks.check_float_leaves(f"gradtx.{type(self).__name__}.init", params, "params")
+        if _under_trace(self, params):  # inside the caller's jit: trace inline
+            return self._init(params)
         return _compiled_init(self, params, _shardings_of(params))
 
     def update(
         self, updates: Updates, state: OptState, params: Params = None, **extra: Any
     ) -> tuple[Updates, OptState]:
-        """Transforms ``updates`` (gradients) and returns ``(updates, new_state)`` (compiled)."""
+        """Transforms ``updates`` (gradients) and returns ``(updates, new_state)``.
+
+        Called eagerly, it runs one compiled program (cached per tree structure and shapes).
+        Inside the caller's ``jax.jit`` (or ``vmap``, ``grad``) it traces inline into the
+        caller's program, so XLA compiles one flat program instead of a nested call.
+        """
+        if _under_trace(self, updates, state, params):
+            return _traced_update(self, updates, state, params, extra)
         return _compiled_update(self, updates, state, params, *split_extra(extra))
 
     #: Capabilities each class declares; the layout layer and the registry read them, and
