@@ -656,11 +656,9 @@ class ScaleByLearningRate(Transform):
 
     elementwise = True
 
-    learning_rate: Any = 1e-3
+    fn_name = "scale_by_learning_rate"
 
-    def __post_init__(self):
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate))
-        _checks.check_nonnegative("scale_by_learning_rate", "learning_rate", self.learning_rate)
+    learning_rate: Any = field(1e-3, check=_checks.NONNEGATIVE)
 
     def _init(self, params):
         return CountState(jnp.zeros((), jnp.int32))

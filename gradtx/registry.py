@@ -285,6 +285,7 @@ from .optimizers.polyak_sgd import polyak_sgd  # noqa: E402
 from .optimizers.sign import sign_sgd, signum  # noqa: E402
 from .optimizers.sm3 import sm3  # noqa: E402
 from .optimizers.yogi import yogi  # noqa: E402
+from .optimizers.lbfgs import lbfgs  # noqa: E402
 
 _OPTAX_CATALOGUE: list[Spec] = [
     Spec("lion", lion, {}, 0.02, 1000, invalid=(({"b1": 1.5}, "b1 must be in [0, 1], got 1.5"),)),
@@ -318,6 +319,10 @@ _OPTAX_CATALOGUE: list[Spec] = [
          memoryless=True, reads_loss=True),
     Spec("optimistic_gradient_descent", optimistic_gradient_descent, {}, 0.05, 300,
          invalid=(({"beta": -1.0}, "beta must be in [0, inf), got -1.0"),)),
+    # Without a line search: update needs no objective, so every suite can drive it. (The
+    # default zoom search needs value=, grad= and value_fn=; tests/test_lbfgs.py checks it.)
+    Spec("lbfgs", lbfgs, {"linesearch": None}, 0.5, 100,
+         invalid=(({"memory_size": 0}, "gradtx.lbfgs: memory_size must be in [1, inf), got 0"),)),
 ]  # fmt: skip
 
 # --- modern optimizers
@@ -643,6 +648,18 @@ _SCHEDULES: list[ScheduleSpec] = [
         steps=("schedules[0].warmup_steps",),
     ),
 ]
+
+from .optimizers.kron import precond_update_prob_schedule  # noqa: E402
+
+_SCHEDULES.append(
+    ScheduleSpec(
+        "precond_update_prob_schedule",
+        precond_update_prob_schedule,
+        (1.0, 0.03, 0.5, 5),
+        values=("max_prob", "min_prob"),
+        steps=("flat_start",),
+    )
+)
 
 SCHEDULES: dict[str, ScheduleSpec] = {_skey(s): s for s in _SCHEDULES}
 """Registry key -> ScheduleSpec: every public schedule with sample arguments (the contract

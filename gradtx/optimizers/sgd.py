@@ -55,6 +55,7 @@ def sgd(
       Sutskever, Martens, Dahl, Hinton, "On the importance of initialization and momentum in deep
       learning", ICML 2013.
     """
+    _checks.check_choice("sgd", "momentum_form", momentum_form, ("heavy_ball", "ema"))
     if momentum is None:
         if nesterov:
             raise _checks.HyperparameterError(
