@@ -24,9 +24,10 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from . import _fusion, _tree
-from ._transform import Transform
+from . import _checks, _fusion, _tree
+from ._transform import EmptyState, Transform
 
 
 class Elementwise(Transform):
@@ -127,3 +128,192 @@ def _complex_view(x: Any, dtype: Any) -> Any:
     if not jnp.issubdtype(dtype, jnp.complexfloating):
         return x.astype(dtype)
     return jax.lax.complex(x[..., 0], x[..., 1]).astype(dtype)
+
+
+class PerLeaf(Transform):
+    """Base of transforms with per-leaf statistics: one leaf's arithmetic, mapped by the base.
+
+    Norms, factored moments, matrix functions and per-leaf PRNG draws depend on a whole leaf, so
+    they cannot run on raveled buffers; on ``gradtx.flatten(params, stack=True)`` buffers, where
+    equal-shaped leaves are stacked along a leading axis, the base ``jax.vmap``s the one-leaf
+    arithmetic over that axis (a stack of one leaf runs as that leaf), so each stacked leaf gets
+    the tree's numbers. A subclass writes:
+
+    - ``_init_leaf(p) -> tuple``: the buffers of one (unstacked) parameter, in the order of
+      ``_buffers()`` (each may be a pytree, say one accumulator per axis);
+    - ``_scalars(count, t) -> dict``: this step's hyperparameters (schedules evaluated), once per
+      step; ``count`` updates came before, ``t = count + 1`` (int32); passed to ``_leaf`` as
+      ``s`` (attribute access), uncast;
+    - ``_leaf(s, g, *buffers, **kw) -> (u, *buffers)``: the update of one leaf. ``kw`` holds
+      ``p`` (the parameter) when ``_needs_params()``, ``key`` (a PRNG key of its own) when
+      ``keyed``, and the per-leaf static values of ``_statics`` (a mask's bool, say).
+
+    Optional hooks: ``carry_fields`` names scalar state fields besides the count (not per leaf),
+    with ``_carry_init()`` their initial values and ``_next_carry(updates, state)`` their values
+    after the step; ``keyed = True`` keeps a typed PRNG key in the state field ``key`` (its
+    initial value from ``_carry_init``), which the base splits each step into the next key and
+    one key per leaf of the params tree, in leaf order (stacked leaves draw with their own
+    leaf's key). ``_per_leaf()`` False (a static option that makes the arithmetic elementwise)
+    lets the transform run on any layout. ``state_type = EmptyState`` makes it stateless.
+
+    The base owns the state layout, the checks of the buffers and params against the updates,
+    and the layouts (it is the only place that asks a tree for its stacking axes).
+
+    Class attributes:
+      state_type: the state NamedTuple, ``(count, *carry_fields, *buffers)``, or ``EmptyState``.
+      reads_params: whether ``_leaf`` receives the parameter as ``p`` (see ``_needs_params``).
+      keyed: whether ``_leaf`` receives a PRNG key of its own as ``key``.
+      carry_fields: the state's scalar fields besides the count.
+      layout_what: what is per leaf, for the error on raveled buffers.
+    """
+
+    elementwise = False
+    stackable = True  # the leading axis of a stack indexes leaves: vmapped over
+    state_type: ClassVar[type]
+    reads_params: ClassVar[bool] = False
+    keyed: ClassVar[bool] = False
+    carry_fields: ClassVar[tuple[str, ...]] = ()
+    layout_what: ClassVar[str] = "per-leaf statistics"
+
+    # -- what a subclass declares
+    def _name(self) -> str:
+        """The public name that errors report (``gradtx.<fn_name>``)."""
+        return f"gradtx.{self.fn_name}"
+
+    def _per_leaf(self) -> bool:
+        """Whether the arithmetic reads whole leaves (False: it runs on any layout)."""
+        return True
+
+    def _needs_params(self) -> bool:
+        """Whether ``update`` needs params (default: ``reads_params``)."""
+        return self.reads_params
+
+    def _buffers(self) -> tuple[str, ...]:
+        """Names of the per-leaf state buffers (fields of ``state_type``)."""
+        if self.state_type is EmptyState:
+            return ()
+        skip = {"count", *self.carry_fields}
+        return tuple(f for f in self.state_type._fields if f not in skip)
+
+    def _checked(self) -> tuple[str, ...]:
+        """The buffers shaped like the updates, checked against them (default: all)."""
+        return self._buffers()
+
+    def _carry_init(self) -> dict[str, Any]:
+        """Initial values of ``carry_fields`` (and of ``key`` when ``keyed``)."""
+        return {}
+
+    def _next_carry(self, updates: Any, state: Any) -> dict[str, Any]:
+        """Values of ``carry_fields`` after the step (default: unchanged)."""
+        return {n: getattr(state, n) for n in self.carry_fields}
+
+    def _init_leaf(self, p: Any) -> tuple[Any, ...]:
+        """The buffers of one parameter (default: none)."""
+        return ()
+
+    def _scalars(self, count: Any, t: Any) -> dict[str, Any]:
+        """This step's hyperparameters (default: none)."""
+        return {}
+
+    def _statics(self, updates: Any, params: Any) -> dict[str, Any]:
+        """Per-leaf static values passed to ``_leaf`` by keyword: name -> tree (default: none)."""
+        return {}
+
+    def _leaf(self, s: Any, g: Any, *buffers: Any, **kw: Any) -> tuple[Any, ...]:
+        raise NotImplementedError  # pragma: no cover
+
+    # -- what the base does
+    def _stack_axes(self, tree: Any) -> list[int]:
+        """Per leaf of ``tree``, its leading axes that index stacked leaves."""
+        if not self._per_leaf():
+            return [0] * len(jax.tree.leaves(tree))
+        from . import _view  # imports the transforms package, which imports this module
+
+        return _view.stack_axes(self._name(), tree, self.layout_what)
+
+    def _init(self, params):
+        stack = self._stack_axes(params)
+        if self.state_type is EmptyState:
+            return EmptyState()
+        leaves, treedef = jax.tree.flatten(params)
+        names = self._buffers()
+        per = []
+        for p, nb in zip(leaves, stack):
+            out = _batched(lambda x: tuple(self._init_leaf(x)), nb, (p,), {})
+            if nb:  # buffers shaped like the stack keep its sharding
+                out = jax.tree.map(lambda b, p=p: _tree._constrain_like(b, p), out)
+            per.append(out)
+        fields = {n: treedef.unflatten([b[i] for b in per]) for i, n in enumerate(names)}
+        carry = self._carry_init()
+        return self.state_type(jnp.zeros((), jnp.int32), **carry, **fields)
+
+    def _update(self, updates, state, params, **extra):
+        stack = self._stack_axes(updates)
+        where = self.where()
+        if self._needs_params():
+            if params is None:
+                raise ValueError(
+                    f"{where}: {self._name()} needs params; call update(updates, state, params)."
+                )
+            _checks.check_same_tree(where, params, updates, "params", "updates")
+        names = self._buffers()
+        stateful = self.state_type is not EmptyState
+        for n in self._checked():
+            _checks.check_same_tree(where, getattr(state, n), updates, n, "updates")
+        count = _tree.safe_increment(state.count) if stateful else None
+        s = types.SimpleNamespace(**self._scalars(state.count if stateful else None, count))
+        leaves, treedef = jax.tree.flatten(updates)
+        bufs = [treedef.flatten_up_to(getattr(state, n)) for n in names]
+        mapped_kw = {}
+        if self._needs_params():
+            mapped_kw["p"] = treedef.flatten_up_to(params)
+        carry = self._next_carry(updates, state) if stateful else {}
+        if self.keyed:
+            members_of = getattr(type(updates), "_gradtx_leaf_members", None)
+            if members_of is None:
+                n_keys, members = len(leaves), [(i,) for i in range(len(leaves))]
+            else:
+                n_keys, members = members_of(updates)
+            carry["key"], sample = jax.random.split(state.key)
+            keys = jax.random.split(sample, n_keys)
+            mapped_kw["key"] = [
+                keys[np.asarray(m)] if nb else keys[m[0]] for m, nb in zip(members, stack)
+            ]
+        statics = {k: treedef.flatten_up_to(v) for k, v in self._statics(updates, params).items()}
+        out = []
+        for i, (g, nb) in enumerate(zip(leaves, stack)):
+            kw_names = tuple(mapped_kw)
+            mapped = (g, *(b[i] for b in bufs), *(mapped_kw[k][i] for k in kw_names))
+            shared = {k: v[i] for k, v in statics.items()}
+
+            def one(g, *rest, kw_names=kw_names, shared=shared):
+                k = len(rest) - len(kw_names)
+                kw = dict(zip(kw_names, rest[k:]))
+                return tuple(self._leaf(s, g, *rest[:k], **kw, **shared))
+
+            out.append(_batched(one, nb, mapped, {}))
+        u = treedef.unflatten([o[0] for o in out])
+        if not stateful:
+            return u, state
+        new = {n: treedef.unflatten([o[1 + j] for o in out]) for j, n in enumerate(names)}
+        return u, self.state_type(count, **carry, **new)
+
+
+def _batched(fn: Any, nb: int, mapped: tuple[Any, ...], shared: dict[str, Any]) -> Any:
+    """``fn(*mapped, **shared)`` vmapped over the ``nb`` leading axes of every ``mapped`` pytree.
+
+    A stack of one leaf runs as that leaf (its program is the tree's), its axis put back after.
+    """
+    if nb == 0:
+        return fn(*mapped, **shared)
+    lead = jax.tree.leaves(mapped)[0].shape[0]
+    if lead == 1:
+        inner = jax.tree.map(lambda x: x[0], mapped)
+        out = _batched(fn, nb - 1, inner, shared)
+        return jax.tree.map(lambda x: jnp.expand_dims(x, 0), out)
+    return jax.vmap(lambda *xs: _batched(fn, nb - 1, xs, shared))(*mapped)
+
+
+def leaf_norm(x: Any) -> jax.Array:
+    """The L2 norm of one leaf (``sqrt(sum |x|^2)``, real for complex ``x``), a scalar."""
+    return jnp.sqrt(jnp.sum(_tree.abs_sq(x)))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
-from .._transform import CountState, Transform, field, pytree_dataclass, value_at
+from .. import _checks, _tree
+from .._kernel import PerLeaf, leaf_norm
+from .._transform import CountState, field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 @pytree_dataclass
-class ScaleByFromage(Transform):
+class ScaleByFromage(PerLeaf):
     """Fromage's direction; with the chain's ``-lr`` it gives the full Fromage step::
 
         r = max(||p||, min_norm) / max(||g||, min_norm)   (1 when min_norm is 0 and a norm is 0)
@@ -21,45 +21,31 @@ class ScaleByFromage(Transform):
         u = r * g / s + lr / (s * (s + 1)) * p
 
     so ``p - lr * u = (p - lr * r * g) / s``. It reads the learning rate itself (the shrink
-    depends on it), with the same schedule and count as the chain's learning-rate step. On
-    ``gradtx.flatten(params, stack=True)`` buffers the norms are per stacked leaf.
+    depends on it), with the same schedule and count as the chain's learning-rate step.
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "fromage"
+    state_type = CountState
+    reads_params = True
+    layout_what = "per-leaf norms"
 
     learning_rate: Any = 1e-2
     min_norm: Any = field(1e-6, check=_checks.NONNEGATIVE)
 
-    @staticmethod
-    def _stack_axes(tree):
-        return _view.stack_axes("gradtx.fromage", tree, "per-leaf norms")
+    def _scalars(self, count, t):
+        return {"lr": value_at(self.learning_rate, count)}
 
-    def _init(self, params):
-        self._stack_axes(params)
-        return CountState(jnp.zeros((), jnp.int32))
-
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-        if params is None:
-            raise ValueError(f"{self.where()}: fromage needs params; pass them to update.")
-        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-        lr = value_at(self.learning_rate, state.count)
-
-        def leaf(g, p):
-            nb = next(stack)
-            cd = _tree.compute_dtype(g.dtype, p.dtype)
-            rd = _tree.real_dtype(cd)
-            gc, pc = g.astype(cd), p.astype(cd)
-            mn = _tree.hp(self.min_norm, rd)
-            pn = jnp.maximum(_view.leaf_norm(pc, nb), mn)
-            gn = jnp.maximum(_view.leaf_norm(gc, nb), mn)
-            r = jnp.where((pn == 0) | (gn == 0), jnp.ones((), rd), pn / gn)
-            a = _tree.hp(lr, rd)
-            s = jnp.sqrt(1 + a * a)
-            return (r * gc / s + (a / (s * (s + 1))) * pc).astype(g.dtype)
-
-        return jax.tree.map(leaf, updates, params), CountState(_tree.safe_increment(state.count))
+    def _leaf(self, s, g, p):
+        cd = _tree.compute_dtype(g.dtype, p.dtype)
+        rd = _tree.real_dtype(cd)
+        gc, pc = g.astype(cd), p.astype(cd)
+        mn = _tree.hp(self.min_norm, rd)
+        pn = jnp.maximum(leaf_norm(pc), mn)
+        gn = jnp.maximum(leaf_norm(gc), mn)
+        r = jnp.where((pn == 0) | (gn == 0), jnp.ones((), rd), pn / gn)
+        a = _tree.hp(s.lr, rd)
+        sc = jnp.sqrt(1 + a * a)
+        return ((r * gc / sc + (a / (sc * (sc + 1))) * pc).astype(g.dtype),)
 
 
 def scale_by_fromage(learning_rate: Any = 1e-2, min_norm: Any = 1e-6) -> ScaleByFromage:
