@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import logging
@@ -22,9 +23,16 @@ import re
 import shutil
 import tempfile
 
-from mkdocs.exceptions import PluginError
-from mkdocs.plugins import event_priority
-from mkdocs.structure.files import File
+try:
+    from mkdocs.exceptions import PluginError
+    from mkdocs.plugins import event_priority
+    from mkdocs.structure.files import File
+except ImportError:  # tests/test_docs.py imports the helpers below without mkdocs installed
+    PluginError = RuntimeError
+
+    def event_priority(priority):
+        return lambda fn: fn
+
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -33,21 +41,51 @@ RESULTS = ROOT / "benchmarks" / "results"
 # (page, title, what it holds, module prefixes of gradtx whose public names belong there).
 # The first family whose prefix matches a name's defining module takes it.
 FAMILIES = [
-    ("optimizers", "Optimizers", "The optimizer factories, their preconditioners "
-     "(`scale_by_*`) and their states.", ("gradtx.optimizers.",)),
-    ("schedules", "Schedules", "Schedules are pytrees: `schedule(count) -> value`, their numbers "
-     "are leaves.", ("gradtx.schedules.",)),
-    ("transforms", "Transforms", "Building blocks to chain: masks, partitions, clipping, "
-     "accumulation, safety, averaging, quantized and stochastically rounded state.",
-     ("gradtx.transforms.", "gradtx._mask")),
-    ("sweeps", "Sweeps", "Many hyperparameter settings in one compiled program, and the "
-     "searches built on it.", ("gradtx._sweep.",)),
-    ("layouts", "Layouts, sharding and checkpoints", "Packed parameters, the fused step, "
-     "sharding helpers, mixed precision and checkpoints.",
-     ("gradtx._flat", "gradtx._grouped", "gradtx._step", "gradtx._sharding",
-      "gradtx._precision", "gradtx._checkpoint", "gradtx._fusion")),
-    ("core", "Core", "The base classes, `chain`, `apply_updates`, field declarations and the "
-     "errors.", ("gradtx._transform", "gradtx._kernel", "gradtx._checks")),
+    (
+        "optimizers",
+        "Optimizers",
+        "The optimizer factories, their preconditioners (`scale_by_*`) and their states.",
+        ("gradtx.optimizers.",),
+    ),
+    (
+        "schedules",
+        "Schedules",
+        "Schedules are pytrees: `schedule(count) -> value`, their numbers are leaves.",
+        ("gradtx.schedules.",),
+    ),
+    (
+        "transforms",
+        "Transforms",
+        "Building blocks to chain: masks, partitions, clipping, "
+        "accumulation, safety, averaging, quantized and stochastically rounded state.",
+        ("gradtx.transforms.", "gradtx._mask"),
+    ),
+    (
+        "sweeps",
+        "Sweeps",
+        "Many hyperparameter settings in one compiled program, and the searches built on it.",
+        ("gradtx._sweep.",),
+    ),
+    (
+        "layouts",
+        "Layouts, sharding and checkpoints",
+        "Packed parameters, the fused step, sharding helpers, mixed precision and checkpoints.",
+        (
+            "gradtx._flat",
+            "gradtx._grouped",
+            "gradtx._step",
+            "gradtx._sharding",
+            "gradtx._precision",
+            "gradtx._checkpoint",
+            "gradtx._fusion",
+        ),
+    ),
+    (
+        "core",
+        "Core",
+        "The base classes, `chain`, `apply_updates`, field declarations and the errors.",
+        ("gradtx._transform", "gradtx._kernel", "gradtx._checks"),
+    ),
 ]
 # Public names listed on the integrations page, with the modules users import themselves.
 INTEGRATION_MODULES = ["gradtx.nnx", "gradtx.optuna", "gradtx.torch", "gradtx.registry"]
@@ -68,9 +106,15 @@ KNOWN_DOCSTRING_WARNINGS = [
 
 def public_names() -> list[str]:
     """The names ``gradtx/__init__.py`` re-exports (``from .x import y as y``), in its order."""
-    text = (ROOT / "gradtx" / "__init__.py").read_text()
-    names = re.findall(r"^from \S+ import (\w+) as \1\s*(?:#.*)?$", text, re.M)
-    return [n for n in names if not n.startswith("_")]
+    tree = ast.parse((ROOT / "gradtx" / "__init__.py").read_text())
+    names = [
+        alias.asname
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname == alias.name and not alias.name.startswith("_")
+    ]
+    return list(dict.fromkeys(names))
 
 
 def family_of(name: str) -> str:
@@ -172,9 +216,7 @@ def on_files(files, config):
         files.append(File(f"notebooks/{path.name}", str(tmp), config["site_dir"],
                           config["use_directory_urls"]))  # fmt: skip
     for fig in sorted((NOTEBOOKS / "figures").glob("*.png")):
-        files.append(
-            File.generated(config, f"notebooks/figures/{fig.name}", abs_src_path=str(fig))
-        )
+        files.append(File.generated(config, f"notebooks/figures/{fig.name}", abs_src_path=str(fig)))
     return files
 
 
