@@ -665,6 +665,12 @@ class ScaleByLearningRate(Transform):
 
     def _update(self, updates, state, params, **extra):
         lr = value_at(self.learning_rate, state.count)
+        if jnp.ndim(lr) != 0:
+            raise _checks.HyperparameterError(
+                f"gradtx.scale_by_learning_rate: learning_rate has shape {jnp.shape(lr)}, but a "
+                f"step uses one rate; to train one model per rate, jax.vmap over the transform "
+                f"(in_axes=gradtx.batch_axes(tx)) so each call sees a scalar."
+            )
         return scale_tree(updates, -lr), CountState(_tree.safe_increment(state.count))
 
 

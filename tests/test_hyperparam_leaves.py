@@ -222,3 +222,19 @@ def test_extras_an_inner_transform_does_not_take_are_not_passed():
 
     u, _ = gradtx.chain(NoExtras()).update(jnp.ones(2), ((),), None, note="hi", loss=1.0)
     np.testing.assert_array_equal(np.asarray(u), np.ones(2))
+
+
+def test_a_batch_of_rates_outside_vmap_is_an_error():
+    tx = gradtx.sgd(jnp.array([0.1, 0.2, 0.3]))
+    p = jnp.ones((4, 3))
+    with pytest.raises(gradtx.HyperparameterError, match=r"learning_rate has shape \(3,\)"):
+        tx.update(p, tx.init(p), p)
+    # Under vmap each member sees its own scalar rate.
+    u, _ = jax.vmap(lambda t: t.update(p, t.init(p), p), in_axes=(gradtx.batch_axes(tx),))(tx)
+    np.testing.assert_allclose(np.asarray(u[:, 0, 0]), [-0.1, -0.2, -0.3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("every_k", [1.5, float("inf"), 0])
+def test_accumulate_needs_a_whole_number_of_steps(every_k):
+    with pytest.raises(gradtx.HyperparameterError, match="every_k must be"):
+        gradtx.accumulate(gradtx.sgd(0.1), every_k)

@@ -39,7 +39,7 @@ class Accumulate(Transform):
     fn_name = "accumulate"
 
     inner: Transform
-    every_k: Any = field(1, check=_checks.Interval(1))
+    every_k: Any = field(1, check=_checks.COUNT)
     reduce: str = static_field("mean", choices=("mean", "sum"))
     accumulator_dtype: Any = static_field(None)
 
