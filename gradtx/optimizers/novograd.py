@@ -7,32 +7,32 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
+from .. import _checks, _tree
+from .._kernel import PerLeaf
 from .._mask import canonical_mask, resolve_mask
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 
 
 class NovoGradState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     m: Any  # momentum, shaped like the params
-    v: Any  # one scalar per leaf (per stacked leaf on stacked buffers): EMA of its squared norm
+    v: Any  # one scalar per leaf: EMA of its squared norm
 
 
 @pytree_dataclass
-class ScaleByNovograd(Transform):
+class ScaleByNovograd(PerLeaf):
     """NovoGrad's direction (no learning rate), per leaf::
 
     v_1 = ||g_1||^2;       v_t = b2 * v_{t-1} + (1 - b2) * ||g_t||^2
     d_t = g_t / (sqrt(v_t + eps_root) + eps) + weight_decay * p_{t-1}
     m_1 = d_1;             m_t = b1 * m_{t-1} + d_t
     u_t = m_t
-
-    On ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf keeps its own ``v``.
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "novograd"
+    state_type = NovoGradState
+    layout_what = "per-leaf gradient norms"
 
     b1: Any = field(0.9, check=_checks.UNIT)
     b2: Any = field(0.25, check=_checks.UNIT)
@@ -45,55 +45,36 @@ class ScaleByNovograd(Transform):
     def __check_init__(self):
         object.__setattr__(self, "mask", canonical_mask(self.mask, "novograd"))
 
-    @staticmethod
-    def _stack_axes(tree):
-        return _view.stack_axes("gradtx.novograd", tree, "per-leaf gradient norms")
+    def _needs_params(self):
+        return _has_decay(self.weight_decay)
 
-    def _init(self, params):
-        stack = iter(self._stack_axes(params))
-        m = _tree.tree_zeros_like(params, self.mu_dtype)
-        v = jax.tree.map(
-            lambda p: jnp.zeros(jnp.shape(p)[: next(stack)], _tree.real_dtype(p.dtype)), params
-        )
-        return NovoGradState(jnp.zeros((), jnp.int32), m, v)
+    def _checked(self):
+        return ("m",)  # v holds one scalar per leaf
 
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-        first = state.count == 0
-        b1 = value_at(self.b1, state.count)
-        b2 = value_at(self.b2, state.count)
-        decay = _has_decay(self.weight_decay)
-        if decay:
-            if params is None:
-                raise ValueError(f"{self.where()}: weight decay needs params; pass them to update.")
-            _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-            wd = value_at(self.weight_decay, state.count)
-            mask = resolve_mask(self.mask, params, self.where())
+    def _init_leaf(self, p):
+        return _tree.zeros_like(p, self.mu_dtype), jnp.zeros((), _tree.real_dtype(p.dtype))
 
-        def leaf(g, m, v, p=None, on=False):
-            nb = next(stack)
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            c1, c2 = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            sq = jnp.sum(_tree.abs_sq(gc), axis=_view.leaf_axes(gc, nb))
-            v_new = jnp.where(first, sq, c2 * v.astype(rd) + (1 - c2) * sq)
-            vb = v_new.reshape(v_new.shape + (1,) * (gc.ndim - nb))  # broadcasts per leaf
-            d = gc / (jnp.sqrt(vb + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
-            if decay and on:
-                d = d + _tree.hp(wd, rd) * p.astype(cd)
-            m_new = jnp.where(first, d, c1 * m.astype(cd) + d)
-            return m_new.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+    def _scalars(self, count, t):
+        b1, b2, wd = (value_at(h, count) for h in (self.b1, self.b2, self.weight_decay))
+        return {"first": count == 0, "b1": b1, "b2": b2, "wd": wd}
 
-        if decay:
-            _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")
-            out = jax.tree.map(leaf, updates, state.m, state.v, params, mask)
-        else:
-            # v holds one scalar per leaf, so only m is checked against the updates' shapes.
-            _checks.check_same_tree(self.where(), state.m, updates, "m", "updates")
-            out = jax.tree.map(leaf, updates, state.m, state.v)
-        u, m, v = _tree.tree_unzip(updates, out, 3)
-        return u, NovoGradState(_tree.safe_increment(state.count), m, v)
+    def _statics(self, updates, params):
+        if not self._needs_params():
+            return {}
+        return {"on": resolve_mask(self.mask, params, self.where())}
+
+    def _leaf(self, s, g, m, v, p=None, on=False):
+        cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
+        rd = _tree.real_dtype(cd)
+        gc = g.astype(cd)
+        c1, c2 = _tree.hp(s.b1, rd), _tree.hp(s.b2, rd)
+        sq = jnp.sum(_tree.abs_sq(gc))
+        v_new = jnp.where(s.first, sq, c2 * v.astype(rd) + (1 - c2) * sq)
+        d = gc / (jnp.sqrt(v_new + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
+        if on:
+            d = d + _tree.hp(s.wd, rd) * p.astype(cd)
+        m_new = jnp.where(s.first, d, c1 * m.astype(cd) + d)
+        return m_new.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
 
 def scale_by_novograd(
