@@ -213,6 +213,15 @@ def test_lbfgs_without_linesearch_matches_optax(x64):
         ref = _trajectory(optax.lbfgs(learning_rate=0.01, linesearch=None), vg, steps=10)[0]
     got, _ = _trajectory(gradtx.lbfgs(learning_rate=0.01, linesearch=None), vg, steps=10)
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
+    # weight_decay (a gradtx extra) is the L2 term added before the direction.
+    with jax.numpy_dtype_promotion("standard"):
+        opt = optax.chain(
+            optax.add_decayed_weights(0.1), optax.lbfgs(learning_rate=0.01, linesearch=None)
+        )
+        ref = _trajectory(opt, vg, steps=10)[0]
+    tx = gradtx.lbfgs(learning_rate=0.01, linesearch=None, weight_decay=0.1)
+    got, _ = _trajectory(tx, vg, steps=10)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
 
 
 def test_signatures_are_optaxs():
@@ -229,7 +238,10 @@ def test_signatures_are_optaxs():
     ):
         ours = inspect.signature(getattr(gradtx, name)).parameters
         theirs = inspect.signature(getattr(optax, name)).parameters
-        assert list(ours) == list(theirs), name
+        # Optax's parameters in Optax's order; gradtx's extras only after them, keyword-only.
+        assert list(ours)[: len(theirs)] == list(theirs), name
+        extras = list(ours.values())[len(theirs) :]
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extras), name
         for p in theirs.values():
             if p.name == "linesearch":  # a transform object: compare what it is
                 continue
@@ -277,7 +289,10 @@ def test_one_compile_across_learning_rates(x64):
 def test_invalid_arguments_raise():
     cases = [
         (lambda: gradtx.lbfgs(learning_rate=-1.0), "gradtx.lbfgs: learning_rate must be in"),
-        (lambda: gradtx.lbfgs(memory_size=0), "gradtx.scale_by_lbfgs: memory_size must be"),
+        (
+            lambda: gradtx.lbfgs(memory_size=0),
+            "gradtx.lbfgs: memory_size must be in [1, inf), got 0",
+        ),
         (
             lambda: gradtx.scale_by_zoom_linesearch(10, slope_rtol=1.5),
             "gradtx.scale_by_zoom_linesearch: slope_rtol must be in [0, 1), got 1.5",

@@ -21,6 +21,8 @@ from .._transform import (
 )
 from ..transforms import _linesearch as ls
 from ..transforms._scaling import negate
+from ..transforms._weight_decay import add_decayed_weights
+from ._common import _has_decay
 
 
 def _stacked_zeros(params: Any, m: int) -> Any:
@@ -93,7 +95,7 @@ class ScaleByLBFGS(Transform):
     receives, then the direction is computed, so a line search after it sees the new pair.
     """
 
-    fn_name = "scale_by_lbfgs"
+    fn_name = "lbfgs"
     elementwise = True  # inner products over every element only
 
     memory_size: int = static_field(10, check=_checks.COUNT)
@@ -167,16 +169,19 @@ def lbfgs(
     memory_size: int = 10,
     scale_init_precond: bool = True,
     linesearch: Any = _DEFAULT_LINESEARCH,
+    *,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
 ) -> Chain:
     """L-BFGS, Optax's ``lbfgs``: the quasi-Newton direction, then a line search.
 
-    Update rule (k = 0, 1, ...; u_k the gradient at w_k)::
+    Update rule (t = 0, 1, ...; u_t the gradient at w_t)::
 
-        s_{k-1} = w_k - w_{k-1},  y_{k-1} = u_k - u_{k-1},  rho_{k-1} = 1 / <y_{k-1}, s_{k-1}>
-        d_k = -P_k u_k       (two-loop recursion over the last memory_size pairs, from gamma_k I,
-                              gamma_k = <s_{k-1}, y_{k-1}> / <y_{k-1}, y_{k-1}>,
+        s_{t-1} = w_t - w_{t-1},  y_{t-1} = u_t - u_{t-1},  rho_{t-1} = 1 / <y_{t-1}, s_{t-1}>
+        d_t = -P_t u_t       (two-loop recursion over the last memory_size pairs, from gamma_t I,
+                              gamma_t = <s_{t-1}, y_{t-1}> / <y_{t-1}, y_{t-1}>,
                               gamma_0 = min(1, 1 / ||u_0||))
-        w_{k+1} = w_k + eta_k * learning_rate * d_k     (eta_k from the line search)
+        w_{t+1} = w_t + eta_t * learning_rate * d_t     (eta_t from the line search)
 
     With the default zoom line search ``update`` needs ``value=``, ``grad=`` and
     ``value_fn=``; ``value_and_grad_from_state(value_fn)`` reuses the value and gradient the
@@ -196,6 +201,11 @@ def lbfgs(
         ``scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one")``),
         ``scale_by_backtracking_linesearch(...)``, any transform, or None for none (then no
         extra arguments are needed and ``learning_rate`` is the step).
+      weight_decay: L2 coefficient >= 0 (float, array or schedule) added to the gradient before
+        the direction (``u <- u + weight_decay * w``); a gradtx extra, Optax has none. A line
+        search still reads ``value_fn`` as given: put the L2 term in ``value_fn`` too.
+      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
+        one. None decays every leaf.
 
     Conventions: Optax's; ``gradtx.torch.lbfgs`` is torch.optim.LBFGS (inner iterations in one
     call, its own strong Wolfe search).
@@ -207,7 +217,11 @@ def lbfgs(
       doi:10.1007/978-0-387-40065-5
     """
     _checks.check_nonnegative("lbfgs", "learning_rate", learning_rate)
-    parts: list[Transform] = [scale_by_lbfgs(memory_size, scale_init_precond)]
+    _checks.check_nonnegative("lbfgs", "weight_decay", weight_decay)
+    parts: list[Transform] = []
+    if _has_decay(weight_decay):
+        parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
+    parts.append(scale_by_lbfgs(memory_size, scale_init_precond))
     parts.append(negate() if learning_rate is None else scale_by_learning_rate(learning_rate))
     if linesearch is not None:
         parts.append(as_transform(linesearch))
