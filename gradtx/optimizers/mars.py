@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .. import _checks, _tree
+from .._kernel import PerLeaf, leaf_norm
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -20,7 +21,7 @@ class MARSState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByMARS(Transform):
+class ScaleByMARS(PerLeaf):
     """MARS-AdamW's direction (approximate MARS; no learning rate), t = 1, 2, ...::
 
     c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1})    (g_0 = g_1: no correction at t = 1)
@@ -28,13 +29,11 @@ class ScaleByMARS(Transform):
     m_t = b1 * m_{t-1} + (1 - b1) * c_t
     v_t = b2 * v_{t-1} + (1 - b2) * c_t^2
     u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
-
-    The clipping norm is each leaf's, also per stacked leaf on ``gradtx.flatten(params,
-    stack=True)`` buffers.
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "mars"
+    state_type = MARSState
+    layout_what = "per-leaf norm clipping (clip_norm=True)"
 
     b1: Any = field(0.95, check=_checks.UNIT)
     b2: Any = field(0.99, check=_checks.UNIT)
@@ -43,53 +42,34 @@ class ScaleByMARS(Transform):
     clip_norm: bool = static_field(True)
     mu_dtype: Any = static_field(None)
 
-    def _stack_axes(self, tree):
-        """Per leaf, its stacking axes; zeros when nothing is per leaf (clip_norm=False)."""
-        if not self.clip_norm:
-            return [0] * len(jax.tree.leaves(tree))
-        return _view.stack_axes("gradtx.mars", tree, "per-leaf norm clipping (clip_norm=True)")
+    def _per_leaf(self):
+        return self.clip_norm  # without the clipping every element is on its own
 
-    def _init(self, params):
-        self._stack_axes(params)
-        v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        z = _tree.tree_zeros_like
-        return MARSState(jnp.zeros((), jnp.int32), z(params, self.mu_dtype), v, z(params))
+    def _init_leaf(self, p):
+        z = _tree.zeros_like
+        return z(p, self.mu_dtype), z(p, _tree.real_dtype(p.dtype)), z(p)
 
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-        count = _tree.safe_increment(state.count)
-        first = state.count == 0
-        b1, b2, gamma = (value_at(h, state.count) for h in (self.b1, self.b2, self.gamma))
+    def _scalars(self, count, t):
+        b1, b2, gamma = (value_at(h, count) for h in (self.b1, self.b2, self.gamma))
+        return {"first": count == 0, "t": t, "b1": b1, "b2": b2, "gamma": gamma}
 
-        def leaf(g, m, v, gp):
-            nb = next(stack)
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            c1, c2, ga = (_tree.hp(h, rd) for h in (b1, b2, gamma))
-            gc = g.astype(cd)
-            diff = jnp.where(first, jnp.zeros_like(gc), gc - gp.astype(cd))
-            c = gc + ga * c1 / (1 - c1) * diff
-            if self.clip_norm:
-                n = _view.leaf_norm(c, nb)
-                c = jnp.where(n > 1, c / jnp.where(n > 1, n, 1), c)
-            m_new = c1 * m.astype(cd) + (1 - c1) * c
-            v_new = c2 * v.astype(rd) + (1 - c2) * _tree.abs_sq(c)
-            m_hat = m_new / _tree.bias_correction(b1, t, rd)
-            v_hat = v_new / _tree.bias_correction(b2, t, rd)
-            u = m_hat / (jnp.sqrt(v_hat) + _tree.hp(self.eps, rd))
-            return (
-                u.astype(g.dtype),
-                m_new.astype(m.dtype),
-                v_new.astype(v.dtype),
-                g.astype(gp.dtype),
-            )
-
-        out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.v, state.g_prev, names=("m", "v", "g_prev")
-        )
-        u, m, v, gp = _tree.tree_unzip(updates, out, 4)
-        return u, MARSState(count, m, v, gp)
+    def _leaf(self, s, g, m, v, gp):
+        cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
+        rd = _tree.real_dtype(cd)
+        t = s.t.astype(rd)
+        c1, c2, ga = (_tree.hp(h, rd) for h in (s.b1, s.b2, s.gamma))
+        gc = g.astype(cd)
+        diff = jnp.where(s.first, jnp.zeros_like(gc), gc - gp.astype(cd))
+        c = gc + ga * c1 / (1 - c1) * diff
+        if self.clip_norm:
+            n = leaf_norm(c)
+            c = jnp.where(n > 1, c / jnp.where(n > 1, n, 1), c)
+        m_new = c1 * m.astype(cd) + (1 - c1) * c
+        v_new = c2 * v.astype(rd) + (1 - c2) * _tree.abs_sq(c)
+        m_hat = m_new / _tree.bias_correction(s.b1, t, rd)
+        v_hat = v_new / _tree.bias_correction(s.b2, t, rd)
+        u = m_hat / (jnp.sqrt(v_hat) + _tree.hp(self.eps, rd))
+        return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype), g.astype(gp.dtype)
 
 
 def scale_by_mars(
