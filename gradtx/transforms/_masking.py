@@ -15,9 +15,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _view
 from .._checks import TreeMismatchError, path_str
-from .._mask import MaskFn, StaticMask, canonical_mask, resolve_mask
+from .._mask import PACKED_RESOLVERS, MaskFn, StaticMask, canonical_mask, resolve_mask
 from .._transform import (
     EmptyState,
     Transform,
@@ -163,12 +162,31 @@ def check_prefix(where: str, prefix: Any, params: Any, what: str) -> None:
         )
 
 
+class _Packed(Exception):
+    """Raised by ``_is_packed``'s probe: a packed-layout hook claimed the params."""
+
+
+def _is_packed(ref: Any) -> bool:
+    """Whether ``ref`` is packed into buffers (a registered layout hook claims it)."""
+
+    def probe(_tree: Any) -> list[Any]:
+        raise _Packed
+
+    for hook in PACKED_RESOLVERS:
+        try:
+            if hook(ref, probe, "", "mask") is not None:
+                return True
+        except _Packed:
+            return True
+    return False
+
+
 def _resolve(mask: Any, ref: Any, where: str) -> Any:
     """``resolve_mask``, naming the params path a mask tree lacks when it does not fit."""
     try:
         return resolve_mask(mask, ref, where)
     except ValueError:
-        if isinstance(mask, StaticMask) and _view.view_for(ref) is None:
+        if isinstance(mask, StaticMask) and not _is_packed(ref):
             check_prefix(where, mask.tree(), ref, "mask")
         raise
 
