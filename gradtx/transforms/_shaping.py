@@ -7,7 +7,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
+from .. import _checks, _tree
+from .._kernel import PerLeaf, leaf_norm
 from .._mask import canonical_mask, resolve_mask
 from .._transform import EmptyState, Transform, pytree_dataclass, static_field
 
@@ -41,19 +42,20 @@ def scale_by_sign() -> ScaleBySign:
 
 
 @pytree_dataclass
-class ScaleByTrustRatio(Transform):
+class ScaleByTrustRatio(PerLeaf):
     """Per-leaf trust ratio (LARS/LAMB; stateless, needs params)::
 
     r = trust_coefficient * max(||p||, min_norm) / (max(||u||, min_norm) + eps)
     r = 1                                   where either norm is 0
     u <- r * u                              on the leaves where ``mask`` is True
 
-    On ``gradtx.flatten(params, stack=True)`` buffers the norms are taken per stacked leaf (over
-    the axes after the stacking axis), so the numbers are the tree's. ``fn`` is the public name
-    that errors report (``lamb`` and ``lars`` build this transform too).
+    ``fn`` is the public name that errors report (``lamb`` and ``lars`` build this transform
+    too).
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    state_type = EmptyState
+    reads_params = True
+    layout_what = "per-leaf trust ratios"
 
     min_norm: Any = 0.0
     trust_coefficient: Any = 1.0
@@ -68,32 +70,23 @@ class ScaleByTrustRatio(Transform):
         _checks.check_nonnegative(self.fn, "trust_coefficient", self.trust_coefficient)
         _checks.check_nonnegative(self.fn, "eps", self.eps)
 
-    def _stack_axes(self, tree):
-        return _view.stack_axes(f"gradtx.{self.fn}", tree, "per-leaf trust ratios")
+    def _name(self):
+        return f"gradtx.{self.fn}"
 
-    def _init(self, params):
-        self._stack_axes(params)
-        return EmptyState()
+    def _statics(self, updates, params):
+        return {"on": resolve_mask(self.mask, params, self.where())}
 
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-        _needs_params(self, params, updates)
-        mask = resolve_mask(self.mask, params, self.where())
-
-        def leaf(u, p, on):
-            nb = next(stack)
-            if not on:
-                return u
-            cd = _tree.compute_dtype(u.dtype, p.dtype)
-            rd = _tree.real_dtype(cd)
-            mn = _tree.hp(self.min_norm, rd)
-            pn = jnp.maximum(_view.leaf_norm(p.astype(cd), nb), mn)
-            un = jnp.maximum(_view.leaf_norm(u.astype(cd), nb), mn)
-            r = _tree.hp(self.trust_coefficient, rd) * pn / (un + _tree.hp(self.eps, rd))
-            r = jnp.where((pn == 0) | (un == 0), jnp.ones((), rd), r)
-            return (u.astype(cd) * r).astype(u.dtype)
-
-        return jax.tree.map(leaf, updates, params, mask), state
+    def _leaf(self, s, u, p, on):
+        if not on:
+            return (u,)
+        cd = _tree.compute_dtype(u.dtype, p.dtype)
+        rd = _tree.real_dtype(cd)
+        mn = _tree.hp(self.min_norm, rd)
+        pn = jnp.maximum(leaf_norm(p.astype(cd)), mn)
+        un = jnp.maximum(leaf_norm(u.astype(cd)), mn)
+        r = _tree.hp(self.trust_coefficient, rd) * pn / (un + _tree.hp(self.eps, rd))
+        r = jnp.where((pn == 0) | (un == 0), jnp.ones((), rd), r)
+        return ((u.astype(cd) * r).astype(u.dtype),)
 
 
 def scale_by_trust_ratio(
@@ -111,32 +104,22 @@ def scale_by_trust_ratio(
 
 
 @pytree_dataclass
-class Centralize(Transform):
-    """``u <- u - mean(u over all axes but the first)`` for leaves with 2+ dimensions (per
-    stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)."""
+class Centralize(PerLeaf):
+    """``u <- u - mean(u over all axes but the first)`` for leaves with 2+ dimensions."""
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    state_type = EmptyState
+    layout_what = "per-row means of matrices"
 
-    def _stack_axes(self, tree):
-        return _view.stack_axes("gradtx.centralize", tree, "per-row means of matrices")
+    def _name(self):
+        return "gradtx.centralize"
 
-    def _init(self, params):
-        self._stack_axes(params)
-        return EmptyState()
-
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-
-        def leaf(u):
-            nb = next(stack)
-            if u.ndim - nb < 2:
-                return u
-            cd = _tree.compute_dtype(u.dtype)
-            uc = u.astype(cd)
-            rows = tuple(range(nb + 1, u.ndim))
-            return (uc - jnp.mean(uc, axis=rows, keepdims=True)).astype(u.dtype)
-
-        return jax.tree.map(leaf, updates), state
+    def _leaf(self, s, u):
+        if u.ndim < 2:
+            return (u,)
+        cd = _tree.compute_dtype(u.dtype)
+        uc = u.astype(cd)
+        rows = tuple(range(1, u.ndim))
+        return ((uc - jnp.mean(uc, axis=rows, keepdims=True)).astype(u.dtype),)
 
 
 def centralize() -> Centralize:
