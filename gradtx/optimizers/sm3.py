@@ -8,8 +8,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .. import _checks, _tree
+from .._kernel import PerLeaf
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -24,7 +25,7 @@ def _axis_shape(shape: tuple[int, ...], axis: int) -> list[int]:
 
 
 @pytree_dataclass
-class ScaleBySM3(Transform):
+class ScaleBySM3(PerLeaf):
     """SM3's preconditioner (no learning rate), per leaf of rank r >= 2::
 
         nu_t = c * g_t^2 + b2 * min_i mu_{t-1}^(i)   (mu^(i) broadcast along axis i;
@@ -33,13 +34,12 @@ class ScaleBySM3(Transform):
         a_t = g_t * r_t,   r_t = 1 / sqrt(nu_t + eps) where nu_t > 0, else 0
         m_t = b1 * m_{t-1} + (1 - b1) * a_t;   u_t = m_t
 
-    Leaves below 2-D keep one full accumulator (``mu_t = nu_t``: Adagrad). On
-    ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf keeps its own accumulators
-    (shaped ``(k, n_i)`` per stack of ``k`` leaves).
+    Leaves below 2-D keep one full accumulator (``mu_t = nu_t``: Adagrad).
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "sm3"
+    state_type = SM3State
+    layout_what = "per-axis accumulators"
 
     b1: Any = 0.9
     b2: Any = field(1.0, check=_checks.CLOSED_UNIT)
@@ -49,64 +49,47 @@ class ScaleBySM3(Transform):
         # Not declared on the field: the public argument is ``sm3``'s ``momentum``.
         _checks.check_unit_interval("sm3", "momentum", self.b1)
 
-    @staticmethod
-    def _stack_axes(tree):
-        return _view.stack_axes("gradtx.sm3", tree, "per-axis accumulators")
+    def _checked(self):
+        return ("m",)  # mu holds one accumulator per axis
 
-    def _init(self, params):
-        stack = iter(self._stack_axes(params))
+    def _init_leaf(self, p):
+        rd = _tree.real_dtype(p.dtype)
+        if p.ndim < 2:
+            mu = (_tree.zeros_like(p, rd),)
+        else:
+            mu = tuple(jnp.zeros((n,), rd) for n in p.shape)
+        return mu, _tree.zeros_like(p)
 
-        def accs(p):
-            nb = next(stack)
-            rd = _tree.real_dtype(p.dtype)
-            if p.ndim - nb < 2:
-                return (_tree.zeros_like(p, rd),)
-            return tuple(jnp.zeros((*p.shape[:nb], n), rd) for n in p.shape[nb:])
+    def _scalars(self, count, t):
+        return {"b1": value_at(self.b1, count)}
 
-        mu = jax.tree.map(accs, params)
-        return SM3State(jnp.zeros((), jnp.int32), mu, _tree.tree_zeros_like(params))
-
-    def _update(self, updates, state, params, **extra):
-        stack = self._stack_axes(updates)
-        b1 = value_at(self.b1, state.count)
-        leaves, treedef = jax.tree.flatten(updates)
-        _checks.check_same_tree(self.where(), updates, state.m, "updates", "m")
-        mus = treedef.flatten_up_to(state.mu)
-        ms = treedef.flatten_up_to(state.m)
-        out_u, out_mu, out_m = [], [], []
-        for g, mu, m, nb in zip(leaves, mus, ms, stack):
-            lead, shape = g.shape[:nb], g.shape[nb:]  # the stacking axes, one leaf's axes
-            cd = _tree.compute_dtype(g.dtype, m.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            b2 = _tree.hp(self.b2, rd)
-            c = jnp.where(b2 == 1, jnp.ones((), rd), 1 - b2)
-            if len(shape) < 2:
-                prev = mu[0].astype(rd)
-            else:
-                prev = functools.reduce(
-                    jnp.minimum,
-                    [a.astype(rd).reshape(*lead, *_axis_shape(shape, i)) for i, a in enumerate(mu)],
-                )
-            nu = c * _tree.abs_sq(gc) + b2 * prev
-            # The gradient multiplies the selected factor, so a NaN gradient gives a NaN update
-            # (as in Optax) instead of hiding behind the nu > 0 test.
-            a = gc * jnp.where(nu > 0, jax.lax.rsqrt(nu + _tree.hp(self.eps, rd)), 0)
-            c1 = _tree.hp(b1, rd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * a
-            if len(shape) < 2:
-                mu_new = (nu.astype(mu[0].dtype),)
-            else:
-                axes = range(len(shape))
-                mu_new = tuple(
-                    jnp.max(nu, axis=tuple(nb + j for j in axes if j != i)).astype(mu[i].dtype)
-                    for i in axes
-                )
-            out_u.append(m_new.astype(g.dtype))
-            out_m.append(m_new.astype(m.dtype))
-            out_mu.append(mu_new)
-        unf = treedef.unflatten
-        return unf(out_u), SM3State(_tree.safe_increment(state.count), unf(out_mu), unf(out_m))
+    def _leaf(self, s, g, mu, m):
+        cd = _tree.compute_dtype(g.dtype, m.dtype)
+        rd = _tree.real_dtype(cd)
+        gc = g.astype(cd)
+        b2 = _tree.hp(self.b2, rd)
+        c = jnp.where(b2 == 1, jnp.ones((), rd), 1 - b2)
+        if g.ndim < 2:
+            prev = mu[0].astype(rd)
+        else:
+            prev = functools.reduce(
+                jnp.minimum,
+                [a.astype(rd).reshape(_axis_shape(g.shape, i)) for i, a in enumerate(mu)],
+            )
+        nu = c * _tree.abs_sq(gc) + b2 * prev
+        # The gradient multiplies the selected factor, so a NaN gradient gives a NaN update
+        # (as in Optax) instead of hiding behind the nu > 0 test.
+        a = gc * jnp.where(nu > 0, jax.lax.rsqrt(nu + _tree.hp(self.eps, rd)), 0)
+        c1 = _tree.hp(s.b1, rd)
+        m_new = c1 * m.astype(cd) + (1 - c1) * a
+        if g.ndim < 2:
+            mu_new = (nu.astype(mu[0].dtype),)
+        else:
+            axes = range(g.ndim)
+            mu_new = tuple(
+                jnp.max(nu, axis=tuple(j for j in axes if j != i)).astype(mu[i].dtype) for i in axes
+            )
+        return m_new.astype(g.dtype), mu_new, m_new.astype(m.dtype)
 
 
 def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
