@@ -192,7 +192,7 @@ class PerLeaf(Transform):
         """Names of the per-leaf state buffers (fields of ``state_type``)."""
         if self.state_type is EmptyState:
             return ()
-        skip = {"count", *self.carry_fields}
+        skip = {"count", *self.carry_fields, *(("key",) if self.keyed else ())}
         return tuple(f for f in self.state_type._fields if f not in skip)
 
     def _checked(self) -> tuple[str, ...]:
@@ -317,3 +317,15 @@ def _batched(fn: Any, nb: int, mapped: tuple[Any, ...], shared: dict[str, Any]) 
 def leaf_norm(x: Any) -> jax.Array:
     """The L2 norm of one leaf (``sqrt(sum |x|^2)``, real for complex ``x``), a scalar."""
     return jnp.sqrt(jnp.sum(_tree.abs_sq(x)))
+
+
+def leaf_ranks(where: str, tree: Any, what: str) -> list[int]:
+    """Per leaf of ``tree``, the rank of one leaf: a stack of leaves counts as one of them.
+
+    For transforms that route leaves by their rank (Muon's matrices and vectors); raveled
+    buffers raise ``TypeError`` naming ``where`` and ``what``.
+    """
+    from . import _view
+
+    axes = _view.stack_axes(where, tree, what)
+    return [jnp.ndim(x) - nb for x, nb in zip(jax.tree.leaves(tree), axes)]

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, _tree, _view
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .. import _checks, _tree
+from .._kernel import PerLeaf
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -34,17 +35,18 @@ def _static_key(key: Any) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
 
 
 @pytree_dataclass
-class AddNoise(Transform):
+class AddNoise(PerLeaf):
     """``u_t = g_t + sqrt(eta / t^gamma) * z_t`` with ``z_t ~ N(0, I)`` drawn per leaf.
 
     Each update splits the state's key into (next key, sample key) and splits the sample key
     into one key per leaf, in leaf order (Optax's ``add_noise`` semantics, so equal keys give
-    equal noise). On ``gradtx.flatten(params, stack=True)`` buffers each stacked leaf draws with
-    its own leaf's key (one batched draw per stack), so the noise is the tree's.
+    equal noise).
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "noisy_sgd"
+    state_type = NoiseState
+    keyed = True
+    layout_what = "noise drawn with one PRNG key per leaf"
 
     eta: Any = field(0.01, check=_checks.NONNEGATIVE)
     gamma: Any = field(0.55, check=_checks.NONNEGATIVE)
@@ -54,43 +56,20 @@ class AddNoise(Transform):
         if not (isinstance(self.key, tuple) and len(self.key) == 3):
             object.__setattr__(self, "key", _static_key(self.key))
 
-    @staticmethod
-    def _stack_axes(tree):
-        return _view.stack_axes("gradtx.noisy_sgd", tree, "noise drawn with one PRNG key per leaf")
-
-    def _init(self, params):
-        self._stack_axes(params)
+    def _carry_init(self):
         impl, shape, data = self.key
         arr = jnp.asarray(np.asarray(data, np.uint32).reshape(shape))
-        return NoiseState(jnp.zeros((), jnp.int32), jax.random.wrap_key_data(arr, impl=impl))
+        return {"key": jax.random.wrap_key_data(arr, impl=impl)}
 
-    def _update(self, updates, state, params, **extra):
-        stack = self._stack_axes(updates)
-        count = _tree.safe_increment(state.count)
-        eta = value_at(self.eta, state.count)
-        leaves, treedef = jax.tree.flatten(updates)
-        members_of = getattr(type(updates), "_gradtx_leaf_members", None)
-        if members_of is None:
-            n, members = len(leaves), [(i,) for i in range(len(leaves))]
-        else:  # stacked buffers: each member leaf keeps the key the tree would give it
-            n, members = members_of(updates)
-        next_key, sample = jax.random.split(state.key)
-        keys = jax.random.split(sample, n)
-        out = []
-        for g, nb, mem in zip(leaves, stack, members):
-            cd = _tree.compute_dtype(g.dtype)
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            std = jnp.sqrt(_tree.hp(eta, rd) / t ** _tree.hp(self.gamma, rd))
-            if nb:
-                shape = g.shape[nb:]
-                z = jax.vmap(lambda k, shape=shape: jax.random.normal(k, shape, cd))(
-                    keys[np.asarray(mem)]
-                )
-            else:
-                z = jax.random.normal(keys[mem[0]], g.shape, cd)
-            out.append((g.astype(cd) + std * z).astype(g.dtype))
-        return treedef.unflatten(out), NoiseState(count, next_key)
+    def _scalars(self, count, t):
+        return {"t": t, "eta": value_at(self.eta, count)}
+
+    def _leaf(self, s, g, key):
+        cd = _tree.compute_dtype(g.dtype)
+        rd = _tree.real_dtype(cd)
+        std = jnp.sqrt(_tree.hp(s.eta, rd) / s.t.astype(rd) ** _tree.hp(self.gamma, rd))
+        z = jax.random.normal(key, g.shape, cd)
+        return ((g.astype(cd) + std * z).astype(g.dtype),)
 
 
 def _add_noise(eta: Any = 0.01, gamma: Any = 0.55, key: Any = 0) -> AddNoise:
