@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _fusion, _tree, _view
+from .. import _checks, _fusion, _tree
+from .._kernel import PerLeaf
 from .._transform import Transform, field, pytree_dataclass, value_at
 
 
@@ -110,36 +111,30 @@ def clip_by_global_norm(max_norm: Any) -> ClipByGlobalNorm:
 
 
 @pytree_dataclass
-class ClipByBlockRMS(Transform):
-    """Per leaf: ``u <- u / max(1, rms(u) / threshold)`` with ``rms(u) = sqrt(mean(|u|^2))``
-    (per stacked leaf on ``gradtx.flatten(params, stack=True)`` buffers)."""
+class ClipByBlockRMS(PerLeaf):
+    """Per leaf: ``u <- u / max(1, rms(u) / threshold)`` with ``rms(u) = sqrt(mean(|u|^2))``."""
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "clip_by_block_rms"
+    state_type = ClipState
+    carry_fields = ("norm",)
+    layout_what = "per-leaf RMS clipping"
 
     threshold: Any = field(1.0, check=_checks.POSITIVE)
 
-    @staticmethod
-    def _stack_axes(tree):
-        return _view.stack_axes("gradtx.clip_by_block_rms", tree, "per-leaf RMS clipping")
+    def _carry_init(self):
+        return {"norm": _init_state().norm}
 
-    def _init(self, params):
-        self._stack_axes(params)
-        return _init_state()
+    def _next_carry(self, updates, state):
+        return {"norm": _next_state(state, _tree.tree_norm(updates)).norm}
 
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-        norm = _tree.tree_norm(updates)
-        th = value_at(self.threshold, state.count)
+    def _scalars(self, count, t):
+        return {"threshold": value_at(self.threshold, count)}
 
-        def leaf(u, cd):
-            uc = u.astype(cd)
-            rms = jnp.sqrt(
-                jnp.mean(_tree.abs_sq(uc), axis=_view.leaf_axes(uc, next(stack)), keepdims=True)
-            )
-            return (uc / jnp.maximum(1.0, rms / _tree.hp(th, cd))).astype(u.dtype)
-
-        return _leaf_map(leaf, updates), _next_state(state, norm)
+    def _leaf(self, s, u):
+        cd = _tree.compute_dtype(u.dtype)
+        uc = u.astype(cd)
+        rms = jnp.sqrt(jnp.mean(_tree.abs_sq(uc)))
+        return ((uc / jnp.maximum(1.0, rms / _tree.hp(s.threshold, cd))).astype(u.dtype),)
 
 
 def clip_by_block_rms(threshold: Any) -> ClipByBlockRMS:
@@ -154,68 +149,52 @@ def unitwise_norm(x: jax.Array) -> jax.Array:
     Scalars and vectors: the whole array. Matrices (in, out) and 3-D (heads): over axis 0.
     4-D conv kernels (H, W, in, out): over axes 0-2. 5-D: over axes 0-3. (Optax's convention.)
     """
-    return _unitwise_norm(x, 0)
-
-
-def _unitwise_norm(x: jax.Array, nb: int) -> jax.Array:
-    """``unitwise_norm`` of each leaf stacked along the ``nb`` leading axes of ``x``."""
-    shape = x.shape[nb:]
+    shape = jnp.shape(x)
     sq = _tree.abs_sq(x)
     if sum(d != 1 for d in shape) <= 1:
-        axes = tuple(range(nb, x.ndim))
+        axes = tuple(range(len(shape)))
     elif len(shape) in (2, 3):
-        axes = (nb,)
+        axes = (0,)
     elif len(shape) in (4, 5):
-        axes = tuple(range(nb, x.ndim - 1))
+        axes = tuple(range(len(shape) - 1))
     else:
         raise ValueError(
             f"gradtx.adaptive_grad_clip: leaves must have 0 to 5 dimensions, got shape {shape}"
         )
-    return jnp.broadcast_to(jnp.sqrt(jnp.sum(sq, axis=axes, keepdims=True)), x.shape)
+    return jnp.broadcast_to(jnp.sqrt(jnp.sum(sq, axis=axes, keepdims=True)), shape)
 
 
 @pytree_dataclass
-class AdaptiveGradClip(Transform):
+class AdaptiveGradClip(PerLeaf):
     """AGC, unit-wise: ``g <- g * (clipping * max(|p|, eps) / |g|)`` where
     ``|g| > clipping * max(|p|, eps)``, with ``|.|`` the ``unitwise_norm``."""
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "adaptive_grad_clip"
+    state_type = ClipState
+    carry_fields = ("norm",)
+    reads_params = True
+    layout_what = "unit-wise norms"
 
     clipping: Any = field(1e-2, check=_checks.POSITIVE)
     eps: Any = field(1e-3, check=_checks.NONNEGATIVE)
 
-    @staticmethod
-    def _stack_axes(tree):
-        return _view.stack_axes("gradtx.adaptive_grad_clip", tree, "unit-wise norms")
+    def _carry_init(self):
+        return {"norm": _init_state().norm}
 
-    def _init(self, params):
-        self._stack_axes(params)
-        return _init_state()
+    def _next_carry(self, updates, state):
+        return {"norm": _next_state(state, _tree.tree_norm(updates)).norm}
 
-    def _update(self, updates, state, params, **extra):
-        stack = iter(self._stack_axes(updates))
-        if params is None:
-            raise ValueError(
-                f"{self.where()}: AGC needs params; call update(grads, state, params)."
-            )
-        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-        norm = _tree.tree_norm(updates)
-        clipping = value_at(self.clipping, state.count)
+    def _scalars(self, count, t):
+        return {"clipping": value_at(self.clipping, count)}
 
-        def leaf(g, p):
-            nb = next(stack)
-            cd = _tree.compute_dtype(g.dtype, p.dtype)
-            gc, pc = g.astype(cd), p.astype(cd)
-            rd = _tree.real_dtype(cd)
-            g_norm = _unitwise_norm(gc, nb)
-            max_norm = _tree.hp(clipping, rd) * jnp.maximum(
-                _unitwise_norm(pc, nb), _tree.hp(self.eps, rd)
-            )
-            clipped = gc * (max_norm / jnp.maximum(g_norm, 1e-6))
-            return jnp.where(g_norm < max_norm, gc, clipped).astype(g.dtype)
-
-        return jax.tree.map(leaf, updates, params), _next_state(state, norm)
+    def _leaf(self, s, g, p):
+        cd = _tree.compute_dtype(g.dtype, p.dtype)
+        gc, pc = g.astype(cd), p.astype(cd)
+        rd = _tree.real_dtype(cd)
+        g_norm = unitwise_norm(gc)
+        max_norm = _tree.hp(s.clipping, rd) * jnp.maximum(unitwise_norm(pc), _tree.hp(self.eps, rd))
+        clipped = gc * (max_norm / jnp.maximum(g_norm, 1e-6))
+        return (jnp.where(g_norm < max_norm, gc, clipped).astype(g.dtype),)
 
 
 def adaptive_grad_clip(clipping: Any, eps: Any = 1e-3) -> AdaptiveGradClip:
