@@ -10,6 +10,10 @@ write two methods:
   scalars (attribute access) cast to the leaf's compute dtype; buffers come by name and go back
   in the order of ``_buffers()``.
 
+Two optional hooks: ``_carry()`` declares scalar state fields besides the count (a running
+product, a step size), which ``_scalars`` reads and ``_advance`` steps; ``reads_params = True``
+passes each parameter to ``_leaf`` as ``p`` (for buffers that follow the parameters).
+
 The base owns everything else: the state (a count and one tree per buffer), the tree mapping
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
 parameters are updated in float32 and cast back), complex parameters under torch's real-view
@@ -35,10 +39,12 @@ class Elementwise(Transform):
 
     Class attributes:
       state_type: the state NamedTuple, ``(count, *buffers)`` (optional buffers default None).
+      reads_params: whether ``_leaf`` also receives the parameter, as the keyword ``p``.
     """
 
     elementwise = True
     state_type: ClassVar[type]
+    reads_params: ClassVar[bool] = False
 
     # -- what a subclass declares
     def _buffers(self) -> tuple[str, ...]:
@@ -53,7 +59,19 @@ class Elementwise(Transform):
         """The value buffer ``name`` starts from (default 0)."""
         return 0.0
 
-    def _scalars(self, count: Any, t: Any, dtype: Any) -> dict[str, Any]:
+    def _carry(self) -> dict[str, Any]:
+        """The state's scalar fields besides the count, with their initial values (default none).
+
+        Their values before the step are passed to ``_scalars`` as keywords, and leaves are
+        computed in at least their dtypes.
+        """
+        return {}
+
+    def _advance(self, count: Any, t: Any, **carry: Any) -> dict[str, Any]:
+        """The scalar fields after this step, from their values before it (``t = count + 1``)."""
+        return carry
+
+    def _scalars(self, count: Any, t: Any, dtype: Any, **carry: Any) -> dict[str, Any]:
         """This step's scalars in ``dtype``: ``count`` updates came before, ``t = count + 1``."""
         return {}
 
@@ -76,33 +94,42 @@ class Elementwise(Transform):
 
         present = self._buffers()
         fields = {n: buffer(n) for n in present}
-        return self.state_type(jnp.zeros((), jnp.int32), **fields)
+        return self.state_type(jnp.zeros((), jnp.int32), **self._carry(), **fields)
 
     def _update(self, updates, state, params, **extra):
         count = _tree.safe_increment(state.count)
         names = self._buffers()
+        carry = {n: getattr(state, n) for n in self._carry()}
+        carry_dtypes = tuple(c.dtype for c in carry.values())
 
         @functools.cache
         def scalars(cd):
             rd = _tree.real_dtype(cd)
-            raw = self._scalars(state.count, count.astype(rd), rd)
+            raw = self._scalars(state.count, count.astype(rd), rd, **carry)
             cast = {k: None if v is None else _tree.hp(v, cd) for k, v in raw.items()}
             return types.SimpleNamespace(**cast)
 
-        def leaf(g, *bufs):
+        inputs = ("p",) * self.reads_params + names
+
+        def leaf(g, *ins):
+            outs = (g, *ins[len(ins) - len(names) :])
             if self._real_view(g):
-                out = leaf(*(_real_view(x) for x in (g, *bufs)))
-                return tuple(_complex_view(o, x.dtype) for o, x in zip(out, (g, *bufs)))
-            cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in bufs))
-            named = {n: _in(b, cd) for n, b in zip(names, bufs)}
+                out = leaf(*(_real_view(x) for x in (g, *ins)))
+                return tuple(_complex_view(o, x.dtype) for o, x in zip(out, outs))
+            cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
+            named = {n: _in(b, cd) for n, b in zip(inputs, ins)}
             out = self._leaf(scalars(cd), g.astype(cd), **named)
-            return tuple(_out(o, x.dtype) for o, x in zip(out, (g, *bufs)))
+            return tuple(_out(o, x.dtype) for o, x in zip(out, outs))
 
         twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
-        bufs = tuple(getattr(state, n) for n in names)
-        res = _tree.tree_map_with_check(self.where(), twin.wrap(leaf), updates, *bufs, names=names)
+        ins = ((params,) if self.reads_params else ()) + tuple(getattr(state, n) for n in names)
+        labels = ("params",) * self.reads_params + names
+        res = _tree.tree_map_with_check(self.where(), twin.wrap(leaf), updates, *ins, names=labels)
         u, *new = _tree.tree_unzip(updates, res, 1 + len(names))
-        return u, self.state_type(count, **dict(zip(names, new)))
+        if carry:
+            t = count.astype(_tree.compute_dtype(*carry_dtypes))
+            carry = self._advance(state.count, t, **carry)
+        return u, self.state_type(count, **carry, **dict(zip(names, new)))
 
 
 def _in(b: Any, cd: Any) -> Any:
