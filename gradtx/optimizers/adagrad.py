@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field
 from ._common import (
     COMMON_DOCS,
     fill_doc,
@@ -22,7 +23,7 @@ class AdagradState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdagrad(Transform):
+class ScaleByAdagrad(Elementwise):
     """Adagrad's preconditioner (no learning rate)::
 
     s_t = s_{t-1} + |g_t|^2                          (s_0 = initial_accumulator_value)
@@ -30,7 +31,7 @@ class ScaleByAdagrad(Transform):
     u_t = g_t / sqrt(s_t + eps) where s_t > 0, else 0            eps_placement="inside"
     """
 
-    elementwise = True
+    state_type = AdagradState
     fn_name = "adagrad"
 
     lr_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
@@ -38,33 +39,23 @@ class ScaleByAdagrad(Transform):
     eps: Any = field(1e-10, check=_checks.NONNEGATIVE)
     eps_placement: str = static_field("outside", choices=("outside", "inside"))
 
-    def _init(self, params):
-        s = jax.tree.map(
-            lambda p: _tree.full_like(p, self.initial_accumulator_value, _tree.real_dtype(p.dtype)),
-            params,
-        )
-        return AdagradState(jnp.zeros((), jnp.int32), s)
+    def _buffer_dtype(self, name, p):
+        return _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
+    def _initial(self, name):
+        return self.initial_accumulator_value
 
-        def leaf(g, s):
-            cd = _tree.compute_dtype(g.dtype, s.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            s_new = s.astype(rd) + _tree.abs_sq(gc)
-            eps = _tree.hp(self.eps, rd)
-            # The .astype(cd) casts are no-ops for real params (complex: real -> complex).
-            if self.eps_placement == "outside":
-                u = gc / (jnp.sqrt(s_new) + eps).astype(cd)
-            else:
-                u = jnp.where(s_new > 0, jax.lax.rsqrt(s_new + eps), 0.0).astype(cd) * gc
-            decay = 1 + (count.astype(rd) - 1) * _tree.hp(self.lr_decay, rd)
-            return (u / decay.astype(cd)).astype(g.dtype), s_new.astype(s.dtype)
+    def _scalars(self, count, t, dtype):
+        decay = 1 + (t - 1) * _tree.hp(self.lr_decay, dtype)
+        return dict(eps=self.eps, decay=decay)
 
-        res = _tree.tree_map_with_check(self.where(), leaf, updates, state.s, names=("s",))
-        u, s = _tree.tree_unzip(updates, res, 2)
-        return u, AdagradState(count, s)
+    def _leaf(self, c, g, s):  # c: this step's scalars (``s`` is the accumulator here)
+        s = s + _tree.abs_sq(g)
+        if self.eps_placement == "outside":
+            u = g / (jnp.sqrt(s) + c.eps.real).astype(g.dtype)
+        else:
+            u = jnp.where(s > 0, jax.lax.rsqrt(s + c.eps.real), 0.0).astype(g.dtype) * g
+        return u / c.decay, s
 
 
 def scale_by_adagrad(
