@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -19,7 +20,7 @@ class AdadeltaState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdadelta(Transform):
+class ScaleByAdadelta(Elementwise):
     """Adadelta's preconditioner (no learning rate)::
 
     E[g^2]_t  = rho * E[g^2]_{t-1} + (1 - rho) * |g_t|^2
@@ -28,34 +29,24 @@ class ScaleByAdadelta(Transform):
     u_t       = dx_t
     """
 
-    elementwise = True
+    state_type = AdadeltaState
     fn_name = "adadelta"
 
     rho: Any = field(0.9, check=_checks.CLOSED_UNIT)
     eps: Any = field(1e-6, check=_checks.NONNEGATIVE)
 
-    def _init(self, params):
-        z = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return AdadeltaState(jnp.zeros((), jnp.int32), z, z)
+    def _buffer_dtype(self, name, p):
+        return _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        rho = value_at(self.rho, state.count)
+    def _scalars(self, count, t, dtype):
+        return dict(rho=value_at(self.rho, count), eps=self.eps)
 
-        def leaf(g, eg, ed):
-            cd = _tree.compute_dtype(g.dtype, eg.dtype, ed.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            r, eps = _tree.hp(rho, rd), _tree.hp(self.eps, rd)
-            eg_new = r * eg.astype(rd) + (1 - r) * _tree.abs_sq(gc)
-            dx = jnp.sqrt(ed.astype(rd) + eps) / jnp.sqrt(eg_new + eps) * gc
-            ed_new = r * ed.astype(rd) + (1 - r) * _tree.abs_sq(dx)
-            return dx.astype(g.dtype), eg_new.astype(eg.dtype), ed_new.astype(ed.dtype)
-
-        res = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.e_g2, state.e_dx2, names=("e_g2", "e_dx2")
-        )
-        u, eg, ed = _tree.tree_unzip(updates, res, 3)
-        return u, AdadeltaState(_tree.safe_increment(state.count), eg, ed)
+    def _leaf(self, s, g, e_g2, e_dx2):
+        rho, eps = s.rho.real, s.eps.real
+        e_g2 = rho * e_g2 + (1 - rho) * _tree.abs_sq(g)
+        dx = (jnp.sqrt(e_dx2 + eps) / jnp.sqrt(e_g2 + eps)).astype(g.dtype) * g
+        e_dx2 = rho * e_dx2 + (1 - rho) * _tree.abs_sq(dx)
+        return dx, e_g2, e_dx2
 
 
 def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> ScaleByAdadelta:
