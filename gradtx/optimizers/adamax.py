@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -19,7 +20,7 @@ class AdamaxState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdamax(Transform):
+class ScaleByAdamax(Elementwise):
     """Adamax's preconditioner (no learning rate)::
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t
@@ -27,39 +28,24 @@ class ScaleByAdamax(Transform):
     out = m_t / ((1 - b1^t) * u_t)
     """
 
-    elementwise = True
+    state_type = AdamaxState
     fn_name = "adamax"
 
     b1: Any = field(0.9, check=_checks.UNIT)
     b2: Any = field(0.999, check=_checks.UNIT)
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
 
-    def _init(self, params):
-        m = _tree.tree_zeros_like(params)
-        u = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return AdamaxState(jnp.zeros((), jnp.int32), m, u)
+    def _buffer_dtype(self, name, p):
+        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        b1 = value_at(self.b1, state.count)
-        b2 = value_at(self.b2, state.count)
+    def _scalars(self, count, t, dtype):
+        b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
+        return dict(b1=b1, b2=b2, eps=self.eps, bc1=_tree.bias_correction(b1, t, dtype))
 
-        def leaf(g, m, u):
-            cd = _tree.compute_dtype(g.dtype, m.dtype, u.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            b1_, b2_ = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            m_new = b1_ * m.astype(cd) + (1 - b1_) * gc
-            u_new = jnp.maximum(b2_ * u.astype(rd), jnp.abs(gc) + _tree.hp(self.eps, rd))
-            bc1 = _tree.bias_correction(b1, count.astype(rd), rd)
-            out = m_new / (bc1 * u_new)
-            return out.astype(g.dtype), m_new.astype(m.dtype), u_new.astype(u.dtype)
-
-        res = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.u, names=("m", "u")
-        )
-        out, m, u = _tree.tree_unzip(updates, res, 3)
-        return out, AdamaxState(count, m, u)
+    def _leaf(self, s, g, m, u):
+        m = s.b1 * m + (1 - s.b1) * g
+        u = jnp.maximum(s.b2.real * u, jnp.abs(g) + s.eps.real)
+        return m / (s.bc1.real * u).astype(m.dtype), m, u
 
 
 def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> ScaleByAdamax:
