@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -19,7 +20,7 @@ class YogiState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByYogi(Transform):
+class ScaleByYogi(Elementwise):
     """Yogi's preconditioner (no learning rate)::
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t                       (m_0 = v_0 = init)
@@ -27,7 +28,7 @@ class ScaleByYogi(Transform):
     u_t = (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t) + eps_root) + eps)
     """
 
-    elementwise = True
+    state_type = YogiState
     fn_name = "yogi"
 
     b1: Any = field(0.9, check=_checks.UNIT)
@@ -36,37 +37,23 @@ class ScaleByYogi(Transform):
     eps_root: Any = field(0.0, check=_checks.NONNEGATIVE)
     initial_accumulator_value: Any = field(1e-6, check=_checks.NONNEGATIVE)
 
-    def _init(self, params):
-        a = self.initial_accumulator_value
-        m = jax.tree.map(lambda p: _tree.full_like(p, a), params)
-        v = jax.tree.map(lambda p: _tree.full_like(p, a, _tree.real_dtype(p.dtype)), params)
-        return YogiState(jnp.zeros((), jnp.int32), m, v)
+    def _buffer_dtype(self, name, p):
+        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        b1 = value_at(self.b1, state.count)
-        b2 = value_at(self.b2, state.count)
+    def _initial(self, name):
+        return self.initial_accumulator_value
 
-        def leaf(g, m, v):
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            gc = g.astype(cd)
-            c1, c2 = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gc
-            g2 = _tree.abs_sq(gc)
-            vc = v.astype(rd)
-            v_new = vc - (1 - c2) * _tree.sign(vc - g2) * g2
-            m_hat = m_new / _tree.bias_correction(b1, t, rd)
-            v_hat = v_new / _tree.bias_correction(b2, t, rd)
-            denom = jnp.sqrt(v_hat + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd)
-            return (m_hat / denom).astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+    def _scalars(self, count, t, dtype):
+        b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
+        bc1, bc2 = _tree.bias_correction(b1, t, dtype), _tree.bias_correction(b2, t, dtype)
+        return dict(b1=b1, b2=b2, bc1=bc1, bc2=bc2, eps=self.eps, eps_root=self.eps_root)
 
-        out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.v, names=("m", "v")
-        )
-        u, m, v = _tree.tree_unzip(updates, out, 3)
-        return u, YogiState(count, m, v)
+    def _leaf(self, s, g, m, v):
+        m = s.b1 * m + (1 - s.b1) * g
+        g2 = _tree.abs_sq(g)
+        v = v - (1 - s.b2.real) * _tree.sign(v - g2) * g2
+        denom = jnp.sqrt(v / s.bc2.real + s.eps_root.real) + s.eps.real
+        return (m / s.bc1) / denom.astype(m.dtype), m, v
 
 
 def scale_by_yogi(
