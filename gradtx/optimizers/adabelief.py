@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -19,7 +20,7 @@ class AdaBeliefState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByBelief(Transform):
+class ScaleByBelief(Elementwise):
     """AdaBelief's preconditioner (no learning rate)::
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t
@@ -29,7 +30,7 @@ class ScaleByBelief(Transform):
     u_t = mhat_t / (sqrt(s_t / (1 - b2^t)) + eps)
     """
 
-    elementwise = True
+    state_type = AdaBeliefState
     fn_name = "adabelief"
 
     b1: Any = field(0.9, check=_checks.UNIT)
@@ -38,42 +39,24 @@ class ScaleByBelief(Transform):
     eps_root: Any = field(1e-16, check=_checks.NONNEGATIVE)
     nesterov: bool = static_field(False)
 
-    def _init(self, params):
-        s = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return AdaBeliefState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params), s)
+    def _buffer_dtype(self, name, p):
+        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        b1 = value_at(self.b1, state.count)
-        b2 = value_at(self.b2, state.count)
+    def _scalars(self, count, t, dtype):
+        b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
+        bc1, bc2 = _tree.bias_correction(b1, t, dtype), _tree.bias_correction(b2, t, dtype)
+        bc1_next = _tree.bias_correction(b1, t + 1, dtype) if self.nesterov else None
+        return dict(b1=b1, b2=b2, bc1=bc1, bc2=bc2, bc1_next=bc1_next, eps=self.eps,
+                    eps_root=self.eps_root)  # fmt: skip
 
-        def leaf(g, m, s):
-            cd = _tree.compute_dtype(g.dtype, m.dtype, s.dtype)
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            gc = g.astype(cd)
-            c1, c2 = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gc
-            s_new = (
-                c2 * s.astype(rd)
-                + (1 - c2) * _tree.abs_sq(gc - m_new)
-                + _tree.hp(self.eps_root, rd)
-            )
-            if self.nesterov:
-                m_hat = c1 * m_new / _tree.bias_correction(b1, t + 1, rd) + (
-                    1 - c1
-                ) * gc / _tree.bias_correction(b1, t, rd)
-            else:
-                m_hat = m_new / _tree.bias_correction(b1, t, rd)
-            s_hat = s_new / _tree.bias_correction(b2, t, rd)
-            u = m_hat / (jnp.sqrt(s_hat) + _tree.hp(self.eps, rd))
-            return u.astype(g.dtype), m_new.astype(m.dtype), s_new.astype(s.dtype)
-
-        out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.s, names=("m", "s")
-        )
-        u, m, s = _tree.tree_unzip(updates, out, 3)
-        return u, AdaBeliefState(count, m, s)
+    def _leaf(self, c, g, m, s):  # c: this step's scalars (``s`` is the belief here)
+        m = c.b1 * m + (1 - c.b1) * g
+        s = c.b2.real * s + (1 - c.b2.real) * _tree.abs_sq(g - m) + c.eps_root.real
+        if self.nesterov:
+            m_hat = c.b1 * m / c.bc1_next + (1 - c.b1) * g / c.bc1
+        else:
+            m_hat = m / c.bc1
+        return m_hat / (jnp.sqrt(s / c.bc2.real) + c.eps.real).astype(m.dtype), m, s
 
 
 def scale_by_belief(
