@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -18,7 +19,7 @@ class LionState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByLion(Transform):
+class ScaleByLion(Elementwise):
     """Lion's direction (no learning rate)::
 
     c_t = b1 * m_{t-1} + (1 - b1) * g_t
@@ -27,7 +28,7 @@ class ScaleByLion(Transform):
     m_t = b2 * m_{t-1} + (1 - b2) * g_t
     """
 
-    elementwise = True
+    state_type = LionState
     fn_name = "lion"
 
     b1: Any = field(0.9, check=_checks.CLOSED_UNIT)
@@ -36,29 +37,22 @@ class ScaleByLion(Transform):
     mode: str = static_field("hard", choices=("hard", "smooth", "refined"))
     mu_dtype: Any = static_field(None)
 
-    def _init(self, params):
-        return LionState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.mu_dtype))
+    def _buffer_dtype(self, name, p):
+        return self.mu_dtype or p.dtype
 
-    def _update(self, updates, state, params, **extra):
-        b1 = value_at(self.b1, state.count)
-        b2 = value_at(self.b2, state.count)
+    def _scalars(self, count, t, dtype):
+        b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
+        return dict(b1=b1, b2=b2, smooth_beta=self.smooth_beta)
 
-        def leaf(g, m):
-            cd = _tree.compute_dtype(g.dtype, m.dtype)
-            gc, mc = g.astype(cd), m.astype(cd)
-            c = _tree.hp(b1, cd) * mc + (1 - _tree.hp(b1, cd)) * gc
-            if self.mode == "hard":
-                u = _tree.sign(c)
-            elif self.mode == "smooth":
-                u = jnp.tanh(_tree.hp(self.smooth_beta, cd) * c)
-            else:
-                u = jnp.where(jnp.abs(c) < 1, c, _tree.sign(c))
-            m_new = _tree.hp(b2, cd) * mc + (1 - _tree.hp(b2, cd)) * gc
-            return u.astype(g.dtype), m_new.astype(m.dtype)
-
-        out = _tree.tree_map_with_check(self.where(), leaf, updates, state.m, names=("m",))
-        u, m = _tree.tree_unzip(updates, out, 2)
-        return u, LionState(_tree.safe_increment(state.count), m)
+    def _leaf(self, s, g, m):
+        c = s.b1 * m + (1 - s.b1) * g
+        if self.mode == "hard":
+            u = _tree.sign(c)
+        elif self.mode == "smooth":
+            u = jnp.tanh(s.smooth_beta * c)
+        else:
+            u = jnp.where(jnp.abs(c) < 1, c, _tree.sign(c))
+        return u, s.b2 * m + (1 - s.b2) * g
 
 
 def scale_by_lion(
