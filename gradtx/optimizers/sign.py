@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ..transforms._shaping import scale_by_sign
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -19,35 +19,28 @@ class SignumState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleBySignum(Transform):
+class ScaleBySignum(Elementwise):
     """Signum's direction (no learning rate)::
 
     m_t = beta * m_{t-1} + (1 - beta) * g_t       (m_0 = 0, no bias correction)
     u_t = sign(m_t)
     """
 
-    elementwise = True
+    state_type = SignumState
     fn_name = "signum"
 
     beta: Any = field(0.9, check=_checks.UNIT)
     accumulator_dtype: Any = static_field(None)
 
-    def _init(self, params):
-        m = _tree.tree_zeros_like(params, self.accumulator_dtype)
-        return SignumState(jnp.zeros((), jnp.int32), m)
+    def _buffer_dtype(self, name, p):
+        return self.accumulator_dtype or p.dtype
 
-    def _update(self, updates, state, params, **extra):
-        beta = value_at(self.beta, state.count)
+    def _scalars(self, count, t, dtype):
+        return dict(beta=value_at(self.beta, count))
 
-        def leaf(g, m):
-            cd = _tree.compute_dtype(g.dtype, m.dtype)
-            b = _tree.hp(beta, cd)
-            m_new = b * m.astype(cd) + (1 - b) * g.astype(cd)
-            return _tree.sign(m_new).astype(g.dtype), m_new.astype(m.dtype)
-
-        out = _tree.tree_map_with_check(self.where(), leaf, updates, state.m, names=("m",))
-        u, m = _tree.tree_unzip(updates, out, 2)
-        return u, SignumState(_tree.safe_increment(state.count), m)
+    def _leaf(self, s, g, m):
+        m = s.beta * m + (1 - s.beta) * g
+        return _tree.sign(m), m
 
 
 def scale_by_signum(beta: Any = 0.9, accumulator_dtype: Any = None) -> ScaleBySignum:
