@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .. import _checks
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -18,35 +19,22 @@ class OptimisticState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByOptimisticGradient(Transform):
+class ScaleByOptimisticGradient(Elementwise):
     """``u_t = (alpha + beta) * g_t - beta * g_{t-1}`` with ``g_0 = g_1``."""
 
-    elementwise = True
+    state_type = OptimisticState
     fn_name = "optimistic_gradient_descent"
 
     alpha: Any = field(1.0, check=_checks.NONNEGATIVE)
     beta: Any = field(1.0, check=_checks.NONNEGATIVE)
 
-    def _init(self, params):
-        return OptimisticState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params))
+    def _scalars(self, count, t, dtype):
+        alpha, beta = value_at(self.alpha, count), value_at(self.beta, count)
+        return dict(alpha=alpha, beta=beta, first=count == 0)
 
-    def _update(self, updates, state, params, **extra):
-        alpha = value_at(self.alpha, state.count)
-        beta = value_at(self.beta, state.count)
-        first = state.count == 0
-
-        def leaf(g, gp):
-            cd = _tree.compute_dtype(g.dtype, gp.dtype)
-            gc = g.astype(cd)
-            prev = jnp.where(first, gc, gp.astype(cd))
-            a, b = _tree.hp(alpha, cd), _tree.hp(beta, cd)
-            return ((a + b) * gc - b * prev).astype(g.dtype), g.astype(gp.dtype)
-
-        out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.g_prev, names=("g_prev",)
-        )
-        u, gp = _tree.tree_unzip(updates, out, 2)
-        return u, OptimisticState(_tree.safe_increment(state.count), gp)
+    def _leaf(self, s, g, g_prev):
+        prev = jnp.where(s.first, g, g_prev)
+        return (s.alpha + s.beta) * g - s.beta * prev, g
 
 
 def scale_by_optimistic_gradient(alpha: Any = 1.0, beta: Any = 1.0) -> ScaleByOptimisticGradient:
