@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -20,7 +21,7 @@ class NAdamState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByNAdam(Transform):
+class ScaleByNAdam(Elementwise):
     """NAdam's preconditioner (no learning rate)::
 
     mu_t      = b1 * (1 - 0.5 * 0.96^(t * momentum_decay))    (convention="torch")
@@ -33,7 +34,7 @@ class ScaleByNAdam(Transform):
                 + mu_{t+1} / (1 - Pi_t * mu_{t+1}) * m_t / d_t
     """
 
-    elementwise = True
+    state_type = NAdamState
     fn_name = "nadam"
 
     b1: Any = field(0.9, check=_checks.UNIT)
@@ -42,49 +43,44 @@ class ScaleByNAdam(Transform):
     momentum_decay: Any = field(4e-3, check=_checks.NONNEGATIVE)
     convention: str = static_field("torch", choices=("torch", "optax"))
 
-    def _init(self, params):
-        m = _tree.tree_zeros_like(params)
-        v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return NAdamState(jnp.zeros((), jnp.int32), jnp.ones((), _tree.float_dtype()), m, v)
+    def _buffers(self):
+        return ("m", "v")
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        b1 = value_at(self.b1, state.count)
-        b2 = value_at(self.b2, state.count)
-        sd = state.mu_product.dtype
-        t = count.astype(sd)
-        b1s = jnp.asarray(b1, sd)
-        if self.convention == "torch":
-            psi = jnp.asarray(self.momentum_decay, sd)
-            mu_t = b1s * (1.0 - 0.5 * jnp.asarray(0.96, sd) ** (t * psi))
-            mu_next = b1s * (1.0 - 0.5 * jnp.asarray(0.96, sd) ** ((t + 1.0) * psi))
-            prod = state.mu_product * mu_t
-            prod_next = prod * mu_next
-        else:
-            # Constant momentum: the products are powers of b1 (Optax's bias corrections).
-            mu_t = mu_next = b1s
-            prod = b1s**t
-            prod_next = b1s ** (t + 1.0)
+    def _buffer_dtype(self, name, p):
+        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
-        def leaf(g, m, v):
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype, sd)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            b1_, b2_ = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            m_new = b1_ * m.astype(cd) + (1 - b1_) * gc
-            v_new = b2_ * v.astype(rd) + (1 - b2_) * _tree.abs_sq(gc)
-            bc2 = _tree.bias_correction(b2, count.astype(rd), rd)
-            d = jnp.sqrt(v_new / bc2) + _tree.hp(self.eps, rd)
-            mt, mn = mu_t.astype(rd), mu_next.astype(rd)
-            pr, prn = prod.astype(rd), prod_next.astype(rd)
-            out = (1 - mt) / (1 - pr) * gc / d + mn / (1 - prn) * m_new / d
-            return out.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+    def _carry(self):
+        return {"mu_product": jnp.ones((), _tree.float_dtype())}
 
-        res = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.v, names=("m", "v")
+    def _momenta(self, count, t, mu_product):
+        """``(mu_t, mu_{t+1}, Pi_t, Pi_t * mu_{t+1})`` in ``mu_product``'s dtype."""
+        sd = mu_product.dtype
+        b1 = jnp.asarray(value_at(self.b1, count), sd)
+        if self.convention == "optax":  # constant momentum: the products are powers of b1
+            return b1, b1, b1**t, b1 ** (t + 1.0)
+        psi = jnp.asarray(self.momentum_decay, sd)
+        mu_t = b1 * (1.0 - 0.5 * jnp.asarray(0.96, sd) ** (t * psi))
+        mu_next = b1 * (1.0 - 0.5 * jnp.asarray(0.96, sd) ** ((t + 1.0) * psi))
+        prod = mu_product * mu_t
+        return mu_t, mu_next, prod, prod * mu_next
+
+    def _advance(self, count, t, mu_product):
+        return {"mu_product": self._momenta(count, t, mu_product)[2].astype(mu_product.dtype)}
+
+    def _scalars(self, count, t, dtype, mu_product):
+        mu_t, mu_next, prod, prod_next = self._momenta(
+            count, t.astype(mu_product.dtype), mu_product
         )
-        out, m, v = _tree.tree_unzip(updates, res, 3)
-        return out, NAdamState(count, prod.astype(sd), m, v)
+        b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
+        return dict(b1=b1, b2=b2, bc2=_tree.bias_correction(b2, t, dtype), eps=self.eps,
+                    c_g=(1 - mu_t.astype(dtype)) / (1 - prod.astype(dtype)),
+                    c_m=mu_next.astype(dtype) / (1 - prod_next.astype(dtype)))  # fmt: skip
+
+    def _leaf(self, s, g, m, v):
+        m = s.b1 * m + (1 - s.b1) * g
+        v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)
+        d = (jnp.sqrt(v / s.bc2.real) + s.eps.real).astype(g.dtype)
+        return s.c_g * g / d + s.c_m * m / d, m, v
 
 
 def scale_by_nadam(
