@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -19,7 +20,7 @@ class RAdamState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByRAdam(Transform):
+class ScaleByRAdam(Elementwise):
     """RAdam's preconditioner (no learning rate)::
 
     m_t, v_t   as in Adam;  bc1 = 1 - b1^t;  bc2 = 1 - b2^t
@@ -31,7 +32,7 @@ class ScaleByRAdam(Transform):
         = m_t / bc1                                             (otherwise)
     """
 
-    elementwise = True
+    state_type = RAdamState
     fn_name = "radam"
 
     b1: Any = field(0.9, check=_checks.UNIT)
@@ -41,52 +42,32 @@ class ScaleByRAdam(Transform):
     threshold_inclusive: bool = static_field(False)
     eps_placement: str = static_field("raw", choices=("raw", "corrected"))
 
-    def _init(self, params):
-        m = _tree.tree_zeros_like(params)
-        v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return RAdamState(jnp.zeros((), jnp.int32), m, v)
+    def _buffer_dtype(self, name, p):
+        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        b1 = value_at(self.b1, state.count)
-        b2 = self.b2
-
-        def leaf(g, m, v):
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            gc = g.astype(cd)
-            t = count.astype(rd)
-            b1_, b2_ = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            m_new = b1_ * m.astype(cd) + (1 - b1_) * gc
-            v_new = b2_ * v.astype(rd) + (1 - b2_) * _tree.abs_sq(gc)
-            bc1 = _tree.bias_correction(b1, t, rd)
-            bc2 = _tree.bias_correction(b2, t, rd)
-            rho_inf = 2.0 / (1.0 - b2_) - 1.0
-            rho = rho_inf - 2.0 * t * b2_**t / bc2
-            thr = _tree.hp(self.threshold, rd)
-            on = rho >= thr if self.threshold_inclusive else rho > thr
-            # Evaluate r only where it is defined, so gradients stay finite.
-            rho_safe = jnp.where(on, rho, rho_inf)
-            r = jnp.sqrt(
-                (rho_safe - 4.0)
-                * (rho_safe - 2.0)
-                * rho_inf
-                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_safe)
-            )
-            m_hat = m_new / bc1
-            eps = _tree.hp(self.eps, rd)
-            if self.eps_placement == "raw":
-                adaptive = r * m_hat * jnp.sqrt(bc2) / (jnp.sqrt(v_new) + eps)
-            else:
-                adaptive = r * m_hat / (jnp.sqrt(v_new / bc2) + eps)
-            out = jnp.where(on, adaptive, m_hat)
-            return out.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
-
-        res = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.v, names=("m", "v")
+    def _scalars(self, count, t, dtype):
+        b1, b2 = value_at(self.b1, count), _tree.hp(self.b2, dtype)
+        bc1, bc2 = _tree.bias_correction(b1, t, dtype), _tree.bias_correction(self.b2, t, dtype)
+        rho_inf = 2.0 / (1.0 - b2) - 1.0
+        rho = rho_inf - 2.0 * t * b2**t / bc2
+        thr = _tree.hp(self.threshold, dtype)
+        on = rho >= thr if self.threshold_inclusive else rho > thr
+        rho = jnp.where(on, rho, rho_inf)  # r only where it is defined: finite gradients
+        r = jnp.sqrt(
+            (rho - 4.0) * (rho - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho)
         )
-        out, m, v = _tree.tree_unzip(updates, res, 3)
-        return out, RAdamState(count, m, v)
+        return dict(b1=b1, b2=b2, bc1=bc1, bc2=bc2, sqrt_bc2=jnp.sqrt(bc2), r=r, on=on,
+                    eps=self.eps)  # fmt: skip
+
+    def _leaf(self, s, g, m, v):
+        m = s.b1 * m + (1 - s.b1) * g
+        v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)
+        m_hat = m / s.bc1
+        if self.eps_placement == "raw":
+            adaptive = s.r * m_hat * s.sqrt_bc2 / (jnp.sqrt(v) + s.eps.real).astype(m.dtype)
+        else:
+            adaptive = s.r * m_hat / (jnp.sqrt(v / s.bc2.real) + s.eps.real).astype(m.dtype)
+        return jnp.where(s.on, adaptive, m_hat), m, v
 
 
 def scale_by_radam(
