@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -21,7 +22,7 @@ class AdanState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByAdan(Transform):
+class ScaleByAdan(Elementwise):
     """Adan's preconditioner (no learning rate)::
 
         dg_t = g_t - g_{t-1}      (0 on the first step)
@@ -34,7 +35,7 @@ class ScaleByAdan(Transform):
     b1, b2 and b3 weigh the old averages, as in Optax (the paper's beta_k is 1 - b_k).
     """
 
-    elementwise = True
+    state_type = AdanState
     fn_name = "adan"
 
     b1: Any = field(0.98, check=_checks.UNIT)
@@ -43,45 +44,23 @@ class ScaleByAdan(Transform):
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
     eps_root: Any = field(1e-8, check=_checks.NONNEGATIVE)
 
-    def _init(self, params):
-        z = _tree.tree_zeros_like
-        n = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return AdanState(jnp.zeros((), jnp.int32), z(params), z(params), n, z(params))
+    def _buffer_dtype(self, name, p):
+        return _tree.real_dtype(p.dtype) if name == "n" else p.dtype
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        first = state.count == 0
-        bs = [value_at(b, state.count) for b in (self.b1, self.b2, self.b3)]
+    def _scalars(self, count, t, dtype):
+        b1, b2, b3 = (value_at(b, count) for b in (self.b1, self.b2, self.b3))
+        bc1, bc2, bc3 = (_tree.bias_correction(b, t, dtype) for b in (b1, b2, b3))
+        return dict(b1=b1, b2=b2, b3=b3, bc1=bc1, bc2=bc2, bc3=bc3, eps=self.eps,
+                    eps_root=self.eps_root, first=count == 0)  # fmt: skip
 
-        def leaf(g, m, v, n, gp):
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype, n.dtype)
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            c1, c2, c3 = (_tree.hp(b, rd) for b in bs)
-            gc = g.astype(cd)
-            dg = jnp.where(first, jnp.zeros_like(gc), gc - gp.astype(cd))
-            m_new = c1 * m.astype(cd) + (1 - c1) * gc
-            v_new = c2 * v.astype(cd) + (1 - c2) * dg
-            n_new = c3 * n.astype(rd) + (1 - c3) * _tree.abs_sq(gc + (1 - c2) * dg)
-            num = m_new / _tree.bias_correction(bs[0], t, rd) + (1 - c2) * v_new / (
-                _tree.bias_correction(bs[1], t, rd)
-            )
-            n_hat = n_new / _tree.bias_correction(bs[2], t, rd)
-            u = num / (jnp.sqrt(n_hat + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
-            return (
-                u.astype(g.dtype),
-                m_new.astype(m.dtype),
-                v_new.astype(v.dtype),
-                n_new.astype(n.dtype),
-                gc.astype(gp.dtype),
-            )
-
-        out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.v, state.n, state.g_prev,
-            names=("m", "v", "n", "g_prev"),
-        )  # fmt: skip
-        u, m, v, n, gp = _tree.tree_unzip(updates, out, 5)
-        return u, AdanState(count, m, v, n, gp)
+    def _leaf(self, s, g, m, v, n, g_prev):
+        dg = jnp.where(s.first, jnp.zeros_like(g), g - g_prev)
+        m = s.b1 * m + (1 - s.b1) * g
+        v = s.b2 * v + (1 - s.b2) * dg
+        n = s.b3.real * n + (1 - s.b3.real) * _tree.abs_sq(g + (1 - s.b2) * dg)
+        num = m / s.bc1 + (1 - s.b2) * v / s.bc2
+        den = jnp.sqrt(n / s.bc3.real + s.eps_root.real) + s.eps.real
+        return num / den.astype(num.dtype), m, v, n, g
 
 
 def scale_by_adan(
