@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -32,7 +33,7 @@ def _warm_b3(b3: Any, b1: Any, t: jax.Array, steps: Any) -> jax.Array:
 
 
 @pytree_dataclass
-class ScaleByAdEMAMix(Transform):
+class ScaleByAdEMAMix(Elementwise):
     """AdEMAMix's direction (no learning rate), t = count + 1::
 
         m1_t = b1 * m1_{t-1} + (1 - b1) * g_t
@@ -45,7 +46,7 @@ class ScaleByAdEMAMix(Transform):
     log-space ramp of b3 from b1.
     """
 
-    elementwise = True
+    state_type = AdEMAMixState
     fn_name = "ademamix"
 
     b1: Any = field(0.9, check=_checks.UNIT)
@@ -57,45 +58,26 @@ class ScaleByAdEMAMix(Transform):
     warmup_steps: Any = field(None, check=_checks.POSITIVE)
     mu_dtype: Any = static_field(None)
 
-    def _init(self, params):
-        z = lambda p: _tree.tree_zeros_like(p, self.mu_dtype)
-        v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return AdEMAMixState(jnp.zeros((), jnp.int32), z(params), z(params), v)
+    def _buffer_dtype(self, name, p):
+        return _tree.real_dtype(p.dtype) if name == "v" else self.mu_dtype or p.dtype
 
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        b1, b2, b3, alpha = (
-            value_at(h, state.count) for h in (self.b1, self.b2, self.b3, self.alpha)
-        )
+    def _scalars(self, count, t, dtype):
+        b1, b2, b3, alpha = (value_at(h, count) for h in (self.b1, self.b2, self.b3, self.alpha))
+        c1, c3, a = (_tree.hp(h, dtype) for h in (b1, b3, alpha))
+        if self.warmup_steps is not None:
+            steps = _tree.hp(self.warmup_steps, dtype)
+            a, c3 = _warm_alpha(a, t, steps), _warm_b3(c3, c1, t, steps)
+        bc1, bc2 = _tree.bias_correction(b1, t, dtype), _tree.bias_correction(b2, t, dtype)
+        return dict(b1=b1, b2=b2, b3=c3, alpha=a, bc1=bc1, bc2=bc2, eps=self.eps,
+                    eps_root=self.eps_root)  # fmt: skip
 
-        def leaf(g, m1, m2, v):
-            cd = _tree.compute_dtype(g.dtype, m1.dtype, m2.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            c1, c2, c3, a = (_tree.hp(h, rd) for h in (b1, b2, b3, alpha))
-            if self.warmup_steps is not None:
-                steps = _tree.hp(self.warmup_steps, rd)
-                a = _warm_alpha(a, t, steps)
-                c3 = _warm_b3(c3, c1, t, steps)
-            gc = g.astype(cd)
-            m1_new = c1 * m1.astype(cd) + (1 - c1) * gc
-            m2_new = c3 * m2.astype(cd) + (1 - c3) * gc
-            v_new = c2 * v.astype(rd) + (1 - c2) * _tree.abs_sq(gc)
-            v_hat = v_new / _tree.bias_correction(b2, t, rd)
-            num = m1_new / _tree.bias_correction(b1, t, rd) + a * m2_new
-            u = num / (jnp.sqrt(v_hat + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
-            return (
-                u.astype(g.dtype),
-                m1_new.astype(m1.dtype),
-                m2_new.astype(m2.dtype),
-                v_new.astype(v.dtype),
-            )
-
-        out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m1, state.m2, state.v, names=("m1", "m2", "v")
-        )
-        u, m1, m2, v = _tree.tree_unzip(updates, out, 4)
-        return u, AdEMAMixState(count, m1, m2, v)
+    def _leaf(self, s, g, m1, m2, v):
+        m1 = s.b1 * m1 + (1 - s.b1) * g
+        m2 = s.b3 * m2 + (1 - s.b3) * g
+        v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)
+        num = m1 / s.bc1 + s.alpha * m2
+        den = jnp.sqrt(v / s.bc2.real + s.eps_root.real) + s.eps.real
+        return num / den.astype(num.dtype), m1, m2, v
 
 
 def scale_by_ademamix(
