@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -19,7 +20,7 @@ class ADOPTState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByADOPT(Transform):
+class ScaleByADOPT(Elementwise):
     """ADOPT's direction (no learning rate). With k = count before the update::
 
     k = 0:  v = g^2; u = 0                               (initialization step)
@@ -30,7 +31,7 @@ class ScaleByADOPT(Transform):
             v_k = b2 * v_{k-1} + (1 - b2) * g^2
     """
 
-    elementwise = True
+    state_type = ADOPTState
     fn_name = "adopt"
 
     b1: Any = field(0.9, check=_checks.UNIT)
@@ -40,36 +41,24 @@ class ScaleByADOPT(Transform):
     use_clipping: bool = static_field(True)
     mu_dtype: Any = static_field(None)
 
-    def _init(self, params):
-        v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return ADOPTState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params, self.mu_dtype), v)
+    def _buffer_dtype(self, name, p):
+        return self.mu_dtype or p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        first = state.count == 0
-        b1 = value_at(self.b1, state.count)
-        b2 = value_at(self.b2, state.count)
+    def _scalars(self, count, t, dtype):
+        b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
+        lim = count.astype(dtype) ** 0.25 if self.use_clipping else None
+        return dict(b1=b1, b2=b2, eps=self.eps, lim=lim, first=count == 0)
 
-        def leaf(g, m, v):
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            gc, vc = g.astype(cd), v.astype(rd)
-            c1, c2 = _tree.hp(b1, rd), _tree.hp(b2, rd)
-            n = gc / jnp.maximum(jnp.sqrt(vc), _tree.hp(self.eps, rd))
-            if self.use_clipping:
-                lim = state.count.astype(rd) ** 0.25
-                n = jnp.clip(n, -lim, lim)
-            m_new = jnp.where(first, m.astype(cd), c1 * m.astype(cd) + (1 - c1) * n)
-            u = c1 * m_new + (1 - c1) * n if self.nesterov else m_new
-            u = jnp.where(first, jnp.zeros_like(u), u)
-            g2 = _tree.abs_sq(gc)
-            v_new = jnp.where(first, g2, c2 * vc + (1 - c2) * g2)
-            return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
-
-        out = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.m, state.v, names=("m", "v")
-        )
-        u, m, v = _tree.tree_unzip(updates, out, 3)
-        return u, ADOPTState(_tree.safe_increment(state.count), m, v)
+    def _leaf(self, s, g, m, v):
+        n = g / jnp.maximum(jnp.sqrt(v), s.eps.real).astype(g.dtype)
+        if self.use_clipping:
+            n = jnp.clip(n, -s.lim, s.lim)
+        m = jnp.where(s.first, m, s.b1 * m + (1 - s.b1) * n)
+        u = s.b1 * m + (1 - s.b1) * n if self.nesterov else m
+        u = jnp.where(s.first, jnp.zeros_like(u), u)
+        g2 = _tree.abs_sq(g)
+        v = jnp.where(s.first, g2, s.b2.real * v + (1 - s.b2.real) * g2)
+        return u, m, v
 
 
 def scale_by_adopt(
