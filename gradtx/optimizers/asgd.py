@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc
 from ._lr_inside import lr_inside_chain
 
@@ -25,7 +26,7 @@ class ASGDState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByASGD(Transform):
+class ScaleByASGD(Elementwise):
     """ASGD's whole step (eta holds the learning rate) and the parameter average::
 
     out   = eta_{t-1} * (g_t + lambd * p_{t-1})           (so p_t = p_{t-1} - out)
@@ -35,52 +36,45 @@ class ScaleByASGD(Transform):
     (eta_0 = lr(0), mu_0 = 1, ax_0 = 0)
     """
 
-    elementwise = True
+    state_type = ASGDState
     fn_name = "asgd"
+    reads_params = True
 
     learning_rate: Any = field(1e-2, check=_checks.NONNEGATIVE)
     lambd: Any = field(1e-4, check=_checks.NONNEGATIVE)
     alpha: Any = field(0.75, check=_checks.NONNEGATIVE)
     t0: Any = field(1e6, check=_checks.NONNEGATIVE)
 
-    def _init(self, params):
+    def _buffers(self):
+        return ("ax",)
+
+    def _carry(self):
         fd = _tree.float_dtype()
         lr0 = value_at(self.learning_rate, jnp.zeros((), jnp.int32))
-        return ASGDState(
-            jnp.zeros((), jnp.int32),
-            jnp.asarray(lr0, fd),
-            jnp.ones((), fd),
-            _tree.tree_zeros_like(params),
-        )
+        return {"eta": jnp.asarray(lr0, fd), "mu": jnp.ones((), fd)}
+
+    def _advance(self, count, t, eta, mu):
+        sd = eta.dtype
+        lr = jnp.asarray(value_at(self.learning_rate, count), sd)
+        lambd = jnp.asarray(self.lambd, sd)
+        eta_new = lr / (1 + lambd * lr * t) ** jnp.asarray(self.alpha, sd)
+        mu_new = 1 / jnp.maximum(jnp.ones((), sd), t - jnp.asarray(self.t0, sd))
+        return {"eta": eta_new.astype(sd), "mu": mu_new.astype(sd)}
+
+    def _scalars(self, count, t, dtype, eta, mu):
+        return dict(eta=eta, mu=mu, lambd=jnp.asarray(self.lambd, eta.dtype))
 
     def _update(self, updates, state, params, **extra):
         if params is None:
             raise ValueError(
                 f"{self.where()}: ASGD needs params; call update(grads, state, params)."
             )
-        count = _tree.safe_increment(state.count)
-        sd = state.eta.dtype
-        lr = jnp.asarray(value_at(self.learning_rate, state.count), sd)
-        lambd = jnp.asarray(self.lambd, sd)
-        eta, mu = state.eta, state.mu
+        return super()._update(updates, state, params, **extra)
 
-        def leaf(g, p, ax):
-            cd = _tree.compute_dtype(g.dtype, p.dtype, ax.dtype, sd)
-            gc, pc = g.astype(cd), p.astype(cd)
-            out = eta.astype(cd) * (gc + lambd.astype(cd) * pc)
-            p_new = pc - out
-            axc = ax.astype(cd)
-            ax_new = jnp.where(mu == 1, p_new, axc + mu.astype(cd) * (p_new - axc))
-            return out.astype(g.dtype), ax_new.astype(ax.dtype)
-
-        res = _tree.tree_map_with_check(
-            self.where(), leaf, updates, params, state.ax, names=("params", "ax")
-        )
-        out, ax = _tree.tree_unzip(updates, res, 2)
-        t = count.astype(sd)
-        eta_new = lr / (1 + lambd * lr * t) ** jnp.asarray(self.alpha, sd)
-        mu_new = 1 / jnp.maximum(jnp.ones((), sd), t - jnp.asarray(self.t0, sd))
-        return out, ASGDState(count, eta_new.astype(sd), mu_new.astype(sd), ax)
+    def _leaf(self, s, g, p, ax):
+        out = s.eta * (g + s.lambd * p)
+        p_new = p - out
+        return out, jnp.where(s.mu == 1, p_new, ax + s.mu * (p_new - ax))
 
 
 def scale_by_asgd(
