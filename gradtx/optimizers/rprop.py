@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .._kernel import Elementwise
+from .._transform import field, pytree_dataclass, value_at
 from ._common import COMMON_DOCS, fill_doc
 from ._lr_inside import lr_inside_chain
 
@@ -20,7 +21,7 @@ class RpropState(NamedTuple):
 
 
 @pytree_dataclass
-class ScaleByRprop(Transform):
+class ScaleByRprop(Elementwise):
     """iRprop-'s whole step (the learning rate is the initial step size)::
 
     s_t     = sign(g_t * prev_{t-1})                       (prev_0 = 0)
@@ -30,7 +31,7 @@ class ScaleByRprop(Transform):
     out     = sign(g'_t) * Delta_t;   prev_t = g'_t
     """
 
-    elementwise = True
+    state_type = RpropState
     fn_name = "rprop"
 
     learning_rate: Any = field(1e-2, check=_checks.NONNEGATIVE)
@@ -39,39 +40,24 @@ class ScaleByRprop(Transform):
     min_step_size: Any = field(1e-6, check=_checks.NONNEGATIVE)
     max_step_size: Any = field(50.0, check=_checks.NONNEGATIVE)
 
-    def _init(self, params):
-        lr0 = value_at(self.learning_rate, jnp.zeros((), jnp.int32))
-        prev = _tree.tree_zeros_like(params)
-        steps = jax.tree.map(
-            lambda p: _tree.full_like(p, 0, _tree.real_dtype(p.dtype)) + _tree.hp(lr0, p.dtype),
-            params,
-        )
-        return RpropState(jnp.zeros((), jnp.int32), prev, steps)
+    def _buffer_dtype(self, name, p):
+        return p.dtype if name == "prev" else _tree.real_dtype(p.dtype)
 
-    def _update(self, updates, state, params, **extra):
-        def leaf(g, prev, step):
-            cd = _tree.compute_dtype(g.dtype, prev.dtype, step.dtype)
-            gc = g.astype(cd)
-            s = _tree.sign(gc * prev.astype(cd))
-            eta = jnp.where(
-                s > 0,
-                _tree.hp(self.eta_plus, cd),
-                jnp.where(s < 0, _tree.hp(self.eta_minus, cd), jnp.ones((), cd)),
-            )
-            step_new = jnp.clip(
-                step.astype(cd) * eta,
-                _tree.hp(self.min_step_size, cd),
-                _tree.hp(self.max_step_size, cd),
-            )
-            g_new = jnp.where(s < 0, jnp.zeros((), cd), gc)
-            out = _tree.sign(g_new) * step_new
-            return out.astype(g.dtype), g_new.astype(prev.dtype), step_new.astype(step.dtype)
-
-        res = _tree.tree_map_with_check(
-            self.where(), leaf, updates, state.prev, state.step_size, names=("prev", "step_size")
+    def _initial(self, name):
+        return (
+            value_at(self.learning_rate, jnp.zeros((), jnp.int32)) if name == "step_size" else 0.0
         )
-        out, prev, steps = _tree.tree_unzip(updates, res, 3)
-        return out, RpropState(_tree.safe_increment(state.count), prev, steps)
+
+    def _scalars(self, count, t, dtype):
+        return dict(eta_plus=self.eta_plus, eta_minus=self.eta_minus, lo=self.min_step_size,
+                    hi=self.max_step_size)  # fmt: skip
+
+    def _leaf(self, c, g, prev, step_size):
+        s = _tree.sign(g * prev)
+        eta = jnp.where(s > 0, c.eta_plus, jnp.where(s < 0, c.eta_minus, jnp.ones_like(c.lo)))
+        step_size = jnp.clip(step_size * eta, c.lo, c.hi)
+        g = jnp.where(s < 0, jnp.zeros_like(g), g)
+        return _tree.sign(g) * step_size, g, step_size
 
 
 def scale_by_rprop(
