@@ -214,9 +214,8 @@ from .optimizers.soap import SOAPState as SOAPState
 from .optimizers.soap import scale_by_soap as scale_by_soap
 from .optimizers.soap import soap as soap
 from .optimizers.kron import KronState as KronState
-from .optimizers.kron import PrecondUpdateProb as PrecondUpdateProb
 from .optimizers.kron import kron as kron
-from .optimizers.kron import precond_update_prob_schedule as precond_update_prob_schedule
+from .schedules._probability import precond_update_prob_schedule as precond_update_prob_schedule
 from .optimizers.kron import scale_by_kron as scale_by_kron
 
 # sweeps

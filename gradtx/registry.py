@@ -277,6 +277,7 @@ from .optimizers.adan import adan  # noqa: E402
 from .optimizers.fromage import fromage  # noqa: E402
 from .optimizers.lamb import lamb  # noqa: E402
 from .optimizers.lars import lars  # noqa: E402
+from .optimizers.lbfgs import lbfgs  # noqa: E402
 from .optimizers.lion import lion  # noqa: E402
 from .optimizers.noisy_sgd import noisy_sgd  # noqa: E402
 from .optimizers.novograd import novograd  # noqa: E402
@@ -285,7 +286,6 @@ from .optimizers.polyak_sgd import polyak_sgd  # noqa: E402
 from .optimizers.sign import sign_sgd, signum  # noqa: E402
 from .optimizers.sm3 import sm3  # noqa: E402
 from .optimizers.yogi import yogi  # noqa: E402
-from .optimizers.lbfgs import lbfgs  # noqa: E402
 
 _OPTAX_CATALOGUE: list[Spec] = [
     Spec("lion", lion, {}, 0.02, 1000, invalid=(({"b1": 1.5}, "b1 must be in [0, 1], got 1.5"),)),
@@ -328,11 +328,11 @@ _OPTAX_CATALOGUE: list[Spec] = [
 # --- modern optimizers
 from .optimizers.ademamix import ademamix  # noqa: E402
 from .optimizers.adopt import adopt  # noqa: E402
+from .optimizers.kron import kron  # noqa: E402
 from .optimizers.mars import mars  # noqa: E402
 from .optimizers.prodigy import prodigy  # noqa: E402
 from .optimizers.schedule_free import schedule_free_adamw, schedule_free_sgd  # noqa: E402
 from .optimizers.soap import soap  # noqa: E402
-from .optimizers.kron import kron  # noqa: E402
 
 _MODERN: list[Spec] = [
     Spec("schedule_free_sgd", schedule_free_sgd, {}, 0.1, 300,
@@ -649,7 +649,7 @@ _SCHEDULES: list[ScheduleSpec] = [
     ),
 ]
 
-from .optimizers.kron import precond_update_prob_schedule  # noqa: E402
+from .schedules._probability import precond_update_prob_schedule  # noqa: E402
 
 _SCHEDULES.append(
     ScheduleSpec(

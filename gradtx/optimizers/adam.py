@@ -121,30 +121,14 @@ def adam(
         p_t = p_{t-1} - lr * (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
 
     Args:
-      {learning_rate}
-      b1: decay of the first moment, in [0, 1) (float, array or schedule).
-      b2: decay of the second moment, in [0, 1) (float, array or schedule).
-      eps: added to the denominator outside the square root, >= 0.
-      {weight_decay}
-      amsgrad: keep the running maximum of the second moment (AMSGrad).
-      eps_root: added inside the square root (Optax's ``eps_root``), >= 0; default 0.
-      amsgrad_max: ``"raw"`` (torch: max over ``v``) or ``"corrected"`` (Optax's ``amsgrad``).
+      {adam_args}
       {decoupled}
-      {maximize}
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype). Use float32 with bf16 params.
-      nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
-      complex_convention: ``"abs"`` (Optax: one step size per complex weight) or
-        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``).
 
     Conventions: with weight_decay 0 this is ``optax.adam(lr, b1, b2, eps)``; Optax's
-    ``amsgrad`` is ``adam(..., amsgrad=True, amsgrad_max="corrected")``. AdamW is ``adamw``
-    (``decoupled_weight_decay=True``: ``p <- p * (1 - lr * wd) - lr * u``, torch's AdamW).
+    ``amsgrad`` is ``adam(..., amsgrad=True, amsgrad_max="corrected")``. AdamW is ``adamw``.
 
     References:
-      Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980
-      Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
-      https://openreview.net/forum?id=ryQu7f-RZ
-      Loshchilov, Hutter, "Decoupled Weight Decay Regularization", ICLR 2019. arXiv:1711.05101
+      {refs}
     """
     pre = ScaleByAdam(b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype,
                       complex_convention)  # fmt: skip
@@ -169,12 +153,23 @@ def adamw(
     nu_dtype: Any = None,
     complex_convention: str = "abs",
 ):
-    """AdamW: ``adam`` with decoupled weight decay, torch.optim.AdamW's defaults (decay 1e-2).
+    """AdamW: Adam with decoupled weight decay, torch.optim.AdamW's semantics and defaults.
 
-    Update rule: ``p_t = p_{t-1} * (1 - lr * weight_decay) - lr * u_t``, with ``u_t`` Adam's
-    step. The decay is multiplied by the current (scheduled) learning rate, as in torch and
-    ``optax.adamw``; Optax's default decay is 1e-4 and its ``mask`` is ``weight_decay_mask``.
-    The other arguments are ``adam``'s.
+    Update rule (t = 1, 2, ...)::
+
+        m_t, v_t and u_t as in adam (no L2 term in the gradient)
+        p_t = p_{t-1} * (1 - lr * weight_decay) - lr * u_t
+
+    Args:
+      {adam_args}
+
+    Conventions: the decay is multiplied by the current (scheduled) learning rate, as in torch
+    and ``optax.adamw``; Optax's default decay is 1e-4 and its ``mask`` is
+    ``weight_decay_mask``.
+
+    References:
+      {refs}
+      Loshchilov, Hutter, "Decoupled Weight Decay Regularization", ICLR 2019. arXiv:1711.05101
     """
     return adam(learning_rate, b1, b2, eps, weight_decay, amsgrad, eps_root=eps_root,
                 amsgrad_max=amsgrad_max, decoupled_weight_decay=True, maximize=maximize,
@@ -182,4 +177,23 @@ def adamw(
                 complex_convention=complex_convention)  # fmt: skip
 
 
-fill_doc(adam, **COMMON_DOCS)
+# Argument text and references adam and adamw share (indented for their Args sections).
+_ARGS = """{learning_rate}
+      b1: decay of the first moment, in [0, 1) (float, array or schedule).
+      b2: decay of the second moment, in [0, 1) (float, array or schedule).
+      eps: added to the denominator outside the square root, >= 0.
+      {weight_decay}
+      amsgrad: keep the running maximum of the second moment (AMSGrad).
+      eps_root: added inside the square root (Optax's ``eps_root``), >= 0; default 0.
+      amsgrad_max: ``"raw"`` (torch: max over ``v``) or ``"corrected"`` (Optax's ``amsgrad``).
+      {maximize}
+      mu_dtype: dtype of ``m`` (default: each parameter's dtype). Use float32 with bf16 params.
+      nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
+      complex_convention: ``"abs"`` (Optax: one step size per complex weight) or
+        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``)."""
+_REFS = """Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980
+      Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
+      https://openreview.net/forum?id=ryQu7f-RZ"""
+for _f in (adam, adamw):
+    fill_doc(_f, adam_args=_ARGS, refs=_REFS)
+    fill_doc(_f, **COMMON_DOCS)
