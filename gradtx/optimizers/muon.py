@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
+from .. import _checks, _tree
+from .._kernel import PerLeaf, leaf_ranks
 from .._transform import (
     Chain,
     Transform,
@@ -114,7 +115,7 @@ def newton_schulz(
 
 
 @pytree_dataclass
-class ScaleByMuon(Transform):
+class ScaleByMuon(PerLeaf):
     """Muon's preconditioner for matrix leaves (no learning rate)::
 
     B_t = momentum * B_{t-1} + (1 - momentum) * g_t                (B_0 = 0)
@@ -124,8 +125,9 @@ class ScaleByMuon(Transform):
                     s = 0.2 * sqrt(max(rows, cols))         ("match_rms_adamw")
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "muon"
+    state_type = MuonState
+    layout_what = "per-matrix orthogonalization"
 
     momentum: Any = field(0.95, check=_checks.UNIT)
     ns_a: Any = 3.4445
@@ -139,52 +141,36 @@ class ScaleByMuon(Transform):
     batch_dims: Any = static_field(None)
     ns_dtype: Any = static_field(jnp.bfloat16)
 
-    def _init(self, params):
-        _stack_axes(params, "per-matrix orthogonalization")
-        return MuonState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params))
+    def _init_leaf(self, p):
+        return (_tree.zeros_like(p),)
 
-    def _update(self, updates, state, params, **extra):
-        # A gradtx.flatten(params, stack=True) buffer is a stack of leaves: its leading axis is
-        # one more batch axis in front of each leaf's own matrix view.
-        stack = iter(_stack_axes(updates, "per-matrix orthogonalization"))
-        mu = value_at(self.momentum, state.count)
+    def _scalars(self, count, t):
+        return {"momentum": value_at(self.momentum, count)}
 
-        def leaf(g, b):
-            nb = next(stack)
-            cd = _tree.compute_dtype(g.dtype, b.dtype)
-            gc, m = g.astype(cd), _tree.hp(mu, cd)
-            b_new = m * b.astype(cd) + (1 - m) * gc
-            u = (1 - m) * gc + m * b_new if self.nesterov else b_new
-            batch, rows, cols = matrix_view(g.shape[nb:], self.conv_layout, self.batch_dims)
-            # (a stack of one leaf runs as that leaf: XLA:CPU's batched matmul is slower)
-            lead = () if g.shape[:nb] == (1,) else g.shape[:nb]
-            # Under Explicit mesh axes each matrix is gathered (its batch axes stay sharded).
-            x = _tree.gather_explicit(u, nb + len(batch)).reshape(*lead, *batch, rows, cols)
-            o = newton_schulz(
-                x, self.ns_a, self.ns_b, self.ns_c, self.ns_steps, self.eps, self.ns_dtype
-            )
-            if self.adjust_lr_fn == "match_rms_adamw":
-                s = 0.2 * math.sqrt(max(rows, cols))
-            else:
-                s = math.sqrt(max(1.0, rows / cols))
-            out = o.astype(cd).reshape(g.shape) * jnp.asarray(s, cd)
-            out = _tree.like_sharding(out, g)
-            return out.astype(g.dtype), b_new.astype(b.dtype)
-
-        res = _tree.tree_map_with_check(self.where(), leaf, updates, state.b, names=("b",))
-        out, b = _tree.tree_unzip(updates, res, 2)
-        return out, MuonState(_tree.safe_increment(state.count), b)
+    def _leaf(self, s, g, b):
+        cd = _tree.compute_dtype(g.dtype, b.dtype)
+        gc, m = g.astype(cd), _tree.hp(s.momentum, cd)
+        b_new = m * b.astype(cd) + (1 - m) * gc
+        u = (1 - m) * gc + m * b_new if self.nesterov else b_new
+        batch, rows, cols = matrix_view(g.shape, self.conv_layout, self.batch_dims)
+        # Under Explicit mesh axes each matrix is gathered (its batch axes stay sharded).
+        x = _tree.gather_explicit(u, len(batch)).reshape(*batch, rows, cols)
+        o = newton_schulz(
+            x, self.ns_a, self.ns_b, self.ns_c, self.ns_steps, self.eps, self.ns_dtype
+        )
+        if self.adjust_lr_fn == "match_rms_adamw":
+            sc = 0.2 * math.sqrt(max(rows, cols))
+        else:
+            sc = math.sqrt(max(1.0, rows / cols))
+        out = o.astype(cd).reshape(g.shape) * jnp.asarray(sc, cd)
+        out = _tree.like_sharding(out, g)
+        return out.astype(g.dtype), b_new.astype(b.dtype)
 
 
-def _stack_axes(tree: Any, what: str) -> list[int]:
-    """Per leaf, the leading axes that index stacked leaves (``gradtx.flatten(stack=True)``)."""
-    return _view.stack_axes("gradtx.muon", tree, what)
-
-
-def _select(tree: Any, keep_matrices: bool, stack: list[int]) -> Any:
-    """``tree`` with None at the leaves that are (not) matrices; ``stack`` as ``_stack_axes``."""
+def _select(tree: Any, keep_matrices: bool, ranks: list[int]) -> Any:
+    """``tree`` with None at the leaves that are (not) matrices; ``ranks`` from ``leaf_ranks``."""
     leaves, treedef = jax.tree.flatten(tree)
-    keep = [jnp.ndim(x) - nb >= 2 for x, nb in zip(leaves, stack)]
+    keep = [r >= 2 for r in ranks]
     return treedef.unflatten([x if k == keep_matrices else None for x, k in zip(leaves, keep)])
 
 
@@ -201,25 +187,25 @@ class MuonSplit(Transform):
     Each inner transform sees the full tree with ``None`` at the other's leaves.
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    stackable = True  # the split reads the rank of each (stacked) leaf
 
     muon: Transform
     fallback: Transform
 
     def _init(self, params):
-        stack = _stack_axes(params, "splitting matrices from vectors by shape")
+        ranks = leaf_ranks("gradtx.muon", params, "splitting matrices from vectors by shape")
         return MuonSplitState(
-            self.muon._init(_select(params, True, stack)),
-            self.fallback._init(_select(params, False, stack)),
+            self.muon._init(_select(params, True, ranks)),
+            self.fallback._init(_select(params, False, ranks)),
         )
 
     def _update(self, updates, state, params, **extra):
-        stack = _stack_axes(updates, "splitting matrices from vectors by shape")
-        p_m = None if params is None else _select(params, True, stack)
-        p_o = None if params is None else _select(params, False, stack)
-        u_m, s_m = self.muon._update(_select(updates, True, stack), state.muon, p_m, **extra)
+        ranks = leaf_ranks("gradtx.muon", updates, "splitting matrices from vectors by shape")
+        p_m = None if params is None else _select(params, True, ranks)
+        p_o = None if params is None else _select(params, False, ranks)
+        u_m, s_m = self.muon._update(_select(updates, True, ranks), state.muon, p_m, **extra)
         u_o, s_o = self.fallback._update(
-            _select(updates, False, stack), state.fallback, p_o, **extra
+            _select(updates, False, ranks), state.fallback, p_o, **extra
         )
         return _merge(u_m, u_o), MuonSplitState(s_m, s_o)
 
