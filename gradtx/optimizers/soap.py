@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .. import _checks, _tree
+from .._kernel import PerLeaf
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -35,7 +36,7 @@ def _t(x: Any) -> Any:
 
 
 @pytree_dataclass
-class ScaleBySOAP(Transform):
+class ScaleBySOAP(PerLeaf):
     """SOAP's direction (no learning rate). Per 2-D leaf ``G`` (m x n), t = count + 1::
 
         L_t = bs * L_{t-1} + (1 - bs) * G G^T;   R_t = bs * R_{t-1} + (1 - bs) * G^T G
@@ -50,13 +51,12 @@ class ScaleBySOAP(Transform):
     with ``c_t = sqrt(1 - b2^t) / (1 - b1^t)`` (``bias_correction``) or 1, and
     ``bs = shampoo_beta`` (None: b2). A side longer than ``max_precond_dim`` keeps the identity
     basis, and leaves that are not 2-D run Adam (both bases the identity). The bases are
-    treated as constants by ``jax.grad`` (their gradients are stopped). On
-    ``gradtx.flatten(params, stack=True)`` buffers each stacked matrix keeps its own statistics
-    and bases (batched ``eigh``, ``qr`` and matmuls over the stacking axis).
+    treated as constants by ``jax.grad`` (their gradients are stopped).
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
     fn_name = "soap"
+    state_type = SOAPState
+    layout_what = "per-leaf preconditioner matrices"
 
     b1: Any = field(0.95, check=_checks.UNIT)
     b2: Any = field(0.95, check=_checks.UNIT)
@@ -66,125 +66,91 @@ class ScaleBySOAP(Transform):
     max_precond_dim: int = static_field(10000)
     bias_correction: bool = static_field(True)
 
-    @staticmethod
-    def _stack_axes(tree):
-        return _view.stack_axes("gradtx.soap", tree, "per-leaf preconditioner matrices")
+    def _checked(self):
+        return ("m",)  # the statistics and bases are square matrices, one per side
 
-    def _init(self, params):
-        stack = self._stack_axes(params)
-        leaves, treedef = jax.tree.flatten(params)
+    def _init_leaf(self, p):
+        sides = _sides(p.shape, self.max_precond_dim)
+        dt = _tree.compute_dtype(_tree.real_dtype(p.dtype))
 
-        def mats(p, nb, side, make):
-            if not _sides(p.shape[nb:], self.max_precond_dim)[side]:
-                return None
-            n = p.shape[nb + side]
-            dt = _tree.compute_dtype(_tree.real_dtype(p.dtype))
-            return jnp.broadcast_to(make(n, dtype=dt), (*p.shape[:nb], n, n))
-
-        def per_leaf(side, make):
-            return treedef.unflatten([mats(p, nb, side, make) for p, nb in zip(leaves, stack)])
+        def mats(side, make):
+            return make(p.shape[side], dtype=dt) if sides[side] else None
 
         zeros = lambda n, dtype: jnp.zeros((n, n), dtype)
-        v = jax.tree.map(lambda p: _tree.zeros_like(p, _tree.real_dtype(p.dtype)), params)
-        return SOAPState(
-            jnp.zeros((), jnp.int32),
-            _tree.tree_zeros_like(params),
-            v,
-            per_leaf(0, zeros),
-            per_leaf(1, zeros),
-            per_leaf(0, jnp.eye),
-            per_leaf(1, jnp.eye),
-        )
+        m, v = _tree.zeros_like(p), _tree.zeros_like(p, _tree.real_dtype(p.dtype))
+        return m, v, mats(0, zeros), mats(1, zeros), mats(0, jnp.eye), mats(1, jnp.eye)
 
-    def _update(self, updates, state, params, **extra):
-        stack = self._stack_axes(updates)
-        where = self.where()
-        _checks.check_same_tree(where, updates, state.m, "updates", "m")
-        count = _tree.safe_increment(state.count)
-        first = state.count == 0
-        refresh = (count % self.precondition_frequency) == 0
-        b1, b2 = value_at(self.b1, state.count), value_at(self.b2, state.count)
-        bs = b2 if self.shampoo_beta is None else value_at(self.shampoo_beta, state.count)
-        leaves, treedef = jax.tree.flatten(updates)
-        flat = [treedef.flatten_up_to(x) for x in state[1:]]
-        outs = []
-        for nb, *per_leaf in zip(stack, leaves, *flat):
-            # A stack of one leaf runs as that leaf: the program is the tree's, which matters
-            # here beyond speed, because a rank-deficient leaf's eigenbasis (and so its update)
-            # follows its statistics' last bits.
-            one = nb == 1 and per_leaf[0].shape[0] == 1
-            if one:
-                per_leaf = [None if x is None else x[0] for x in per_leaf]
-            orig = per_leaf
-            # Under Explicit mesh axes the matrices are gathered (their products would have
-            # sharded contracting axes) and the results are put back like the inputs.
-            g, m, v, L, R, QL, QR = (_tree.gather_explicit(x) for x in per_leaf)
-            cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
-            rd = _tree.real_dtype(cd)
-            t = count.astype(rd)
-            c1, c2, cs = (_tree.hp(h, rd) for h in (b1, b2, bs))
-            gc = g.astype(cd)
+    def _scalars(self, count, t):
+        b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
+        bs = b2 if self.shampoo_beta is None else value_at(self.shampoo_beta, count)
+        refresh = (t % self.precondition_frequency) == 0
+        return {"first": count == 0, "refresh": refresh, "t": t, "b1": b1, "b2": b2, "bs": bs}
 
-            def stat(S, prod):
-                return cs * S + (1 - cs) * prod
+    def _leaf(self, s, *per_leaf):
+        orig = per_leaf
+        # Under Explicit mesh axes the matrices are gathered (their products would have
+        # sharded contracting axes) and the results are put back like the inputs.
+        g, m, v, L, R, QL, QR = (_tree.gather_explicit(x) for x in per_leaf)
+        cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
+        rd = _tree.real_dtype(cd)
+        t = s.t.astype(rd)
+        c1, c2, cs = (_tree.hp(h, rd) for h in (s.b1, s.b2, s.bs))
+        gc = g.astype(cd)
 
-            def basis(S, Q):
-                S = jax.lax.stop_gradient(S)
-                Q = jax.lax.stop_gradient(Q)
-                return jax.lax.cond(first, lambda: jnp.linalg.eigh(S)[1].astype(Q.dtype), lambda: Q)
+        def stat(S, prod):
+            return cs * S + (1 - cs) * prod
 
-            def refreshed(S, Q):
-                S = jax.lax.stop_gradient(S)
-                return jax.lax.cond(
-                    refresh, lambda: jnp.linalg.qr(S @ Q)[0].astype(Q.dtype), lambda: Q
-                )
+        def basis(S, Q):
+            S = jax.lax.stop_gradient(S)
+            Q = jax.lax.stop_gradient(Q)
+            return jax.lax.cond(s.first, lambda: jnp.linalg.eigh(S)[1].astype(Q.dtype), lambda: Q)
 
-            L_new = R_new = QL_new = QR_new = None
-            rot = gc
-            if L is not None:
-                L_new = stat(L, gc @ _t(gc))
-                QL = basis(L_new, QL)
-            if R is not None:
-                R_new = stat(R, _t(gc) @ gc)
-                QR = basis(R_new, QR)
+        def refreshed(S, Q):
+            S = jax.lax.stop_gradient(S)
+            return jax.lax.cond(
+                s.refresh, lambda: jnp.linalg.qr(S @ Q)[0].astype(Q.dtype), lambda: Q
+            )
 
-            def to_rot(x):
-                if QL is not None:
-                    x = _t(QL) @ x
-                if QR is not None:
-                    x = x @ QR
-                return x
+        L_new = R_new = QL_new = QR_new = None
+        if L is not None:
+            L_new = stat(L, gc @ _t(gc))
+            QL = basis(L_new, QL)
+        if R is not None:
+            R_new = stat(R, _t(gc) @ gc)
+            QR = basis(R_new, QR)
 
-            def from_rot(x):
-                if QL is not None:
-                    x = QL @ x
-                if QR is not None:
-                    x = x @ _t(QR)
-                return x
+        def to_rot(x):
+            if QL is not None:
+                x = _t(QL) @ x
+            if QR is not None:
+                x = x @ QR
+            return x
 
-            rot = to_rot(gc)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gc
-            v_new = c2 * v.astype(rd) + (1 - c2) * _tree.abs_sq(rot)
-            n = to_rot(m_new) / (jnp.sqrt(v_new) + _tree.hp(self.eps, rd))
-            u = from_rot(n)
-            if self.bias_correction:
-                u = (
-                    u
-                    * jnp.sqrt(_tree.bias_correction(b2, t, rd))
-                    / _tree.bias_correction(b1, t, rd)
-                )
-            if L is not None:
-                QL_new = refreshed(L_new, QL)
-            if R is not None:
-                QR_new = refreshed(R_new, QR)
-            out = (u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype))
-            out += (L_new, R_new, QL_new, QR_new)
-            out = tuple(_tree.like_sharding(x, ref) for x, ref in zip(out, orig))
-            outs.append(tuple(None if x is None else x[None] for x in out) if one else out)
-        cols = list(zip(*outs)) if outs else [[]] * 7
-        unf = treedef.unflatten
-        u = unf(list(cols[0]))
-        return u, SOAPState(count, *(unf(list(c)) for c in cols[1:]))
+        def from_rot(x):
+            if QL is not None:
+                x = QL @ x
+            if QR is not None:
+                x = x @ _t(QR)
+            return x
+
+        rot = to_rot(gc)
+        m_new = c1 * m.astype(cd) + (1 - c1) * gc
+        v_new = c2 * v.astype(rd) + (1 - c2) * _tree.abs_sq(rot)
+        n = to_rot(m_new) / (jnp.sqrt(v_new) + _tree.hp(self.eps, rd))
+        u = from_rot(n)
+        if self.bias_correction:
+            u = (
+                u
+                * jnp.sqrt(_tree.bias_correction(s.b2, t, rd))
+                / _tree.bias_correction(s.b1, t, rd)
+            )
+        if L is not None:
+            QL_new = refreshed(L_new, QL)
+        if R is not None:
+            QR_new = refreshed(R_new, QR)
+        out = (u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype))
+        out += (L_new, R_new, QL_new, QR_new)
+        return tuple(_tree.like_sharding(x, ref) for x, ref in zip(out, orig))
 
 
 def scale_by_soap(
