@@ -10,9 +10,10 @@ write two methods:
   scalars (attribute access) cast to the leaf's compute dtype; buffers come by name and go back
   in the order of ``_buffers()``.
 
-Two optional hooks: ``_carry()`` declares scalar state fields besides the count (a running
-product, a step size), which ``_scalars`` reads and ``_advance`` steps; ``reads_params = True``
-passes each parameter to ``_leaf`` as ``p`` (for buffers that follow the parameters).
+Two optional hooks, named as in ``PerLeaf``: ``carry_fields`` names scalar state fields besides
+the count (a running product, a step size), with ``_carry_init()`` their initial values and
+``_next_carry(updates, state)`` their values after the step; ``_scalars`` reads their values
+before it. ``reads_params = True`` passes each parameter to ``_leaf`` as ``p``.
 
 The base owns everything else: the state (a count and one tree per buffer), the tree mapping
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
@@ -38,18 +39,21 @@ class Elementwise(Transform):
     """Base of elementwise optimizers: see the module docstring.
 
     Class attributes:
-      state_type: the state NamedTuple, ``(count, *buffers)`` (optional buffers default None).
+      state_type: the state NamedTuple, ``(count, *carry_fields, *buffers)`` (optional buffers
+        default None).
       reads_params: whether ``_leaf`` also receives the parameter, as the keyword ``p``.
+      carry_fields: the state's scalar fields besides the count.
     """
 
     elementwise = True
     state_type: ClassVar[type]
     reads_params: ClassVar[bool] = False
+    carry_fields: ClassVar[tuple[str, ...]] = ()
 
     # -- what a subclass declares
     def _buffers(self) -> tuple[str, ...]:
         """Names of the per-parameter state buffers in use (fields of ``state_type``)."""
-        return tuple(self.state_type._fields[1:])
+        return tuple(f for f in self.state_type._fields[1:] if f not in self.carry_fields)
 
     def _buffer_dtype(self, name: str, p: Any) -> Any:
         """The dtype of buffer ``name`` for parameter ``p`` (default: the parameter's)."""
@@ -59,20 +63,17 @@ class Elementwise(Transform):
         """The value buffer ``name`` starts from (default 0)."""
         return 0.0
 
-    def _carry(self) -> dict[str, Any]:
-        """The state's scalar fields besides the count, with their initial values (default none).
-
-        Their values before the step are passed to ``_scalars`` as keywords, and leaves are
-        computed in at least their dtypes.
-        """
+    def _carry_init(self) -> dict[str, Any]:
+        """Initial values of ``carry_fields``; leaves are computed in at least their dtypes."""
         return {}
 
-    def _advance(self, count: Any, t: Any, **carry: Any) -> dict[str, Any]:
-        """The scalar fields after this step, from their values before it (``t = count + 1``)."""
-        return carry
+    def _next_carry(self, updates: Any, state: Any) -> dict[str, Any]:
+        """Values of ``carry_fields`` after the step (default: unchanged)."""
+        return {n: getattr(state, n) for n in self.carry_fields}
 
     def _scalars(self, count: Any, t: Any, dtype: Any, **carry: Any) -> dict[str, Any]:
-        """This step's scalars in ``dtype``: ``count`` updates came before, ``t = count + 1``."""
+        """This step's scalars in ``dtype``: ``count`` updates came before, ``t = count + 1``;
+        ``carry`` holds the values of ``carry_fields`` before the step."""
         return {}
 
     def _leaf(self, s: Any, g: Any, *buffers: Any) -> tuple[Any, ...]:  # pragma: no cover
@@ -94,12 +95,12 @@ class Elementwise(Transform):
 
         present = self._buffers()
         fields = {n: buffer(n) for n in present}
-        return self.state_type(jnp.zeros((), jnp.int32), **self._carry(), **fields)
+        return self.state_type(jnp.zeros((), jnp.int32), **self._carry_init(), **fields)
 
     def _update(self, updates, state, params, **extra):
         count = _tree.safe_increment(state.count)
         names = self._buffers()
-        carry = {n: getattr(state, n) for n in self._carry()}
+        carry = {n: getattr(state, n) for n in self.carry_fields}
         carry_dtypes = tuple(c.dtype for c in carry.values())
 
         @functools.cache
@@ -126,9 +127,7 @@ class Elementwise(Transform):
         labels = ("params",) * self.reads_params + names
         res = _tree.tree_map_with_check(self.where(), twin.wrap(leaf), updates, *ins, names=labels)
         u, *new = _tree.tree_unzip(updates, res, 1 + len(names))
-        if carry:
-            t = count.astype(_tree.compute_dtype(*carry_dtypes))
-            carry = self._advance(state.count, t, **carry)
+        carry = self._next_carry(updates, state)
         return u, self.state_type(count, **carry, **dict(zip(names, new)))
 
 
