@@ -36,6 +36,7 @@ class ScaleByNAdam(Elementwise):
 
     state_type = NAdamState
     fn_name = "nadam"
+    carry_fields = ("mu_product",)
 
     b1: Any = field(0.9, check=_checks.UNIT)
     b2: Any = field(0.999, check=_checks.UNIT)
@@ -43,13 +44,10 @@ class ScaleByNAdam(Elementwise):
     momentum_decay: Any = field(4e-3, check=_checks.NONNEGATIVE)
     convention: str = static_field("torch", choices=("torch", "optax"))
 
-    def _buffers(self):
-        return ("m", "v")
-
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
-    def _carry(self):
+    def _carry_init(self):
         return {"mu_product": jnp.ones((), _tree.float_dtype())}
 
     def _momenta(self, count, t, mu_product):
@@ -64,8 +62,10 @@ class ScaleByNAdam(Elementwise):
         prod = mu_product * mu_t
         return mu_t, mu_next, prod, prod * mu_next
 
-    def _advance(self, count, t, mu_product):
-        return {"mu_product": self._momenta(count, t, mu_product)[2].astype(mu_product.dtype)}
+    def _next_carry(self, updates, state):
+        sd = state.mu_product.dtype
+        t = _tree.safe_increment(state.count).astype(sd)
+        return {"mu_product": self._momenta(state.count, t, state.mu_product)[2].astype(sd)}
 
     def _scalars(self, count, t, dtype, mu_product):
         mu_t, mu_next, prod, prod_next = self._momenta(
