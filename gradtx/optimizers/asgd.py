@@ -39,23 +39,22 @@ class ScaleByASGD(Elementwise):
     state_type = ASGDState
     fn_name = "asgd"
     reads_params = True
+    carry_fields = ("eta", "mu")
 
     learning_rate: Any = field(1e-2, check=_checks.NONNEGATIVE)
     lambd: Any = field(1e-4, check=_checks.NONNEGATIVE)
     alpha: Any = field(0.75, check=_checks.NONNEGATIVE)
     t0: Any = field(1e6, check=_checks.NONNEGATIVE)
 
-    def _buffers(self):
-        return ("ax",)
-
-    def _carry(self):
+    def _carry_init(self):
         fd = _tree.float_dtype()
         lr0 = value_at(self.learning_rate, jnp.zeros((), jnp.int32))
         return {"eta": jnp.asarray(lr0, fd), "mu": jnp.ones((), fd)}
 
-    def _advance(self, count, t, eta, mu):
-        sd = eta.dtype
-        lr = jnp.asarray(value_at(self.learning_rate, count), sd)
+    def _next_carry(self, updates, state):
+        sd = state.eta.dtype
+        t = _tree.safe_increment(state.count).astype(sd)
+        lr = jnp.asarray(value_at(self.learning_rate, state.count), sd)
         lambd = jnp.asarray(self.lambd, sd)
         eta_new = lr / (1 + lambd * lr * t) ** jnp.asarray(self.alpha, sd)
         mu_new = 1 / jnp.maximum(jnp.ones((), sd), t - jnp.asarray(self.t0, sd))
