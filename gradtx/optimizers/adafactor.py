@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, _tree, _view
-from .._transform import Transform, field, pytree_dataclass, static_field, value_at
+from .. import _checks, _tree
+from .._kernel import PerLeaf
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -36,7 +37,7 @@ def _factored_dims(shape: tuple[int, ...], convention: str, factored: bool, min_
 
 
 @pytree_dataclass
-class ScaleByAdafactor(Transform):
+class ScaleByAdafactor(PerLeaf):
     """Adafactor's preconditioner, relative to the learning rate (see ``adafactor``).
 
     With ``w_t = (t - decay_offset)^beta2_decay`` and, for a factored leaf with row axis r and
@@ -54,8 +55,11 @@ class ScaleByAdafactor(Transform):
     so that ``lr * out`` is torch's ``max(eps2, rms(p)) * min(lr, 1/sqrt(t)) * Uhat``.
     """
 
-    stackable = True  # per-leaf statistics: the leading axis of a stack indexes leaves
+    # Its own init and update (the base's layout check only): unfactored leaves of one size are
+    # updated together, and one switch picks the form of every factored leaf's rms.
     fn_name = "adafactor"
+    state_type = AdafactorState
+    layout_what = "per-leaf factored statistics"
 
     learning_rate: Any = 1e-2
     beta2_decay: Any = field(-0.8, check=_checks.Interval(high=0.0))
@@ -75,11 +79,6 @@ class ScaleByAdafactor(Transform):
             tuple(jnp.shape(p))[b:], self.convention, self.factored, self.min_dim_size_to_factor
         )
         return None if dims is None else (dims[0] + b, dims[1] + b)
-
-    @staticmethod
-    def _stack_axes(tree):
-        """Per leaf, its leading axes that index stacked leaves (``flatten(stack=True)``)."""
-        return _view.stack_axes("gradtx.adafactor", tree, "per-leaf factored statistics")
 
     def _init(self, params):
         leaves, treedef = jax.tree.flatten(params)
