@@ -53,16 +53,18 @@ _argv = " ".join(sys.argv[1:]).replace("--cpu-fusion=", "--cpu-fusion ")
 CPU_FUSION = "--cpu-fusion off" not in _argv
 if CPU_FUSION:
     gradtx.enable_cpu_multi_output_fusion()
-from gradtx._resident import resident  # noqa: E402
 from gradtx._step import _compiled_step, _step  # noqa: E402
+from gradtx._transform import split_extra  # noqa: E402
+
+_NO_EXTRA = split_extra({})
 
 
-def _step_tree_grads(tx, grads, state, params, extra):
+def _step_tree_grads(tx, grads, state, params, dynamic, static):
     """The flat step for tree-shaped gradients: pack them (one copy per step), then step."""
-    return _step(tx, gradtx.flatten_like(params, grads), state, params, extra)
+    return _step(tx, gradtx.flatten_like(params, grads), state, params, dynamic, static)
 
 
-_compiled_step_tree_grads = jax.jit(_step_tree_grads, donate_argnums=(2, 3))
+_compiled_step_tree_grads = jax.jit(_step_tree_grads, donate_argnums=(2, 3), static_argnums=(5,))
 
 LR = 1e-3
 WD = 1e-4
@@ -274,16 +276,19 @@ class Impl:
             ct = time.perf_counter() - t0
             return (lambda g, s, p: compiled(g, s, p)[::-1]), compiled, ct
         if self.layout == "flat_tree_grads":
-            fn = _compiled_step_tree_grads if donate else jax.jit(_step_tree_grads)
+            fn = (
+                _compiled_step_tree_grads
+                if donate
+                else jax.jit(_step_tree_grads, static_argnums=(5,))
+            )
         else:
-            fn = _compiled_step if donate else jax.jit(_step)
-        # What gradtx.step passes: the hyperparameters as cached device scalars (Python numbers
-        # would be copied to the device on every call, which a GPU step feels).
-        tx = resident(self.tx)
+            fn = _compiled_step if donate else jax.jit(_step, static_argnums=(5,))
+        # What gradtx.step passes (the hyperparameters are device scalars made at construction).
+        tx = self.tx
         t0 = time.perf_counter()
-        compiled = fn.lower(tx, g, s, p, {}).compile()
+        compiled = fn.lower(tx, g, s, p, *_NO_EXTRA).compile()
         ct = time.perf_counter() - t0
-        return (lambda g, s, p: compiled(tx, g, s, p, {})[::-1]), compiled, ct
+        return (lambda g, s, p: compiled(tx, g, s, p, _NO_EXTRA[0])[::-1]), compiled, ct
 
     def runner(self, call, donate: bool):
         if donate:

@@ -264,3 +264,12 @@ from . import contrib as contrib
 from . import registry as registry  # last: it imports the factories above
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # gradtx.nnx imports Flax, an optional extra: loaded on first use, not by ``import gradtx``.
+    if name == "nnx":
+        import importlib
+
+        return importlib.import_module(".nnx", __name__)
+    raise AttributeError(f"module 'gradtx' has no attribute {name!r}")
