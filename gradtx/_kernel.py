@@ -19,6 +19,11 @@ The base owns everything else: the state (a count and one tree per buffer), the 
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
 parameters are updated in float32 and cast back), complex parameters under torch's real-view
 convention (``complex_convention="real_view"``), and the backend fusion (``_fusion.Twin``).
+
+``PerLeaf`` is the base of transforms whose arithmetic reads whole leaves (norms, factored
+moments, matrix functions, per-leaf PRNG draws): the subclass writes one leaf's update, and the
+base maps it over the tree and ``jax.vmap``s it over the stacking axis of
+``gradtx.flatten(params, stack=True)`` buffers.
 """
 
 from __future__ import annotations
