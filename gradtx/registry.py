@@ -7,6 +7,7 @@ code anywhere branches on an optimizer's name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -55,13 +56,22 @@ class Spec:
     random: bool = False
     inert_steps: int = 0
     invalid: tuple[tuple[dict[str, Any], str], ...] = ()
-    elementwise: bool = True
-    stack_aware: bool = False
 
     def make(self, learning_rate: Any = None, **overrides: Any) -> Any:
         kwargs = {**self.hparams, **overrides}
         lr = self.learning_rate if learning_rate is None else learning_rate
         return self.factory(learning_rate=lr, **kwargs)
+
+    # Read from the classes on first use (building a transform makes JAX arrays, which must not
+    # happen at import: the user may still configure JAX after ``import gradtx``).
+    @functools.cached_property
+    def elementwise(self) -> bool:
+        return self.make().is_elementwise()
+
+    @functools.cached_property
+    def stack_aware(self) -> bool:
+        tx = self.make()
+        return not tx.is_elementwise() and tx.is_stackable()
 
 
 NEGATIVE_LR = ({"learning_rate": -1.0}, "learning_rate must be in [0, inf), got -1.0")
@@ -369,17 +379,8 @@ _MODERN: list[Spec] = [
          convergence_tol=1e-2),
 ]  # fmt: skip
 
-# --- capabilities: read from the transform classes (``Transform.elementwise``/``stackable``)
-def _with_flags(spec: Spec) -> Spec:
-    tx = spec.make()
-    elementwise = tx.is_elementwise()
-    return dataclasses.replace(
-        spec, elementwise=elementwise, stack_aware=not elementwise and tx.is_stackable()
-    )
-
-
 OPTIMIZERS: dict[str, Spec] = {
-    _key(s): _with_flags(s) for s in [*_SEED, *_TORCH_CATALOGUE, *_OPTAX_CATALOGUE, *_MODERN]
+    _key(s): s for s in [*_SEED, *_TORCH_CATALOGUE, *_OPTAX_CATALOGUE, *_MODERN]
 }
 """Registry key -> Spec. Keys name the factory and its sample options, e.g. ``adam[amsgrad=True]``."""
 
@@ -416,7 +417,8 @@ class ScheduleSpec:
     Attributes:
       name: the public factory's name (``gradtx.<name>``).
       factory: the factory; ``factory(*args, **kwargs)`` builds a sample schedule.
-      args: sample positional arguments.
+      args: sample positional arguments, or a function returning them (for arguments that are
+        schedules themselves: built on use, not at import).
       kwargs: sample keyword arguments.
       values: leaves of the built schedule that hold values (peaks, initial values, scales), as
         key paths without the leading dot (``"peak_value"``, ``"schedules[1].init_value"``).
@@ -431,7 +433,8 @@ class ScheduleSpec:
     steps: tuple[str, ...] = ()
 
     def make(self) -> Any:
-        return self.factory(*self.args, **self.kwargs)
+        args = self.args() if callable(self.args) else self.args
+        return self.factory(*args, **self.kwargs)
 
 
 def _skey(spec: ScheduleSpec) -> str:
@@ -629,7 +632,7 @@ _SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
         "join",
         join,
-        ([linear(0.0, 0.1, 10), cosine_decay(0.1, 50)], [10]),
+        lambda: ([linear(0.0, 0.1, 10), cosine_decay(0.1, 50)], [10]),
         values=("schedules[0].end_value", "schedules[1].init_value"),
         steps=("boundaries[0]", "schedules[1].decay_steps"),
     ),
@@ -643,7 +646,7 @@ _SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
         "multiply",
         multiply,
-        (warmup_constant(0.0, 1.0, 10), exponential_decay(0.1, 0.95)),
+        lambda: (warmup_constant(0.0, 1.0, 10), exponential_decay(0.1, 0.95)),
         values=("schedules[1].init_value",),
         steps=("schedules[0].warmup_steps",),
     ),

@@ -13,6 +13,7 @@ import numpy as np
 
 import gradtx
 from gradtx import _fusion
+from gradtx._transform import split_extra
 from gradtx.registry import OPTIMIZERS
 
 from ._packed import small_grads, small_params
@@ -124,7 +125,8 @@ def step_hlo(tx, grads, state, params):
     """The optimized HLO of ``gradtx.step``'s compiled program."""
     from gradtx import _step
 
-    return _step._compiled_step.lower(tx, grads, state, params, {}).compile().as_text()
+    dynamic, static = split_extra({})
+    return _step._compiled_step.lower(tx, grads, state, params, dynamic, static).compile().as_text()
 
 
 def results(updates=("adam", "adamw", "sgd[momentum=0.9]", "rmsprop", "lion")):

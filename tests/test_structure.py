@@ -78,3 +78,18 @@ def test_no_private_jax_imports():
         if "jax._src" in p.read_text() or "from jax import _src" in p.read_text()
     ]
     assert not bad, f"private JAX imports in {bad}"
+
+
+def test_import_does_not_start_jax():
+    """``import gradtx`` builds no arrays, so JAX can still be configured after it (here: the
+    CPU fusion flag, which only takes effect before the backend starts)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import gradtx, gradtx.registry; gradtx.enable_cpu_multi_output_fusion(); print('ok')"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

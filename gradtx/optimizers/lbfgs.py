@@ -159,9 +159,18 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Sc
     return ScaleByLBFGS(memory_size, scale_init_precond)
 
 
-_DEFAULT_LINESEARCH = ls.scale_by_zoom_linesearch(
-    max_linesearch_steps=20, initial_guess_strategy="one"
-)
+class _DefaultLinesearch:
+    """Optax's default line search, built when ``lbfgs`` is called (not at import, which would
+    start JAX's backend before the user could configure it)."""
+
+    def __repr__(self) -> str:
+        return "scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy='one')"
+
+    def build(self) -> Any:
+        return ls.scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one")
+
+
+_DEFAULT_LINESEARCH = _DefaultLinesearch()
 
 
 def lbfgs(
@@ -223,6 +232,8 @@ def lbfgs(
         parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
     parts.append(scale_by_lbfgs(memory_size, scale_init_precond))
     parts.append(negate() if learning_rate is None else scale_by_learning_rate(learning_rate))
+    if isinstance(linesearch, _DefaultLinesearch):
+        linesearch = linesearch.build()
     if linesearch is not None:
         parts.append(as_transform(linesearch))
     return Chain(tuple(parts))
