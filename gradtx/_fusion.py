@@ -66,6 +66,8 @@ def cpu_multi_output_fusion() -> bool:
     True when JAX's default backend is the CPU and XLA:CPU's multi-output fusion is on (see
     ``enable_cpu_multi_output_fusion``). Checked once, by compiling a two-op probe.
     """
+    if "xla_cpu_use_multi_output_fusion" not in os.environ.get("XLA_FLAGS", ""):
+        return False  # off by default: no probe compile
     return jax.default_backend() == "cpu" and _cpu_probe()
 
 
