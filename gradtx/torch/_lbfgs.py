@@ -1,15 +1,10 @@
-"""torch.optim's names, argument names and defaults over gradtx transforms.
-
-Each function here takes the arguments of the torch.optim class of the same name (``lr``,
-``betas``, ``history_size``...) with torch's defaults and returns a gradtx transform that
-reproduces torch's steps (checked in float64 against fixtures made with torch 2.13.0).
-"""
+"""torch.optim.LBFGS's arguments and defaults over gradtx's L-BFGS."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .optimizers.lbfgs import TorchLBFGS
+from ..optimizers.lbfgs import TorchLBFGS
 
 
 def lbfgs(
