@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._kernel import Elementwise
-from .._transform import field, pytree_dataclass, value_at
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -34,6 +34,7 @@ class ScaleByAdadelta(Elementwise):
 
     rho: Any = field(0.9, check=_checks.CLOSED_UNIT)
     eps: Any = field(1e-6, check=_checks.NONNEGATIVE)
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffer_dtype(self, name, p):
         return _tree.real_dtype(p.dtype)

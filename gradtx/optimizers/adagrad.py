@@ -38,6 +38,7 @@ class ScaleByAdagrad(Elementwise):
     initial_accumulator_value: Any = field(0.0, check=_checks.NONNEGATIVE)
     eps: Any = field(1e-10, check=_checks.NONNEGATIVE)
     eps_placement: str = static_field("outside", choices=("outside", "inside"))
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffer_dtype(self, name, p):
         return _tree.real_dtype(p.dtype)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._kernel import Elementwise
-from .._transform import field, pytree_dataclass, value_at
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
@@ -34,6 +34,7 @@ class ScaleByAdamax(Elementwise):
     b1: Any = field(0.9, check=_checks.UNIT)
     b2: Any = field(0.999, check=_checks.UNIT)
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "m" else _tree.real_dtype(p.dtype)

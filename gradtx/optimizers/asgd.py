@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._kernel import Elementwise
-from .._transform import field, pytree_dataclass, value_at
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc
 from ._lr_inside import lr_inside_chain
 
@@ -45,6 +45,7 @@ class ScaleByASGD(Elementwise):
     lambd: Any = field(1e-4, check=_checks.NONNEGATIVE)
     alpha: Any = field(0.75, check=_checks.NONNEGATIVE)
     t0: Any = field(1e6, check=_checks.NONNEGATIVE)
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _carry_init(self):
         fd = _tree.float_dtype()

@@ -43,6 +43,7 @@ class ScaleByNAdam(Elementwise):
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
     momentum_decay: Any = field(4e-3, check=_checks.NONNEGATIVE)
     convention: str = static_field("torch", choices=("torch", "optax"))
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "m" else _tree.real_dtype(p.dtype)

@@ -41,6 +41,7 @@ class ScaleByRAdam(Elementwise):
     threshold: Any = 5.0
     threshold_inclusive: bool = static_field(False)
     eps_placement: str = static_field("raw", choices=("raw", "corrected"))
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "m" else _tree.real_dtype(p.dtype)

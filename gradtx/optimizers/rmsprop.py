@@ -44,6 +44,7 @@ class ScaleByRMSprop(Elementwise):
     centered: bool = static_field(False)
     eps_placement: str = static_field("outside", choices=("outside", "inside"))
     initial_scale: Any = 0.0
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffers(self):
         return ("v", *(("g_avg",) if self.centered else ()), *(("b",) if self.has_b else ()))

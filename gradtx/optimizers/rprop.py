@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._kernel import Elementwise
-from .._transform import field, pytree_dataclass, value_at
+from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc
 from ._lr_inside import lr_inside_chain
 
@@ -39,6 +39,7 @@ class ScaleByRprop(Elementwise):
     eta_plus: Any = field(1.2, check=_checks.Interval(1.0, low_open=True))
     min_step_size: Any = field(1e-6, check=_checks.NONNEGATIVE)
     max_step_size: Any = field(50.0, check=_checks.NONNEGATIVE)
+    complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "prev" else _tree.real_dtype(p.dtype)
