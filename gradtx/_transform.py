@@ -337,7 +337,7 @@ def _traced_update(
     where = tx.where()
     _checks.check_float_leaves(where, updates, "updates")
     if params is not None:
-        _checks.check_same_tree(where, params, updates, "params", "updates")
+        _checks.check_same_tree(where, tx._params_like_updates(params), updates, "params", "updates")
     try:
         return tx._update(updates, state, params, **extra)
     except (ValueError, TypeError) as err:
@@ -466,6 +466,11 @@ class Transform(_ReprMixin):
         own = type(self).elementwise or type(self).stackable
         return own and all(t.is_stackable() for t in self.parts())
 
+    def _params_like_updates(self, params: Params) -> Params:
+        """The part of ``params`` shaped like the updates: all of it, except in wrappers whose
+        params hold more than the trained weights (lookahead's ``fast``/``slow`` pair)."""
+        return params
+
     # Subclasses override these two.
     def _init(self, params: Params) -> OptState:
         return EmptyState()
@@ -587,14 +592,86 @@ class Chain(Transform):
         return "Chain(" + ", ".join(repr(t) for t in self.transforms) + ")"
 
 
-def chain(*transforms: Any) -> Chain:
+def chain(*args: Any) -> Chain:
     """Composes transforms left to right: ``chain(a, b).update(g) == b.update(a.update(g))``.
 
-    Any object with ``init`` and ``update`` (an Optax ``GradientTransformation``, say) may be an
-    element; it is held as a static field. Nested chains are kept as given (chain is associative:
-    ``chain(a, chain(b, c))`` and ``chain(chain(a, b), c)`` give the same updates).
+    Update rule::
+
+        (u, s_1) <- a_1.update(g, s_1, params);  (u, s_2) <- a_2.update(u, s_2, params);  ...
+
+    Args:
+      *args: the transforms, applied in order. Any object with ``init`` and ``update`` (an Optax
+        ``GradientTransformation``, say) may be one; it is held as a static field.
+
+    The state is a tuple with one entry per transform. Extra arguments of ``update``
+    (``value=``, ``loss=``) reach every transform that takes them. Nested chains are kept as
+    given (chain is associative: ``chain(a, chain(b, c))`` and ``chain(chain(a, b), c)`` give
+    the same updates).
+
+    Conventions:
+      ``optax.chain``'s signature, state layout and numbers. torch.optim has no counterpart
+      (its optimizers are single classes).
     """
-    return Chain(tuple(as_transform(t) for t in transforms))
+    return Chain(tuple(as_transform(t) for t in args))
+
+
+@pytree_dataclass
+class NamedChain(Transform):
+    """Applies transforms in order; the state is a dict ``{name: state}``."""
+
+    elementwise = True
+
+    transforms: tuple[Transform, ...] = ()
+    names: tuple[str, ...] = static_field(())
+
+    def _init(self, params):
+        return {n: t._init(params) for n, t in zip(self.names, self.transforms)}
+
+    def _update(self, updates, state, params, **extra):
+        if not isinstance(state, dict) or set(state) != set(self.names):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise _checks.TreeMismatchError(
+                f"gradtx.named_chain: the state has entries {got} but the chain's names are "
+                f"{list(self.names)}; pass the state returned by this chain's init."
+            )
+        new_state = {}
+        with _fusion.recipes():
+            for n, t in zip(self.names, self.transforms):
+                updates, new_state[n] = t._update(updates, state[n], params, **extra)
+        return updates, new_state
+
+    def _children(self, state):
+        return tuple((n, t, state[n]) for n, t in zip(self.names, self.transforms))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n!r}: {t!r}" for n, t in zip(self.names, self.transforms))
+        return f"NamedChain({inner})"
+
+
+def named_chain(*args: tuple[str, Any]) -> NamedChain:
+    """A chain whose state is a dict keyed by a name per transform.
+
+    Update rule: as ``chain``; ``state[name]`` is the state of the transform named ``name``.
+
+    Args:
+      *args: ``(name, transform)`` pairs, applied in order; names are unique strings. A
+        transform may be any object with ``init`` and ``update``.
+
+    Conventions:
+      ``optax.named_chain``: same signature and state (a dict, read as ``state["adam"]``).
+    """
+    names, txs = [], []
+    for item in args:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(
+                f"gradtx.named_chain: each argument must be a (name, transform) pair with a "
+                f"string name, got {item!r}"
+            )
+        names.append(item[0])
+        txs.append(as_transform(item[1]))
+    if len(set(names)) != len(names):
+        raise ValueError(f"gradtx.named_chain: names must be unique, got {names}")
+    return NamedChain(tuple(txs), tuple(names))
 
 
 @pytree_dataclass
@@ -608,7 +685,12 @@ class Identity(Transform):
 
 
 def identity() -> Identity:
-    """A stateless transform that returns the updates unchanged."""
+    """A stateless transform that returns the updates unchanged: ``u <- u``.
+
+    Conventions:
+      ``optax.identity``. Not to be confused with ``set_to_zero``, which leaves the *params*
+      unchanged.
+    """
     return Identity()
 
 
@@ -631,24 +713,35 @@ def scale_tree(updates: Updates, factor: Any) -> Updates:
 
 @pytree_dataclass
 class Scale(Transform):
-    """``u <- factor * u``."""
+    """``u <- step_size * u``."""
 
     elementwise = True
 
-    factor: Any = 1.0
+    step_size: Any = 1.0
 
     def _update(self, updates, state, params, **extra):
-        return scale_tree(updates, self.factor), state
+        return scale_tree(updates, self.step_size), state
 
 
-def scale(factor: Any) -> Scale:
-    """Multiplies updates by ``factor`` (a float or array; traced values are fine)."""
-    return Scale(factor)
+def scale(step_size: Any) -> Scale:
+    """Multiplies the updates by a fixed factor: ``u <- step_size * u``.
+
+    Args:
+      step_size: any real number or array broadcastable to every leaf (traced values are
+        fine: it is a leaf of the transform).
+
+    The product is computed in at least float32 and cast back to each leaf's dtype.
+
+    Conventions:
+      ``optax.scale``; no sign flip (``scale(-lr)`` is plain gradient descent).
+    """
+    return Scale(step_size)
 
 
 @pytree_dataclass
 class ScaleByLearningRate(Transform):
-    """``u <- -learning_rate(count) * u``: the one step that flips the sign.
+    """``u <- -learning_rate(count) * u`` (``+`` with ``flip_sign=False``): the step that flips
+    the sign.
 
     ``learning_rate`` is a float, an array (for example a batch of rates under ``vmap``) or a
     schedule evaluated at the number of updates applied before this one.
@@ -659,6 +752,7 @@ class ScaleByLearningRate(Transform):
     fn_name = "scale_by_learning_rate"
 
     learning_rate: Any = field(1e-3, check=_checks.NONNEGATIVE)
+    flip_sign: bool = static_field(True)
 
     def _init(self, params):
         return CountState(jnp.zeros((), jnp.int32))
@@ -671,18 +765,44 @@ class ScaleByLearningRate(Transform):
                 f"step uses one rate; to train one model per rate, jax.vmap over the transform "
                 f"(in_axes=gradtx.batch_axes(tx)) so each call sees a scalar."
             )
-        return scale_tree(updates, -lr), CountState(_tree.safe_increment(state.count))
+        factor = -lr if self.flip_sign else lr
+        return scale_tree(updates, factor), CountState(_tree.safe_increment(state.count))
 
 
-def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> ScaleByLearningRate:
-    """Scales updates by ``-learning_rate``; takes a float, an array or a schedule."""
-    return ScaleByLearningRate(learning_rate)
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule = None, *, flip_sign: bool = True
+) -> ScaleByLearningRate | Identity:
+    """Scales the updates by the learning rate, with the sign flipped for descent::
+
+        u_t <- -learning_rate(t) * u_t        (flip_sign=True)
+        u_t <- learning_rate(t) * u_t         (flip_sign=False)
+
+    Args:
+      learning_rate: >= 0; a float, an array or a schedule (called with the number of updates
+        applied before this one). ``None`` means no scaling: the transform is ``identity()``.
+      flip_sign: multiply by ``-learning_rate`` (default) or by ``learning_rate``.
+
+    Conventions:
+      ``optax.scale_by_learning_rate``: same signature, defaults and numbers. The state counts
+      steps for the schedule (Optax's ``scale_by_schedule`` state).
+    """
+    if learning_rate is None:
+        return Identity()
+    return ScaleByLearningRate(learning_rate, flip_sign)
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates``, each result cast back to its parameter's dtype.
 
+    Update rule::
+
+        p <- (p + u).astype(p.dtype)
+
     ``None`` leaves pass through. The sum is computed in the wider of the two dtypes.
+
+    Conventions:
+      ``optax.apply_updates`` (which also casts back to the parameter's dtype); in torch the
+      optimizer adds in place.
     """
     _checks.check_same_tree("gradtx.apply_updates", params, updates, "params", "updates")
 
@@ -692,6 +812,58 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         return (p.astype(cd) + jnp.asarray(u).astype(cd)).astype(p.dtype)
 
     return jax.tree.map(add, params, updates)
+
+
+def incremental_update(new_tensors: Params, old_tensors: Params, step_size: Any) -> Params:
+    """A moving average of two trees (a Polyak target-network update)::
+
+        out = step_size * new + (1 - step_size) * old
+
+    Args:
+      new_tensors: the latest values.
+      old_tensors: the running values, same tree as ``new_tensors``.
+      step_size: the weight of the new values, usually in [0, 1].
+
+    ``None`` leaves of ``new_tensors`` stay ``None``. Results keep ``old_tensors``' dtypes,
+    computed in at least float32.
+
+    Conventions:
+      ``optax.incremental_update``.
+    """
+    _checks.check_same_tree(
+        "gradtx.incremental_update", old_tensors, new_tensors, "old_tensors", "new_tensors"
+    )
+
+    def mix(new, old):
+        if new is None:
+            return None
+        new, old = jnp.asarray(new), jnp.asarray(old)
+        cd = _tree.compute_dtype(new.dtype, old.dtype)
+        a = _tree.hp(step_size, cd)
+        return (a * new.astype(cd) + (1 - a) * old.astype(cd)).astype(old.dtype)
+
+    return jax.tree.map(mix, new_tensors, old_tensors, is_leaf=lambda x: x is None)
+
+
+def periodic_update(
+    new_tensors: Params, old_tensors: Params, steps: Any, update_period: Any
+) -> Params:
+    """``new_tensors`` on every ``update_period``-th step, ``old_tensors`` otherwise::
+
+        out = new if steps % update_period == 0 else old
+
+    Args:
+      new_tensors: the latest values.
+      old_tensors: the values kept between updates, same tree as ``new_tensors``.
+      steps: the current step (an integer, traced values are fine).
+      update_period: the period, an integer >= 1.
+
+    Conventions:
+      ``optax.periodic_update`` (a target network copied every ``update_period`` steps).
+    """
+    _checks.COUNT("periodic_update", "update_period", update_period)
+    take = jnp.mod(steps, update_period) == 0
+    return jax.lax.cond(take, lambda: new_tensors, lambda: old_tensors)
 
 
 def batch_axes(tx: Any, axis: int = 0) -> Any:

@@ -115,3 +115,108 @@ def accumulate(
     at that step). ``state.mini_step == 0`` right after an update was emitted.
     """
     return Accumulate(inner, every_k, reduce, accumulator_dtype)
+
+
+class ApplyEveryState(NamedTuple):
+    """``count``: steps since the last emitted update, modulo k. ``grad_acc``: the running sum."""
+
+    count: jax.Array
+    grad_acc: Any
+
+
+@pytree_dataclass
+class ApplyEvery(Transform):
+    """Sums the updates over k steps and emits the sum on the k-th; zeros in between."""
+
+    elementwise = True
+    fn_name = "apply_every"
+
+    k: Any = field(1, check=_checks.COUNT)
+
+    def _init(self, params):
+        return ApplyEveryState(jnp.zeros((), jnp.int32), _tree.tree_zeros_like(params))
+
+    def _update(self, updates, state, params, **extra):
+        _checks.check_same_tree(self.where(), state.grad_acc, updates, "grad_acc", "updates")
+        k = jnp.asarray(self.k, jnp.int32)
+        c = state.count % k
+        keep = c != 0
+        emit = c == k - 1
+
+        def add(g, a):
+            cd = _tree.compute_dtype(g.dtype, a.dtype)
+            return (jnp.where(keep, a.astype(cd), 0) + g.astype(cd)).astype(a.dtype)
+
+        acc = jax.tree.map(add, updates, state.grad_acc)
+        out = jax.tree.map(
+            lambda a, g: jnp.where(emit, a, jnp.zeros_like(a)).astype(g.dtype), acc, updates
+        )
+        return out, ApplyEveryState(_tree.safe_increment(state.count) % k, acc)
+
+
+def apply_every(k: Any = 1) -> ApplyEvery:
+    """Sums the updates of k consecutive steps and emits the sum every k-th step::
+
+        acc_t = g_t + (acc_{t-1} if t is not the first of a group of k else 0)
+        u_t = acc_t on every k-th step, 0 otherwise
+
+    Args:
+      k: steps per emitted update, an integer >= 1 (default 1: every step).
+
+    Transforms before it in a chain still update their state every step, so this is not the
+    same as a k times larger batch; ``accumulate(tx, k)`` runs ``tx`` once per k gradients
+    instead (Optax's ``MultiSteps``).
+
+    Conventions:
+      ``optax.apply_every``: same signature, state and numbers.
+    """
+    return ApplyEvery(k)
+
+
+def skip_not_finite(updates: Any, gradient_step: Any, params: Any) -> tuple[jax.Array, Any]:
+    """Whether to skip a step because the updates hold a NaN or an Inf.
+
+    Args:
+      updates: the gradients of this step.
+      gradient_step: the number of updates applied so far (unused).
+      params: the params (unused).
+
+    Returns:
+      ``(should_skip, {"should_skip": ..., "num_not_finite": ...})``: a bool scalar, and the
+      number of non-finite elements as an int32.
+
+    Conventions:
+      ``optax.skip_not_finite``, a ``should_skip_update_fn`` for ``optax.MultiSteps``.
+      ``gradtx.apply_if_finite`` is the transform that skips such steps.
+    """
+    del gradient_step, params
+    count = jnp.zeros((), jnp.int32)
+    for u in jax.tree.leaves(updates):
+        count = count + jnp.sum(~jnp.isfinite(u)).astype(jnp.int32)
+    should_skip = count > 0
+    return should_skip, {"should_skip": should_skip, "num_not_finite": count}
+
+
+def skip_large_updates(
+    updates: Any, gradient_step: Any, params: Any, max_squared_norm: Any
+) -> tuple[jax.Array, Any]:
+    """Whether to skip a step because the squared global norm of the updates is too large.
+
+    Args:
+      updates: the gradients of this step.
+      gradient_step: the number of updates applied so far (unused).
+      params: the params (unused).
+      max_squared_norm: the largest squared L2 norm accepted, >= 0; a NaN norm is skipped.
+
+    Returns:
+      ``(should_skip, {"should_skip": ..., "norm_squared": ...})``.
+
+    Conventions:
+      ``optax.skip_large_updates``, a ``should_skip_update_fn`` for ``optax.MultiSteps``; bind
+      ``max_squared_norm`` with ``functools.partial``.
+    """
+    del gradient_step, params
+    _checks.NONNEGATIVE("skip_large_updates", "max_squared_norm", max_squared_norm)
+    norm_sq = _tree.tree_sum_squares(updates)
+    should_skip = jnp.logical_not(norm_sq < max_squared_norm)
+    return should_skip, {"should_skip": should_skip, "norm_squared": norm_sq}

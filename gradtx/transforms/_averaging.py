@@ -280,7 +280,8 @@ def swa_schedule(
 
 
 class LookaheadState(NamedTuple):
-    """count: fast steps taken. slow: the slow weights. inner_state: the fast optimizer's."""
+    """count: fast steps taken. slow: the slow weights (``None`` when the params are a
+    ``fast``/``slow`` pair, which holds them). inner_state: the fast optimizer's."""
 
     count: jax.Array
     slow: Any
@@ -288,12 +289,19 @@ class LookaheadState(NamedTuple):
 
     def averaged(self, params: Any) -> Any:
         """The averaged parameters in ``params``' dtypes (what ``eval_params`` returns)."""
+        if self.slow is None:  # the slow weights are in the params themselves
+            return jax.tree.map(lambda _: None, params)
         return jax.tree.map(
             lambda s, p: None if s is None else s.astype(p.dtype),
             self.slow,
             params,
             is_leaf=lambda x: x is None,
         )
+
+
+def _is_pair(params: Any) -> bool:
+    """Whether ``params`` is a ``fast``/``slow`` pair (``optax.LookaheadParams``)."""
+    return set(getattr(params, "_fields", ())) == {"fast", "slow"}
 
 
 @pytree_dataclass
@@ -308,35 +316,49 @@ class Lookahead(Transform):
     fn_name = "lookahead"
 
     inner: Transform
-    sync_period: Any = field(5, check=_checks.Interval(1))
+    sync_period: Any = field(5, check=_checks.COUNT)
     slow_step_size: Any = field(0.5, check=_checks.CLOSED_UNIT)
     reset_state: bool = static_field(False)
 
     def __check_init__(self):
         object.__setattr__(self, "inner", as_transform(self.inner))
 
+    def _params_like_updates(self, params):
+        return params.fast if _is_pair(params) else params
+
     def _init(self, params):
+        if _is_pair(params):
+            return LookaheadState(jnp.zeros((), jnp.int32), None, self.inner._init(params.fast))
         slow = jax.tree.map(lambda p: p.astype(_tree.compute_dtype(p.dtype)), params)
         return LookaheadState(jnp.zeros((), jnp.int32), slow, self.inner._init(params))
 
     def _update(self, updates, state, params, **extra):
-        u, inner_state = self.inner._update(updates, state.inner_state, params, **extra)
-        new = _new_params(params, u, self.where())
+        pair = _is_pair(params)
+        fast = params.fast if pair else params
+        u, inner_state = self.inner._update(updates, state.inner_state, fast, **extra)
+        new = _new_params(fast, u, self.where())
         count = _tree.safe_increment(state.count)
         sync = count % jnp.asarray(self.sync_period, jnp.int32) == 0
+        slow_now = params.slow if pair else state.slow
 
         def leaf(s, x, p, uu):
-            cd = s.dtype
+            cd = _tree.compute_dtype(s.dtype, x.dtype)
+            sc = s.astype(cd)
             a = _tree.hp(self.slow_step_size, cd)
-            s_new = s + a * (x.astype(cd) - s)
+            s_new = sc + a * (x.astype(cd) - sc)
             u_sync = (s_new - p.astype(cd)).astype(uu.dtype)
-            return jnp.where(sync, s_new, s), jnp.where(sync, u_sync, uu)
+            slow_step = jnp.where(sync, s_new - sc, jnp.zeros_like(sc)).astype(s.dtype)
+            return jnp.where(sync, s_new, sc).astype(s.dtype), jnp.where(sync, u_sync, uu), slow_step
 
-        res = jax.tree.map(leaf, state.slow, new, params, u)
-        slow, out = _tree.tree_unzip(state.slow, res, 2)
+        res = jax.tree.map(leaf, slow_now, new, fast, u)
+        slow, out, slow_updates = _tree.tree_unzip(slow_now, res, 3)
         if self.reset_state:
-            fresh = self.inner._init(params)
+            fresh = self.inner._init(fast)
             inner_state = jax.tree.map(lambda f, s: jnp.where(sync, f, s), fresh, inner_state)
+        if pair:
+            return params._replace(fast=out, slow=slow_updates), LookaheadState(
+                count, None, inner_state
+            )
         return out, LookaheadState(count, slow, inner_state)
 
     def _children(self, state):
@@ -344,25 +366,37 @@ class Lookahead(Transform):
 
 
 def lookahead(
-    fast: Any, sync_period: Any = 5, slow_step_size: Any = 0.5, reset_state: bool = False
+    fast_optimizer: Any, sync_period: Any, slow_step_size: Any, reset_state: bool = False
 ) -> Lookahead:
-    """Lookahead: k fast steps forward, then one step of the slow weights toward them.
+    """Lookahead: k fast steps forward, then one step of the slow weights toward them::
 
-    Unlike ``optax.lookahead`` the params stay an ordinary tree (the fast weights) and the slow
-    weights live in the state; ``gradtx.eval_params(state, params)`` returns them. The
-    trajectory equals Optax's (its ``LookaheadParams.fast`` is gradtx's params).
+        fast <- fast + fast_optimizer's update                       (every step)
+        every sync_period-th step:
+            slow <- slow + slow_step_size * (fast - slow);  fast <- slow
 
     Args:
-      fast: the fast optimizer.
-      sync_period: k >= 1 fast steps per synchronization.
-      slow_step_size: alpha in [0, 1].
+      fast_optimizer: the fast optimizer (a gradtx transform or any object with init/update).
+      sync_period: k, fast steps per synchronization, an integer >= 1.
+      slow_step_size: alpha, in [0, 1].
       reset_state: re-initialize the fast optimizer's state at each synchronization.
+
+    The params may be either form:
+
+    - an ordinary tree (gradtx's form): the params are the fast weights, the slow weights live
+      in the state and ``gradtx.eval_params(state, params)`` returns them;
+    - a pair with fields ``fast`` and ``slow`` (``optax.LookaheadParams``): gradients are taken
+      at ``params.fast`` and the updates move both fields, as in Optax.
+
+    Conventions:
+      ``optax.lookahead``'s signature (no defaults for ``sync_period`` and ``slow_step_size``)
+      and trajectory in both forms (Optax's ``LookaheadParams.fast`` is gradtx's params in the
+      first). torch.optim has no lookahead.
 
     References:
       Zhang, Lucas, Hinton, Ba, "Lookahead Optimizer: k steps forward, 1 step back",
       NeurIPS 2019. arXiv:1907.08610
     """
-    return Lookahead(fast, sync_period, slow_step_size, reset_state)
+    return Lookahead(fast_optimizer, sync_period, slow_step_size, reset_state)
 
 
 # --------------------------------------------------------------------------------------------

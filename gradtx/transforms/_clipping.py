@@ -12,10 +12,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _checks, _fusion, _tree
 from .._kernel import PerLeaf
-from .._transform import Transform, field, pytree_dataclass, value_at
+from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 
 
 class ClipState(NamedTuple):
@@ -143,25 +144,63 @@ def clip_by_block_rms(threshold: Any) -> ClipByBlockRMS:
     return ClipByBlockRMS(threshold)
 
 
-def unitwise_norm(x: jax.Array) -> jax.Array:
-    """The L2 norm of each output unit, broadcast to ``x``'s shape.
+def unitwise_norm(x: Any, axis: int | tuple[int, ...] | None = None) -> jax.Array:
+    """The L2 norm of each output unit, broadcast to ``x``'s shape::
 
-    Scalars and vectors: the whole array. Matrices (in, out) and 3-D (heads): over axis 0.
-    4-D conv kernels (H, W, in, out): over axes 0-2. 5-D: over axes 0-3. (Optax's convention.)
+        n = sqrt(sum over the reduced axes of |x|^2)
+
+    Args:
+      x: an array (a parameter or gradient leaf).
+      axis: the axes to reduce. ``None`` (default) picks them from the shape: scalars and
+        vectors (at most one dimension of size > 1) reduce over everything; matrices (in, out)
+        and 3-D (heads) over axis 0; 4-D conv kernels (H, W, in, out) over axes 0-2; 5-D over
+        axes 0-3. Other shapes need ``axis``.
+
+    Conventions:
+      ``optax.unitwise_norm``: same signature and numbers (complex entries count ``|x|^2``).
     """
+    x = jnp.asarray(x)
     shape = jnp.shape(x)
-    sq = _tree.abs_sq(x)
-    if sum(d != 1 for d in shape) <= 1:
-        axes = tuple(range(len(shape)))
-    elif len(shape) in (2, 3):
-        axes = (0,)
-    elif len(shape) in (4, 5):
-        axes = tuple(range(len(shape) - 1))
-    else:
+    if axis is None:
+        if sum(d != 1 for d in shape) <= 1:
+            axis = tuple(range(len(shape)))
+        elif len(shape) in (2, 3):
+            axis = (0,)
+        elif len(shape) in (4, 5):
+            axis = tuple(range(len(shape) - 1))
+        else:
+            raise ValueError(
+                f"gradtx.unitwise_norm: without axis, x must have at most 5 dimensions (or one of "
+                f"size > 1), got shape {shape}; pass axis= to name the axes to reduce."
+            )
+    norm = jnp.sqrt(jnp.sum(_tree.abs_sq(x), axis=axis, keepdims=True))
+    return jnp.broadcast_to(norm, shape)
+
+
+def unitwise_clip(g_norm: Any, max_norm: Any, grad: Any, div_eps: Any = 1e-6) -> jax.Array:
+    """Rescales the units whose norm exceeds their bound::
+
+        grad                                       where g_norm < max_norm
+        grad * max_norm / max(g_norm, div_eps)     elsewhere
+
+    Args:
+      g_norm: the unit norms of ``grad`` (``unitwise_norm(grad)``), shaped like ``grad``.
+      max_norm: the bounds, shaped like ``grad``.
+      grad: the gradient leaf.
+      div_eps: floor of the divisor, > 0 (default 1e-6).
+
+    Conventions:
+      ``optax.unitwise_clip``: same signature and numbers.
+    """
+    g_norm, max_norm, grad = jnp.asarray(g_norm), jnp.asarray(max_norm), jnp.asarray(grad)
+    if not jnp.shape(g_norm) == jnp.shape(max_norm) == jnp.shape(grad):
         raise ValueError(
-            f"gradtx.adaptive_grad_clip: leaves must have 0 to 5 dimensions, got shape {shape}"
+            f"gradtx.unitwise_clip: g_norm, max_norm and grad must have one shape, got "
+            f"{jnp.shape(g_norm)}, {jnp.shape(max_norm)} and {jnp.shape(grad)}"
         )
-    return jnp.broadcast_to(jnp.sqrt(jnp.sum(sq, axis=axes, keepdims=True)), shape)
+    _checks.POSITIVE("unitwise_clip", "div_eps", div_eps)
+    clipped = grad * (max_norm / jnp.maximum(g_norm, div_eps))
+    return jnp.where(g_norm < max_norm, grad, clipped)
 
 
 @pytree_dataclass
@@ -177,6 +216,11 @@ class AdaptiveGradClip(PerLeaf):
 
     clipping: Any = field(1e-2, check=_checks.POSITIVE)
     eps: Any = field(1e-3, check=_checks.NONNEGATIVE)
+    axis: Any = static_field(None)
+
+    def __check_init__(self):
+        if isinstance(self.axis, list):
+            object.__setattr__(self, "axis", tuple(self.axis))
 
     def _carry_init(self):
         return {"norm": _init_state().norm}
@@ -191,24 +235,126 @@ class AdaptiveGradClip(PerLeaf):
         cd = _tree.compute_dtype(g.dtype, p.dtype)
         gc, pc = g.astype(cd), p.astype(cd)
         rd = _tree.real_dtype(cd)
-        g_norm = unitwise_norm(gc)
-        max_norm = _tree.hp(s.clipping, rd) * jnp.maximum(unitwise_norm(pc), _tree.hp(self.eps, rd))
-        clipped = gc * (max_norm / jnp.maximum(g_norm, 1e-6))
-        return (jnp.where(g_norm < max_norm, gc, clipped).astype(g.dtype),)
+        g_norm = unitwise_norm(gc, self.axis)
+        p_norm = unitwise_norm(pc, self.axis)
+        max_norm = _tree.hp(s.clipping, rd) * jnp.maximum(p_norm, _tree.hp(self.eps, rd))
+        return (unitwise_clip(g_norm, max_norm, gc).astype(g.dtype),)
 
 
-def adaptive_grad_clip(clipping: Any, eps: Any = 1e-3) -> AdaptiveGradClip:
-    """Adaptive gradient clipping (AGC) of Brock et al. (``optax.adaptive_grad_clip``).
+def adaptive_grad_clip(
+    clipping: Any, eps: Any = 1e-3, axis: int | tuple[int, ...] | None = None
+) -> AdaptiveGradClip:
+    """Adaptive gradient clipping (AGC): clips each unit's gradient relative to its weights::
+
+        bound = clipping * max(unitwise_norm(p), eps)
+        g <- g                                  where unitwise_norm(g) < bound
+        g <- g * bound / unitwise_norm(g)       elsewhere
 
     Args:
-      clipping: maximum ratio of gradient to parameter norm per unit, > 0.
+      clipping: the largest ratio of gradient to parameter norm per unit, > 0 (a float, an
+        array or a schedule).
       eps: floor on the parameter norm (so zero-initialized units can move), >= 0.
+      axis: the axes ``unitwise_norm`` reduces; ``None`` picks them from each leaf's shape.
+
+    ``update`` needs the params. ``state.norm`` holds the global norm of the incoming updates.
+
+    Conventions:
+      ``optax.adaptive_grad_clip``: same signature and numbers (Optax keeps no state).
+      torch.optim has no counterpart.
 
     References:
       Brock, De, Smith, Simonyan, "High-Performance Large-Scale Image Recognition Without
       Normalization", ICML 2021. arXiv:2102.06171
     """
-    return AdaptiveGradClip(clipping, eps)
+    return AdaptiveGradClip(clipping, eps, axis)
+
+
+def _per_example_norms(where: str, grads: Any) -> jax.Array:
+    """The L2 norm of each example's gradient over the whole tree (axis 0 indexes examples)."""
+    leaves = jax.tree.leaves(grads)
+    sizes = {jnp.shape(g)[0] if jnp.ndim(g) else None for g in leaves}
+    if not leaves or None in sizes or len(sizes) != 1:
+        raise ValueError(
+            f"{where}: every leaf of grads must have the same leading (per-example) axis, got "
+            f"shapes {jax.tree.map(jnp.shape, grads)}"
+        )
+    total = None
+    for g in leaves:
+        sq = jnp.sum(_tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype))), axis=tuple(range(1, g.ndim)))
+        total = sq if total is None else total + sq
+    return jnp.sqrt(total)
+
+
+def per_example_global_norm_clip(grads: Any, l2_norm_clip: Any) -> tuple[Any, jax.Array]:
+    """Clips each example's gradient to a global L2 norm, then sums over the examples::
+
+        n_i = ||g_i|| over every leaf            (g_i: example i, axis 0 of each leaf)
+        c_i = min(1, l2_norm_clip / n_i)         (1 when n_i = 0)
+        out = sum_i c_i * g_i
+
+    Args:
+      grads: a tree whose leaves all have the examples on axis 0.
+      l2_norm_clip: the largest norm of one example's gradient, >= 0.
+
+    Returns:
+      ``(summed_clipped_grads, num_clipped)``: the sum keeps each leaf's dtype without axis 0;
+      ``num_clipped`` counts the examples whose norm exceeded the bound.
+
+    Conventions:
+      ``optax.per_example_global_norm_clip`` (DP-SGD's clipping; ``gradtx.contrib.dpsgd``
+      adds the noise).
+    """
+    _checks.NONNEGATIVE("per_example_global_norm_clip", "l2_norm_clip", l2_norm_clip)
+    norms = _per_example_norms("gradtx.per_example_global_norm_clip", grads)
+    ratio = jnp.minimum(jnp.asarray(l2_norm_clip, norms.dtype) / norms, 1.0)
+    factors = jnp.where(jnp.isnan(ratio), 1.0, ratio)
+    clipped = jax.tree.map(
+        lambda g: jnp.tensordot(factors.astype(_tree.compute_dtype(g.dtype)), g, axes=1).astype(
+            g.dtype
+        ),
+        grads,
+    )
+    return clipped, jnp.sum(factors < 1.0)
+
+
+def per_example_layer_norm_clip(
+    grads: Any, global_l2_norm_clip: Any, uniform: bool = True
+) -> tuple[Any, Any]:
+    """Per-example clipping leaf by leaf, each leaf with its share of a global bound::
+
+        bound_leaf = global_l2_norm_clip / sqrt(number of leaves)                (uniform)
+        bound_leaf = global_l2_norm_clip * sqrt(leaf size / total size)         (otherwise)
+        out_leaf, count_leaf = per_example_global_norm_clip(g_leaf, bound_leaf)
+
+    The bounds' squares sum to ``global_l2_norm_clip ** 2``, so the clipped examples' global
+    norms stay within it.
+
+    Args:
+      grads: a tree whose leaves all have the examples on axis 0.
+      global_l2_norm_clip: the overall bound, >= 0.
+      uniform: the same bound for every leaf (default), or bounds proportional to the square
+        root of each leaf's size (per example).
+
+    Returns:
+      ``(summed_clipped_grads, num_clipped)``, both trees shaped like ``grads``'s structure.
+
+    Conventions:
+      ``optax.per_example_layer_norm_clip``.
+    """
+    where = "gradtx.per_example_layer_norm_clip"
+    _checks.NONNEGATIVE("per_example_layer_norm_clip", "global_l2_norm_clip", global_l2_norm_clip)
+    _per_example_norms(where, grads)  # the shape check
+    leaves, treedef = jax.tree.flatten(grads)
+    if uniform:
+        bounds = [global_l2_norm_clip * (1.0 / len(leaves)) ** 0.5 for _ in leaves]
+    else:
+        total = sum(int(np.prod(jnp.shape(g)[1:])) for g in leaves)
+        bounds = [global_l2_norm_clip * (int(np.prod(jnp.shape(g)[1:])) / total) ** 0.5 for g in leaves]
+    outs = [per_example_global_norm_clip(g, b) for g, b in zip(leaves, bounds)]
+    return (
+        treedef.unflatten([o[0] for o in outs]),
+        treedef.unflatten([o[1] for o in outs]),
+    )
 
 
 @pytree_dataclass

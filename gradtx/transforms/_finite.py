@@ -84,18 +84,34 @@ class ApplyIfFinite(Transform):
         return (("", self.inner, state.inner_state),)
 
 
-def apply_if_finite(inner: Any, max_consecutive_errors: Any = 5) -> ApplyIfFinite:
+def apply_if_finite(inner: Any, max_consecutive_errors: Any) -> ApplyIfFinite:
     """Runs ``inner`` only on steps whose gradients are all finite.
+
+    Update rule::
+
+        finite: u, s <- inner.update(g, s)                  run <- 0
+        not:    run <- run + 1
+                run <= max_consecutive_errors: u <- 0       (s unchanged: the step is skipped)
+                run > max_consecutive_errors:  u, s <- inner.update(g, s);  run <- 0
+
+    Args:
+      inner: the transform to protect (a gradtx transform or any object with init/update).
+      max_consecutive_errors: the most non-finite steps skipped in a row, an integer >= 0.
 
     A step with a NaN or Inf anywhere gives zero updates and leaves the inner state untouched.
     After more than ``max_consecutive_errors`` such steps in a row, the next non-finite step is
     applied (the optimizer gives up, as ``optax.apply_if_finite`` does) and the run counter
     restarts at 0, so a later burst of NaNs is skipped again. Optax keeps counting instead and
-    then applies every following non-finite step until a finite one arrives (optax PR #1746).
+    then applies every following non-finite step until a finite one arrives.
 
     The state's counters (``ApplyIfFiniteState``) are exact before and after recovery:
     ``notfinite_count`` is the current run, ``total_notfinite`` every non-finite step,
     ``total_skipped`` the steps skipped. Extra arguments reach the inner transform.
+
+    Conventions:
+      ``optax.apply_if_finite``'s signature (no default for ``max_consecutive_errors``) and
+      numbers up to the first give-up step; after it gradtx restarts the run as described
+      above. torch.optim has no counterpart (``torch.amp.GradScaler`` skips steps likewise).
     """
     return ApplyIfFinite(inner, max_consecutive_errors)
 

@@ -124,16 +124,29 @@ class ScaleByZoomLinesearchState(NamedTuple):
     info: ZoomLinesearchInfo
 
 
-class _Zoom(NamedTuple):
-    """The loop state of one zoom search (``low``/``high`` bracket a valid step)."""
+class ZoomLinesearchState(NamedTuple):
+    """The loop state of one zoom search.
+
+    ``params``, ``updates``, ``stepsize_guess``, ``value_init`` and ``slope_init`` are fixed
+    during the search; ``stepsize``, ``value``, ``grad`` and ``slope`` describe the last trial
+    step; ``low`` and ``high`` bracket a valid step once ``interval_found`` (``value_high >=
+    value_low``); ``cubic_ref`` is the third point of the cubic interpolation; the ``safe_*``
+    fields hold the best step with enough decrease, the fallback when the search fails.
+    """
 
     count: jax.Array
+    params: Any
+    updates: Any
+    stepsize_guess: jax.Array
     stepsize: jax.Array
     value: jax.Array
     grad: Any
     slope: jax.Array
+    value_init: jax.Array
+    slope_init: jax.Array
     decrease_error: jax.Array
     curvature_error: jax.Array
+    error: jax.Array
     interval_found: jax.Array
     done: jax.Array
     failed: jax.Array
@@ -213,20 +226,32 @@ class ScaleByZoomLinesearch(Transform):
             ZoomLinesearchInfo(jnp.zeros((), jnp.int32), inf, inf),
         )
 
-    def _update(self, updates, state, params, **extra):
-        value_fn, value, grad, kwargs = _objective_args(self.where(), extra)
-        value_and_grad = jax.value_and_grad(lambda p: value_fn(p, **kwargs))
+    def _search_init(self, updates, params, value, grad, guess) -> ZoomLinesearchState:
+        """The state before the first trial step of a search from ``params`` along ``updates``."""
         vd = value_dtype(params)
-        h = lambda x: _tree.hp(x, vd)
-        slope_rtol, curv_rtol, tol = h(self.slope_rtol), h(self.curv_rtol), h(self.tol)
         zero, inf = jnp.zeros((), vd), jnp.asarray(jnp.inf, vd)
         value0 = jnp.asarray(value).astype(vd)
         slope0 = tree_vdot(updates, grad).astype(vd)
+        no = jnp.asarray(False)
+        return ZoomLinesearchState(
+            jnp.zeros((), jnp.int32), params, updates, jnp.asarray(guess).astype(vd),
+            zero, value0, grad, slope0, value0, slope0, inf, inf, inf, no, no, no,
+            zero, value0, slope0, zero, value0, slope0, zero, value0, zero, value0, grad,
+        )  # fmt: skip
+
+    def _search_step(self, z: ZoomLinesearchState, value_and_grad_fn, fn_kwargs):
+        """One trial step: phase 1 (interval search) or phase 2 (zoom), then the fallback."""
+        vd = z.value_init.dtype
+        h = lambda x: _tree.hp(x, vd)
+        slope_rtol, curv_rtol, tol = h(self.slope_rtol), h(self.curv_rtol), h(self.tol)
+        zero, inf = jnp.zeros((), vd), jnp.asarray(jnp.inf, vd)
+        value0, slope0 = z.value_init, z.slope_init
         threshold = h(self.stepsize_precision)
 
         def on_line(eta):
-            v, g = value_and_grad(tree_axpy(params, eta, updates))
-            return jnp.asarray(v).astype(vd), g, tree_vdot(g, updates).astype(vd)
+            v, g = value_and_grad_fn(tree_axpy(z.params, eta, z.updates), **fn_kwargs)
+            g = _tree.tree_cast_like(g, z.grad)
+            return jnp.asarray(v).astype(vd), g, tree_vdot(g, z.updates).astype(vd)
 
         def decrease_error(eta, v, s):
             err = v - value0 - slope_rtol * eta * slope0
@@ -241,88 +266,92 @@ class ScaleByZoomLinesearch(Transform):
             err = jnp.maximum(jnp.abs(s) - curv_rtol * jnp.abs(slope0), zero)
             return jnp.where(jnp.isnan(err), inf, err)
 
-        def step(z: _Zoom) -> _Zoom:
-            last = z.count + 1 >= self.max_linesearch_steps
-            # Phase 1: the next trial step of the interval search.
-            grown = jnp.where(z.count == 0, guess, h(self.increase_factor) * z.stepsize)
-            if self.max_learning_rate is None:
-                reached = jnp.asarray(False)
-            else:
-                cap = h(self.max_learning_rate)
-                reached = grown >= cap
-                grown = jnp.minimum(grown, cap)
-            # Phase 2: a point inside the bracket [low, high].
-            delta = jnp.abs(z.high - z.low)
-            left, right = jnp.minimum(z.high, z.low), jnp.maximum(z.high, z.low)
-            cubic = _cubicmin(
-                z.low, z.value_low, z.slope_low, z.high, z.value_high, z.cubic_ref,
-                z.value_cubic_ref,
-            )  # fmt: skip
-            use_cubic = (cubic > left + 0.2 * delta) & (cubic < right - 0.2 * delta)
-            quad = _quadmin(z.low, z.value_low, z.slope_low, z.high, z.value_high)
-            use_quad = ~use_cubic & (quad > left + 0.1 * delta) & (quad < right - 0.1 * delta)
-            middle = jnp.where(use_cubic, cubic, jnp.where(use_quad, quad, (z.low + z.high) / 2.0))
+        last = z.count + 1 >= self.max_linesearch_steps
+        # Phase 1: the next trial step of the interval search.
+        grown = jnp.where(z.count == 0, z.stepsize_guess, h(self.increase_factor) * z.stepsize)
+        if self.max_learning_rate is None:
+            reached = jnp.asarray(False)
+        else:
+            cap = h(self.max_learning_rate)
+            reached = grown >= cap
+            grown = jnp.minimum(grown, cap)
+        # Phase 2: a point inside the bracket [low, high].
+        delta = jnp.abs(z.high - z.low)
+        left, right = jnp.minimum(z.high, z.low), jnp.maximum(z.high, z.low)
+        cubic = _cubicmin(
+            z.low, z.value_low, z.slope_low, z.high, z.value_high, z.cubic_ref,
+            z.value_cubic_ref,
+        )  # fmt: skip
+        use_cubic = (cubic > left + 0.2 * delta) & (cubic < right - 0.2 * delta)
+        quad = _quadmin(z.low, z.value_low, z.slope_low, z.high, z.value_high)
+        use_quad = ~use_cubic & (quad > left + 0.1 * delta) & (quad < right - 0.1 * delta)
+        middle = jnp.where(use_cubic, cubic, jnp.where(use_quad, quad, (z.low + z.high) / 2.0))
 
-            zooming = z.interval_found
-            eta = jnp.where(zooming, middle, grown)
-            v, g, s = on_line(eta)
-            dec, curv = decrease_error(eta, v, s), curvature_error(s)
-            ok = jnp.maximum(dec, curv) <= tol
-            decreases = dec <= tol
+        zooming = z.interval_found
+        eta = jnp.where(zooming, middle, grown)
+        v, g, s = on_line(eta)
+        dec, curv = decrease_error(eta, v, s), curvature_error(s)
+        ok = jnp.maximum(dec, curv) <= tol
+        decreases = dec <= tol
 
-            # Phase 1 bookkeeping.
-            high_is_new = (dec > 0.0) | ((v >= z.value) & (z.count > 0))
-            low_is_new = (s >= 0.0) & ~high_is_new
-            prev, new = (z.stepsize, z.value, z.slope), (eta, v, s)
-            s_low = _where(low_is_new, new, prev)
-            s_high = _where(low_is_new, prev, new)
-            s_found = high_is_new | low_is_new | ok
-            s_done = ok | (reached & ~s_found)
-            s_safe = _where(decreases, (eta, v, g), (z.safe_stepsize, z.safe_value, z.safe_grad))
-            s_failed = last & ~s_done
+        # Phase 1 bookkeeping.
+        high_is_new = (dec > 0.0) | ((v >= z.value) & (z.count > 0))
+        low_is_new = (s >= 0.0) & ~high_is_new
+        prev, new = (z.stepsize, z.value, z.slope), (eta, v, s)
+        s_low = _where(low_is_new, new, prev)
+        s_high = _where(low_is_new, prev, new)
+        s_found = high_is_new | low_is_new | ok
+        s_done = ok | (reached & ~s_found)
+        s_safe = _where(decreases, (eta, v, g), (z.safe_stepsize, z.safe_value, z.safe_grad))
+        s_failed = last & ~s_done
 
-            # Phase 2 bookkeeping.
-            high_to_middle = (dec > 0.0) | (v >= z.value_low)
-            high_to_low = (s * (z.high - z.low) >= 0.0) & ~high_to_middle
-            low_b, high_b = (z.low, z.value_low, z.slope_low), (z.high, z.value_high, z.slope_high)
-            z_high = _where(high_to_middle, new, _where(high_to_low, low_b, high_b))
-            z_low = _where(high_to_middle, low_b, new)
-            z_ref = _where(high_to_middle | high_to_low, high_b[:2], low_b[:2])
-            better = decreases & (v < z.safe_value)
-            z_safe = _where(better, (eta, v, g), (z.safe_stepsize, z.safe_value, z.safe_grad))
-            too_small = delta <= threshold
-            z_failed = (last | (too_small & (z_safe[0] > 0.0))) & ~ok
+        # Phase 2 bookkeeping.
+        high_to_middle = (dec > 0.0) | (v >= z.value_low)
+        high_to_low = (s * (z.high - z.low) >= 0.0) & ~high_to_middle
+        low_b, high_b = (z.low, z.value_low, z.slope_low), (z.high, z.value_high, z.slope_high)
+        z_high = _where(high_to_middle, new, _where(high_to_low, low_b, high_b))
+        z_low = _where(high_to_middle, low_b, new)
+        z_ref = _where(high_to_middle | high_to_low, high_b[:2], low_b[:2])
+        better = decreases & (v < z.safe_value)
+        z_safe = _where(better, (eta, v, g), (z.safe_stepsize, z.safe_value, z.safe_grad))
+        too_small = delta <= threshold
+        z_failed = (last | (too_small & (z_safe[0] > 0.0))) & ~ok
 
-            low = _where(zooming, z_low, s_low)
-            high = _where(zooming, z_high, s_high)
-            ref = _where(zooming, z_ref, s_low[:2])
-            safe = _where(zooming, z_safe, s_safe)
-            out = _Zoom(
-                _tree.safe_increment(z.count), eta, v, g, s, dec, curv,
-                jnp.where(zooming, z.interval_found, s_found),
-                jnp.where(zooming, ok, s_done),
-                jnp.where(zooming, z_failed, s_failed),
-                *low, *high, *ref, *safe,
-            )  # fmt: skip
-            # On failure: the best step with enough decrease, if any (or when even this step
-            # gave inf/NaN, the safe fallback of step 0).
-            fallback = (out.safe_stepsize > 0.0) | jnp.isinf(out.decrease_error)
-            use_safe = out.failed & fallback
-            eta, v, g = _where(
-                use_safe, (out.safe_stepsize, out.safe_value, out.safe_grad), (eta, v, g)
-            )
-            return out._replace(stepsize=eta, value=v, grad=g)
+        low = _where(zooming, z_low, s_low)
+        high = _where(zooming, z_high, s_high)
+        ref = _where(zooming, z_ref, s_low[:2])
+        safe = _where(zooming, z_safe, s_safe)
+        out = ZoomLinesearchState(
+            _tree.safe_increment(z.count), z.params, z.updates, z.stepsize_guess, eta, v, g, s,
+            value0, slope0, dec, curv, jnp.maximum(dec, curv),
+            jnp.where(zooming, z.interval_found, s_found),
+            jnp.where(zooming, ok, s_done),
+            jnp.where(zooming, z_failed, s_failed),
+            *low, *high, *ref, *safe,
+        )  # fmt: skip
+        # On failure: the best step with enough decrease, if any (or when even this step gave
+        # inf/NaN, the safe fallback of step 0).
+        fallback = (out.safe_stepsize > 0.0) | jnp.isinf(out.decrease_error)
+        use_safe = out.failed & fallback
+        eta, v, g = _where(
+            use_safe, (out.safe_stepsize, out.safe_value, out.safe_grad), (eta, v, g)
+        )
+        return out._replace(stepsize=eta, value=v, grad=g)
 
+    def _update(self, updates, state, params, **extra):
+        value_fn, value, grad, kwargs = _objective_args(self.where(), extra)
+        vd = value_dtype(params)
         if self.initial_guess_strategy == "one":
             guess = jnp.ones((), vd)
         else:
             guess = jnp.asarray(state.learning_rate).astype(vd)
-        z0 = _Zoom(
-            jnp.zeros((), jnp.int32), zero, value0, grad, slope0, inf, inf,
-            jnp.asarray(False), jnp.asarray(False), jnp.asarray(False),
-            zero, value0, slope0, zero, value0, slope0, zero, value0, zero, value0, grad,
-        )  # fmt: skip
-        z = jax.lax.while_loop(lambda z: ~(z.done | z.failed), step, z0)
+        z0 = self._search_init(updates, params, value, grad, guess)
+        value_and_grad = jax.value_and_grad(value_fn)
+        z = jax.lax.while_loop(
+            lambda z: ~(z.done | z.failed),
+            lambda z: self._search_step(z, value_and_grad, kwargs),
+            z0,
+        )
         if self.verbose:
             jax.debug.print(
                 "gradtx.scale_by_zoom_linesearch: step {eta} after {n} evaluations; decrease "
@@ -391,6 +420,98 @@ def scale_by_zoom_linesearch(
         max_linesearch_steps, max_learning_rate, tol, increase_factor, slope_rtol, curv_rtol,
         approx_dec_rtol, stepsize_precision, initial_guess_strategy, verbose,
     )  # fmt: skip
+
+
+def zoom_linesearch(
+    max_linesearch_steps: int,
+    max_stepsize: Any = None,
+    tol: Any = 0.0,
+    increase_factor: Any = 2.0,
+    slope_rtol: Any = 1e-4,
+    curv_rtol: Any = 0.9,
+    approx_dec_rtol: Any = 1e-6,
+    interval_threshold: Any = 1e-5,
+    verbose: bool = False,
+) -> tuple[Callable[..., ZoomLinesearchState], Callable[..., ZoomLinesearchState], Callable]:
+    """The zoom line search as three functions, for writing one's own loop around it.
+
+    The search looks for a step ``eta`` along ``u`` from ``w`` meeting the strong Wolfe
+    conditions (see ``scale_by_zoom_linesearch``, which runs this search inside a transform)::
+
+        f(w + eta u) <= f(w) + slope_rtol * eta * <u, grad f(w)> + tol
+        |<u, grad f(w + eta u)>| <= curv_rtol * |<u, grad f(w)>| + tol
+
+    Args:
+      max_linesearch_steps: the most function evaluations, an integer >= 1.
+      max_stepsize: the largest step, > 0, or None for no bound.
+      tol: slack on both conditions, >= 0.
+      increase_factor: growth of the trial step while no interval is found, in [1, inf].
+      slope_rtol: the sufficient-decrease constant c1, in [0, 1).
+      curv_rtol: the curvature constant c2, in (0, inf].
+      approx_dec_rtol: Hager and Zhang's approximate decrease tolerance, >= 0, or None.
+      interval_threshold: once the bracket is shorter than this (>= 0), a step with enough
+        decrease is accepted.
+      verbose: unused by the functions (kept for Optax's signature).
+
+    Returns:
+      ``(init_fn, step_fn, cond_step_fn)``:
+
+      - ``init_fn(updates, params, *, value, grad, prev_stepsize=1.0,
+        initial_guess_strategy="one") -> ZoomLinesearchState``: the state before the search;
+        the first trial step is 1 (``"one"``) or ``prev_stepsize`` (``"keep"``);
+      - ``step_fn(state, *, value_and_grad_fn, fn_kwargs) -> ZoomLinesearchState``: one trial
+        step, where ``value_and_grad_fn(params, **fn_kwargs) -> (value, grad)``;
+      - ``cond_step_fn(state) -> bool``: whether the search goes on.
+
+      The accepted step is ``state.stepsize``, with ``state.value`` and ``state.grad`` there.
+
+    Conventions:
+      ``optax.zoom_linesearch``: same signature, state fields and numbers.
+
+    References:
+      Nocedal, Wright, "Numerical Optimization", Springer, 2nd ed. 2006, algorithms 3.5 and 3.6.
+      doi:10.1007/978-0-387-40065-5
+      Hager, Zhang, "Algorithm 851: CG_DESCENT, a conjugate gradient method with guaranteed
+      descent", ACM Transactions on Mathematical Software, 2006. doi:10.1145/1132973.1132979
+    """
+    fn = "zoom_linesearch"
+    _checks.COUNT(fn, "max_linesearch_steps", max_linesearch_steps)
+    _checks.POSITIVE(fn, "max_stepsize", max_stepsize)
+    _checks.NONNEGATIVE(fn, "tol", tol)
+    _AtLeast(1.0)(fn, "increase_factor", increase_factor)
+    _checks.UNIT(fn, "slope_rtol", slope_rtol)
+    _AtLeast(0.0, low_open=True)(fn, "curv_rtol", curv_rtol)
+    _checks.NONNEGATIVE(fn, "approx_dec_rtol", approx_dec_rtol)
+    _checks.NONNEGATIVE(fn, "interval_threshold", interval_threshold)
+    search = ScaleByZoomLinesearch(
+        max_linesearch_steps, max_stepsize, tol, increase_factor, slope_rtol, curv_rtol,
+        approx_dec_rtol, interval_threshold, "one", verbose,
+    )  # fmt: skip
+
+    def init_fn(
+        updates: Any,
+        params: Any,
+        *,
+        value: Any,
+        grad: Any,
+        prev_stepsize: Any = 1.0,
+        initial_guess_strategy: str = "one",
+    ) -> ZoomLinesearchState:
+        _checks.check_choice(
+            "zoom_linesearch", "initial_guess_strategy", initial_guess_strategy, ("one", "keep")
+        )
+        guess = 1.0 if initial_guess_strategy == "one" else prev_stepsize
+        return search._search_init(updates, params, value, grad, guess)
+
+    def step_fn(
+        state: ZoomLinesearchState, *, value_and_grad_fn: Callable[..., Any], fn_kwargs: Any
+    ) -> ZoomLinesearchState:
+        return search._search_step(state, value_and_grad_fn, fn_kwargs or {})
+
+    def cond_step_fn(state: ZoomLinesearchState) -> jax.Array:
+        return ~(state.done | state.failed)
+
+    return init_fn, step_fn, cond_step_fn
 
 
 # --------------------------------------------------------------------------------------------

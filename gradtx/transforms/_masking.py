@@ -208,18 +208,41 @@ class MaskedState(NamedTuple):
     inner_state: Any
 
 
+def mask_extra(extra: dict[str, Any], updates: Any, mask: Any) -> dict[str, Any]:
+    """``extra`` with ``None`` at masked-out leaves of every value shaped like ``updates``."""
+    structure = jax.tree.structure(updates)
+    return {
+        k: select(mask, v) if jax.tree.structure(v) == structure else v for k, v in extra.items()
+    }
+
+
+class ParamsPlaceholder:
+    """Stands for the params in ``init`` when only the state's layout is wanted
+    (``gradtx.tree_map_params``): an empty pytree node that wrappers pass through unmasked."""
+
+    def __repr__(self) -> str:
+        return "ParamsPlaceholder()"
+
+
+jax.tree_util.register_pytree_node(
+    ParamsPlaceholder, lambda _: ((), None), lambda _aux, _children: ParamsPlaceholder()
+)
+
+
 @pytree_dataclass
 class Masked(Transform):
     """Runs ``inner`` on the leaves where ``mask`` is True; the others pass through unchanged.
 
     The inner transform sees ``None`` at masked-out leaves (no state, no compute there). Extra
-    arguments (``loss=``, ...) are passed to the inner transform as given.
+    arguments (``loss=``, ...) are passed to the inner transform as given, or masked like the
+    updates when ``mask_compatible_extra_args`` and they are shaped like the updates.
     """
 
     elementwise = True
 
     inner: Transform
     mask: Any = static_field(None)
+    mask_compatible_extra_args: bool = static_field(False)
 
     def __check_init__(self):
         object.__setattr__(self, "inner", as_transform(self.inner))
@@ -228,12 +251,16 @@ class Masked(Transform):
         object.__setattr__(self, "mask", canonical_mask(self.mask, "masked"))
 
     def _init(self, params):
+        if isinstance(params, ParamsPlaceholder):
+            return MaskedState(self.inner._init(params))
         m = _resolve(self.mask, params, self.where("init"))
         return MaskedState(self.inner._init(select(m, params)))
 
     def _update(self, updates, state, params, **extra):
         ref = params if params is not None else updates
         m = _resolve(self.mask, ref, self.where())
+        if self.mask_compatible_extra_args:
+            extra = mask_extra(extra, updates, m)
         inner_u, inner_s = self.inner._update(
             select(m, updates), state.inner_state, select(m, params), **extra
         )
@@ -243,20 +270,29 @@ class Masked(Transform):
         return (("", self.inner, state.inner_state),)
 
 
-def masked(inner: Any, mask: Any) -> Masked:
-    """Applies ``inner`` only where ``mask`` is True; other updates pass through unchanged.
+def masked(inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False) -> Masked:
+    """Applies ``inner`` only where ``mask`` is True; other updates pass through unchanged::
+
+        u_leaf <- inner's update   where mask_leaf
+        u_leaf <- u_leaf           elsewhere
 
     Args:
       inner: a gradtx transform (or any object with ``init``/``update``).
       mask: a pytree of bools (full or a prefix of the params), a function from params to one,
         ``gradtx.mask_fn(f)``, or a path helper such as ``gradtx.mask_by_path("*/bias")``. A
         callable pytree of bools (an Equinox module) is a tree, never a function.
+      mask_compatible_extra_args: also mask every extra argument of ``update`` that has the
+        updates' tree structure (per-leaf values such as a second gradient), so the inner
+        transform sees it masked like the updates. Other extra arguments pass unchanged.
 
     Masked-out leaves are ``None`` in the inner state. Nested ``masked`` calls compose: the inner
-    mask sees ``None`` where the outer one masked a leaf out. Compare ``optax.masked``, whose
-    placeholder is ``MaskedNode``.
+    mask sees ``None`` where the outer one masked a leaf out.
+
+    Conventions:
+      ``optax.masked``: same signature and numbers; Optax's placeholder for masked-out leaves
+      is ``MaskedNode``, gradtx's is ``None``.
     """
-    return Masked(inner, mask)
+    return Masked(inner, mask, mask_compatible_extra_args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,6 +321,8 @@ class Freeze(Transform):
     def _init(self, params):
         if self.inner is None:
             return EmptyState()
+        if isinstance(params, ParamsPlaceholder):
+            return MaskedState(self.inner._init(params))
         frozen = self._frozen(params, "init")
         train = jax.tree.map(lambda b: not b, frozen)
         return MaskedState(self.inner._init(select(train, params)))
@@ -312,7 +350,10 @@ class Freeze(Transform):
 
 
 def freeze(mask: Any, inner: Any = None) -> Freeze:
-    """Freezes the leaves where ``mask`` is True.
+    """Freezes the leaves where ``mask`` is True::
+
+        u_leaf <- -0.0                              where mask_leaf (frozen)
+        u_leaf <- u_leaf, or inner's update         elsewhere
 
     Without ``inner``, place it last in a chain: frozen leaves get the update ``-0.0``, so
     ``apply_updates`` leaves them bit-identical (``x + (-0.0) == x`` for every float, ``-0.0``
@@ -323,6 +364,30 @@ def freeze(mask: Any, inner: Any = None) -> Freeze:
 
     Args:
       mask: True = frozen; any mask form accepted by ``masked``.
-      inner: optional transform for the trainable leaves.
+      inner: optional transform for the trainable leaves (gradtx's addition).
+
+    Conventions:
+      ``optax.freeze(mask)`` (``masked(set_to_zero(), mask)``), with ``-0.0`` for Optax's
+      ``0.0``; ``freeze(mask, inner)`` is ``optax.selective_transform(inner,
+      freeze_mask=mask)``. In torch, frozen parameters get ``requires_grad=False``.
     """
     return Freeze(mask, inner)
+
+
+def selective_transform(optimizer: Any, *, freeze_mask: Any) -> Freeze:
+    """Runs ``optimizer`` on the trainable leaves only; frozen leaves get zero updates::
+
+        u_leaf <- -0.0                  where freeze_mask_leaf
+        u_leaf <- optimizer's update    elsewhere (its state covers these leaves only)
+
+    Args:
+      optimizer: the transform for the trainable leaves.
+      freeze_mask: True = frozen; any mask form accepted by ``masked`` (keyword only, so it is
+        not mistaken for a mask of leaves to train).
+
+    Conventions:
+      ``optax.selective_transform``: same signature and numbers (the zero is ``-0.0``, which
+      leaves every parameter bit-identical). It is ``gradtx.freeze(freeze_mask, optimizer)``;
+      the state is a ``MaskedState`` where Optax's is a ``PartitionState``.
+    """
+    return Freeze(freeze_mask, optimizer)

@@ -76,31 +76,48 @@ def scale_by_momentum(
     return ScaleByMomentum(momentum, dampening, nesterov, form, accumulator_dtype)
 
 
-def trace(decay: Any = 0.9, nesterov: bool = False, *, accumulator_dtype: Any = None):
-    """Heavy-ball or Nesterov momentum (``optax.trace``; torch SGD's buffer with dampening 0).
+def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> ScaleByMomentum:
+    """Heavy-ball or Nesterov momentum without a learning rate::
 
-    ``t_t = decay * t_{t-1} + g_t`` from zero; returns ``t_t``, or ``g_t + decay * t_t`` with
-    ``nesterov``. The same transform as ``scale_by_momentum(decay, 0.0, nesterov)``.
+        t_t = decay * t_{t-1} + g_t          (t_0 = 0)
+        u_t = t_t                            (nesterov=False)
+        u_t = g_t + decay * t_t              (nesterov=True)
 
     Args:
-      decay: momentum coefficient in [0, 1] (float, array or schedule).
+      decay: the momentum coefficient, in [0, 1] (a float, an array or a schedule).
       nesterov: return ``g + decay * t`` instead of ``t``.
       accumulator_dtype: dtype of the trace (default: each parameter's dtype).
+
+    Conventions:
+      ``optax.trace``: same signature, no default ``decay``, same numbers. torch.optim.SGD's
+      buffer with ``dampening=0`` (torch starts from ``b_1 = g_1``, the same value);
+      ``scale_by_momentum(decay, dampening, nesterov)`` adds torch's dampening.
+
+    References:
+      Polyak, "Some methods of speeding up the convergence of iteration methods", USSR
+      Computational Mathematics and Mathematical Physics, 1964. doi:10.1016/0041-5553(64)90137-5
+      Sutskever, Martens, Dahl, Hinton, "On the importance of initialization and momentum in
+      deep learning", ICML 2013.
     """
     _checks.check_unit_interval("trace", "decay", decay, high_open=False)
     return ScaleByMomentum(decay, 0.0, nesterov, "heavy_ball", accumulator_dtype)
 
 
-def ema(decay: Any = 0.9, debias: bool = True, *, accumulator_dtype: Any = None):
-    """Exponential moving average of the updates, bias-corrected by default (``optax.ema``).
+def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> ScaleByMomentum:
+    """Exponential moving average of the updates, bias-corrected by default::
 
-    ``mu_t = decay * mu_{t-1} + (1 - decay) * g_t`` from zero; returns ``mu_t / (1 - decay^t)``
-    with ``debias``, else ``mu_t``.
+        mu_t = decay * mu_{t-1} + (1 - decay) * g_t      (mu_0 = 0)
+        u_t = mu_t / (1 - decay^t)                       (debias=True)
+        u_t = mu_t                                       (debias=False)
 
     Args:
-      decay: in [0, 1) (float, array or schedule).
+      decay: in [0, 1) (a float, an array or a schedule).
       debias: divide by ``1 - decay^t`` (computed in at least float32).
       accumulator_dtype: dtype of ``mu`` (default: each parameter's dtype).
+
+    Conventions:
+      ``optax.ema``: same signature, no default ``decay``, same numbers. torch.optim has no
+      stand-alone EMA of gradients (Adam's first moment is this with ``debias``).
     """
     _checks.check_unit_interval("ema", "decay", decay)
     return ScaleByMomentum(decay, 0.0, False, "ema", accumulator_dtype, debias)

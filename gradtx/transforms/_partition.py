@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -11,7 +11,15 @@ import jax
 from .. import _checks
 from .._mask import PACKED_RESOLVERS, _is_plain_function
 from .._transform import Transform, as_transform, pytree_dataclass, static_field
-from ._masking import check_prefix, key_path_str, merge, path_matches, select
+from ._masking import (
+    ParamsPlaceholder,
+    check_prefix,
+    key_path_str,
+    mask_extra,
+    merge,
+    path_matches,
+    select,
+)
 
 
 class PartitionState(NamedTuple):
@@ -54,15 +62,7 @@ class _LabelFn:
 
     def __init__(self, fn: Callable[..., Any]):
         self.fn = fn
-        try:
-            params = [
-                p
-                for p in inspect.signature(fn).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-            ]
-            self.with_leaf = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
-        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-            self.with_leaf = False
+        self.with_leaf = _positional_count(fn) >= 2
 
     def __call__(self, path: str, leaf: Any) -> Any:
         return self.fn(path, leaf) if self.with_leaf else self.fn(path)
@@ -77,6 +77,84 @@ class _LabelFn:
         return getattr(self.fn, "__qualname__", repr(self.fn))
 
 
+class _TreeLabelFn:
+    """A function ``params -> pytree of labels`` (Optax's callable ``param_labels``)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+
+    def __call__(self, params: Any) -> Any:
+        return self.fn(params)
+
+    def __hash__(self) -> int:
+        return hash(("_TreeLabelFn", id(self.fn)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _TreeLabelFn) and other.fn is self.fn
+
+    def __repr__(self) -> str:
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+
+def _positional_count(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes (2 when it takes ``*args``)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return 1
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+class PathLabels:
+    """``label_by_path``'s labeller: a per-leaf function of the key path string."""
+
+    __slots__ = ("items", "default")
+
+    def __init__(self, items: tuple[tuple[str, Any], ...], default: Any):
+        self.items = items
+        self.default = default
+
+    def __call__(self, path: str, leaf: Any = None) -> Any:
+        for pattern, lab in self.items:
+            if path_matches(path, (pattern,)):
+                return lab
+        if self.default is None:
+            raise ValueError(
+                f"gradtx.label_by_path: no pattern matches the path {path!r}; patterns are "
+                f"{[p for p, _ in self.items]}. Add a pattern or pass default=."
+            )
+        return self.default
+
+    def __hash__(self) -> int:
+        return hash(("PathLabels", self.items, self.default))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, PathLabels)
+            and other.items == self.items
+            and other.default == self.default
+        )
+
+    def __repr__(self) -> str:
+        return f"label_by_path({dict(self.items)!r}, default={self.default!r})"
+
+
+def _canonical_labels(labels: Any) -> Any:
+    if isinstance(labels, (_StaticLabels, _LabelFn, _TreeLabelFn)):
+        return labels
+    if isinstance(labels, PathLabels):
+        return _LabelFn(labels)
+    if callable(labels) and _is_plain_function(labels):
+        if _positional_count(labels) >= 2:
+            return _LabelFn(labels)
+        return _TreeLabelFn(labels)
+    return _StaticLabels(labels)
+
+
 @pytree_dataclass
 class Partition(Transform):
     """Routes each leaf to the transform of its label; each group keeps its own state."""
@@ -84,10 +162,11 @@ class Partition(Transform):
     elementwise = True
 
     transforms: dict[Any, Transform]
-    labels: Any = static_field()
+    param_labels: Any = static_field()
+    mask_compatible_extra_args: bool = static_field(False)
 
     def __check_init__(self):
-        if not isinstance(self.transforms, dict) or not self.transforms:
+        if not isinstance(self.transforms, Mapping) or not self.transforms:
             raise TypeError(
                 "gradtx.partition: transforms must be a non-empty dict {label: transform}, got "
                 f"{type(self.transforms).__name__}"
@@ -95,13 +174,7 @@ class Partition(Transform):
         object.__setattr__(
             self, "transforms", {k: as_transform(t) for k, t in self.transforms.items()}
         )
-        labels = self.labels
-        if not isinstance(labels, (_StaticLabels, _LabelFn)):
-            if callable(labels) and _is_plain_function(labels):
-                labels = _LabelFn(labels)
-            else:
-                labels = _StaticLabels(labels)
-        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "param_labels", _canonical_labels(self.param_labels))
 
     def resolve(self, ref: Any, method: str = "update") -> Any:
         """The full tree of labels for ``ref`` (params or updates), checked against the groups."""
@@ -114,18 +187,16 @@ class Partition(Transform):
                 return jax.tree.map(
                     lambda lab, sub: jax.tree.map(lambda _: lab, sub), per_slot, ref
                 )
-        if isinstance(self.labels, _LabelFn):
-            tree = jax.tree_util.tree_map_with_path(
-                lambda p, x: self.labels(key_path_str(p), x), ref
-            )
+        labels = self.param_labels
+        if isinstance(labels, _LabelFn):
+            tree = jax.tree_util.tree_map_with_path(lambda p, x: labels(key_path_str(p), x), ref)
         else:
+            given = labels(ref) if isinstance(labels, _TreeLabelFn) else labels.tree()
             try:
-                tree = jax.tree.map(
-                    lambda lab, sub: jax.tree.map(lambda _: lab, sub), self.labels.tree(), ref
-                )
+                tree = jax.tree.map(lambda lab, sub: jax.tree.map(lambda _: lab, sub), given, ref)
             except ValueError:
-                check_prefix(where, self.labels.tree(), ref, "labels")
-                _checks.check_same_tree(where, self.labels.tree(), ref, "labels", "params")
+                check_prefix(where, given, ref, "labels")
+                _checks.check_same_tree(where, given, ref, "labels", "params")
                 raise
         for path, lab in jax.tree_util.tree_flatten_with_path(tree)[0]:
             if lab not in self.transforms:
@@ -141,6 +212,8 @@ class Partition(Transform):
         return {k: jax.tree.map(lambda lab, k=k: lab == k, tree) for k in self.transforms}
 
     def _init(self, params):
+        if isinstance(params, ParamsPlaceholder):
+            return PartitionState({k: t._init(params) for k, t in self.transforms.items()})
         masks = self._masks(params, "init")
         return PartitionState(
             {k: t._init(select(masks[k], params)) for k, t in self.transforms.items()}
@@ -151,8 +224,9 @@ class Partition(Transform):
         out = updates
         new_states = {}
         for k, t in self.transforms.items():
+            kw = mask_extra(extra, updates, masks[k]) if self.mask_compatible_extra_args else extra
             u, s = t._update(
-                select(masks[k], updates), state.inner_states[k], select(masks[k], params), **extra
+                select(masks[k], updates), state.inner_states[k], select(masks[k], params), **kw
             )
             out = merge(masks[k], u, out)
             new_states[k] = s
@@ -162,8 +236,15 @@ class Partition(Transform):
         return tuple((str(k), t, state.inner_states[k]) for k, t in self.transforms.items())
 
 
-def partition(transforms: dict[Any, Any], labels: Any) -> Partition:
-    """Parameter groups: each leaf is updated by the transform of its label.
+def partition(
+    transforms: Mapping[Hashable, Any],
+    param_labels: Any,
+    *,
+    mask_compatible_extra_args: bool = False,
+) -> Partition:
+    """Parameter groups: each leaf is updated by the transform of its label::
+
+        u_leaf <- transforms[label(leaf)]'s update of u_leaf
 
     torch's ``param_groups`` with their own learning rate, weight decay and schedule::
 
@@ -173,39 +254,35 @@ def partition(transforms: dict[Any, Any], labels: Any) -> Partition:
         )
 
     Args:
-      transforms: ``{label: transform}``.
-      labels: a pytree of labels (full, or a prefix of the params tree), or a function called
-        for each leaf as ``fn(path)`` or ``fn(path, leaf)``, where ``path`` reads
-        ``"encoder/layers/0/bias"``. Every label must have a transform.
+      transforms: ``{label: transform}``; a transform may be any object with init/update.
+      param_labels: the label of every leaf: a pytree of labels (full, or a prefix of the params
+        tree), a function ``params -> pytree of labels`` (as in Optax), a labeller from
+        ``gradtx.label_by_path``, or a per-leaf function ``fn(path, leaf) -> label`` where
+        ``path`` reads ``"encoder/layers/0/bias"``. Every label must have a transform.
+      mask_compatible_extra_args: give each group the extra arguments of ``update`` that have
+        the updates' tree structure masked to its own leaves (other extra arguments reach every
+        group unchanged).
 
     Each group's transform sees ``None`` at the other groups' leaves, so it keeps state only for
     its own. ``gradtx.reset_group(tx, state, label, params)`` re-initializes one group's state and
-    leaves the others untouched. Extra arguments (``loss=``) reach every group. Same results as
-    ``optax.partition``.
+    leaves the others untouched. Extra arguments (``loss=``) reach every group.
+
+    Conventions:
+      ``optax.partition``: same signature, state (``PartitionState(inner_states)``) and numbers.
+      torch.optim's ``param_groups`` are the same idea with a list of dicts.
     """
-    return Partition(transforms, labels)
+    return Partition(dict(transforms), param_labels, mask_compatible_extra_args)
 
 
-def label_by_path(rules: dict[str, Any], default: Any = None) -> Callable[[str], Any]:
-    """A labelling function from path globs: the first matching pattern's label wins.
+def label_by_path(rules: dict[str, Any], default: Any = None) -> PathLabels:
+    """A labeller from path globs for ``partition``: the first matching pattern's label wins.
 
-    ``label_by_path({"*bias": "no_decay", "*norm*": "no_decay"}, default="decay")``. Without a
-    default, a path that matches nothing raises an error naming it.
+    ``label_by_path({"*bias": "no_decay", "*norm*": "no_decay"}, default="decay")``. Paths read
+    ``"encoder/layers/0/bias"``; patterns are globs (``*`` also spans ``/``) matched
+    case-insensitively. Without a default, a path that matches nothing raises an error naming
+    it. The labeller is called per leaf as ``labeller(path)``.
     """
-    items = tuple(rules.items())
-
-    def label(path: str) -> Any:
-        for pattern, lab in items:
-            if path_matches(path, (pattern,)):
-                return lab
-        if default is None:
-            raise ValueError(
-                f"gradtx.label_by_path: no pattern matches the path {path!r}; patterns are "
-                f"{[p for p, _ in items]}. Add a pattern or pass default=."
-            )
-        return default
-
-    return label
+    return PathLabels(tuple(rules.items()), default)
 
 
 def reset_group(tx: Transform, state: Any, label: Any, params: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Stateless reshaping of updates: sign, trust ratio, gradient centralization, non-negativity."""
+"""Stateless reshaping of updates: sign, trust ratio, gradient centralization, non-negativity,
+normalization by the global norm."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 from .. import _checks, _tree
 from .._kernel import PerLeaf, leaf_norm
 from .._mask import canonical_mask, resolve_mask
-from .._transform import EmptyState, Transform, pytree_dataclass, static_field
+from .._transform import EmptyState, Transform, field, pytree_dataclass, static_field
 
 
 def _needs_params(t: Transform, params: Any, updates: Any) -> None:
@@ -154,3 +155,43 @@ def keep_params_nonnegative() -> KeepParamsNonnegative:
     """Projects onto ``p >= 0``: place it last, after the learning rate
     (``optax.keep_params_nonnegative``). The parameters must start non-negative."""
     return KeepParamsNonnegative()
+
+
+@pytree_dataclass
+class NormalizeByUpdateNorm(Transform):
+    """``u <- scale_factor * u / (||u|| + eps)`` with ``||u||`` the global L2 norm."""
+
+    elementwise = True  # one global norm over every element
+    fn_name = "normalize_by_update_norm"
+
+    scale_factor: Any = field(1.0)
+    eps: Any = field(1e-6, check=_checks.NONNEGATIVE)
+
+    def _update(self, updates, state, params, **extra):
+        norm = _tree.tree_norm(updates)
+        denom = (norm + jnp.asarray(self.eps, norm.dtype)) / jnp.asarray(
+            self.scale_factor, norm.dtype
+        )
+
+        def leaf(u):
+            cd = _tree.compute_dtype(u.dtype)
+            return (u.astype(cd) / denom.astype(_tree.real_dtype(cd))).astype(u.dtype)
+
+        return jax.tree.map(leaf, updates), state
+
+
+def normalize_by_update_norm(scale_factor: Any = 1.0, eps: Any = 1e-6) -> NormalizeByUpdateNorm:
+    """Rescales the updates to a fixed global norm::
+
+        u <- scale_factor * u / (||u|| + eps)        (||u||: L2 norm over every leaf)
+
+    Args:
+      scale_factor: the norm of the result (up to ``eps``); any real number (a negative one
+        also flips the direction).
+      eps: added to the norm so a zero update stays zero, >= 0 (default 1e-6).
+
+    Conventions:
+      ``optax.normalize_by_update_norm``: same signature, defaults and numbers. torch.optim has
+      no counterpart.
+    """
+    return NormalizeByUpdateNorm(scale_factor, eps)
