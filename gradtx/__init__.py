@@ -19,6 +19,9 @@ from ._transform import field as field
 from ._kernel import Elementwise as Elementwise
 from ._transform import chain as chain
 from ._transform import identity as identity
+from ._transform import incremental_update as incremental_update
+from ._transform import named_chain as named_chain
+from ._transform import periodic_update as periodic_update
 from ._transform import pytree_dataclass as pytree_dataclass
 from ._transform import scale as scale
 from ._transform import scale_by_learning_rate as scale_by_learning_rate
@@ -132,6 +135,41 @@ from .optimizers.muon import MuonSplitState as MuonSplitState
 from .optimizers.muon import MuonState as MuonState
 from .optimizers.muon import muon as muon
 from .optimizers.muon import scale_by_muon as scale_by_muon
+# Optax's base, update, wrapper and tree utilities
+from ._state_utils import NamedTupleKey as NamedTupleKey
+from ._state_utils import tree_get as tree_get
+from ._state_utils import tree_get_all_with_path as tree_get_all_with_path
+from ._state_utils import tree_map_params as tree_map_params
+from ._state_utils import tree_set as tree_set
+from .transforms._accumulate import ApplyEveryState as ApplyEveryState
+from .transforms._accumulate import apply_every as apply_every
+from .transforms._accumulate import skip_large_updates as skip_large_updates
+from .transforms._accumulate import skip_not_finite as skip_not_finite
+from .transforms._clipping import per_example_global_norm_clip as per_example_global_norm_clip
+from .transforms._clipping import per_example_layer_norm_clip as per_example_layer_norm_clip
+from .transforms._clipping import unitwise_clip as unitwise_clip
+from .transforms._conditionality import ConditionallyMaskState as ConditionallyMaskState
+from .transforms._conditionality import (
+    ConditionallyTransformState as ConditionallyTransformState,
+)
+from .transforms._conditionality import conditionally_mask as conditionally_mask
+from .transforms._conditionality import conditionally_transform as conditionally_transform
+from .transforms._inject import InjectHyperparamsState as InjectHyperparamsState
+from .transforms._inject import inject_hyperparams as inject_hyperparams
+from .transforms._inject import inject_stateful_hyperparams as inject_stateful_hyperparams
+from .transforms._masking import selective_transform as selective_transform
+from .transforms._monitoring import MonitorState as MonitorState
+from .transforms._monitoring import SnapshotState as SnapshotState
+from .transforms._monitoring import measure_with_ema as measure_with_ema
+from .transforms._monitoring import monitor as monitor
+from .transforms._monitoring import snapshot as snapshot
+from .transforms._shaping import normalize_by_update_norm as normalize_by_update_norm
+from .transforms._stateless import init_empty_state as init_empty_state
+from .transforms._stateless import set_to_zero as set_to_zero
+from .transforms._stateless import stateless as stateless
+from .transforms._stateless import stateless_with_tree_map as stateless_with_tree_map
+from .transforms._stateless import with_extra_args_support as with_extra_args_support
+
 from .optimizers.nadam import NAdamState as NAdamState
 from .optimizers.nadam import nadam as nadam
 from .optimizers.nadam import scale_by_nadam as scale_by_nadam
@@ -209,11 +247,13 @@ from .optimizers.prodigy import ProdigyState as ProdigyState
 from .optimizers.prodigy import prodigy as prodigy
 from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
 from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
+from .transforms._linesearch import ZoomLinesearchState as ZoomLinesearchState
 from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from .optimizers.soap import SOAPState as SOAPState
 from .optimizers.soap import scale_by_soap as scale_by_soap
 from .optimizers.soap import soap as soap
 from .optimizers.kron import KronState as KronState
+from .transforms._linesearch import zoom_linesearch as zoom_linesearch
 from .optimizers.kron import kron as kron
 from .schedules._probability import precond_update_prob_schedule as precond_update_prob_schedule
 from .optimizers.kron import scale_by_kron as scale_by_kron

@@ -160,6 +160,6 @@ def test_averaging_invalid():
     with pytest.raises(gradtx.HyperparameterError, match="ema_params: decay"):
         gradtx.ema_params(1.0)
     with pytest.raises(gradtx.HyperparameterError, match="lookahead: sync_period"):
-        gradtx.lookahead(gradtx.sgd(0.1), 0)
+        gradtx.lookahead(gradtx.sgd(0.1), 0, 0.5)
     with pytest.raises(gradtx.HyperparameterError, match="swa_schedule: anneal"):
         gradtx.swa_schedule(0.1, 0.01, 5, anneal="step")

@@ -27,7 +27,7 @@ def test_leaves_are_what_jit_makes_of_the_numbers():
     assert (lr.dtype, lr.weak_type) == (want.dtype, want.weak_type)
     assert np.asarray(lr) == np.asarray(want)
     # -0.0 keeps its sign; integers stay integers; bools are structure, not leaves.
-    assert np.signbit(np.asarray(gradtx.scale(-0.0).factor))
+    assert np.signbit(np.asarray(gradtx.scale(-0.0).step_size))
     assert gradtx.cosine_decay(1.0, 10).decay_steps.dtype == jnp.int32
 
 
