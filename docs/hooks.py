@@ -83,8 +83,9 @@ FAMILIES = [
     (
         "core",
         "Core",
-        "The base classes, `chain`, `apply_updates`, field declarations and the errors.",
-        ("gradtx._transform", "gradtx._kernel", "gradtx._checks"),
+        "The base classes, `chain`, `apply_updates`, field declarations, the errors and the "
+        "state utilities (`tree_get`, `tree_set`, `tree_map_params`).",
+        ("gradtx._transform", "gradtx._kernel", "gradtx._checks", "gradtx._state_utils"),
     ),
 ]
 # Public names listed on the integrations page, with the modules users import themselves.
