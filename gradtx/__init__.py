@@ -34,7 +34,9 @@ from .optimizers.adagrad import scale_by_adagrad as scale_by_adagrad
 from .optimizers.adam import AdamState as AdamState
 from .optimizers.adam import adam as adam
 from .optimizers.adam import adamw as adamw
+from .optimizers.adam import amsgrad as amsgrad
 from .optimizers.adam import scale_by_adam as scale_by_adam
+from .optimizers.adam import scale_by_amsgrad as scale_by_amsgrad
 from .optimizers.rmsprop import RMSpropState as RMSpropState
 from .optimizers.rmsprop import rmsprop as rmsprop
 from .optimizers.rmsprop import scale_by_rmsprop as scale_by_rmsprop
@@ -127,6 +129,7 @@ from .optimizers.adafactor import adafactor as adafactor
 from .optimizers.adafactor import scale_by_adafactor as scale_by_adafactor
 from .optimizers.adamax import AdamaxState as AdamaxState
 from .optimizers.adamax import adamax as adamax
+from .optimizers.adamax import adamaxw as adamaxw
 from .optimizers.adamax import scale_by_adamax as scale_by_adamax
 from .optimizers.asgd import ASGDState as ASGDState
 from .optimizers.asgd import asgd as asgd
@@ -172,6 +175,7 @@ from .transforms._stateless import with_extra_args_support as with_extra_args_su
 
 from .optimizers.nadam import NAdamState as NAdamState
 from .optimizers.nadam import nadam as nadam
+from .optimizers.nadam import nadamw as nadamw
 from .optimizers.nadam import scale_by_nadam as scale_by_nadam
 from .optimizers.radam import RAdamState as RAdamState
 from .optimizers.radam import radam as radam
@@ -200,6 +204,8 @@ from .optimizers.novograd import NovoGradState as NovoGradState
 from .optimizers.novograd import novograd as novograd
 from .optimizers.novograd import scale_by_novograd as scale_by_novograd
 from .optimizers.optimistic import OptimisticState as OptimisticState
+from .optimizers.optimistic import optimistic_adam as optimistic_adam
+from .optimizers.optimistic import optimistic_adam_v2 as optimistic_adam_v2
 from .optimizers.optimistic import optimistic_gradient_descent as optimistic_gradient_descent
 from .optimizers.optimistic import scale_by_optimistic_gradient as scale_by_optimistic_gradient
 from .optimizers.polyak_sgd import polyak_sgd as polyak_sgd

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .optimizers.adagrad import adagrad
-from .optimizers.adam import adam, adamw
+from .optimizers.adam import adam, adamw, amsgrad
 from .optimizers.rmsprop import rmsprop
 from .optimizers.sgd import sgd
 
@@ -138,15 +138,18 @@ _SEED: list[Spec] = [
     Spec("adam", adam, {"amsgrad": True, "amsgrad_max": "corrected"}, 0.1, 300),
     Spec("adam", adam, {"weight_decay": 1e-3}, 0.05, 300, convergence_tol=1e-2),
     Spec("adamw", adamw, {}, 0.05, 300, convergence_tol=1e-2, invalid=(_BAD_B1,)),
+    Spec("adam", adam, {"nesterov": True}, 0.05, 300),
+    Spec("amsgrad", amsgrad, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec("amsgrad", amsgrad, {"bias_correction_mu": False, "bias_correction_nu": False}, 0.05, 300),
 ]
 
 # --- torch.optim's catalogue
 from .optimizers.adadelta import adadelta  # noqa: E402
 from .optimizers.adafactor import adafactor  # noqa: E402
-from .optimizers.adamax import adamax  # noqa: E402
+from .optimizers.adamax import adamax, adamaxw  # noqa: E402
 from .optimizers.asgd import asgd  # noqa: E402
 from .optimizers.muon import muon  # noqa: E402
-from .optimizers.nadam import nadam  # noqa: E402
+from .optimizers.nadam import nadam, nadamw  # noqa: E402
 from .optimizers.radam import radam  # noqa: E402
 from .optimizers.rprop import rprop  # noqa: E402
 
@@ -173,19 +176,9 @@ _TORCH_CATALOGUE: list[Spec] = [
         300,
         convergence_tol=1e-2,
     ),
-    Spec(
-        "nadam",
-        nadam,
-        {},
-        0.1,
-        300,
-        invalid=(
-            _BAD_B1,
-            ({"momentum_decay": -1.0}, "momentum_decay must be in [0, inf), got -1.0"),
-            ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
-        ),
-    ),
-    Spec("nadam", nadam, {"convention": "optax"}, 0.1, 300),
+    Spec("adamaxw", adamaxw, {}, 0.1, 300, convergence_tol=1e-2, invalid=(_BAD_B1,)),
+    Spec("nadam", nadam, {}, 0.1, 300, invalid=(_BAD_B1,)),
+    Spec("nadamw", nadamw, {}, 0.1, 300, convergence_tol=1e-2, invalid=(_BAD_B1,)),
     Spec(
         "nadam",
         nadam,
@@ -205,7 +198,8 @@ _TORCH_CATALOGUE: list[Spec] = [
             ({"eps_placement": "inside"}, "eps_placement must be one of 'raw', 'corrected'"),
         ),
     ),
-    Spec("radam", radam, {"threshold_inclusive": True, "eps_placement": "corrected"}, 0.1, 300),
+    Spec("radam", radam, {"threshold_inclusive": False, "eps_placement": "raw"}, 0.1, 300),
+    Spec("radam", radam, {"nesterov": True}, 0.1, 300),
     Spec(
         "radam",
         radam,
@@ -291,7 +285,11 @@ from .optimizers.lbfgs import lbfgs  # noqa: E402
 from .optimizers.lion import lion  # noqa: E402
 from .optimizers.noisy_sgd import noisy_sgd  # noqa: E402
 from .optimizers.novograd import novograd  # noqa: E402
-from .optimizers.optimistic import optimistic_gradient_descent  # noqa: E402
+from .optimizers.optimistic import (  # noqa: E402
+    optimistic_adam,
+    optimistic_adam_v2,
+    optimistic_gradient_descent,
+)
 from .optimizers.polyak_sgd import polyak_sgd  # noqa: E402
 from .optimizers.sign import sign_sgd, signum  # noqa: E402
 from .optimizers.sm3 import sm3  # noqa: E402
@@ -327,6 +325,10 @@ _OPTAX_CATALOGUE: list[Spec] = [
          invalid=(({"variant": "x"}, "variant must be one of 'sps', 'sps+', got 'x'"),)),
     Spec("polyak_sgd", polyak_sgd, {"variant": "sps+", "max_learning_rate": 0.5}, 0.5, 200,
          memoryless=True, reads_loss=True),
+    Spec("optimistic_adam", optimistic_adam, {}, 0.05, 300,
+         invalid=(({"optimism": -1.0}, "optimism must be in [0, inf), got -1.0"),)),
+    Spec("optimistic_adam_v2", optimistic_adam_v2, {}, 0.05, 300,
+         invalid=(({"beta": -1.0}, "beta must be in [0, inf), got -1.0"), _BAD_B1)),
     Spec("optimistic_gradient_descent", optimistic_gradient_descent, {}, 0.05, 300,
          invalid=(({"beta": -1.0}, "beta must be in [0, inf), got -1.0"),)),
     # Without a line search: update needs no objective, so every suite can drive it. (The

@@ -72,19 +72,19 @@ def scale_by_belief(
 
 
 def adabelief(
-    learning_rate: Any = 1e-3,
+    learning_rate: Any,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-16,
-    weight_decay: Any = 0.0,
-    *,
     eps_root: Any = 1e-16,
+    *,
     nesterov: bool = False,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
 ):
-    """AdaBelief, Optax's semantics and defaults.
+    """AdaBelief, ``optax.adabelief``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...)::
 
@@ -98,15 +98,15 @@ def adabelief(
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the belief (second central moment), in [0, 1) (float, array or schedule).
       eps: added outside the root, >= 0 (Optax's 1e-16; the paper's code uses 1e-16 too).
-      {weight_decay}
       eps_root: added to ``s`` every step (stored in the state, Optax's convention), >= 0.
       nesterov: Nesterov's correction of the first moment (Optax's ``nesterov``).
+      {weight_decay}
       {decoupled}
       {maximize}
 
-    Conventions: with weight_decay 0 this is ``optax.adabelief(lr, b1, b2, eps, eps_root,
-    nesterov=...)``. Optax's alias has no decay; gradtx's default is torch's coupled L2 like
-    ``adam``; ``decoupled_weight_decay=True`` gives the paper's ``weight_decouple``.
+    Conventions: Optax's alias has no weight decay; ``weight_decay`` adds torch's coupled L2
+    (as ``adam``) and ``decoupled_weight_decay=True`` gives the paper's ``weight_decouple``.
+    torch.optim has no AdaBelief.
 
     References:
       Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris, Duncan, "AdaBelief Optimizer:

@@ -1,4 +1,4 @@
-"""Adam and AdamW (with AMSGrad), torch.optim's semantics, Optax's conventions as options."""
+"""Adam, AdamW and AMSGrad: Optax's signatures and defaults, torch's conventions as keywords."""
 
 from __future__ import annotations
 
@@ -17,28 +17,25 @@ class AdamState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     m: Any  # first moment
     v: Any  # second moment
-    v_max: Any = None  # running max for AMSGrad (None without it)
+    v_max: Any = None  # AMSGrad's running maximum (None without it)
 
 
 @pytree_dataclass
 class ScaleByAdam(Elementwise):
-    """Adam's preconditioner (no learning rate)::
+    """Adam's preconditioner (no learning rate), with ``c1_t = 1 - b1^t`` and ``c2_t = 1 - b2^t``::
 
-        m_t = b1 * m_{t-1} + (1 - b1) * g_t
-        v_t = b2 * v_{t-1} + (1 - b2) * |g_t|^2
-        vbar_t = v_t                                  (Adam)
-               = max(vbar_{t-1}, v_t)                 (AMSGrad, amsgrad_max="raw": torch)
-               = max(vbar_{t-1}, v_t / (1 - b2^t))    (amsgrad_max="corrected": Optax)
-        u_t = (m_t / (1 - b1^t)) / (sqrt(vbar_t / (1 - b2^t) + eps_root) + eps)
+        m_t = b1 * m_{t-1} + (1 - b1) * g_t;     v_t = b2 * v_{t-1} + (1 - b2) * |g_t|^2
+        mhat_t = m_t / c1_t       (nesterov: b1 * m_t / c1_{t+1} + (1 - b1) * g_t / c1_t)
+        vhat_t = v_t / c2_t       (amsgrad: max(vhat_{t-1}, v_t / c2_t) with amsgrad_max
+                                   "corrected", Optax; max(v_1, ..., v_t) / c2_t with "raw", torch)
+        u_t = mhat_t / (sqrt(vhat_t + eps_root) + eps)
 
-    (With ``"corrected"`` the max is already bias-corrected.) Complex parameters: with
-    ``complex_convention="abs"`` (Optax) ``v`` is real and accumulates ``|g|^2``; with
-    ``"real_view"`` (torch) Adam runs on ``(re, im)`` as two real numbers.
+    ``bias_correction_mu``/``_nu`` False make ``c1``/``c2`` 1. Complex ``g``: ``v`` is real
+    (``|g|^2``, Optax's ``complex_convention="abs"``) or Adam runs on ``(re, im)`` as two real
+    numbers (``"real_view"``, torch). ``fn`` is the name that errors report.
     """
 
     state_type = AdamState
-    fn_name = "adam"
-
     b1: Any = field(0.9, check=_checks.UNIT)
     b2: Any = field(0.999, check=_checks.UNIT)
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
@@ -48,152 +45,159 @@ class ScaleByAdam(Elementwise):
     mu_dtype: Any = static_field(None)
     nu_dtype: Any = static_field(None)
     complex_convention: str = static_field("abs", choices=("abs", "real_view"))
+    nesterov: bool = static_field(False)
+    bias_correction_mu: bool = static_field(True)
+    bias_correction_nu: bool = static_field(True)
+    fn: str = static_field("adam", repr=False)
 
     def _buffers(self):
         return ("m", "v", "v_max") if self.amsgrad else ("m", "v")
 
     def _buffer_dtype(self, name, p):
-        if name == "m":
-            return self.mu_dtype or p.dtype
-        return self.nu_dtype or _tree.real_dtype(p.dtype)
+        real = _tree.real_dtype(p.dtype)
+        return (self.mu_dtype or p.dtype) if name == "m" else (self.nu_dtype or real)
 
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
-        bc1, bc2 = _tree.bias_correction(b1, t, dtype), _tree.bias_correction(b2, t, dtype)
-        return dict(b1=b1, b2=b2, bc1=bc1, bc2=bc2, eps=self.eps, eps_root=self.eps_root)
+        c = lambda b, k, on: _tree.bias_correction(b, k, dtype) if on else 1.0
+        mu, nu = self.bias_correction_mu, self.bias_correction_nu
+        return dict(b1=b1, b2=b2, c1=c(b1, t, mu), c1_next=c(b1, t + 1, mu), c2=c(b2, t, nu),
+                    eps=self.eps, eps_root=self.eps_root)  # fmt: skip
 
     def _leaf(self, s, g, m, v, v_max=None):
         m = s.b1 * m + (1 - s.b1) * g
         v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)  # real, also for complex g
-        if v_max is None:
-            v_hat = v / s.bc2.real
-        elif self.amsgrad_max == "corrected":
-            v_max = v_hat = jnp.maximum(v_max, v / s.bc2.real)
-        else:
-            v_max = jnp.maximum(v_max, v)
-            v_hat = v_max / s.bc2.real
-        u = (m / s.bc1) / (jnp.sqrt(v_hat + s.eps_root.real) + s.eps.real).astype(m.dtype)
+        m_hat = s.b1 * m / s.c1_next + (1 - s.b1) * g / s.c1 if self.nesterov else m / s.c1
+        v_hat, corrected = v / s.c2.real, self.amsgrad_max == "corrected"
+        if v_max is not None:  # AMSGrad: the max of the corrected or of the raw v
+            v_max = jnp.maximum(v_max, v_hat if corrected else v)
+            v_hat = v_max if corrected else v_max / s.c2.real
+        u = m_hat / (jnp.sqrt(v_hat + s.eps_root.real) + s.eps.real).astype(m.dtype)
         return (u, m, v) if v_max is None else (u, m, v, v_max)
 
 
-def scale_by_adam(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    amsgrad: bool = False,
-    *,
-    amsgrad_max: str = "raw",
-    mu_dtype: Any = None,
-    nu_dtype: Any = None,
-    complex_convention: str = "abs",
-) -> ScaleByAdam:
-    """Adam's preconditioner without the learning rate (see ``ScaleByAdam``)."""
-    return ScaleByAdam(
-        b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype, complex_convention
-    )
+def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+                  mu_dtype: Any = None, *, nesterov: bool = False, amsgrad: bool = False,
+                  amsgrad_max: str = "raw", nu_dtype: Any = None,
+                  complex_convention: str = "abs") -> ScaleByAdam:  # fmt: skip
+    """Adam's preconditioner without the learning rate (``ScaleByAdam``, as Optax's)."""
+    return ScaleByAdam(b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype,
+                       complex_convention, nesterov, fn="scale_by_adam")  # fmt: skip
 
 
-def adam(
-    learning_rate: Any = 1e-3,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
-    amsgrad: bool = False,
-    *,
-    eps_root: Any = 0.0,
-    amsgrad_max: str = "raw",
-    decoupled_weight_decay: bool = False,
-    maximize: bool = False,
-    weight_decay_mask: Any = None,
-    mu_dtype: Any = None,
-    nu_dtype: Any = None,
-    complex_convention: str = "abs",
-):
-    """Adam, torch.optim.Adam's semantics and defaults.
+def scale_by_amsgrad(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+                     mu_dtype: Any = None, bias_correction_mu: bool = True,
+                     bias_correction_nu: bool = True) -> ScaleByAdam:  # fmt: skip
+    """AMSGrad's preconditioner (``ScaleByAdam``, ``amsgrad_max="corrected"``, as Optax's)."""
+    return ScaleByAdam(b1, b2, eps, eps_root, True, "corrected", mu_dtype, None, "abs", False,
+                       bias_correction_mu, bias_correction_nu, "scale_by_amsgrad")  # fmt: skip
 
-    Update rule (t = 1, 2, ...)::
 
-        g_t = grad + weight_decay * p_{t-1}
-        m_t = b1 * m_{t-1} + (1 - b1) * g_t
-        v_t = b2 * v_{t-1} + (1 - b2) * g_t^2
-        p_t = p_{t-1} - lr * (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps)
+def adam(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+         mu_dtype: Any = None, *, nesterov: bool = False, weight_decay: Any = 0.0,
+         weight_decay_mask: Any = None, decoupled_weight_decay: bool = False,
+         amsgrad: bool = False, amsgrad_max: str = "raw", maximize: bool = False,
+         nu_dtype: Any = None, complex_convention: str = "abs"):  # fmt: skip
+    """Adam, ``optax.adam``'s arguments, defaults and steps; torch's options as keywords.
+
+    Update rule (t = 1, 2, ...; ``weight_decay`` first adds ``wd * p_{t-1}`` to g_t, torch's L2)::
+
+        m_t = b1 * m_{t-1} + (1 - b1) * g_t;     v_t = b2 * v_{t-1} + (1 - b2) * g_t^2
+        p_t = p_{t-1} - lr * (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t) + eps_root) + eps)
 
     Args:
       {adam_args}
+      {adam_extras}
+      {weight_decay}
       {decoupled}
+      {maximize}
 
-    Conventions: with weight_decay 0 this is ``optax.adam(lr, b1, b2, eps)``; Optax's
-    ``amsgrad`` is ``adam(..., amsgrad=True, amsgrad_max="corrected")``. AdamW is ``adamw``.
+    Conventions: torch.optim.Adam(lr, (b1, b2), eps, wd, amsgrad) is ``adam(lr, b1, b2, eps,
+    weight_decay=wd, amsgrad=amsgrad)``; ``gradtx.torch.adam`` takes torch's names and defaults.
 
     References:
       {refs}
     """
     pre = ScaleByAdam(b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype,
-                      complex_convention)  # fmt: skip
-    return optimizer_chain("adam", pre, learning_rate, weight_decay=weight_decay,
-                           weight_decay_mask=weight_decay_mask, maximize=maximize,
+                      complex_convention, nesterov)  # fmt: skip
+    return optimizer_chain("adam", pre, learning_rate, weight_decay=weight_decay, maximize=maximize,
+                           weight_decay_mask=weight_decay_mask,
                            decoupled_weight_decay=decoupled_weight_decay)  # fmt: skip
 
 
-def adamw(
-    learning_rate: Any = 1e-3,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    weight_decay: Any = 1e-2,
-    amsgrad: bool = False,
-    *,
-    eps_root: Any = 0.0,
-    amsgrad_max: str = "raw",
-    maximize: bool = False,
-    weight_decay_mask: Any = None,
-    mu_dtype: Any = None,
-    nu_dtype: Any = None,
-    complex_convention: str = "abs",
-):
-    """AdamW: Adam with decoupled weight decay, torch.optim.AdamW's semantics and defaults.
+def adamw(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
+          eps_root: Any = 0.0, mu_dtype: Any = None, weight_decay: Any = 1e-4, mask: Any = None,
+          *, nesterov: bool = False, amsgrad: bool = False, amsgrad_max: str = "raw",
+          maximize: bool = False, nu_dtype: Any = None,
+          complex_convention: str = "abs"):  # fmt: skip
+    """AdamW: Adam with decoupled weight decay, ``optax.adamw``'s arguments, defaults and steps.
 
-    Update rule (t = 1, 2, ...)::
+    Update rule (t = 1, 2, ...), with ``u_t`` the direction of ``adam`` (no L2 term in g_t)::
 
-        m_t, v_t and u_t as in adam (no L2 term in the gradient)
-        p_t = p_{t-1} * (1 - lr * weight_decay) - lr * u_t
+        p_t = p_{t-1} - lr * (u_t + weight_decay * p_{t-1})
 
     Args:
       {adam_args}
+      {adam_extras}
+      weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
+      mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
+        decays every leaf.
+      {maximize}
 
-    Conventions: the decay is multiplied by the current (scheduled) learning rate, as in torch
-    and ``optax.adamw``; Optax's default decay is 1e-4 and its ``mask`` is
-    ``weight_decay_mask``.
+    Conventions: torch.optim.AdamW(lr, (b1, b2), eps, wd) is ``adamw(lr, b1, b2, eps,
+    weight_decay=wd)`` (torch's default decay is 1e-2, Optax's 1e-4).
 
     References:
       {refs}
       Loshchilov, Hutter, "Decoupled Weight Decay Regularization", ICLR 2019. arXiv:1711.05101
     """
-    return adam(learning_rate, b1, b2, eps, weight_decay, amsgrad, eps_root=eps_root,
-                amsgrad_max=amsgrad_max, decoupled_weight_decay=True, maximize=maximize,
-                weight_decay_mask=weight_decay_mask, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
-                complex_convention=complex_convention)  # fmt: skip
+    pre = ScaleByAdam(b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype,
+                      complex_convention, nesterov, fn="adamw")  # fmt: skip
+    return optimizer_chain("adamw", pre, learning_rate, weight_decay=weight_decay,
+                           weight_decay_mask=mask, decoupled_weight_decay=True,
+                           maximize=maximize)  # fmt: skip
 
 
-# Argument text and references adam and adamw share (indented for their Args sections).
+def amsgrad(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
+            eps_root: Any = 0.0, mu_dtype: Any = None, bias_correction_mu: bool = True,
+            bias_correction_nu: bool = True):  # fmt: skip
+    """AMSGrad, ``optax.amsgrad``'s arguments, defaults and steps.
+
+    Update rule (t = 1, 2, ...), with ``m_t``, ``v_t`` as in ``adam`` and ``vhat_0 = 0``::
+
+        vhat_t = max(vhat_{t-1}, v_t / (1 - b2^t))
+        p_t = p_{t-1} - lr * (m_t / (1 - b1^t)) / (sqrt(vhat_t + eps_root) + eps)
+
+    Args:
+      {adam_args}
+      bias_correction_mu, bias_correction_nu: False drops the division by ``1 - b1^t`` (by
+        ``1 - b2^t``), as in the paper.
+
+    Conventions: torch's AMSGrad (the max of the uncorrected ``v_t``) is ``adam(lr, amsgrad=True)``;
+    ``adam(lr, amsgrad=True, amsgrad_max="corrected")`` is this one with Adam's keywords.
+
+    References:
+      {refs}
+    """
+    pre = ScaleByAdam(b1, b2, eps, eps_root, True, "corrected", mu_dtype,
+                      bias_correction_mu=bias_correction_mu,
+                      bias_correction_nu=bias_correction_nu, fn="amsgrad")  # fmt: skip
+    return optimizer_chain("amsgrad", pre, learning_rate)
+
+
 _ARGS = """{learning_rate}
-      b1: decay of the first moment, in [0, 1) (float, array or schedule).
-      b2: decay of the second moment, in [0, 1) (float, array or schedule).
-      eps: added to the denominator outside the square root, >= 0.
-      {weight_decay}
-      amsgrad: keep the running maximum of the second moment (AMSGrad).
-      eps_root: added inside the square root (Optax's ``eps_root``), >= 0; default 0.
-      amsgrad_max: ``"raw"`` (torch: max over ``v``) or ``"corrected"`` (Optax's ``amsgrad``).
-      {maximize}
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype). Use float32 with bf16 params.
+      b1, b2: decays of the first and second moments, in [0, 1) (float, array or schedule).
+      eps: added to the denominator outside the square root, >= 0; eps_root: inside it, >= 0.
+      mu_dtype: dtype of ``m`` (default: each parameter's dtype)."""
+_EXTRAS = """nesterov: Nesterov's look-ahead on the first moment (Dozat's NAdam, constant momentum).
       nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
       complex_convention: ``"abs"`` (Optax: one step size per complex weight) or
-        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``)."""
+        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``).
+      amsgrad: keep the running maximum of ``v`` (``amsgrad_max="raw"``: torch's AMSGrad;
+        ``"corrected"``: ``optax.amsgrad``)."""
 _REFS = """Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980
       Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
       https://openreview.net/forum?id=ryQu7f-RZ"""
-for _f in (adam, adamw):
-    fill_doc(_f, adam_args=_ARGS, refs=_REFS)
+for _f in (adam, adamw, amsgrad):
+    fill_doc(_f, adam_args=_ARGS, adam_extras=_EXTRAS, refs=_REFS)
     fill_doc(_f, **COMMON_DOCS)

@@ -1,4 +1,4 @@
-"""Adamax (Adam with the infinity norm), torch.optim.Adamax's semantics and defaults."""
+"""Adamax and AdamaxW (Adam with the infinity norm): Optax's signatures, torch's L2 as keywords."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class ScaleByAdamax(Elementwise):
     b2: Any = field(0.999, check=_checks.UNIT)
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
     complex_convention: str = static_field("abs", choices=("abs", "real_view"))
+    fn: str = static_field("adamax", repr=False)  # the public name that errors report
 
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
@@ -51,25 +52,25 @@ class ScaleByAdamax(Elementwise):
 
 def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> ScaleByAdamax:
     """Adamax's preconditioner without the learning rate (see ``ScaleByAdamax``)."""
-    return ScaleByAdamax(b1, b2, eps)
+    return ScaleByAdamax(b1, b2, eps, fn="scale_by_adamax")
 
 
 def adamax(
-    learning_rate: Any = 2e-3,
+    learning_rate: Any,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
     *,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
+    complex_convention: str = "abs",
 ):
-    """Adamax, torch.optim.Adamax's semantics and defaults.
+    """Adamax (Adam with the infinity norm), ``optax.adamax``'s arguments, defaults and steps.
 
-    Update rule (t = 1, 2, ...)::
+    Update rule (t = 1, 2, ...; ``weight_decay`` first adds ``wd * p_{t-1}`` to g_t, torch's L2)::
 
-        g_t = grad + weight_decay * p_{t-1}
         m_t = b1 * m_{t-1} + (1 - b1) * g_t
         u_t = max(b2 * u_{t-1}, |g_t| + eps)          (eps inside the max)
         p_t = p_{t-1} - lr / (1 - b1^t) * m_t / u_t
@@ -80,12 +81,14 @@ def adamax(
       b2: decay of the infinity norm, in [0, 1) (float, array or schedule).
       eps: added to |g| inside the max, >= 0.
       {weight_decay}
-      {decoupled} Optax's ``adamaxw``.
+      {decoupled} (``adamaxw`` is Optax's name for it)
       {maximize}
+      complex_convention: ``"abs"`` (one ``u`` per complex weight) or ``"real_view"`` (torch:
+        ``(re, im)`` as two real numbers).
 
-    Conventions: the same algorithm as ``optax.adamax(lr, b1, b2, eps)``; Optax's
-    ``adamaxw(lr, ..., weight_decay=wd)`` is ``adamax(lr, ..., weight_decay=wd,
-    decoupled_weight_decay=True)``.
+    Conventions: torch.optim.Adamax(lr, (b1, b2), eps, wd) is ``adamax(lr, b1, b2, eps,
+    weight_decay=wd)`` (the same algorithm; torch's default rate is 2e-3);
+    ``gradtx.torch.adamax`` takes torch's names and defaults.
 
     References:
       Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.
@@ -93,7 +96,7 @@ def adamax(
     """
     return optimizer_chain(
         "adamax",
-        scale_by_adamax(b1, b2, eps),
+        ScaleByAdamax(b1, b2, eps, complex_convention),
         learning_rate,
         weight_decay=weight_decay,
         weight_decay_mask=weight_decay_mask,
@@ -102,4 +105,52 @@ def adamax(
     )
 
 
+def adamaxw(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    weight_decay: Any = 1e-4,
+    mask: Any = None,
+    *,
+    maximize: bool = False,
+    complex_convention: str = "abs",
+):
+    """AdamaxW: Adamax with decoupled weight decay, ``optax.adamaxw``'s arguments and steps.
+
+    Update rule (t = 1, 2, ...), with ``m_t`` and ``u_t`` as in ``adamax`` (no L2 term)::
+
+        p_t = p_{t-1} - lr * (m_t / ((1 - b1^t) * u_t) + weight_decay * p_{t-1})
+
+    Args:
+      {learning_rate}
+      b1: decay of the first moment, in [0, 1) (float, array or schedule).
+      b2: decay of the infinity norm, in [0, 1) (float, array or schedule).
+      eps: added to |g| inside the max, >= 0.
+      weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
+      mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
+        decays every leaf.
+      {maximize}
+      complex_convention: as in ``adamax``.
+
+    Conventions: torch.optim.Adamax has no decoupled decay; this is ``adamax(...,
+    weight_decay=wd, decoupled_weight_decay=True)`` with Optax's names and default decay.
+
+    References:
+      Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.
+      arXiv:1412.6980
+      Loshchilov, Hutter, "Decoupled Weight Decay Regularization", ICLR 2019. arXiv:1711.05101
+    """
+    return optimizer_chain(
+        "adamaxw",
+        ScaleByAdamax(b1, b2, eps, complex_convention, fn="adamaxw"),
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=mask,
+        decoupled_weight_decay=True,
+        maximize=maximize,
+    )
+
+
 fill_doc(adamax, **COMMON_DOCS)
+fill_doc(adamaxw, **COMMON_DOCS)

@@ -64,25 +64,25 @@ class ScaleByAdan(Elementwise):
 
 
 def scale_by_adan(
-    b1: Any = 0.98, b2: Any = 0.92, b3: Any = 0.99, eps: Any = 1e-8, eps_root: Any = 1e-8
+    b1: Any = 0.98, b2: Any = 0.92, b3: Any = 0.99, eps: Any = 1e-8, eps_root: Any = 0.0
 ) -> ScaleByAdan:
-    """Adan's preconditioner without the learning rate (see ``ScaleByAdan``)."""
+    """Adan's preconditioner without the learning rate (``ScaleByAdan``; Optax's defaults)."""
     return ScaleByAdan(b1, b2, b3, eps, eps_root)
 
 
 def adan(
-    learning_rate: Any = 1e-3,
+    learning_rate: Any,
     b1: Any = 0.98,
     b2: Any = 0.92,
     b3: Any = 0.99,
     eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
-    *,
     eps_root: Any = 1e-8,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+    *,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
 ):
-    """Adan, Optax's semantics and defaults.
+    """Adan, ``optax.adan``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...), with the moments of ``ScaleByAdan``::
 
@@ -95,15 +95,14 @@ def adan(
       b2: decay of the gradient-difference average, in [0, 1).
       b3: decay of the second moment, in [0, 1).
       eps: added outside the root, >= 0.
+      eps_root: added inside the root, >= 0 (1e-8, Optax's alias; ``scale_by_adan``'s is 0).
       weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), multiplied by
         the learning rate, as in ``optax.adan`` (the paper divides by ``1 + lr * wd`` instead).
-      eps_root: added inside the root, >= 0 (1e-8, Optax's alias).
+      mask: a pytree of bools (True = decay that leaf) or a function from params to one. None
+        decays every leaf.
       {maximize}
-      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
-        one (Optax's ``mask``). None decays every leaf.
 
-    Conventions: ``adan(lr, b1, b2, b3, eps, wd)`` equals ``optax.adan`` with the same
-    arguments.
+    Conventions: Optax's. torch.optim has no Adan.
 
     References:
       Xie, Zhou, Li, Lin, Yan, "Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing
@@ -111,10 +110,10 @@ def adan(
     """
     return optimizer_chain(
         "adan",
-        scale_by_adan(b1, b2, b3, eps, eps_root),
+        ScaleByAdan(b1, b2, b3, eps, eps_root),
         learning_rate,
         weight_decay=weight_decay,
-        weight_decay_mask=weight_decay_mask,
+        weight_decay_mask=mask,
         decoupled_weight_decay=True,
         maximize=maximize,
     )

@@ -54,14 +54,14 @@ def scale_by_fromage(learning_rate: Any = 1e-2, min_norm: Any = 1e-6) -> ScaleBy
 
 
 def fromage(
-    learning_rate: Any = 1e-2,
+    learning_rate: Any,
     min_norm: Any = 1e-6,
-    weight_decay: Any = 0.0,
     *,
-    maximize: bool = False,
+    weight_decay: Any = 0.0,
     weight_decay_mask: Any = None,
+    maximize: bool = False,
 ):
-    """Fromage (Frobenius matched gradient descent), Optax's semantics and defaults.
+    """Fromage (Frobenius matched gradient descent), ``optax.fromage``'s arguments and steps.
 
     Update rule (t = 1, 2, ...), per leaf::
 
@@ -76,8 +76,9 @@ def fromage(
       {weight_decay}
       {maximize}
 
-    Conventions: with weight_decay 0 this is ``optax.fromage(lr, min_norm)``. Optax builds the
-    shrink as decay by ``1/sqrt(1 + lr^2) - 1`` after the learning rate; the step is the same.
+    Conventions: Optax's step (Optax builds the shrink as decay by ``1/sqrt(1 + lr^2) - 1``
+    after the learning rate; the step is the same); ``weight_decay`` adds torch's coupled L2.
+    torch.optim has no Fromage.
 
     References:
       Bernstein, Vahdat, Yue, Liu, "On the distance between two neural networks and the

@@ -9,21 +9,21 @@ from .._transform import Chain, Transform
 from ..transforms._shaping import ScaleByTrustRatio
 from ..transforms._weight_decay import add_decayed_weights
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
-from .adam import scale_by_adam
+from .adam import ScaleByAdam
 
 
 def lamb(
-    learning_rate: Any = 1e-3,
+    learning_rate: Any,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-6,
-    weight_decay: Any = 0.0,
-    *,
     eps_root: Any = 0.0,
+    weight_decay: Any = 0.0,
+    mask: Any = None,
+    *,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
 ):
-    """LAMB (layer-wise adaptive moments), Optax's semantics and defaults.
+    """LAMB (layer-wise adaptive moments), ``optax.lamb``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...), per leaf::
 
@@ -37,24 +37,23 @@ def lamb(
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the second moment, in [0, 1) (float, array or schedule).
       eps: added to the denominator outside the root, >= 0 (1e-6, Optax's and the paper's).
+      eps_root: added inside the root, >= 0.
       weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), added to the
         Adam direction *before* the trust ratio, as in ``optax.lamb`` and the paper.
-      eps_root: added inside the root, >= 0.
+      mask: a pytree of bools (True = decay that leaf) or a function from params to one. None
+        decays every leaf.
       {maximize}
-      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
-        one (Optax's ``mask``). None decays every leaf.
 
-    Conventions: ``lamb(lr, b1, b2, eps, wd)`` equals ``optax.lamb(lr, b1, b2, eps,
-    weight_decay=wd)``.
+    Conventions: Optax's. torch.optim has no LAMB.
 
     References:
       You, Li, Reddi, Hseu, Kumar, Bhojanapalli, Song, Demmel, Keutzer, Hsieh, "Large Batch
       Optimization for Deep Learning: Training BERT in 76 minutes", ICLR 2020. arXiv:1904.00962
     """
     _checks.check_nonnegative("lamb", "weight_decay", weight_decay)
-    parts: list[Transform] = [scale_by_adam(b1, b2, eps, eps_root)]
+    parts: list[Transform] = [ScaleByAdam(b1, b2, eps, eps_root, fn="lamb")]
     if _has_decay(weight_decay):
-        parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
+        parts.append(add_decayed_weights(weight_decay, mask))
     parts.append(ScaleByTrustRatio(fn="lamb"))
     return optimizer_chain("lamb", Chain(tuple(parts)), learning_rate, maximize=maximize)
 

@@ -11,18 +11,18 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 def lars(
-    learning_rate: Any = 0.1,
+    learning_rate: Any,
     weight_decay: Any = 0.0,
+    weight_decay_mask: Any = True,
     trust_coefficient: Any = 1e-3,
     eps: Any = 0.0,
+    trust_ratio_mask: Any = True,
     momentum: Any = 0.9,
     nesterov: bool = False,
     *,
-    trust_ratio_mask: Any = None,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
 ):
-    """LARS (layer-wise adaptive rate scaling), Optax's semantics and defaults.
+    """LARS (layer-wise adaptive rate scaling), ``optax.lars``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...), per leaf::
 
@@ -35,32 +35,34 @@ def lars(
 
     Args:
       {learning_rate}
-      {weight_decay}
+      weight_decay: coefficient >= 0 (float, array or schedule) of ``weight_decay * p`` added to
+        the gradient before the trust ratio.
+      weight_decay_mask: True (decay every leaf), a pytree of bools (True = decay that leaf) or
+        a function from params to one.
       trust_coefficient: the trust coefficient, >= 0 (1e-3, Optax's).
       eps: added to the update norm in the trust ratio, >= 0.
+      trust_ratio_mask: True (rescale every leaf), a pytree of bools (True = rescale that leaf)
+        or a function from params to one.
       momentum: heavy-ball momentum in [0, 1] applied *after* the learning rate, as in Optax
         (float, array or schedule).
       nesterov: Nesterov momentum.
-      trust_ratio_mask: a pytree of bools (True = rescale that leaf) or a function from params to
-        one. None rescales every leaf (Optax's ``True``).
       {maximize}
 
-    Conventions: ``lars(lr, wd, tc, eps, momentum, nesterov)`` equals ``optax.lars`` with the
-    same arguments (``weight_decay_mask`` and ``trust_ratio_mask`` None for Optax's True). The
-    momentum sits after the learning rate, so a learning-rate schedule acts on each step before
-    it enters the buffer.
+    Conventions: Optax's. The momentum sits after the learning rate, so a learning-rate schedule
+    acts on each step before it enters the buffer. torch.optim has no LARS.
 
     References:
       You, Gitman, Ginsburg, "Large Batch Training of Convolutional Networks", 2017.
       arXiv:1708.03888
     """
-    pre = ScaleByTrustRatio(0.0, trust_coefficient, eps, trust_ratio_mask, fn="lars")
+    every = lambda mask: None if mask is True else mask  # Optax's True: every leaf
+    pre = ScaleByTrustRatio(0.0, trust_coefficient, eps, every(trust_ratio_mask), fn="lars")
     base = optimizer_chain(
         "lars",
         pre,
         learning_rate,
         weight_decay=weight_decay,
-        weight_decay_mask=weight_decay_mask,
+        weight_decay_mask=every(weight_decay_mask),
         maximize=maximize,
     )
     return Chain((*base.transforms, scale_by_momentum(momentum, 0.0, nesterov)))

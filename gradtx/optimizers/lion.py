@@ -58,28 +58,28 @@ class ScaleByLion(Elementwise):
 def scale_by_lion(
     b1: Any = 0.9,
     b2: Any = 0.99,
+    mu_dtype: Any = None,
     *,
     mode: str = "hard",
     smooth_beta: Any = 1.0,
-    mu_dtype: Any = None,
 ) -> ScaleByLion:
     """Lion's direction without the learning rate (see ``ScaleByLion``)."""
     return ScaleByLion(b1, b2, smooth_beta, mode, mu_dtype)
 
 
 def lion(
-    learning_rate: Any = 1e-4,
+    learning_rate: Any,
     b1: Any = 0.9,
     b2: Any = 0.99,
+    mu_dtype: Any = None,
     weight_decay: Any = 1e-3,
+    mask: Any = None,
     *,
     mode: str = "hard",
     smooth_beta: Any = 1.0,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
-    mu_dtype: Any = None,
 ):
-    """Lion (EvoLved Sign Momentum), Optax's semantics and defaults.
+    """Lion (EvoLved Sign Momentum), ``optax.lion``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...)::
 
@@ -91,31 +91,30 @@ def lion(
       {learning_rate} Lion wants a rate 3 to 10 times smaller than AdamW's.
       b1: interpolation weight of the update direction, in [0, 1] (float, array or schedule).
       b2: decay of the momentum, in [0, 1] (float, array or schedule).
+      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
       weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), multiplied by
         the learning rate as in ``optax.lion`` and the paper (default 1e-3, Optax's).
+      mask: a pytree of bools (True = decay that leaf) or a function from params to one. None
+        decays every leaf.
       mode: ``"hard"`` (sign, the paper), ``"smooth"`` (``tanh(smooth_beta * c)``) or
         ``"refined"`` (linear below 1, sign above), Optax's ``scale_by_lion`` modes.
       smooth_beta: sharpness of the ``"smooth"`` mode.
       {maximize}
-      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
-        one (Optax's ``mask``). None decays every leaf.
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
 
-    Conventions: unlike the torch-style optimizers, ``weight_decay`` here is decoupled (Optax's
-    and the paper's meaning). ``lion(lr, b1, b2, wd)`` equals ``optax.lion(lr, b1, b2,
-    weight_decay=wd)``.
+    Conventions: Optax's (``weight_decay`` is decoupled, the paper's meaning). torch.optim has
+    no Lion.
 
     References:
       Chen, Liang, Huang, Real, Wang, Pham, Dong, Luong, Hsieh, Lu, Le, "Symbolic Discovery of
       Optimization Algorithms", NeurIPS 2023. arXiv:2302.06675
     """
-    pre = scale_by_lion(b1, b2, mode=mode, smooth_beta=smooth_beta, mu_dtype=mu_dtype)
+    pre = ScaleByLion(b1, b2, smooth_beta, mode, mu_dtype)
     return optimizer_chain(
         "lion",
         pre,
         learning_rate,
         weight_decay=weight_decay,
-        weight_decay_mask=weight_decay_mask,
+        weight_decay_mask=mask,
         decoupled_weight_decay=True,
         maximize=maximize,
     )

@@ -1,4 +1,4 @@
-"""NAdam (Adam with Nesterov momentum), torch's momentum schedule or Optax's constant momentum."""
+"""NAdam (Adam with Nesterov momentum): Optax's constant momentum, torch's warm-up as a kernel."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .. import _checks, _tree
 from .._kernel import Elementwise
 from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+from .adam import _ARGS, _EXTRAS, ScaleByAdam
 
 
 class NAdamState(NamedTuple):
@@ -90,66 +91,82 @@ def scale_by_nadam(
     eps: Any = 1e-8,
     momentum_decay: Any = 4e-3,
     convention: str = "torch",
+    *,
+    complex_convention: str = "abs",
 ) -> ScaleByNAdam:
     """NAdam's preconditioner without the learning rate (see ``ScaleByNAdam``)."""
-    return ScaleByNAdam(b1, b2, eps, momentum_decay, convention)
+    return ScaleByNAdam(b1, b2, eps, momentum_decay, convention, complex_convention)
 
 
-def nadam(
-    learning_rate: Any = 2e-3,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
-    momentum_decay: Any = 4e-3,
-    decoupled_weight_decay: bool = False,
-    *,
-    convention: str = "torch",
-    maximize: bool = False,
-    weight_decay_mask: Any = None,
-):
-    """NAdam, torch.optim.NAdam's semantics and defaults.
+def nadam(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
+          eps_root: Any = 0.0, mu_dtype: Any = None, *, nesterov: bool = True,
+          weight_decay: Any = 0.0, weight_decay_mask: Any = None,
+          decoupled_weight_decay: bool = False, maximize: bool = False, nu_dtype: Any = None,
+          complex_convention: str = "abs"):  # fmt: skip
+    """NAdam with a constant momentum, ``optax.nadam``'s arguments, defaults and steps.
 
-    Update rule (t = 1, 2, ...; psi = momentum_decay)::
+    Update rule (t = 1, 2, ...; ``weight_decay`` first adds ``wd * p_{t-1}`` to g_t, torch's L2)::
 
-        g_t  = grad + weight_decay * p_{t-1}
-        mu_t = b1 * (1 - 0.5 * 0.96^(t * psi));   Pi_t = mu_1 * ... * mu_t
-        m_t  = b1 * m_{t-1} + (1 - b1) * g_t
-        v_t  = b2 * v_{t-1} + (1 - b2) * g_t^2
-        d_t  = sqrt(v_t / (1 - b2^t)) + eps
-        p_t  = p_{t-1} - lr * (1 - mu_t) / (1 - Pi_t) * g_t / d_t
-                       - lr * mu_{t+1} / (1 - Pi_t * mu_{t+1}) * m_t / d_t
+        m_t = b1 * m_{t-1} + (1 - b1) * g_t;     v_t = b2 * v_{t-1} + (1 - b2) * g_t^2
+        mhat_t = b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t)
+        p_t = p_{t-1} - lr * mhat_t / (sqrt(v_t / (1 - b2^t) + eps_root) + eps)
 
     Args:
-      {learning_rate}
-      b1: decay of the first moment, in [0, 1) (float, array or schedule).
-      b2: decay of the second moment, in [0, 1) (float, array or schedule).
-      eps: added to the denominator outside the square root, >= 0.
+      {adam_args}
+      {adam_extras}
       {weight_decay}
-      momentum_decay: psi >= 0, the speed of the momentum warm-up (torch 4e-3).
-      {decoupled} torch's ``NAdam(decoupled_weight_decay=True)`` (NAdamW).
-      convention: ``"torch"`` (Dozat's momentum schedule ``mu_t`` above) or ``"optax"``: a
-        constant ``mu_t = b1`` (``optax.nadam``, i.e. ``optax.adam(nesterov=True)``), which is
-        also the limit ``momentum_decay -> inf``. ``momentum_decay`` is ignored then.
+      {decoupled}
       {maximize}
 
-    Conventions: ``optax.nadam(lr, b1, b2, eps)`` is ``nadam(lr, b1, b2, eps,
-    convention="optax")``; ``optax.nadamw(..., weight_decay=wd)`` adds
-    ``weight_decay=wd, decoupled_weight_decay=True``.
+    Conventions: ``adam(..., nesterov=True)``, as in Optax. torch.optim.NAdam warms the momentum
+    up (``mu_t = b1 * (1 - 0.5 * 0.96^(t * momentum_decay))``): ``gradtx.torch.nadam``, or
+    ``scale_by_nadam`` in a chain.
 
     References:
-      Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
-      https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
+      {refs}
     """
-    return optimizer_chain(
-        "nadam",
-        scale_by_nadam(b1, b2, eps, momentum_decay, convention),
-        learning_rate,
-        weight_decay=weight_decay,
-        weight_decay_mask=weight_decay_mask,
-        decoupled_weight_decay=decoupled_weight_decay,
-        maximize=maximize,
-    )
+    pre = ScaleByAdam(b1, b2, eps, eps_root, False, "raw", mu_dtype, nu_dtype, complex_convention,
+                      nesterov, fn="nadam")  # fmt: skip
+    return optimizer_chain("nadam", pre, learning_rate, weight_decay=weight_decay,
+                           weight_decay_mask=weight_decay_mask, maximize=maximize,
+                           decoupled_weight_decay=decoupled_weight_decay)  # fmt: skip
 
 
-fill_doc(nadam, **COMMON_DOCS)
+def nadamw(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
+           eps_root: Any = 0.0, mu_dtype: Any = None, weight_decay: Any = 1e-4, mask: Any = None,
+           *, nesterov: bool = True, maximize: bool = False, nu_dtype: Any = None,
+           complex_convention: str = "abs"):  # fmt: skip
+    """NAdamW: NAdam with decoupled weight decay, ``optax.nadamw``'s arguments and steps.
+
+    Update rule (t = 1, 2, ...), with ``u_t`` the direction of ``nadam`` (no L2 term in g_t)::
+
+        p_t = p_{t-1} - lr * (u_t + weight_decay * p_{t-1})
+
+    Args:
+      {adam_args}
+      {adam_extras}
+      weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
+      mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
+        decays every leaf.
+      {maximize}
+
+    Conventions: ``adamw(..., nesterov=True)``, as in Optax. torch's
+    ``NAdam(decoupled_weight_decay=True)`` warms the momentum up: ``gradtx.torch.nadam``.
+
+    References:
+      {refs}
+      Loshchilov, Hutter, "Decoupled Weight Decay Regularization", ICLR 2019. arXiv:1711.05101
+    """
+    pre = ScaleByAdam(b1, b2, eps, eps_root, False, "raw", mu_dtype, nu_dtype, complex_convention,
+                      nesterov, fn="nadamw")  # fmt: skip
+    return optimizer_chain("nadamw", pre, learning_rate, weight_decay=weight_decay,
+                           weight_decay_mask=mask, decoupled_weight_decay=True,
+                           maximize=maximize)  # fmt: skip
+
+
+_REFS = """Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
+      https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
+      Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980"""
+for _f in (nadam, nadamw):
+    fill_doc(_f, adam_args=_ARGS, adam_extras=_EXTRAS, refs=_REFS)
+    fill_doc(_f, **COMMON_DOCS)

@@ -80,30 +80,30 @@ class ScaleByNovograd(PerLeaf):
 def scale_by_novograd(
     b1: Any = 0.9,
     b2: Any = 0.25,
-    eps: Any = 1e-6,
+    eps: Any = 1e-8,
     eps_root: Any = 0.0,
     weight_decay: Any = 0.0,
+    mu_dtype: Any = None,
     *,
     mask: Any = None,
-    mu_dtype: Any = None,
 ) -> ScaleByNovograd:
-    """NovoGrad's direction without the learning rate (see ``ScaleByNovograd``)."""
+    """NovoGrad's direction without the learning rate (``ScaleByNovograd``; Optax's defaults)."""
     return ScaleByNovograd(b1, b2, eps, eps_root, weight_decay, mask, mu_dtype)
 
 
 def novograd(
-    learning_rate: Any = 1e-3,
+    learning_rate: Any,
     b1: Any = 0.9,
     b2: Any = 0.25,
     eps: Any = 1e-6,
+    eps_root: Any = 0.0,
     weight_decay: Any = 0.0,
     *,
-    eps_root: Any = 0.0,
-    maximize: bool = False,
     weight_decay_mask: Any = None,
     mu_dtype: Any = None,
+    maximize: bool = False,
 ):
-    """NovoGrad, Optax's semantics and defaults.
+    """NovoGrad, ``optax.novograd``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...), per leaf (``||.||`` is the leaf's L2 norm)::
 
@@ -116,26 +116,23 @@ def novograd(
       {learning_rate}
       b1: momentum coefficient in [0, 1) (float, array or schedule).
       b2: decay of the per-leaf second moment, in [0, 1) (float, array or schedule).
-      eps: added outside the root, >= 0.
+      eps: added outside the root, >= 0 (1e-6, Optax's alias; ``scale_by_novograd``'s is 1e-8).
+      eps_root: added inside the root, >= 0.
       weight_decay: coefficient >= 0 (float, array or schedule) of the decay added to the
         normalized gradient *inside* the momentum, as in ``optax.novograd`` and the paper.
-      eps_root: added inside the root, >= 0.
-      {maximize}
       weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
         one. None decays every leaf.
       mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+      {maximize}
 
-    Conventions: ``novograd(lr, b1, b2, eps, wd)`` equals ``optax.novograd(lr, b1, b2, eps,
-    weight_decay=wd)``.
+    Conventions: Optax's. torch.optim has no NovoGrad.
 
     References:
       Ginsburg, Castonguay, Hrinchuk, Kuchaiev, Lavrukhin, Leary, Li, Nguyen, Zhang, Cohen,
       "Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep
       Networks", 2019. arXiv:1905.11286
     """
-    pre = scale_by_novograd(
-        b1, b2, eps, eps_root, weight_decay, mask=weight_decay_mask, mu_dtype=mu_dtype
-    )
+    pre = ScaleByNovograd(b1, b2, eps, eps_root, weight_decay, weight_decay_mask, mu_dtype)
     return optimizer_chain("novograd", pre, learning_rate, maximize=maximize)
 
 

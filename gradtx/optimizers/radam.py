@@ -1,4 +1,4 @@
-"""RAdam (rectified Adam), torch.optim.RAdam's semantics, Optax's threshold and eps as options."""
+"""RAdam (rectified Adam): Optax's signature and defaults, torch's threshold and eps as options."""
 
 from __future__ import annotations
 
@@ -23,17 +23,19 @@ class RAdamState(NamedTuple):
 class ScaleByRAdam(Elementwise):
     """RAdam's preconditioner (no learning rate)::
 
-    m_t, v_t   as in Adam;  bc1 = 1 - b1^t;  bc2 = 1 - b2^t
+    m_t, v_t   as in Adam;  bc1_t = 1 - b1^t;  bc2 = 1 - b2^t
+    mhat_t     = m_t / bc1_t    (nesterov: b1 * m_t / bc1_{t+1} + (1 - b1) * g_t / bc1_t)
     rho_inf    = 2 / (1 - b2) - 1;   rho_t = rho_inf - 2 t b2^t / bc2
     r_t        = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
     rectified  = rho_t > threshold   (rho_t >= threshold with threshold_inclusive=True)
-    out = r_t * (m_t / bc1) * sqrt(bc2) / (sqrt(v_t) + eps)    (rectified, eps_placement="raw")
-        = r_t * (m_t / bc1) / (sqrt(v_t / bc2) + eps)           (rectified, "corrected")
-        = m_t / bc1                                             (otherwise)
+    out = r_t * mhat_t * sqrt(bc2) / (sqrt(v_t + eps_root) + eps)   (rectified, eps_placement="raw")
+        = r_t * mhat_t / (sqrt(v_t / bc2 + eps_root) + eps)          (rectified, "corrected")
+        = mhat_t                                                     (otherwise)
+
+    ``fn`` is the public name that errors report.
     """
 
     state_type = RAdamState
-    fn_name = "radam"
 
     b1: Any = field(0.9, check=_checks.UNIT)
     b2: Any = field(0.999, check=_checks.UNIT)
@@ -42,71 +44,96 @@ class ScaleByRAdam(Elementwise):
     threshold_inclusive: bool = static_field(False)
     eps_placement: str = static_field("raw", choices=("raw", "corrected"))
     complex_convention: str = static_field("abs", choices=("abs", "real_view"))
+    eps_root: Any = field(0.0, check=_checks.NONNEGATIVE)
+    nesterov: bool = static_field(False)
+    fn: str = static_field("radam", repr=False)
+    b2_given: Any = static_field(None, repr=False)  # b2 as the Python number given, if it was
+
+    def __check_init__(self):
+        if isinstance(self.b2, (int, float)):
+            object.__setattr__(self, "b2_given", float(self.b2))
 
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
 
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), _tree.hp(self.b2, dtype)
-        bc1, bc2 = _tree.bias_correction(b1, t, dtype), _tree.bias_correction(self.b2, t, dtype)
+        bc1 = _tree.bias_correction(b1, t, dtype)
+        b2_t = b2 ** _tree.safe_increment(count)  # integer powers, as Optax
+        bc2 = 1.0 - b2_t
         rho_inf = 2.0 / (1.0 - b2) - 1.0
-        rho = rho_inf - 2.0 * t * b2**t / bc2
+        if self.b2_given is not None:
+            # One float32 ulp of b2 = 0.999 moves rho_inf by 0.03: where b2 is still the number
+            # given, rho_inf is its float64 value (as Optax computes it); gradients unchanged.
+            exact = 2.0 / (1.0 - self.b2_given) - 1.0
+            fix = jnp.where(b2 == _tree.hp(self.b2_given, dtype), exact - rho_inf, 0.0)
+            rho_inf = rho_inf + jax.lax.stop_gradient(fix)
+        rho = rho_inf - 2.0 * t * b2_t / bc2
         thr = _tree.hp(self.threshold, dtype)
         on = rho >= thr if self.threshold_inclusive else rho > thr
         rho = jnp.where(on, rho, rho_inf)  # r only where it is defined: finite gradients
         r = jnp.sqrt(
             (rho - 4.0) * (rho - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho)
         )
-        return dict(b1=b1, b2=b2, bc1=bc1, bc2=bc2, sqrt_bc2=jnp.sqrt(bc2), r=r, on=on,
-                    eps=self.eps)  # fmt: skip
+        return dict(b1=b1, b2=b2, bc1=bc1, bc1_next=_tree.bias_correction(b1, t + 1, dtype),
+                    bc2=bc2, sqrt_bc2=jnp.sqrt(bc2), r=r, on=on, eps=self.eps,
+                    eps_root=self.eps_root)  # fmt: skip
 
     def _leaf(self, s, g, m, v):
         m = s.b1 * m + (1 - s.b1) * g
         v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)
-        m_hat = m / s.bc1
+        m_hat = s.b1 * m / s.bc1_next + (1 - s.b1) * g / s.bc1 if self.nesterov else m / s.bc1
         if self.eps_placement == "raw":
-            adaptive = s.r * m_hat * s.sqrt_bc2 / (jnp.sqrt(v) + s.eps.real).astype(m.dtype)
+            den = (jnp.sqrt(v + s.eps_root.real) + s.eps.real) / s.sqrt_bc2.real
         else:
-            adaptive = s.r * m_hat / (jnp.sqrt(v / s.bc2.real) + s.eps.real).astype(m.dtype)
-        return jnp.where(s.on, adaptive, m_hat), m, v
+            den = jnp.sqrt(v / s.bc2.real + s.eps_root.real) + s.eps.real
+        return jnp.where(s.on, s.r * m_hat / den.astype(m.dtype), m_hat), m, v
 
 
 def scale_by_radam(
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
+    eps_root: Any = 0.0,
     threshold: Any = 5.0,
-    threshold_inclusive: bool = False,
-    eps_placement: str = "raw",
+    *,
+    nesterov: bool = False,
+    threshold_inclusive: bool = True,
+    eps_placement: str = "corrected",
+    complex_convention: str = "abs",
 ) -> ScaleByRAdam:
-    """RAdam's preconditioner without the learning rate (see ``ScaleByRAdam``)."""
-    return ScaleByRAdam(b1, b2, eps, threshold, threshold_inclusive, eps_placement)
+    """RAdam's preconditioner without the learning rate (``ScaleByRAdam``, as Optax's)."""
+    return ScaleByRAdam(b1, b2, eps, threshold, threshold_inclusive, eps_placement,
+                        complex_convention, eps_root, nesterov, "scale_by_radam")  # fmt: skip
 
 
 def radam(
-    learning_rate: Any = 1e-3,
+    learning_rate: Any,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
-    decoupled_weight_decay: bool = False,
-    *,
+    eps_root: Any = 0.0,
     threshold: Any = 5.0,
-    threshold_inclusive: bool = False,
-    eps_placement: str = "raw",
-    maximize: bool = False,
+    *,
+    nesterov: bool = False,
+    threshold_inclusive: bool = True,
+    eps_placement: str = "corrected",
+    weight_decay: Any = 0.0,
     weight_decay_mask: Any = None,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+    complex_convention: str = "abs",
 ):
-    """RAdam, torch.optim.RAdam's semantics and defaults.
+    """RAdam (rectified Adam), ``optax.radam``'s arguments, defaults and steps.
 
-    Update rule (t = 1, 2, ...)::
+    Update rule (t = 1, 2, ...; ``weight_decay`` first adds ``wd * p_{t-1}`` to g_t, torch's L2)::
 
-        g_t     = grad + weight_decay * p_{t-1}
         m_t     = b1 * m_{t-1} + (1 - b1) * g_t;   v_t = b2 * v_{t-1} + (1 - b2) * g_t^2
         rho_inf = 2 / (1 - b2) - 1;   rho_t = rho_inf - 2 t b2^t / (1 - b2^t)
-        if rho_t > 5:
+        if rho_t >= threshold:
             r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
-            p_t = p_{t-1} - lr * r_t * m_t / (1 - b1^t) * sqrt(1 - b2^t) / (sqrt(v_t) + eps)
+            p_t = p_{t-1} - lr * r_t * (m_t / (1 - b1^t))
+                          / (sqrt(v_t / (1 - b2^t) + eps_root) + eps)
         else:
             p_t = p_{t-1} - lr * m_t / (1 - b1^t)
 
@@ -116,24 +143,30 @@ def radam(
       b2: decay of the second moment, in [0, 1) (a float or array; not a schedule, since
         rho_inf depends on it).
       eps: added to the denominator outside the square root, >= 0.
+      eps_root: added inside the square root, >= 0.
+      threshold: the rectification threshold on rho_t (5, as Optax and torch).
+      nesterov: Nesterov's look-ahead on the first moment (``ScaleByRAdam``).
+      threshold_inclusive: True rectifies when ``rho_t >= threshold`` (Optax); False when
+        ``rho_t > threshold`` (torch).
+      eps_placement: ``"corrected"`` adds eps to ``sqrt(v_t / (1 - b2^t))`` (Optax);
+        ``"raw"`` adds it to ``sqrt(v_t)`` before the bias correction (torch, an effective eps
+        of ``eps / sqrt(1 - b2^t)``).
       {weight_decay}
       {decoupled}
-      threshold: the rectification threshold on rho_t (torch and Optax: 5).
-      threshold_inclusive: False rectifies when ``rho_t > threshold`` (torch); True when
-        ``rho_t >= threshold`` (Optax).
-      eps_placement: ``"raw"`` adds eps to ``sqrt(v_t)`` before the bias correction (torch, an
-        effective eps of ``eps / sqrt(1 - b2^t)``); ``"corrected"`` adds it to
-        ``sqrt(v_t / (1 - b2^t))`` (Optax).
       {maximize}
+      complex_convention: ``"abs"`` (one ``v`` per complex weight) or ``"real_view"`` (torch:
+        ``(re, im)`` as two real numbers).
 
-    Conventions: ``optax.radam(lr, b1, b2, eps, threshold=th)`` is ``radam(lr, b1, b2, eps,
-    threshold=th, threshold_inclusive=True, eps_placement="corrected")``.
+    Conventions: torch.optim.RAdam(lr, (b1, b2), eps, wd) is ``radam(lr, b1, b2, eps,
+    threshold_inclusive=False, eps_placement="raw", weight_decay=wd)``; ``gradtx.torch.radam``
+    takes torch's names and defaults.
 
     References:
       Liu, Jiang, He, Chen, Liu, Gao, Han, "On the Variance of the Adaptive Learning Rate and
       Beyond", ICLR 2020. arXiv:1908.03265
     """
-    pre = scale_by_radam(b1, b2, eps, threshold, threshold_inclusive, eps_placement)
+    pre = ScaleByRAdam(b1, b2, eps, threshold, threshold_inclusive, eps_placement,
+                       complex_convention, eps_root, nesterov)  # fmt: skip
     return optimizer_chain(
         "radam",
         pre,

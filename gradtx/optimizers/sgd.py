@@ -1,4 +1,4 @@
-"""Stochastic gradient descent, with torch's or the exponential-moving-average momentum."""
+"""Stochastic gradient descent: Optax's signature, torch's dampening and decay as keywords."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 def sgd(
-    learning_rate: Any = 1e-3,
+    learning_rate: Any,
     momentum: Any = None,
-    dampening: Any = 0.0,
     nesterov: bool = False,
-    weight_decay: Any = 0.0,
+    accumulator_dtype: Any = None,
     *,
+    dampening: Any = 0.0,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
     momentum_form: str = "heavy_ball",
     maximize: bool = False,
-    weight_decay_mask: Any = None,
-    accumulator_dtype: Any = None,
 ):
-    """Stochastic gradient descent, torch.optim.SGD's semantics and defaults.
+    """Stochastic gradient descent, ``optax.sgd``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...)::
 
@@ -35,19 +35,20 @@ def sgd(
       {learning_rate}
       momentum: None (no buffer, plain SGD) or a coefficient in [0, 1] (float, array or
         schedule). 0.0 keeps a buffer multiplied by zero.
+      nesterov: Nesterov momentum (needs a momentum; torch also requires dampening == 0).
+      accumulator_dtype: dtype of the momentum buffer (default: each parameter's dtype).
       dampening: torch's dampening in [0, 1] (float, array or schedule); ignored by
         ``momentum_form="ema"`` and, as in torch, when momentum == 0 (the step is then the plain
         gradient).
-      nesterov: Nesterov momentum (needs a momentum; torch also requires dampening == 0).
       {weight_decay}
-      momentum_form: ``"heavy_ball"`` (torch, and Optax's ``trace`` when dampening == 0) or
-        ``"ema"``: the seed tutorial's ``b = m * b + (1 - m) * g`` from zero, whose first step is
+      momentum_form: ``"heavy_ball"`` (Optax's ``trace``, torch's buffer) or ``"ema"``: the
+        seed tutorial's ``b = m * b + (1 - m) * g`` from zero, whose first step is
         ``(1 - m) * g`` (torch's ``dampening=m`` differs: its first step is ``g``).
       {maximize}
-      accumulator_dtype: dtype of the momentum buffer (default: each parameter's dtype).
 
-    Conventions: with ``momentum_form="heavy_ball"`` and dampening 0 this is also
-    ``optax.sgd(lr, momentum, nesterov)``.
+    Conventions: Optax's defaults (no momentum, no decay). torch.optim.SGD(lr, momentum,
+    dampening, wd, nesterov) is ``sgd(lr, momentum, nesterov, dampening=dampening,
+    weight_decay=wd)``; ``gradtx.torch.sgd`` takes torch's names and defaults.
 
     References:
       Polyak, "Some methods of speeding up the convergence of iteration methods", USSR

@@ -68,19 +68,19 @@ def scale_by_yogi(
 
 
 def yogi(
-    learning_rate: Any = 1e-2,
+    learning_rate: Any,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-3,
-    weight_decay: Any = 0.0,
     *,
     eps_root: Any = 0.0,
     initial_accumulator_value: Any = 1e-6,
+    weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
 ):
-    """Yogi, Optax's semantics and defaults.
+    """Yogi, ``optax.yogi``'s arguments, defaults and steps.
 
     Update rule (t = 1, 2, ...)::
 
@@ -94,14 +94,14 @@ def yogi(
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: rate of the second moment, in [0, 1) (float, array or schedule).
       eps: added outside the root, >= 0 (1e-3, Optax's and the paper's).
-      {weight_decay}
       eps_root: added inside the root, >= 0.
       initial_accumulator_value: starting value of ``m`` and ``v`` (Optax's 1e-6).
+      {weight_decay}
       {decoupled}
       {maximize}
 
-    Conventions: with weight_decay 0 this is ``optax.yogi(lr, b1, b2, eps)``. Optax's alias has
-    no decay; the default here is torch's coupled L2.
+    Conventions: Optax's alias has no weight decay; ``weight_decay`` adds torch's coupled L2
+    (as ``adam``). torch.optim has no Yogi.
 
     References:
       Zaheer, Reddi, Sachan, Kale, Kumar, "Adaptive Methods for Nonconvex Optimization",
