@@ -92,9 +92,12 @@ class Elementwise(Transform):
         def buffer(name):
             def one(p):
                 dt = self._buffer_dtype(name, p)
+                value = self._initial(name)
                 if self._real_view(p):  # torch: a real buffer per part, stored as re + i * im
                     dt = _tree.promote(dt, jnp.complex64)
-                return _tree.full_like(p, self._initial(name), dt)
+                    part = jnp.asarray(value, _tree.real_dtype(dt))
+                    value = jax.lax.complex(part, part)  # each part starts from the value
+                return _tree.full_like(p, value, dt)
 
             return jax.tree.map(one, params)
 

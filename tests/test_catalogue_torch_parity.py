@@ -1,12 +1,14 @@
-"""The torch.optim catalogue against torch 2.13's own trajectories (committed fixtures).
+"""gradtx.torch's catalogue against torch 2.13's own trajectories (committed fixtures).
 
 ``tests/fixtures/torch_catalogue_torch.npz`` comes from ``tests/torch_cases/catalogue_torch.py``
 (torch.optim in float64, 50 steps, ``g = c * (p - target) + noise_t``). Every case replays here
-in float64 and must match within 1e-10 at every recorded step, except Muon (see below).
+in float64 through the same call to ``gradtx.torch`` (torch's class name in lower case, torch's
+keyword arguments) and must match within 1e-10 at every recorded step, except Muon (see below).
 """
 
 from __future__ import annotations
 
+import inspect
 import pathlib
 
 import jax
@@ -33,50 +35,19 @@ TOL = 1e-10
 MUON_RTOL = 1e-2
 
 
-def _sched(factor):
+def _lambda_lr(lr, factor):
     # torch's LambdaLR(lambda k: factor**k): optimizer step t uses lr * factor**(t - 1).
-    return None if factor is None else (lambda lr: lambda k: lr * factor ** jnp.asarray(k, float))
-
-
-def _torch_to_gradtx(cls, kw):
-    """torch constructor kwargs -> (gradtx factory, kwargs): the documented renames."""
-    kw = dict(kw)
-    out = {}
-    if "lr" in kw:
-        out["learning_rate"] = kw.pop("lr")
-    if "betas" in kw:
-        out["b1"], out["b2"] = kw.pop("betas")
-    if "etas" in kw:
-        out["eta_minus"], out["eta_plus"] = kw.pop("etas")
-    if "step_sizes" in kw:
-        out["min_step_size"], out["max_step_size"] = kw.pop("step_sizes")
-    if "eps" in kw and cls == "Adafactor":
-        out["eps1"], out["eps2"] = kw.pop("eps")
-    out.update(kw)
-    factory = {
-        "Adadelta": gradtx.adadelta,
-        "Adamax": gradtx.adamax,
-        "NAdam": gradtx.nadam,
-        "RAdam": gradtx.radam,
-        "Rprop": gradtx.rprop,
-        "ASGD": gradtx.asgd,
-        "Adafactor": gradtx.adafactor,
-        "Muon": gradtx.muon,
-    }[cls]
-    return factory, out
-
-
-DEFAULT_LR = {"Adadelta": 1.0, "Adamax": 2e-3, "NAdam": 2e-3, "RAdam": 1e-3, "Rprop": 1e-2,
-              "ASGD": 1e-2, "Adafactor": 1e-2, "Muon": 1e-3}  # fmt: skip
+    return lambda k: lr * factor ** jnp.asarray(k, jnp.float64)
 
 
 def _replay(case, **extra):
+    """Runs torch's call ``gradtx.torch.<class>(**kwargs)`` on the catalogue problem."""
     cls, kw, leaves, factor = CASES[case]
-    factory, kwargs = _torch_to_gradtx(cls, kw)
-    kwargs.update(extra)
+    factory = getattr(gradtx.torch, cls.lower())
+    kwargs = {**kw, **extra}
     if factor is not None:
-        lr = kwargs.pop("learning_rate", DEFAULT_LR[cls])
-        kwargs["learning_rate"] = _sched(factor)(lr)
+        lr = kwargs.get("lr", inspect.signature(factory).parameters["lr"].default)
+        kwargs["lr"] = _lambda_lr(lr, factor)
     tx = factory(**kwargs)
     params = {n: jnp.asarray(DATA[f"inputs/p0/{n}"]) for n in leaves}
     c = {n: jnp.asarray(DATA[f"inputs/c/{n}"]) for n in leaves}
