@@ -1,11 +1,11 @@
 """The Optax conventions of the torch.optim catalogue against Optax itself (float32, 1e-5).
 
-One name per algorithm: where torch and Optax disagree (NAdam's momentum schedule, RAdam's
-threshold and eps, Adafactor), the Optax convention is a named option, checked here against
-``optax.<name>``; the torch convention is checked against torch's trajectories in
-test_catalogue_torch_parity.py. Adamax and Adadelta are the same algorithm in both libraries.
-Problems: the contract quadratic (a nested tree with a ``None`` leaf) and a small matrix problem
-for Adafactor's factored statistics.
+Where torch and Optax disagree (NAdam's momentum schedule, RAdam's threshold and eps,
+Adafactor), the top-level ``gradtx.<name>`` follows Optax, checked here against
+``optax.<name>``, and ``gradtx.torch.<name>`` follows torch, checked against torch's
+trajectories in test_catalogue_torch_parity.py. Adamax and Adadelta are the same algorithm in
+both libraries. Problems: the contract quadratic (a nested tree with a ``None`` leaf) and a small
+matrix problem for Adafactor's factored statistics.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ CASES = {
         gradtx.adamax(LR, b1=0.8, b2=0.99, weight_decay=0.1, decoupled_weight_decay=True),
         optax.adamaxw(LR, b1=0.8, b2=0.99, weight_decay=0.1),
     ),
-    "nadam": (gradtx.nadam(LR, convention="optax"), optax.nadam(LR)),
+    "nadam": (gradtx.nadam(LR), optax.nadam(LR)),
     "nadam_w": (
-        gradtx.nadam(LR, b1=0.8, weight_decay=0.1, decoupled_weight_decay=True, convention="optax"),
+        gradtx.nadamw(LR, b1=0.8, weight_decay=0.1),
         optax.nadamw(LR, b1=0.8, weight_decay=0.1),
     ),
     # RAdam with b2 exactly representable in float32 (1 - 2^-10 and 1 - 2^-7): gradtx's
@@ -131,22 +131,22 @@ def test_optax_convention_matches_optax(case, problem):
 @pytest.mark.parametrize(
     "torch_conv, optax_conv",
     [
-        (gradtx.nadam(LR), gradtx.nadam(LR, convention="optax")),
+        (gradtx.torch.nadam(LR), gradtx.nadam(LR)),
         (
-            gradtx.radam(LR, b2=0.99, eps=1e-3),
+            gradtx.torch.radam(LR, betas=(0.9, 0.99), eps=1e-3),
             gradtx.radam(
                 LR, b2=0.99, eps=1e-3, threshold_inclusive=True, eps_placement="corrected"
             ),
         ),
         (
-            gradtx.adafactor(0.5),
+            gradtx.torch.adafactor(0.5),
             gradtx.adafactor(0.5, convention="optax", min_dim_size_to_factor=2),
         ),
     ],
     ids=["nadam", "radam", "adafactor"],
 )
 def test_the_two_conventions_differ(torch_conv, optax_conv):
-    """Same name, different algorithms: the option changes the trajectory."""
+    """Same name, different algorithms: gradtx.torch's and the top level's trajectories differ."""
     a, _ = train(torch_conv, matrix_params(), matrix_loss, 10)
     b, _ = train(optax_conv, matrix_params(), matrix_loss, 10)
     diff = max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
