@@ -174,7 +174,7 @@ def test_seed5_linear_layer_sgd():
     params = {"w": jnp.array([0.6, 0.2]), "b": jnp.array(-0.3)}
     x, y = jnp.asarray(DATA_X, jnp.float32), jnp.asarray(DATA_Y, jnp.float32)
     loss_fn = lambda p: jnp.sum((x @ p["w"] + p["b"] - y) ** 2)
-    tx = gradtx.sgd(0.1)
+    tx = gradtx.torch.sgd(lr=0.1)  # the tutorial's torch.optim.SGD(model.parameters(), lr=0.1)
     state = tx.init(params)
     step = jax.jit(lambda p, s: _seed5_step(tx, loss_fn, p, s))
     losses = []
@@ -207,7 +207,8 @@ def _seed5_step(tx, loss_fn, params, state):
 # ---------------------------------------------------------------------------------------------
 # SEEDS.md 3: the tinynn-style zoo. Each optimizer computes a "decrement", weight decay is added
 # to it (decrement += wd * params) and the parameters move by -decrement. In gradtx that is
-# chain(preconditioner, scale(lr), add_decayed_weights(wd), negate()).
+# chain(preconditioner, scale(lr), add_decayed_weights(wd), negate()), or a gradtx.torch optimizer
+# (its step is -decrement) in chain(opt, negate(), add_decayed_weights(wd), negate()).
 
 WD = 0.01
 ZOO_GRADS = np.asarray(jax.random.normal(jax.random.key(3), (20, 3)), np.float64)
@@ -249,12 +250,35 @@ ZOO = {
     "rmsprop": (lambda: gradtx.scale_by_rmsprop(decay=0.99, eps=1e-8), 0.01),
     "adam": (gradtx.scale_by_adam, 0.01),
 }
+# The same optimizers from gradtx.torch, whose defaults are the tutorial's (Adagrad's s_0 = 0
+# and RMSprop's alpha = 0.99, eps outside the root) and whose keyword momentum_form="ema" is its
+# moving-average momentum. Each steps by -decrement without the decay.
+TORCH_ZOO = {
+    "sgd": lambda: gradtx.torch.sgd(0.1),
+    "momentum": lambda: gradtx.torch.sgd(0.1, momentum=0.9, momentum_form="ema"),
+    "adagrad": lambda: gradtx.torch.adagrad(0.1, eps=1e-8),
+    "rmsprop": lambda: gradtx.torch.rmsprop(0.01),
+    "adam": lambda: gradtx.torch.adam(0.01),
+}
 
 
+def _seed3_chain(kind, form):
+    if form == "blocks":
+        pre, lr = ZOO[kind]
+        return gradtx.chain(
+            pre(), gradtx.scale(lr), gradtx.add_decayed_weights(WD), gradtx.negate()
+        )
+    # -(-step + wd * p): the decay added to the decrement, not to the gradient.
+    return gradtx.chain(
+        TORCH_ZOO[kind](), gradtx.negate(), gradtx.add_decayed_weights(WD), gradtx.negate()
+    )
+
+
+@pytest.mark.parametrize("form", ["blocks", "torch"])
 @pytest.mark.parametrize("kind", list(ZOO))
-def test_seed3_decrement_style_zoo(kind, x64):
-    pre, lr = ZOO[kind]
-    tx = gradtx.chain(pre(), gradtx.scale(lr), gradtx.add_decayed_weights(WD), gradtx.negate())
+def test_seed3_decrement_style_zoo(kind, form, x64):
+    lr = ZOO[kind][1]
+    tx = _seed3_chain(kind, form)
     p = jnp.array([1.0, -2.0, 0.5], jnp.float64)
     s = tx.init(p)
     for g in ZOO_GRADS:
