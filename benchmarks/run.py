@@ -107,15 +107,13 @@ def _optimizers() -> list[Opt]:
         ),
         Opt(
             "rmsprop",
-            lambda: gradtx.rmsprop(LR),
+            lambda: gradtx.rmsprop(LR, decay=0.99),
             lambda: optax.rmsprop(LR, decay=0.99),
             5,
         ),
         Opt(
             "adafactor",
-            # Optax's algorithm on both sides (gradtx's default is torch.optim.Adafactor's:
-            # a relative-step cap and an eps1^2 clamp that Optax does not have).
-            (lambda: gradtx.adafactor(LR, convention="optax")) if has("adafactor") else None,
+            (lambda: gradtx.adafactor(LR)) if has("adafactor") else None,
             lambda: optax.adafactor(LR),
             None,
             elementwise=False,

@@ -31,6 +31,7 @@ from ._transform import static_field as static_field
 from .optimizers.adagrad import AdagradState as AdagradState
 from .optimizers.adagrad import adagrad as adagrad
 from .optimizers.adagrad import scale_by_adagrad as scale_by_adagrad
+from .optimizers.adagrad import scale_by_rss as scale_by_rss
 from .optimizers.adam import AdamState as AdamState
 from .optimizers.adam import adam as adam
 from .optimizers.adam import adamw as adamw
@@ -40,6 +41,8 @@ from .optimizers.adam import scale_by_amsgrad as scale_by_amsgrad
 from .optimizers.rmsprop import RMSpropState as RMSpropState
 from .optimizers.rmsprop import rmsprop as rmsprop
 from .optimizers.rmsprop import scale_by_rmsprop as scale_by_rmsprop
+from .optimizers.rmsprop import scale_by_rms as scale_by_rms
+from .optimizers.rmsprop import scale_by_stddev as scale_by_stddev
 from .transforms._momentum import MomentumState as MomentumState
 from .transforms._momentum import scale_by_momentum as scale_by_momentum
 from .optimizers.sgd import sgd as sgd
@@ -55,6 +58,15 @@ from .schedules._join import join as join
 
 # transforms
 from .transforms._scaling import negate as negate
+from .transforms._scaling import (
+    ScaleByDistanceOverGradientsState as ScaleByDistanceOverGradientsState,
+)
+from .transforms._scaling import (
+    scale_by_distance_over_gradients as scale_by_distance_over_gradients,
+)
+from .transforms._scaling import scale_by_param_block_norm as scale_by_param_block_norm
+from .transforms._scaling import scale_by_param_block_rms as scale_by_param_block_rms
+from .transforms._scaling import scale_by_schedule as scale_by_schedule
 from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 
 # schedules family
@@ -127,6 +139,7 @@ from .optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
 from .optimizers.adafactor import AdafactorState as AdafactorState
 from .optimizers.adafactor import adafactor as adafactor
 from .optimizers.adafactor import scale_by_adafactor as scale_by_adafactor
+from .optimizers.adafactor import scale_by_factored_rms as scale_by_factored_rms
 from .optimizers.adamax import AdamaxState as AdamaxState
 from .optimizers.adamax import adamax as adamax
 from .optimizers.adamax import adamaxw as adamaxw
@@ -198,7 +211,6 @@ from .optimizers.lars import lars as lars
 from .optimizers.lion import LionState as LionState
 from .optimizers.lion import lion as lion
 from .optimizers.lion import scale_by_lion as scale_by_lion
-from .optimizers.noisy_sgd import NoiseState as NoiseState
 from .optimizers.noisy_sgd import noisy_sgd as noisy_sgd
 from .optimizers.novograd import NovoGradState as NovoGradState
 from .optimizers.novograd import novograd as novograd

@@ -23,19 +23,22 @@ class Spec:
 
     Attributes:
       name: the public factory's name (``gradtx.<name>``).
-      factory: the factory; called as ``factory(learning_rate=lr, **hparams)``.
+      factory: the factory; called as ``factory(<lr_arg>=lr, **hparams)``.
       hparams: sample hyperparameters other than the learning rate, used by the contract suite.
       learning_rate: a learning rate that converges on the contract problems.
       steps: how many steps the contract problems get to converge.
       memoryless: the update is zero for a zero gradient (no momentum carries over), so a zero
         gradient leaves the parameters unchanged.
       convergence_tol: the loss the contract quadratic must fall below within ``steps``.
-      reads_loss: ``update`` needs ``loss=`` among its extra arguments.
+      reads_loss: ``update`` needs the loss among its extra arguments (``value=``, Optax's name;
+        ``loss=`` is accepted too).
       random: ``update`` draws noise from a PRNG key held in the state (reproducible per key).
       inert_steps: how many first updates leave the params unchanged by design (ADOPT's first
         update only initializes its second moment).
       invalid: hyperparameters that must raise ``HyperparameterError``: (kwargs, message part).
         A negative and a NaN learning rate are checked for every entry without being listed.
+      lr_arg: the factory's learning-rate argument (``learning_rate``; Optax names polyak_sgd's
+        ``scaling``).
       elementwise: each output element depends only on the same element of the gradient, state
         and params (no per-leaf norms or shapes), so packed buffers give the same updates. Read
         from the classes of the transform the entry builds (``Transform.is_elementwise``), never
@@ -56,11 +59,12 @@ class Spec:
     random: bool = False
     inert_steps: int = 0
     invalid: tuple[tuple[dict[str, Any], str], ...] = ()
+    lr_arg: str = "learning_rate"
 
     def make(self, learning_rate: Any = None, **overrides: Any) -> Any:
         kwargs = {**self.hparams, **overrides}
         lr = self.learning_rate if learning_rate is None else learning_rate
-        return self.factory(learning_rate=lr, **kwargs)
+        return self.factory(**{self.lr_arg: lr}, **kwargs)
 
     # Read from the classes on first use (building a transform makes JAX arrays, which must not
     # happen at import: the user may still configure JAX after ``import gradtx``).
@@ -112,7 +116,7 @@ _SEED: list[Spec] = [
     Spec(
         "adagrad",
         adagrad,
-        {"eps_placement": "inside", "initial_accumulator_value": 0.1, "eps": 1e-7},
+        {"eps_placement": "outside", "initial_accumulator_value": 0.0, "eps": 1e-10},
         0.5,
         300,
     ),
@@ -128,7 +132,7 @@ _SEED: list[Spec] = [
     Spec(
         "rmsprop",
         rmsprop,
-        {"decay": 0.9, "eps_placement": "inside"},
+        {"decay": 0.99, "eps_in_sqrt": False},
         0.03,
         300,
         convergence_tol=1e-2,
@@ -241,18 +245,25 @@ _TORCH_CATALOGUE: list[Spec] = [
         "adafactor",
         adafactor,
         {},
-        0.3,
+        0.1,
         300,
         memoryless=True,
         invalid=(
-            ({"d": 0.0}, "d must be in (0, inf), got 0.0"),
-            ({"beta2_decay": 0.5}, "beta2_decay must be in (-inf, 0], got 0.5"),
+            ({"clipping_threshold": 0.0}, "clipping_threshold must be in (0, inf), got 0.0"),
+            ({"decay_rate": -0.5}, "decay_rate must be in [0, inf), got -0.5"),
             ({"convention": "keras"}, "convention must be one of 'torch', 'optax'"),
         ),
     ),
-    Spec("adafactor", adafactor, {"weight_decay": 1e-3}, 0.3, 300, convergence_tol=1e-2),
-    Spec("adafactor", adafactor, {"convention": "optax"}, 0.1, 300, memoryless=True),
-    Spec("adafactor", adafactor, {"convention": "optax", "momentum": 0.9}, 0.05, 300),
+    Spec("adafactor", adafactor, {"momentum": 0.9}, 0.05, 300),
+    Spec("adafactor", adafactor, {"convention": "torch"}, 0.3, 300, memoryless=True),
+    Spec(
+        "adafactor",
+        adafactor,
+        {"convention": "torch", "weight_decay": 1e-3},
+        0.3,
+        300,
+        convergence_tol=1e-2,
+    ),
     Spec(
         "muon",
         muon,
@@ -321,10 +332,12 @@ _OPTAX_CATALOGUE: list[Spec] = [
          invalid=(({"min_norm": -1.0}, "min_norm must be in [0, inf), got -1.0"),)),
     Spec("noisy_sgd", noisy_sgd, {}, 0.1, 200, random=True,
          invalid=(({"eta": -1.0}, "eta must be in [0, inf), got -1.0"),)),
+    # polyak_sgd's learning rate is Optax's ``scaling``.
     Spec("polyak_sgd", polyak_sgd, {}, 1.0, 200, memoryless=True, reads_loss=True,
-         invalid=(({"variant": "x"}, "variant must be one of 'sps', 'sps+', got 'x'"),)),
+         invalid=(({"variant": "x"}, "variant must be one of 'sps', 'sps+', got 'x'"),),
+         lr_arg="scaling"),
     Spec("polyak_sgd", polyak_sgd, {"variant": "sps+", "max_learning_rate": 0.5}, 0.5, 200,
-         memoryless=True, reads_loss=True),
+         memoryless=True, reads_loss=True, lr_arg="scaling"),
     Spec("optimistic_adam", optimistic_adam, {}, 0.05, 300,
          invalid=(({"optimism": -1.0}, "optimism must be in [0, inf), got -1.0"),)),
     Spec("optimistic_adam_v2", optimistic_adam_v2, {}, 0.05, 300,

@@ -107,7 +107,7 @@ def test_torch_clamp_fallback_is_exact(x64):
     p0 = {"w": rng.standard_normal((6, 5)), "b": rng.standard_normal(5)}
     assert _vhat_min(grads["w"], (6, 5), 4, eps1) < eps1 * eps1  # the clamp does bind
     want = _numpy_run(grads, p0, 4, lr=0.05, eps1=eps1)
-    got = _gradtx_run(grads, p0, 4, gradtx.adafactor(0.05, eps1=eps1))
+    got = _gradtx_run(grads, p0, 4, gradtx.adafactor(0.05, eps=eps1, convention="torch"))
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
@@ -127,7 +127,7 @@ def test_torch_zero_rows_and_columns(x64, zero, shape):
     grads = {"k": lambda t: base * (1 + 0.2 * t)}
     p0 = {"k": rng.standard_normal(shape)}
     want = _numpy_run(grads, p0, 3, lr=0.05)
-    got = _gradtx_run(grads, p0, 3, gradtx.adafactor(0.05))
+    got = _gradtx_run(grads, p0, 3, gradtx.adafactor(0.05, eps=None, convention="torch"))
     assert np.all(np.isfinite(got["k"]))
     np.testing.assert_allclose(got["k"], want["k"], rtol=1e-12, atol=1e-12)
 

@@ -13,6 +13,7 @@ from gradtx import registry
 
 KEYS = sorted(registry.OPTIMIZERS)
 NAMES = sorted(registry.FACTORIES)
+LR_ARG = {s.name: s.lr_arg for s in registry.OPTIMIZERS.values()}  # polyak_sgd's is ``scaling``
 _BOUND = r"\[0, inf[\])]"  # the learning rate's valid range, however the bracket is printed
 
 
@@ -33,9 +34,9 @@ def _extra(key):
 def test_negative_or_nan_learning_rate(name, lr, shown):
     with pytest.raises(
         gradtx.HyperparameterError,
-        match=rf"^gradtx\.\w+: learning_rate must be in {_BOUND}, got {shown}$",
+        match=rf"^gradtx\.\w+: {LR_ARG[name]} must be in {_BOUND}, got {shown}$",
     ):
-        registry.FACTORIES[name](learning_rate=lr)
+        registry.FACTORIES[name](**{LR_ARG[name]: lr})
 
 
 def test_learning_rate_array_with_a_bad_entry_is_named():

@@ -167,7 +167,7 @@ L2_CASES = [
 
 
 def _compare(gtx, otx, loss_name=None, negate=False):
-    ours = _run(gtx, "loss" if loss_name else None)
+    ours = _run(gtx, loss_name)
     theirs = _run(otx, loss_name, negate=negate)
     for k in ours:
         for step in range(STEPS):
@@ -188,9 +188,8 @@ def test_matches_optax(case):
     ids=["default", "options", "sps+"],
 )
 def test_polyak_sgd_matches_optax(kwargs):
-    # Optax's ``scaling`` is gradtx's learning_rate; Optax reads ``value=``, gradtx ``loss=``.
     _compare(
-        gradtx.polyak_sgd(0.5, **kwargs),
+        gradtx.polyak_sgd(scaling=0.5, **kwargs),
         optax.polyak_sgd(scaling=0.5, **kwargs),
         loss_name="value",
     )
@@ -199,7 +198,7 @@ def test_polyak_sgd_matches_optax(kwargs):
 def test_polyak_sgd_needs_the_loss():
     tx = gradtx.polyak_sgd()
     p = _params()
-    with pytest.raises(TypeError, match="loss="):
+    with pytest.raises(TypeError, match="value="):
         tx.update(GRADS[0], tx.init(p), p)
 
 

@@ -68,15 +68,11 @@ def test_add_noise_numpy(x64):
     state = tx.init(params)
 
     @jax.jit
-    def documented_noise(key, g):  # the key schedule the docstring states
+    def documented_noise(key, g):  # the key schedule the docstring states (Optax's)
         key, sample = jax.random.split(key)
         leaves = jax.tree.leaves(g)
-        flat = jax.random.normal(sample, (sum(x.size for x in leaves),), jnp.float64)
-        out, offset = [], 0
-        for x in leaves:
-            out.append(flat[offset : offset + x.size].reshape(x.shape))
-            offset += x.size
-        return key, out
+        keys = jax.random.split(sample, len(leaves))
+        return key, [jax.random.normal(k, x.shape, jnp.float64) for k, x in zip(keys, leaves)]
 
     key = jax.random.key(7)
     for t, g in enumerate(grads, start=1):

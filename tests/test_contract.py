@@ -189,7 +189,9 @@ def test_constant_schedule_equals_float(spec):
 def test_invalid_hyperparameters_raise(spec):
     from gradtx.registry import NAN_LR, NEGATIVE_LR
 
-    for kwargs, message in (NEGATIVE_LR, NAN_LR, *spec.invalid):
+    # The learning rate's message names the factory's own argument (polyak_sgd's ``scaling``).
+    lr_cases = [(k, m.replace("learning_rate", spec.lr_arg)) for k, m in (NEGATIVE_LR, NAN_LR)]
+    for kwargs, message in (*lr_cases, *spec.invalid):
         kwargs = dict(kwargs)
         lr = kwargs.pop("learning_rate", None)
         with pytest.raises(gradtx.HyperparameterError, match=re.escape(message)) as info:

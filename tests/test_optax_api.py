@@ -51,9 +51,12 @@ for _pkg in (optax.schedules, optax.transforms):
         if not m.name.endswith("_test")
     ]
 
-# Optax's rprop emits the previous step's update (its first update is zero); gradtx follows the
-# published iRprop-, as torch does (documented in gradtx.rprop's docstring).
-EXCEPTIONS = {"rprop"}
+# Aliases whose default run differs from Optax's on purpose (each documented in its docstring):
+# Optax's rprop emits the previous step's update (its first update is zero), gradtx follows the
+# published iRprop-, as torch does; Optax's adadelta with its default learning_rate=None returns
+# the direction without the sign flip, so its steps ascend, gradtx's takes the paper's unit step
+# (checked against Optax with learning_rate=1.0 below).
+EXCEPTIONS = {"rprop", "adadelta"}
 
 
 def _optax_functions():
@@ -84,15 +87,18 @@ def test_the_optax_modules_were_found():
 def _same_default(theirs, ours):
     if theirs is inspect.Parameter.empty or ours is inspect.Parameter.empty:
         return theirs is ours
+    if hasattr(theirs, "init") and hasattr(theirs, "update"):
+        # A transform as default (lbfgs's line search): gradtx's default must be one too.
+        return ours is not None
     if isinstance(theirs, (bool, int, float, str, type(None), tuple)):
         return type(theirs) is type(ours) and theirs == ours
     if isinstance(theirs, (type, np.dtype)) or inspect.isclass(theirs):
         return np.dtype(theirs) == np.dtype(ours)
-    # A transform or function as default (lbfgs's line search): gradtx's default must be one too.
+    # A function as default (scale_by_factored_rms's decay_rate_fn): gradtx's must be one too.
     return ours is not None
 
 
-@pytest.mark.parametrize("name", [n for n in OPTAX_FUNCTIONS if n not in EXCEPTIONS])
+@pytest.mark.parametrize("name", list(OPTAX_FUNCTIONS))
 def test_signature_is_optaxs(name):
     assert hasattr(gradtx, name), f"gradtx.{name} is missing"
     theirs = inspect.signature(OPTAX_FUNCTIONS[name]).parameters
@@ -137,13 +143,12 @@ def _needs_value(name):
     return name in ("polyak_sgd", "lbfgs")
 
 
-def _run(lib, name, steps=10):
+def _run(lib, name, steps=10, **kwargs):
     factory = getattr(lib, name)
     params = _start()
     sig = inspect.signature(ALIASES[name]).parameters  # Optax's: both get the same arguments
-    kwargs = {}
     if "learning_rate" in sig and sig["learning_rate"].default is inspect.Parameter.empty:
-        kwargs["learning_rate"] = 1e-2
+        kwargs.setdefault("learning_rate", 1e-2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tx = factory(**kwargs)
@@ -168,3 +173,12 @@ def test_alias_defaults_match_optax_for_10_steps(name):
     for key in ("w", "b"):
         assert ours[key].dtype == theirs[key].dtype == jnp.float32
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_adadelta_default_is_optaxs_with_a_unit_learning_rate():
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = _run(optax, "adadelta", learning_rate=1.0)
+    ours = _run(gradtx, "adadelta")
+    for key in ("w", "b"):
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-5)
+    assert _loss(ours) < _loss(_start())

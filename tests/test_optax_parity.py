@@ -78,42 +78,42 @@ CASES = [
     ),
     Case(
         "adagrad",
-        lambda: gradtx.adagrad(LR, initial_accumulator_value=0.1, eps=1e-7, eps_placement="inside"),
+        lambda: gradtx.adagrad(LR, initial_accumulator_value=0.1, eps=1e-7),
         lambda: optax.adagrad(LR),
     ),
     Case(
         "adagrad-zero-acc",
-        lambda: gradtx.adagrad(LR, eps=1e-7, eps_placement="inside"),
+        lambda: gradtx.adagrad(LR, initial_accumulator_value=0.0, eps=1e-7),
         lambda: optax.adagrad(LR, initial_accumulator_value=0.0),
     ),
     Case(
         "rmsprop",
-        lambda: gradtx.rmsprop(LR, decay=0.9, eps_placement="inside"),
+        lambda: gradtx.rmsprop(LR, decay=0.9),
         lambda: optax.rmsprop(LR),
     ),
     Case(
         "rmsprop-eps-outside",
-        lambda: gradtx.rmsprop(LR, decay=0.9, eps=1e-3),
+        lambda: gradtx.rmsprop(LR, decay=0.9, eps=1e-3, eps_in_sqrt=False),
         lambda: optax.rmsprop(LR, eps=1e-3, eps_in_sqrt=False),
     ),
     Case(
         "rmsprop-centered",
-        lambda: gradtx.rmsprop(LR, decay=0.9, centered=True, eps_placement="inside"),
+        lambda: gradtx.rmsprop(LR, decay=0.9, centered=True),
         lambda: optax.rmsprop(LR, centered=True),
     ),
     Case(
         "rmsprop-momentum",
-        lambda: gradtx.rmsprop(LR, decay=0.9, momentum=0.9, eps_placement="inside"),
+        lambda: gradtx.rmsprop(LR, decay=0.9, momentum=0.9),
         lambda: optax.rmsprop(LR, momentum=0.9),
     ),
     Case(
         "rmsprop-centered-momentum",
-        lambda: gradtx.rmsprop(LR, decay=0.9, momentum=0.5, centered=True, eps_placement="inside"),
+        lambda: gradtx.rmsprop(LR, decay=0.9, momentum=0.5, centered=True),
         lambda: optax.rmsprop(LR, momentum=0.5, centered=True),
     ),
     Case(
         "rmsprop-initial-scale",
-        lambda: gradtx.rmsprop(LR, decay=0.9, eps_placement="inside", initial_scale=1.0),
+        lambda: gradtx.rmsprop(LR, decay=0.9, initial_scale=1.0),
         lambda: optax.rmsprop(LR, initial_scale=1.0),
     ),
     Case(

@@ -259,11 +259,11 @@ _COMPLEX_FIRST_STEP = {
         lambda g, p: -0.1 * (g + 0.1 * p),
     ),
     "rmsprop": (
-        lambda: gradtx.rmsprop(0.1),
+        lambda: gradtx.rmsprop(0.1, decay=0.99, eps_in_sqrt=False),
         lambda g, p: -0.1 * g / (np.sqrt(0.01 * np.abs(g) ** 2) + 1e-8),
     ),
     "rmsprop_centered": (
-        lambda: gradtx.rmsprop(0.1, centered=True, momentum=0.5),
+        lambda: gradtx.rmsprop(0.1, decay=0.99, eps_in_sqrt=False, centered=True, momentum=0.5),
         lambda g, p: (
             -0.1
             * g
@@ -271,7 +271,7 @@ _COMPLEX_FIRST_STEP = {
         ),
     ),
     "adagrad": (
-        lambda: gradtx.adagrad(0.1),
+        lambda: gradtx.adagrad(0.1, 0.0, 1e-10, eps_placement="outside"),
         lambda g, p: -0.1 * g / (np.sqrt(np.abs(g) ** 2) + 1e-10),
     ),
 }

@@ -167,7 +167,7 @@ def test_final_loss_within_5_percent_of_float32_adam(problem, bits):
         (lambda: gradtx.sgd(0.05, momentum=0.9), False),
         (lambda: gradtx.lion(1e-3), True),
         (lambda: gradtx.adamw(1e-3, amsgrad=True), False),
-        (lambda: gradtx.adafactor(1e-2), False),
+        (lambda: gradtx.adafactor(1e-2, eps=None, convention="torch"), False),
     ],
     ids=["sgd-momentum", "lion", "adamw-amsgrad", "adafactor"],
 )

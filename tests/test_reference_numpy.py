@@ -56,6 +56,8 @@ def C(id: str, make: Callable[[], Any], reference: Callable[..., list], **kw: An
 
 EXP = lambda: gradtx.exponential_decay(0.1, 0.9)
 WD_EXP = lambda: gradtx.exponential_decay(0.2, 0.8)
+# torch.optim.Adagrad's arithmetic through gradtx.adagrad's keywords (the reference is torch's).
+TORCH_ADAGRAD = dict(initial_accumulator_value=0.0, eps=1e-10, eps_placement="outside")
 
 CASES = [
     # --- sgd
@@ -182,32 +184,38 @@ CASES = [
         weight_decay=wd_exp,
     ),
     # --- adagrad
-    C("adagrad", lambda: gradtx.adagrad(0.1), ref.adagrad, lr=0.1),
+    C("adagrad", lambda: gradtx.adagrad(0.1, **TORCH_ADAGRAD), ref.adagrad, lr=0.1),
     C(
         "adagrad-lrdecay",
-        lambda: gradtx.adagrad(0.1, lr_decay=0.05),
+        lambda: gradtx.adagrad(0.1, lr_decay=0.05, **TORCH_ADAGRAD),
         ref.adagrad,
         lr=0.1,
         lr_decay=0.05,
     ),
     C(
         "adagrad-iav",
-        lambda: gradtx.adagrad(0.1, initial_accumulator_value=0.1),
+        lambda: gradtx.adagrad(0.1, 0.1, 1e-10, eps_placement="outside"),
         ref.adagrad,
         lr=0.1,
         initial_accumulator_value=0.1,
     ),
-    C("adagrad-eps", lambda: gradtx.adagrad(0.1, eps=0.1), ref.adagrad, lr=0.1, eps=0.1),
+    C(
+        "adagrad-eps",
+        lambda: gradtx.adagrad(0.1, 0.0, 0.1, eps_placement="outside"),
+        ref.adagrad,
+        lr=0.1,
+        eps=0.1,
+    ),
     C(
         "adagrad-wd",
-        lambda: gradtx.adagrad(0.1, weight_decay=0.1),
+        lambda: gradtx.adagrad(0.1, weight_decay=0.1, **TORCH_ADAGRAD),
         ref.adagrad,
         lr=0.1,
         weight_decay=0.1,
     ),
     C(
         "adagrad-max-wd",
-        lambda: gradtx.adagrad(0.1, weight_decay=0.1, maximize=True),
+        lambda: gradtx.adagrad(0.1, weight_decay=0.1, maximize=True, **TORCH_ADAGRAD),
         ref.adagrad,
         lr=0.1,
         weight_decay=0.1,
@@ -215,9 +223,7 @@ CASES = [
     ),
     C(
         "adagrad-inside-optax",
-        lambda: gradtx.adagrad(
-            0.1, initial_accumulator_value=0.1, eps=1e-7, eps_placement="inside"
-        ),
+        lambda: gradtx.adagrad(0.1),
         ref.adagrad,
         lr=0.1,
         initial_accumulator_value=0.1,
@@ -226,7 +232,7 @@ CASES = [
     ),
     C(
         "adagrad-inside-zero-acc",
-        lambda: gradtx.adagrad(0.1, eps=1e-7, eps_placement="inside"),
+        lambda: gradtx.adagrad(0.1, initial_accumulator_value=0.0),
         ref.adagrad,
         lr=0.1,
         eps=1e-7,
@@ -234,7 +240,7 @@ CASES = [
     ),
     C(
         "adagrad-inside-lrdecay-wd",
-        lambda: gradtx.adagrad(0.1, 0.05, 0.1, 0.1, 1e-3, eps_placement="inside"),
+        lambda: gradtx.adagrad(0.1, 0.1, 1e-3, lr_decay=0.05, weight_decay=0.1),
         ref.adagrad,
         lr=0.1,
         lr_decay=0.05,
@@ -245,7 +251,7 @@ CASES = [
     ),
     C(
         "adagrad-mask",
-        lambda: gradtx.adagrad(0.1, weight_decay=0.1, weight_decay_mask=MASK_TREE),
+        lambda: gradtx.adagrad(0.1, weight_decay=0.1, weight_decay_mask=MASK_TREE, **TORCH_ADAGRAD),
         ref.adagrad,
         lr=0.1,
         weight_decay=0.1,
@@ -253,16 +259,16 @@ CASES = [
     ),
     C(
         "adagrad-lrsched-lrdecay",
-        lambda: gradtx.adagrad(EXP(), lr_decay=0.05),
+        lambda: gradtx.adagrad(EXP(), lr_decay=0.05, **TORCH_ADAGRAD),
         ref.adagrad,
         lr=lr_exp,
         lr_decay=0.05,
     ),
     # --- rmsprop
-    C("rmsprop", lambda: gradtx.rmsprop(0.01), ref.rmsprop, lr=0.01),
+    C("rmsprop", lambda: gradtx.rmsprop(0.01, decay=0.99, eps_in_sqrt=False), ref.rmsprop, lr=0.01),
     C(
         "rmsprop-decay-eps",
-        lambda: gradtx.rmsprop(0.01, decay=0.9, eps=0.1),
+        lambda: gradtx.rmsprop(0.01, decay=0.9, eps=0.1, eps_in_sqrt=False),
         ref.rmsprop,
         lr=0.01,
         alpha=0.9,
@@ -270,28 +276,28 @@ CASES = [
     ),
     C(
         "rmsprop-centered",
-        lambda: gradtx.rmsprop(0.01, centered=True),
+        lambda: gradtx.rmsprop(0.01, centered=True, decay=0.99, eps_in_sqrt=False),
         ref.rmsprop,
         lr=0.01,
         centered=True,
     ),
     C(
         "rmsprop-mom",
-        lambda: gradtx.rmsprop(0.01, momentum=0.9),
+        lambda: gradtx.rmsprop(0.01, momentum=0.9, decay=0.99, eps_in_sqrt=False),
         ref.rmsprop,
         lr=0.01,
         momentum=0.9,
     ),
     C(
         "rmsprop-mom0",
-        lambda: gradtx.rmsprop(0.01, momentum=0.0),
+        lambda: gradtx.rmsprop(0.01, momentum=0.0, decay=0.99, eps_in_sqrt=False),
         ref.rmsprop,
         lr=0.01,
         momentum=0.0,
     ),
     C(
         "rmsprop-centered-mom",
-        lambda: gradtx.rmsprop(0.01, momentum=0.5, centered=True),
+        lambda: gradtx.rmsprop(0.01, momentum=0.5, centered=True, decay=0.99, eps_in_sqrt=False),
         ref.rmsprop,
         lr=0.01,
         momentum=0.5,
@@ -299,7 +305,7 @@ CASES = [
     ),
     C(
         "rmsprop-inside",
-        lambda: gradtx.rmsprop(0.01, decay=0.9, eps_placement="inside"),
+        lambda: gradtx.rmsprop(0.01, decay=0.9),
         ref.rmsprop,
         lr=0.01,
         alpha=0.9,
@@ -307,9 +313,7 @@ CASES = [
     ),
     C(
         "rmsprop-inside-centered-mom",
-        lambda: gradtx.rmsprop(
-            0.01, 0.9, 1e-4, momentum=0.5, centered=True, eps_placement="inside"
-        ),
+        lambda: gradtx.rmsprop(0.01, 0.9, 1e-4, momentum=0.5, centered=True),
         ref.rmsprop,
         lr=0.01,
         alpha=0.9,
@@ -320,14 +324,14 @@ CASES = [
     ),
     C(
         "rmsprop-initial-scale",
-        lambda: gradtx.rmsprop(0.01, initial_scale=0.5),
+        lambda: gradtx.rmsprop(0.01, initial_scale=0.5, decay=0.99, eps_in_sqrt=False),
         ref.rmsprop,
         lr=0.01,
         initial_scale=0.5,
     ),
     C(
         "rmsprop-inside-centered-initscale",
-        lambda: gradtx.rmsprop(0.01, 0.9, centered=True, eps_placement="inside", initial_scale=1.0),
+        lambda: gradtx.rmsprop(0.01, 0.9, centered=True, initial_scale=1.0),
         ref.rmsprop,
         lr=0.01,
         alpha=0.9,
@@ -337,7 +341,9 @@ CASES = [
     ),
     C(
         "rmsprop-wd-max",
-        lambda: gradtx.rmsprop(0.01, weight_decay=0.1, maximize=True),
+        lambda: gradtx.rmsprop(
+            0.01, weight_decay=0.1, maximize=True, decay=0.99, eps_in_sqrt=False
+        ),
         ref.rmsprop,
         lr=0.01,
         weight_decay=0.1,
@@ -345,7 +351,9 @@ CASES = [
     ),
     C(
         "rmsprop-mask",
-        lambda: gradtx.rmsprop(0.01, weight_decay=0.1, weight_decay_mask=MASK_FN),
+        lambda: gradtx.rmsprop(
+            0.01, weight_decay=0.1, weight_decay_mask=MASK_FN, decay=0.99, eps_in_sqrt=False
+        ),
         ref.rmsprop,
         lr=0.01,
         weight_decay=0.1,
@@ -353,7 +361,10 @@ CASES = [
     ),
     C(
         "rmsprop-mom-lrsched",
-        lambda: gradtx.rmsprop(EXP(), momentum=0.9),
+        # torch's order (the buffer before the learning rate): the kernel, then the rate.
+        lambda: gradtx.chain(
+            gradtx.scale_by_rmsprop(0.99, 1e-8, momentum=0.9), gradtx.scale_by_learning_rate(EXP())
+        ),
         ref.rmsprop,
         lr=lr_exp,
         momentum=0.9,

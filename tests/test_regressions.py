@@ -138,7 +138,7 @@ def test_adafactor_float16_after_a_large_gradient_matches_float32_optax(shape, s
 
 def test_adafactor_torch_convention_float16_stays_finite():
     p16 = {"w": jnp.ones((4, 6), jnp.float16), "b": jnp.ones((6,), jnp.float16)}
-    tx = gradtx.adafactor(1e-2, min_dim_size_to_factor=2)
+    tx = gradtx.adafactor(1e-2, min_dim_size_to_factor=2, eps=None, convention="torch")
     s = tx.init(p16)
     for g in _fp16_grads((4, 6)):
         grads = {"w": g.astype(jnp.float16), "b": g[0].astype(jnp.float16)}

@@ -346,7 +346,7 @@ def test_rmsprop_scheduled_momentum_and_decay(x64):
         b = sched(MOM, k) * b + g / (np.sqrt(v) + eps)
         return p - lr * b, (v, b)
 
-    check(gradtx.rmsprop(lr, decay=B2, momentum=MOM), fn)
+    check(gradtx.rmsprop(lr, decay=B2, eps_in_sqrt=False, momentum=MOM), fn)
 
 
 def test_add_decayed_weights_schedule(x64):

@@ -179,7 +179,7 @@ def test_adafactor_stacked_clamp_fallback_matches_numpy(x64):
           "w3": rng.standard_normal((6, 5)), "b": rng.standard_normal(5)}  # fmt: skip
     assert _vhat_min(grads["w1"], (6, 5), 4, eps1) < eps1 * eps1  # the clamp does bind
     want = _numpy_run(grads, p0, 4, lr=0.05, eps1=eps1)
-    tx = gradtx.adafactor(0.05, eps1=eps1)
+    tx = gradtx.adafactor(0.05, eps=eps1, convention="torch")
     flat = gradtx.flatten({k: jnp.asarray(v, jnp.float64) for k, v in p0.items()}, stack=True)
     assert sorted(b.shape for b in flat.buffers) == [(1, 5), (3, 6, 5)]
     s = tx.init(flat)

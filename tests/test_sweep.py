@@ -55,7 +55,7 @@ def _assert_tree_close(a, b, rtol=1e-6, atol=1e-7):
 def test_vmapped_sweep_equals_sequential_loop(key):
     spec = registry.OPTIMIZERS[key]
     lrs = [0.5 * spec.learning_rate, spec.learning_rate, 2.0 * spec.learning_rate]
-    res = sweep(quad_loss, PARAMS, None, key, {"learning_rate": lrs}, STEPS)
+    res = sweep(quad_loss, PARAMS, None, key, {spec.lr_arg: lrs}, STEPS)
     assert res.losses.shape == (3, STEPS) and not res.diverged.any()
     for i, lr in enumerate(lrs):
         losses, p = _oracle(spec.make(learning_rate=lr), pass_loss=spec.reads_loss)

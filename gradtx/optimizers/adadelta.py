@@ -1,4 +1,5 @@
-"""Adadelta, torch.optim.Adadelta's semantics and defaults (Optax's ``adadelta`` is the same)."""
+"""Adadelta: Optax's ``adadelta`` and ``scale_by_adadelta`` (torch.optim.Adadelta's arithmetic
+too: the two agree but for the default learning rate)."""
 
 from __future__ import annotations
 
@@ -56,15 +57,15 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> ScaleByAdadelta:
 
 
 def adadelta(
-    learning_rate: Any = 1.0,
+    learning_rate: Any = None,
     rho: Any = 0.9,
     eps: Any = 1e-6,
     weight_decay: Any = 0.0,
+    weight_decay_mask: Any = None,
     *,
     maximize: bool = False,
-    weight_decay_mask: Any = None,
 ):
-    """Adadelta, torch.optim.Adadelta's semantics and defaults.
+    """Adadelta, Optax's signature, defaults and arithmetic.
 
     Update rule (t = 1, 2, ...)::
 
@@ -72,17 +73,23 @@ def adadelta(
         E[g^2]_t  = rho * E[g^2]_{t-1} + (1 - rho) * g_t^2
         dx_t      = sqrt(E[dx^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) * g_t
         E[dx^2]_t = rho * E[dx^2]_{t-1} + (1 - rho) * dx_t^2
-        p_t       = p_{t-1} - lr * dx_t
+        p_t       = p_{t-1} - lr_t * dx_t                  (lr_t = 1 when learning_rate is None)
 
     Args:
-      {learning_rate} torch's default is 1.0.
+      {learning_rate}
       rho: decay of both running averages, in [0, 1] (float, array or schedule).
       eps: added inside both square roots, >= 0.
       {weight_decay}
       {maximize}
 
-    Conventions: the same algorithm as ``optax.adadelta(lr, rho, eps, weight_decay)`` (Optax's
-    weight decay is also the coupled L2 term); only Optax's default learning rate differs.
+    Conventions: ``optax.adadelta``: same signature, defaults and numbers for every learning
+    rate given, with the same coupled weight decay; ``maximize`` is gradtx's addition. With the
+    default ``learning_rate=None`` gradtx takes the paper's step (a unit rate, descending),
+    whereas Optax's returns the direction unscaled and without the sign flip, so its steps
+    ascend the loss (``optax.adadelta()`` is ``gradtx.adadelta(1.0, maximize=True)`` when
+    ``weight_decay`` is 0).
+    torch.optim.Adadelta is the same algorithm with ``lr=1.0`` by default
+    (``gradtx.torch.adadelta`` takes torch's names).
 
     References:
       Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012. arXiv:1212.5701

@@ -1,4 +1,5 @@
-"""Adafactor: torch.optim.Adafactor's algorithm, or Optax's, under one name."""
+"""Adafactor: Optax's ``adafactor`` and ``scale_by_factored_rms``, and the kernel that
+torch.optim.Adafactor's arithmetic (``convention="torch"``) uses too."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import numpy as np
 
 from .. import _checks, _tree
 from .._kernel import PerLeaf
-from .._transform import field, pytree_dataclass, static_field, value_at
-from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+from .._transform import Chain, Transform, field, pytree_dataclass, static_field, value_at
+from ..transforms._momentum import ema
+from ..transforms._scaling import negate, scale_by_schedule
+from ..transforms._weight_decay import add_decayed_weights
+from ._common import COMMON_DOCS, _has_decay, fill_doc
 
 
 class AdafactorState(NamedTuple):
@@ -40,14 +44,15 @@ def _factored_dims(shape: tuple[int, ...], convention: str, factored: bool, min_
 class ScaleByAdafactor(PerLeaf):
     """Adafactor's preconditioner, relative to the learning rate (see ``adafactor``).
 
-    With ``w_t = (t - decay_offset)^beta2_decay`` and, for a factored leaf with row axis r and
-    column axis c (V is the full second moment otherwise; R, C and V are kept in at least
+    With ``w_t = (t - decay_offset)^beta2_decay`` (or ``1 - decay_rate_fn(t - 1 - decay_offset,
+    -beta2_decay)`` when ``decay_rate_fn`` is given) and, for a factored leaf with row axis r
+    and column axis c (V is the full second moment otherwise; R, C and V are kept in at least
     float32)::
 
         R_t = (1 - w_t) R_{t-1} + w_t mean_c(g^2 [+ eps1]);  C_t likewise with mean_r
         Vhat = R_t C_t / max(mean_r(R_t), eps1)       V_t = (1 - w_t) V_{t-1} + w_t (g^2 [+ eps1])
         U = g / sqrt(max(Vhat, eps1^2))   (torch)      U = g / sqrt(Vhat)   (optax; eps1 in g^2)
-        Uhat = U / max(1, rms(U) / d)
+        Uhat = U / max(1, rms(U) / d)                            (Uhat = U when d is None)
         out = max(eps2, rms(p)) * Uhat / max(1, lr * sqrt(t))     (torch)
             = max(eps2, rms(p)) * Uhat                            (optax)
         out <- EMA(out, momentum) without debiasing               (momentum only)
@@ -55,8 +60,8 @@ class ScaleByAdafactor(PerLeaf):
     so that ``lr * out`` is torch's ``max(eps2, rms(p)) * min(lr, 1/sqrt(t)) * Uhat``.
     """
 
-    # Its own init and update (the base's layout check only): unfactored leaves of one size are
-    # updated together, and one switch picks the form of every factored leaf's rms.
+    # Its own init and update (the base gives the stacking axes only): unfactored leaves of one
+    # size are updated together, and one switch picks the form of every factored leaf's rms.
     fn_name = "adafactor"
     state_type = AdafactorState
     layout_what = "per-leaf factored statistics"
@@ -65,13 +70,19 @@ class ScaleByAdafactor(PerLeaf):
     beta2_decay: Any = field(-0.8, check=_checks.Interval(high=0.0))
     eps1: Any = field(None, check=_checks.NONNEGATIVE)
     eps2: Any = field(1e-3, check=_checks.NONNEGATIVE)
-    d: Any = field(1.0, check=_checks.POSITIVE)
+    d: Any = field(1.0)
     decay_offset: Any = field(0.0, check=_checks.NONNEGATIVE)
     momentum: Any = field(None, check=_checks.UNIT)
     convention: str = static_field("torch", choices=("torch", "optax"))
     factored: bool = static_field(True)
     min_dim_size_to_factor: int = static_field(128)
     multiply_by_parameter_scale: bool = static_field(True)
+    decay_rate_fn: Any = static_field(None)
+
+    def __check_init__(self):
+        # ``d=None`` turns the clipping off (Optax's ``clipping_threshold=None``).
+        if self.d is not None:
+            _checks.check_positive(self.fn_name, "d", self.d)
 
     def _dims(self, p, b: int = 0):
         """Factored (row, column) axes of ``p`` whose first ``b`` axes index stacked leaves."""
@@ -131,7 +142,7 @@ class ScaleByAdafactor(PerLeaf):
         for i in range(n):
             dims = self._dims(p_l[i], b_l[i])
             if dims is None and b_l[i]:
-                # A stack of unfactored leaves (flatten(stack=True)): one (k, n) array already.
+                # A stack of unfactored leaves: one (k, n) array already.
                 k = jnp.shape(g_l[i])[0]
                 u, v_new = rule.unfactored(*(x[i].reshape(k, -1) for x in (g_l, p_l, v_l)))
                 out_u[i] = u.reshape(jnp.shape(g_l[i]))
@@ -157,7 +168,7 @@ class ScaleByAdafactor(PerLeaf):
         # so that the rms of every update can take its separable form under one switch (see
         # _Rule); a leaf with batch axes (a 3x3 convolution kernel, stacked layers) runs the
         # direct form.
-        # Stacked leaves (flatten(stack=True)) run the same forms with a leading batch axis.
+        # Stacked leaves run the same forms with a leading batch axis.
         mats, stats = [], []
         for i, (r, c) in fac:
             shape, b = jnp.shape(p_l[i]), b_l[i]
@@ -302,7 +313,10 @@ class _Rule:
         tx = self.tx
         rd = _tree.real_dtype(cd)
         t = self.count.astype(rd) - _tree.hp(tx.decay_offset, rd)
-        w = t ** _tree.hp(tx.beta2_decay, rd)
+        if tx.decay_rate_fn is None:
+            w = t ** _tree.hp(tx.beta2_decay, rd)
+        else:  # Optax's decay_rate_fn(step, decay_rate): the decay at the 0-based step
+            w = 1 - jnp.asarray(tx.decay_rate_fn(t - 1, -_tree.hp(tx.beta2_decay, rd)), rd)
         if tx.eps1 is None:
             eps1 = jnp.asarray(jnp.finfo(p_dtype).eps if self.torch else 1e-30, rd)
         else:
@@ -312,7 +326,10 @@ class _Rule:
     def _scale(self, mean_sq_u, mean_sq_p, rd):
         """Per-leaf factor: rms clipping, parameter scale, torch's relative-step cap."""
         tx = self.tx
-        scale = 1.0 / jnp.maximum(1.0, jnp.sqrt(mean_sq_u) / _tree.hp(tx.d, rd))
+        if tx.d is None:
+            scale = jnp.ones_like(mean_sq_u)
+        else:
+            scale = 1.0 / jnp.maximum(1.0, jnp.sqrt(mean_sq_u) / _tree.hp(tx.d, rd))
         if mean_sq_p is not None:
             scale = scale * jnp.maximum(_tree.hp(tx.eps2, rd), jnp.sqrt(mean_sq_p))
         if self.torch:
@@ -490,7 +507,8 @@ def scale_by_adafactor(
     min_dim_size_to_factor: int = 128,
     multiply_by_parameter_scale: bool = True,
 ) -> ScaleByAdafactor:
-    """Adafactor's preconditioner without the final learning rate (see ``ScaleByAdafactor``)."""
+    """Adafactor's preconditioner without the final learning rate (see ``ScaleByAdafactor``),
+    torch.optim.Adafactor's arithmetic by default (``convention="torch"``)."""
     return ScaleByAdafactor(
         learning_rate,
         beta2_decay,
@@ -506,103 +524,193 @@ def scale_by_adafactor(
     )
 
 
-def adafactor(
-    learning_rate: Any = 1e-2,
-    beta2_decay: Any = -0.8,
-    eps1: Any = None,
-    eps2: Any = 1e-3,
-    d: Any = 1.0,
-    weight_decay: Any = 0.0,
-    *,
-    convention: str = "torch",
-    momentum: Any = None,
-    decay_offset: Any = 0.0,
+def _decay_rate_pow(i: Any, exponent: Any = 0.8) -> jax.Array:
+    """Adafactor's second-moment decay at the 0-based step ``i``: ``1 - (i + 1)^-exponent``."""
+    t = jnp.asarray(i + 1, jnp.float32)
+    return 1.0 - t ** (-exponent)
+
+
+def _check_factored(fn: str, decay_rate: Any, offset_name: str, offset: Any, eps_name: str,
+                    eps: Any, min_dim_size_to_factor: Any) -> None:  # fmt: skip
+    """The kernel's declared ranges, reported under ``fn``'s argument names."""
+    _checks.check_nonnegative(fn, "decay_rate", decay_rate)
+    _checks.check_nonnegative(fn, offset_name, offset)
+    _checks.check_nonnegative(fn, eps_name, eps)
+    _checks.COUNT(fn, "min_dim_size_to_factor", min_dim_size_to_factor)
+
+
+def _negated(decay_rate: Any) -> Any:
+    """``-decay_rate``, the kernel's exponent ``beta2_decay`` (a number or an array)."""
+    return -decay_rate if isinstance(decay_rate, (int, float)) else -jnp.asarray(decay_rate)
+
+
+def scale_by_factored_rms(
     factored: bool = True,
+    decay_rate: Any = 0.8,
+    step_offset: Any = 0,
     min_dim_size_to_factor: int = 128,
-    multiply_by_parameter_scale: bool = True,
-    maximize: bool = False,
-    weight_decay_mask: Any = None,
-):
-    """Adafactor, torch.optim.Adafactor's semantics by default, Optax's with
-    ``convention="optax"``.
+    epsilon: Any = 1e-30,
+    decay_rate_fn: Any = _decay_rate_pow,
+) -> ScaleByAdafactor:
+    """Divides the updates by a factored estimate of their root mean square (Adafactor's core).
 
-    torch's ``eps=(eps1, eps2)`` is split into named scalars. Update rule (t = 1, 2, ...;
-    ``convention="torch"``)::
+    With ``w_t = 1 - decay_rate_fn(t - 1 - step_offset, decay_rate)`` (by default
+    ``(t - step_offset)^-decay_rate``), per leaf::
 
-        w_t   = t^beta2_decay                      (= 1 - beta2_t; the first step has w = 1)
-        rho_t = min(lr, 1 / sqrt(t));   a_t = max(eps2, rms(p_{t-1})) * rho_t
-        leaves with >= 2 dims, factored over the LAST TWO axes (leading axes are batch):
-          R_t = (1 - w_t) R_{t-1} + w_t mean_{-1}(g_t^2)       (row statistics)
-          C_t = (1 - w_t) C_{t-1} + w_t mean_{-2}(g_t^2)       (column statistics)
-          Vhat = R_t C_t / max(mean_{-2}(R_t), eps1)
-        other leaves: Vhat = V_t = (1 - w_t) V_{t-1} + w_t g_t^2
-        U_t   = g_t / sqrt(max(Vhat, eps1^2));   Uhat_t = U_t / max(1, rms(U_t) / d)
-        p_t   = p_{t-1} * (1 - lr * weight_decay) - a_t * Uhat_t
+        factored leaf (its two largest axes r, c, the smaller of size >= min_dim_size_to_factor):
+          R_t = (1 - w_t) R_{t-1} + w_t mean_c(|g_t|^2 + epsilon);  C_t likewise with mean_r
+          u_t = g_t * (R_t / mean_r(R_t))^-1/2 * C_t^-1/2      (R along r, C along c)
+        other leaves:
+          V_t = (1 - w_t) V_{t-1} + w_t (|g_t|^2 + epsilon);  u_t = g_t * V_t^-1/2
 
-    ``convention="optax"`` (``optax.adafactor``) differs in: eps1 (default 1e-30) is added to
-    ``g^2`` instead of clamping; a leaf is factored over its two LARGEST axes, and only when the
-    smaller of them is >= ``min_dim_size_to_factor``; there is no ``1/sqrt(t)`` cap
-    (``rho_t = lr``).
+    Needs ``params`` (for the shapes).
 
     Args:
-      {learning_rate} torch's default is 1e-2. Under the torch convention it is also capped by
-        ``1/sqrt(t)`` (relative step).
-      beta2_decay: the exponent of the second-moment decay, <= 0 (torch -0.8; Optax's
-        ``decay_rate=0.8`` is ``beta2_decay=-0.8``).
-      eps1: regulariser of the second moment (None: ``finfo(param dtype).eps`` under torch,
-        1e-30 under optax).
-      eps2: floor of the parameter scale rms(p), >= 0 (both 1e-3).
-      d: clipping threshold of the update's rms, > 0 (Optax's ``clipping_threshold``).
-      weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), multiplied by
-        the learning rate (``p <- p * (1 - lr * weight_decay)``) in both conventions. Optax's
-        ``weight_decay_rate`` is not multiplied by the learning rate: ``weight_decay_rate=r`` is
-        ``weight_decay=r / lr`` for a constant lr.
-      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
-        one. None decays every leaf.
-      convention: ``"torch"`` or ``"optax"`` (see above).
-      momentum: None, or the decay in [0, 1) of an EMA of the updates (Optax's ``momentum``, not
-        debiased). Optax applies it after the learning rate, gradtx before: they agree for a
-        constant learning rate.
-      decay_offset: steps subtracted from t in w_t (Optax's ``decay_offset``, for fine-tuning).
       factored: False keeps the full second moment for every leaf.
-      min_dim_size_to_factor: optax convention only (Optax's default 128).
-      multiply_by_parameter_scale: scale by ``max(eps2, rms(p))`` (both: True).
-      {maximize}
+      decay_rate: the decay exponent, >= 0 (0.8).
+      step_offset: steps subtracted from the count, >= 0 (to restart the decay when
+        fine-tuning).
+      min_dim_size_to_factor: factor a leaf only when its second-largest axis has at least this
+        size, >= 1 (128).
+      epsilon: added to ``|g|^2``, >= 0 (1e-30).
+      decay_rate_fn: ``(step, decay_rate) -> beta2`` at the 0-based step (default
+        ``1 - (step + 1)^-decay_rate``); a custom function is held static.
 
-    Conventions: ``optax.adafactor(lr)`` is ``adafactor(lr, convention="optax")``.
-
-    Layouts: the params tree, or ``gradtx.flatten(params, stack=True)`` (equal-shaped leaves
-    stacked along a leading axis, which Adafactor treats as the index of the stacked leaves:
-    every statistic is still per leaf, and a model with many leaves runs a few kernels per
-    shape instead of per leaf). Raveled buffers (``gradtx.flatten`` without ``stack``,
-    ``gradtx.grouped``) raise ``TypeError``.
+    Conventions: ``optax.scale_by_factored_rms``: same signature, defaults and numbers; the state
+    keeps no placeholder buffers (a leaf's statistics that do not apply are None).
+    torch.optim.Adafactor factors the last two axes and clamps instead of adding epsilon
+    (``scale_by_adafactor(convention="torch")``).
 
     References:
       Shazeer, Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", ICML
       2018. arXiv:1804.04235
     """
-    pre = scale_by_adafactor(
-        learning_rate,
-        beta2_decay,
-        eps1,
+    fn = "scale_by_factored_rms"
+    _check_factored(fn, decay_rate, "step_offset", step_offset, "epsilon", epsilon,
+                    min_dim_size_to_factor)  # fmt: skip
+    return ScaleByAdafactor(
+        1.0,
+        _negated(decay_rate),
+        epsilon,
+        d=None,
+        decay_offset=step_offset,
+        convention="optax",
+        factored=factored,
+        min_dim_size_to_factor=min_dim_size_to_factor,
+        multiply_by_parameter_scale=False,
+        decay_rate_fn=None if decay_rate_fn is _decay_rate_pow else decay_rate_fn,
+    )
+
+
+def adafactor(
+    learning_rate: Any = None,
+    min_dim_size_to_factor: int = 128,
+    decay_rate: Any = 0.8,
+    decay_offset: Any = 0,
+    multiply_by_parameter_scale: bool = True,
+    clipping_threshold: Any = 1.0,
+    momentum: Any = None,
+    dtype_momentum: Any = jnp.float32,
+    weight_decay_rate: Any = None,
+    eps: Any = 1e-30,
+    factored: bool = True,
+    weight_decay_mask: Any = None,
+    *,
+    convention: str = "optax",
+    eps2: Any = 1e-3,
+    weight_decay: Any = 0.0,
+    maximize: bool = False,
+):
+    """Adafactor, Optax's signature, defaults and arithmetic (torch's with ``convention``).
+
+    Update rule (t = 1, 2, ...; ``w_t = (t - decay_offset)^-decay_rate``)::
+
+        leaves factored over their two largest axes r, c (the smaller >= min_dim_size_to_factor):
+          R_t = (1 - w_t) R_{t-1} + w_t mean_c(g_t^2 + eps);  C_t likewise with mean_r
+          U_t = g_t * (R_t / mean_r(R_t))^-1/2 * C_t^-1/2
+        other leaves:
+          V_t = (1 - w_t) V_{t-1} + w_t (g_t^2 + eps);  U_t = g_t * V_t^-1/2
+        Uhat_t = U_t / max(1, rms(U_t) / clipping_threshold)       (per leaf; None: no clip)
+        a_t    = lr_t * (max(eps2, rms(p_{t-1})) * Uhat_t + weight_decay * p_{t-1})
+                 (lr_t = 1 when learning_rate is None; the rms factor only with
+                 multiply_by_parameter_scale)
+        m_t    = momentum * m_{t-1} + (1 - momentum) * a_t          (with momentum; m_0 = 0)
+        p_t    = p_{t-1} - (m_t or a_t) - weight_decay_rate * p_{t-1}
+
+    ``convention="torch"`` takes torch.optim.Adafactor's preconditioner instead: each leaf of two
+    or more axes is factored over its last two, eps (None: the dtype's machine epsilon) clamps
+    ``Vhat = R C / max(mean(R), eps)`` from below at ``eps^2`` instead of being added to
+    ``g^2``, and the step is capped by ``1 / sqrt(t)``: ``lr_t * max(eps2, rms(p)) * Uhat_t /
+    max(1, lr_t * sqrt(t))``.
+
+    Args:
+      learning_rate: a float >= 0, an array or a schedule; None multiplies by nothing (Adafactor
+        without an external rate).
+      min_dim_size_to_factor: see the formula, >= 1 (Optax convention only).
+      decay_rate: the exponent of the second-moment decay, >= 0 (float or array).
+      decay_offset: steps subtracted from t in ``w_t``, >= 0 (for fine-tuning).
+      multiply_by_parameter_scale: scale by ``max(eps2, rms(p))``.
+      clipping_threshold: the largest rms of an update, > 0, or None for no clipping.
+      momentum: None, or the decay in [0, 1) of a moving average of the steps (not debiased),
+        taken after the learning rate.
+      dtype_momentum: dtype of the momentum buffer (float32).
+      weight_decay_rate: None, or a decoupled decay >= 0 (float, array or schedule) not
+        multiplied by the learning rate.
+      eps: regulariser of the second moment, >= 0 (None with ``convention="torch"``: the
+        parameter dtype's machine epsilon).
+      factored: False keeps the full second moment for every leaf.
+      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
+        one, for ``weight_decay_rate`` and ``weight_decay``. None decays every leaf.
+      convention: ``"optax"`` or ``"torch"`` (see above).
+      eps2: floor of the parameter scale ``rms(p)``, >= 0 (1e-3 in both).
+      weight_decay: a decoupled decay >= 0 (float, array or schedule) multiplied by the
+        learning rate, torch's (0: none).
+      {maximize}
+
+    Conventions: ``optax.adafactor``: same signature, defaults and numbers; ``convention``,
+    ``eps2``, ``weight_decay`` and ``maximize`` are gradtx's additions. torch.optim.Adafactor's
+    step is ``adafactor(lr, decay_rate=0.8, eps=None, multiply_by_parameter_scale=True,
+    convention="torch")`` without its weight decay; ``gradtx.torch.adafactor`` takes torch's
+    names and defaults (lr 1e-2) and its decay ``p <- p * (1 - lr * weight_decay)``.
+
+    References:
+      Shazeer, Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", ICML
+      2018. arXiv:1804.04235
+    """
+    fn = "adafactor"
+    _check_factored(fn, decay_rate, "decay_offset", decay_offset, "eps", eps,
+                    min_dim_size_to_factor)  # fmt: skip
+    _checks.check_nonnegative(fn, "learning_rate", learning_rate)
+    if clipping_threshold is not None:
+        _checks.check_positive(fn, "clipping_threshold", clipping_threshold)
+    if momentum is not None:
+        _checks.check_unit_interval(fn, "momentum", momentum)
+    _checks.check_nonnegative(fn, "weight_decay_rate", weight_decay_rate)
+    _checks.check_nonnegative(fn, "weight_decay", weight_decay)
+    kernel = ScaleByAdafactor(
+        1.0 if learning_rate is None else learning_rate,  # the torch convention's 1/sqrt(t) cap
+        _negated(decay_rate),
+        eps,
         eps2,
-        d,
+        clipping_threshold,
         decay_offset=decay_offset,
-        momentum=momentum,
         convention=convention,
         factored=factored,
         min_dim_size_to_factor=min_dim_size_to_factor,
         multiply_by_parameter_scale=multiply_by_parameter_scale,
     )
-    return optimizer_chain(
-        "adafactor",
-        pre,
-        learning_rate,
-        weight_decay=weight_decay,
-        weight_decay_mask=weight_decay_mask,
-        decoupled_weight_decay=True,
-        maximize=maximize,
-    )
+    parts: list[Transform] = [negate()] if maximize else []
+    parts.append(kernel)
+    if _has_decay(weight_decay):
+        parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
+    if learning_rate is not None:
+        parts.append(scale_by_schedule(learning_rate))
+    if momentum is not None:
+        parts.append(ema(momentum, debias=False, accumulator_dtype=dtype_momentum))
+    if weight_decay_rate is not None:
+        parts.append(add_decayed_weights(weight_decay_rate, weight_decay_mask))
+    parts.append(negate())
+    return Chain(tuple(parts))
 
 
 fill_doc(adafactor, **COMMON_DOCS)

@@ -1,4 +1,5 @@
-"""Adagrad, torch.optim's semantics (eps outside the root), Optax's as an option."""
+"""Adagrad: Optax's ``adagrad`` and ``scale_by_rss``, and the kernel that torch.optim.Adagrad's
+arithmetic (eps outside the root, lr_decay) uses."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ class ScaleByAdagrad(Elementwise):
     """Adagrad's preconditioner (no learning rate)::
 
     s_t = s_{t-1} + |g_t|^2                          (s_0 = initial_accumulator_value)
-    u_t = g_t / (sqrt(s_t) + eps) / (1 + (t - 1) * lr_decay)      eps_placement="outside"
-    u_t = g_t / sqrt(s_t + eps) where s_t > 0, else 0            eps_placement="inside"
+    a_t = sqrt(s_t) + eps                            eps_placement="outside"
+    a_t = sqrt(s_t + eps)   (u_t = 0 where s_t == 0)   eps_placement="inside"
+    u_t = g_t / a_t / (1 + (t - 1) * lr_decay)
     """
 
     state_type = AdagradState
@@ -65,41 +67,72 @@ def scale_by_adagrad(
     eps: Any = 1e-10,
     eps_placement: str = "outside",
 ) -> ScaleByAdagrad:
-    """Adagrad's preconditioner without the learning rate (see ``ScaleByAdagrad``)."""
+    """Adagrad's preconditioner as torch.optim.Adagrad computes it, without the learning rate
+    (see ``ScaleByAdagrad``): eps outside the root by default."""
     return ScaleByAdagrad(lr_decay, initial_accumulator_value, eps, eps_placement)
 
 
+def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> ScaleByAdagrad:
+    """Divides the updates by the root of the sum of their squares (Adagrad's preconditioner)::
+
+        s_t = s_{t-1} + |g_t|^2                      (s_0 = initial_accumulator_value)
+        u_t = g_t / sqrt(s_t + eps)   where s_t > 0, else 0
+
+    Args:
+      initial_accumulator_value: starting value of ``s``, >= 0 (default 0.1).
+      eps: added to ``s`` inside the root, >= 0 (default 1e-7).
+
+    Conventions:
+      ``optax.scale_by_rss``: same signature, defaults and numbers. torch.optim.Adagrad's
+      denominator is ``sqrt(s_t) + eps`` (``scale_by_adagrad``, eps 1e-10, ``s_0 = 0``).
+
+    References:
+      Duchi, Hazan, Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic
+      Optimization", JMLR 12, 2011. https://jmlr.org/papers/v12/duchi11a.html
+    """
+    _checks.check_nonnegative(
+        "scale_by_rss", "initial_accumulator_value", initial_accumulator_value
+    )
+    _checks.check_nonnegative("scale_by_rss", "eps", eps)
+    return ScaleByAdagrad(0.0, initial_accumulator_value, eps, "inside")
+
+
 def adagrad(
-    learning_rate: Any = 1e-2,
+    learning_rate: Any,
+    initial_accumulator_value: Any = 0.1,
+    eps: Any = 1e-7,
+    *,
     lr_decay: Any = 0.0,
     weight_decay: Any = 0.0,
-    initial_accumulator_value: Any = 0.0,
-    eps: Any = 1e-10,
-    *,
-    eps_placement: str = "outside",
+    eps_placement: str = "inside",
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):
-    """Adagrad, torch.optim.Adagrad's semantics and defaults.
+    """Adagrad, Optax's signature, defaults and arithmetic.
 
     Update rule (t = 1, 2, ...)::
 
         g_t = grad + weight_decay * p_{t-1}
         s_t = s_{t-1} + g_t^2                              (s_0 = initial_accumulator_value)
-        p_t = p_{t-1} - lr / (1 + (t - 1) * lr_decay) * g_t / (sqrt(s_t) + eps)
+        a_t = sqrt(s_t + eps)   (eps_placement="inside"; 0 updates where s_t == 0)
+            = sqrt(s_t) + eps   (eps_placement="outside")
+        p_t = p_{t-1} - lr_t / (1 + (t - 1) * lr_decay) * g_t / a_t
 
     Args:
       {learning_rate}
-      lr_decay: torch's learning-rate decay, >= 0.
+      initial_accumulator_value: starting value of ``s``, >= 0.
+      eps: added to the accumulator inside the root (or to its root, see ``eps_placement``),
+        >= 0.
+      lr_decay: torch's learning-rate decay, >= 0 (0: none).
       {weight_decay}
-      initial_accumulator_value: starting value of ``s``, >= 0 (torch 0; Optax 0.1).
-      eps: added outside the root by default (torch, 1e-10).
-      eps_placement: ``"outside"`` (torch, the seed tutorial) or ``"inside"`` (Optax:
-        ``g * rsqrt(s + eps)``, 0 where ``s == 0``).
+      eps_placement: ``"inside"`` (Optax) or ``"outside"`` (torch).
       {maximize}
 
-    Conventions: ``optax.adagrad(lr)`` is
-    ``adagrad(lr, initial_accumulator_value=0.1, eps=1e-7, eps_placement="inside")``.
+    Conventions: ``optax.adagrad``: same signature, defaults and numbers; ``lr_decay``,
+    ``weight_decay`` (torch's coupled L2 term), ``eps_placement`` and ``maximize`` are gradtx's
+    additions. torch.optim.Adagrad is ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10,
+    eps_placement="outside")`` with its ``lr_decay`` and ``weight_decay``
+    (``gradtx.torch.adagrad`` takes torch's names and defaults).
 
     References:
       Duchi, Hazan, Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic

@@ -1,4 +1,4 @@
-"""Rprop (iRprop-), torch.optim.Rprop's semantics and defaults."""
+"""Rprop (iRprop-): Optax's signature and defaults, the published algorithm (torch.optim.Rprop's)."""
 
 from __future__ import annotations
 
@@ -62,18 +62,19 @@ class ScaleByRprop(Elementwise):
 
 
 def scale_by_rprop(
-    learning_rate: Any = 1e-2,
+    learning_rate: Any,
     eta_minus: Any = 0.5,
     eta_plus: Any = 1.2,
     min_step_size: Any = 1e-6,
     max_step_size: Any = 50.0,
 ) -> ScaleByRprop:
-    """Rprop's step, sign included but not flipped (see ``ScaleByRprop``)."""
+    """Rprop's step, sign included but not flipped (see ``ScaleByRprop``; ``optax.scale_by_rprop``'s
+    signature and defaults, the published iRprop- as ``rprop`` describes)."""
     return ScaleByRprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size)
 
 
 def rprop(
-    learning_rate: Any = 1e-2,
+    learning_rate: Any,
     eta_minus: Any = 0.5,
     eta_plus: Any = 1.2,
     min_step_size: Any = 1e-6,
@@ -83,10 +84,9 @@ def rprop(
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):
-    """Rprop (resilient backpropagation, the iRprop- variant), torch.optim.Rprop's semantics.
+    """Rprop (resilient backpropagation, the iRprop- variant), Optax's signature and defaults.
 
-    torch's ``etas=(eta_minus, eta_plus)`` and ``step_sizes=(min, max)`` are split into named
-    scalars. Update rule (t = 1, 2, ...)::
+    Update rule (t = 1, 2, ...)::
 
         s_t     = sign(g_t * g'_{t-1})                       (g'_0 = 0)
         eta_t   = eta_plus if s_t > 0;  eta_minus if s_t < 0;  1 otherwise
@@ -104,8 +104,13 @@ def rprop(
       {weight_decay} torch's Rprop has none (default 0).
       {maximize}
 
-    Conventions: ``optax.rprop`` emits the previous step's update (its first update is zero), a
-    known bug (optax PR #1725); this is the published iRprop- and matches torch.
+    Conventions: ``optax.rprop``'s signature and defaults; ``weight_decay`` (torch's coupled L2
+    term) and ``maximize`` are gradtx's additions. The steps differ from Optax's on purpose:
+    ``optax.rprop`` emits the previous step's update (its first update is zero and every later
+    one lags a step behind the gradient that chose it), a known defect; gradtx takes the
+    published iRprop- step, as torch.optim.Rprop does (torch's ``etas=(eta_minus, eta_plus)``
+    and ``step_sizes=(min_step_size, max_step_size)``; ``gradtx.torch.rprop`` takes torch's
+    names and ``lr=1e-2`` default).
 
     References:
       Riedmiller, Braun, "A direct adaptive method for faster backpropagation learning: the

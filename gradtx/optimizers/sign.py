@@ -56,9 +56,9 @@ _REFS = """
 
 
 def sign_sgd(
-    learning_rate: Any = 1e-3,
-    weight_decay: Any = 0.0,
+    learning_rate: Any,
     *,
+    weight_decay: Any = 0.0,
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):
@@ -74,7 +74,9 @@ def sign_sgd(
       {weight_decay}
       {maximize}
 
-    Conventions: with weight_decay 0 this is ``optax.sign_sgd(lr)`` (Optax has no decay).
+    Conventions: ``optax.sign_sgd``: same signature and numbers; ``weight_decay`` (torch's
+    coupled L2 term, taken before the sign) and ``maximize`` are gradtx's additions. torch.optim
+    has no signSGD.
     {refs}"""
     return optimizer_chain(
         "sign_sgd",
@@ -87,13 +89,13 @@ def sign_sgd(
 
 
 def signum(
-    learning_rate: Any = 1e-3,
+    learning_rate: Any,
     beta: Any = 0.9,
-    weight_decay: Any = 0.0,
+    accumulator_dtype: Any = None,
     *,
+    weight_decay: Any = 0.0,
     maximize: bool = False,
     weight_decay_mask: Any = None,
-    accumulator_dtype: Any = None,
 ):
     """Signum (signSGD with momentum), Optax's ``signum``.
 
@@ -106,11 +108,13 @@ def signum(
     Args:
       {learning_rate}
       beta: decay of the moving average, in [0, 1) (float, array or schedule).
+      accumulator_dtype: dtype of ``m`` (default: each parameter's dtype).
       {weight_decay}
       {maximize}
-      accumulator_dtype: dtype of ``m`` (default: each parameter's dtype).
 
-    Conventions: with weight_decay 0 this is ``optax.signum(lr, beta)``.
+    Conventions: ``optax.signum``: same signature, defaults and numbers; ``weight_decay``
+    (torch's coupled L2 term, taken before the average) and ``maximize`` are gradtx's additions.
+    torch.optim has no Signum.
     {refs}"""
     return optimizer_chain(
         "signum",

@@ -98,10 +98,10 @@ def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
 
 
 def sm3(
-    learning_rate: Any = 1e-2,
+    learning_rate: Any,
     momentum: Any = 0.9,
-    weight_decay: Any = 0.0,
     *,
+    weight_decay: Any = 0.0,
     b2: Any = 1.0,
     eps: Any = 1e-8,
     maximize: bool = False,
@@ -125,8 +125,10 @@ def sm3(
       eps: added inside the root, >= 0.
       {maximize}
 
-    Conventions: ``sm3(lr, momentum)`` equals ``optax.sm3(lr, momentum)``; unlike Optax it also
-    accepts a learning-rate schedule and 0-D leaves (treated like 1-D: one full accumulator).
+    Conventions: ``optax.sm3``: same signature, defaults and numbers; ``weight_decay`` (torch's
+    coupled L2 term), ``b2``, ``eps`` and ``maximize`` are gradtx's additions, and unlike Optax
+    it also accepts a learning-rate schedule and 0-D leaves (treated like 1-D: one full
+    accumulator). torch.optim has no SM3.
 
     References:
       Anil, Gupta, Koren, Singer, "Memory-Efficient Adaptive Optimization", NeurIPS 2019.

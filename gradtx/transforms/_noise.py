@@ -1,4 +1,4 @@
-"""Annealed Gaussian gradient noise."""
+"""Annealed Gaussian gradient noise, drawn with Optax's key stream."""
 
 from __future__ import annotations
 
@@ -6,80 +6,114 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _checks, _tree
-from .._transform import Transform, _repr_value, field, pytree_dataclass
+from .._kernel import PerLeaf
+from .._transform import _repr_value, field, pytree_dataclass, static_field, value_at
 
 
 class AddNoiseState(NamedTuple):
-    count: jax.Array  # steps taken
-    key: jax.Array  # the PRNG key for the next step
+    count: jax.Array  # updates applied so far (int32, saturating)
+    key: jax.Array  # the typed PRNG key the next update splits
+
+
+def _static_key(fn: str, key: Any) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """A seed or PRNG key as a hashable ``(impl, shape, key data)`` triple (held static)."""
+    if isinstance(key, jax.core.Tracer):
+        raise TypeError(f"gradtx.{fn}: key must be concrete (a seed or a PRNG key), not traced")
+    with jax.ensure_compile_time_eval():
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            key = jax.random.key(int(key))
+        key = key if isinstance(key, jax.Array) else jnp.asarray(key)
+        if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
+        impl = str(jax.random.key_impl(key))
+        data = np.asarray(jax.random.key_data(key)).astype(np.uint32)
+    return impl, tuple(data.shape), tuple(int(x) for x in data.ravel())
 
 
 @pytree_dataclass
-class AddNoise(Transform):
-    """``u <- u + sqrt(eta / t^gamma) * n`` with ``n ~ N(0, I)`` and t = 1, 2, ...
+class AddNoise(PerLeaf):
+    """``u_t = g_t + sqrt(eta / t^gamma) * z_t`` with ``z_t ~ N(0, I)`` drawn per leaf.
 
-    Each step splits the state's key into (next key, sample key) and draws one standard normal
-    vector with the sample key, as long as all leaves together, in at least float32; leaf i takes
-    the next ``size_i`` entries in ``jax.tree.leaves`` order. (Complex leaves get real noise.)
+    Each update splits the state's key into (next key, sample key) and splits the sample key
+    into one key per leaf, in leaf order; leaf i draws ``normal(keys[i], shape)`` in its compute
+    dtype (Optax's ``add_noise`` stream, so equal keys give equal noise on float32 leaves).
+    ``fn`` is the public name that errors report (``noisy_sgd`` builds this transform too).
     """
 
-    fn_name = "add_noise"
+    state_type = AddNoiseState
+    keyed = True
+    layout_what = "noise drawn with one PRNG key per leaf"
 
     eta: Any = field(0.01, check=_checks.NONNEGATIVE)
     gamma: Any = field(0.55, check=_checks.NONNEGATIVE)
-    key: Any = None
+    key: Any = static_field(0)
+    fn: str = static_field("add_noise")
 
     def __check_init__(self):
-        key = self.key
-        if key is None or isinstance(key, int):
-            raise TypeError(
-                "gradtx.add_noise: pass key=jax.random.key(seed) (or an int seed via "
-                "add_noise(eta, gamma, seed)); got " + repr(key)
+        if not (isinstance(self.key, tuple) and len(self.key) == 3):
+            object.__setattr__(self, "key", _static_key(self.fn, self.key))
+
+    def _name(self):
+        return f"gradtx.{self.fn}"
+
+    def _carry_init(self):
+        impl, shape, data = self.key
+        arr = jnp.asarray(np.asarray(data, np.uint32).reshape(shape))
+        return {"key": jax.random.wrap_key_data(arr, impl=impl)}
+
+    def _scalars(self, count, t):
+        return {"t": t, "eta": value_at(self.eta, count), "gamma": value_at(self.gamma, count)}
+
+    def _leaf(self, s, g, key):
+        cd = _tree.compute_dtype(g.dtype)
+        rd = _tree.real_dtype(cd)
+        std = jnp.sqrt(_tree.hp(s.eta, rd) / s.t.astype(rd) ** _tree.hp(s.gamma, rd))
+        z = jax.random.normal(key, g.shape, cd)
+        return ((g.astype(cd) + std * z).astype(g.dtype),)
+
+    def __repr__(self) -> str:
+        return f"AddNoise(eta={_repr_value(self.eta)}, gamma={_repr_value(self.gamma)})"
+
+
+def noise_key(fn: str, key: Any, seed: Any) -> Any:
+    """Optax's ``key``/``seed`` arguments as one key: ``seed`` is an int seed; neither is seed 0."""
+    if seed is not None:
+        if key is not None:
+            raise _checks.HyperparameterError(
+                f"gradtx.{fn}: pass either key or seed, not both (got key={key!r}, seed={seed!r})"
             )
-
-    def _init(self, params):
-        return AddNoiseState(jnp.zeros((), jnp.int32), self.key)
-
-    def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
-        next_key, sample = jax.random.split(state.key)
-        leaves, treedef = jax.tree.flatten(updates)
-        if not leaves:
-            return updates, AddNoiseState(count, next_key)
-        rd = _tree.compute_dtype(*(_tree.real_dtype(x.dtype) for x in leaves))
-        sizes = [int(x.size) for x in leaves]
-        # One draw for the whole tree (one PRNG kernel to compile, whatever the leaf count).
-        flat = jax.random.normal(sample, (sum(sizes),), rd)
-        std = jnp.sqrt(_tree.hp(self.eta, rd) / count.astype(rd) ** _tree.hp(self.gamma, rd))
-        out, offset = [], 0
-        for u, n in zip(leaves, sizes):
-            noise = (std * flat[offset : offset + n]).reshape(u.shape)
-            offset += n
-            cd = _tree.compute_dtype(u.dtype, rd)
-            out.append((u.astype(cd) + noise.astype(cd)).astype(u.dtype))
-        return treedef.unflatten(out), AddNoiseState(count, next_key)
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise _checks.HyperparameterError(
+                f"gradtx.{fn}: seed must be an int, got {seed!r} (pass a PRNG key as key=)"
+            )
+        return int(seed)
+    return 0 if key is None else key
 
 
-def add_noise(eta: Any, gamma: Any = 0.55, seed: Any = 0) -> AddNoise:
-    """Adds annealed Gaussian noise with variance ``eta / t^gamma`` (``optax.add_noise``).
+def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: Any = None) -> AddNoise:
+    """Adds annealed Gaussian noise to the updates::
+
+        u_t <- u_t + sqrt(eta / t^gamma) * z_t,   z_t ~ N(0, I)   (t = 1, 2, ...)
 
     Args:
-      eta: initial variance, >= 0.
-      gamma: annealing exponent, >= 0 (0.55 in the paper).
-      seed: an int seed or a JAX PRNG key; the key is carried in the state.
+      eta: the noise variance at the first step, >= 0 (float, array or schedule).
+      gamma: the annealing exponent, >= 0 (0.55 in the paper; float, array or schedule).
+      key: a JAX PRNG key (typed or raw uint32) or an int seed; None is seed 0. It is part of
+        the transform's static structure and the state carries the evolving key, so a run is
+        reproducible.
+      seed: an int seed, instead of ``key``.
+
+    Conventions: ``optax.add_noise``: same signature, defaults and key stream (each step splits
+    the state's key into the next key and a sample key, and the sample key into one key per
+    leaf), so the same key gives the same noise on float32 leaves; lower-precision leaves draw
+    in float32 and round. Optax warns when no key is given and marks ``seed`` deprecated; gradtx
+    takes both quietly. torch.optim has no counterpart.
 
     References:
-      Neelakantan et al., "Adding Gradient Noise Improves Learning for Very Deep Networks",
-      2015. arXiv:1511.06807
+      Neelakantan, Vilnis, Le, Sutskever, Kaiser, Kurach, Martens, "Adding Gradient Noise
+      Improves Learning for Very Deep Networks", 2015. arXiv:1511.06807
     """
-    key = jax.random.key(seed) if isinstance(seed, int) else seed
-    return AddNoise(eta, gamma, key)
-
-
-def _repr(self: AddNoise) -> str:
-    return f"AddNoise(eta={_repr_value(self.eta)}, gamma={_repr_value(self.gamma)})"
-
-
-AddNoise.__repr__ = _repr  # type: ignore[method-assign]
+    return AddNoise(eta, gamma, noise_key("add_noise", key, seed))
