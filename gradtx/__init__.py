@@ -48,13 +48,13 @@ from .transforms._momentum import scale_by_momentum as scale_by_momentum
 from .optimizers.sgd import sgd as sgd
 
 # schedules
-from .schedules._basic import constant as constant
-from .schedules._basic import cosine_decay as cosine_decay
+from .schedules._basic import constant_schedule as constant_schedule
+from .schedules._basic import cosine_decay_schedule as cosine_decay_schedule
 from .schedules._basic import exponential_decay as exponential_decay
-from .schedules._basic import inverse_time_decay as inverse_time_decay
-from .schedules._basic import linear as linear
-from .schedules._basic import piecewise_constant as piecewise_constant
-from .schedules._join import join as join
+from .schedules._basic import inverse_time_decay_schedule as inverse_time_decay_schedule
+from .schedules._basic import linear_schedule as linear_schedule
+from .schedules._basic import piecewise_constant_schedule as piecewise_constant_schedule
+from .schedules._join import join_schedules as join_schedules
 
 # transforms
 from .transforms._scaling import negate as negate
@@ -72,22 +72,26 @@ from .transforms._weight_decay import add_decayed_weights as add_decayed_weights
 # schedules family
 from ._transform import as_schedule as as_schedule
 from ._transform import value_at as value_at
-from .schedules._cosine import cosine_restarts as cosine_restarts
-from .schedules._cosine import warmup_cosine_decay as warmup_cosine_decay
-from .schedules._cyclic import cyclic as cyclic
-from .schedules._cyclic import onecycle as onecycle
-from .schedules._cyclic import onecycle_momentum as onecycle_momentum
-from .schedules._join import multiply as multiply
-from .schedules._piecewise import piecewise_interpolate as piecewise_interpolate
+from .schedules._cosine import cosine_restarts_schedule as cosine_restarts_schedule
+from .schedules._cosine import sgdr_schedule as sgdr_schedule
+from .schedules._cosine import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
+from .schedules._cyclic import cosine_onecycle_schedule as cosine_onecycle_schedule
+from .schedules._cyclic import cyclic_schedule as cyclic_schedule
+from .schedules._cyclic import linear_onecycle_schedule as linear_onecycle_schedule
+from .schedules._cyclic import onecycle_momentum_schedule as onecycle_momentum_schedule
+from .schedules._join import multiply_schedules as multiply_schedules
+from .schedules._piecewise import piecewise_interpolate_schedule as piecewise_interpolate_schedule
 from .schedules._plateau import ReduceOnPlateauState as ReduceOnPlateauState
 from .schedules._plateau import reduce_on_plateau as reduce_on_plateau
 from .schedules._plot import plot_schedules as plot_schedules
 from .schedules._plot import schedule_values as schedule_values
-from .schedules._polynomial import inverse_sqrt as inverse_sqrt
-from .schedules._polynomial import polynomial as polynomial
-from .schedules._warmup import warmup_constant as warmup_constant
-from .schedules._warmup import warmup_exponential_decay as warmup_exponential_decay
-from .schedules._warmup import warmup_stable_decay as warmup_stable_decay
+from .schedules._polynomial import inverse_sqrt_schedule as inverse_sqrt_schedule
+from .schedules._polynomial import polynomial_schedule as polynomial_schedule
+from .schedules._warmup import warmup_constant_schedule as warmup_constant_schedule
+from .schedules._warmup import (
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
+from .schedules._warmup import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 
 # composition: masks, partition, clipping, accumulation, safety, averaging
 from ._mask import mask_fn as mask_fn

@@ -61,7 +61,7 @@ def _assert_identical(a, b):
 
 
 def _tx_with_schedule():
-    return gradtx.adam(gradtx.cosine_decay(0.05, 10), amsgrad=True, weight_decay=1e-2)
+    return gradtx.adam(gradtx.cosine_decay_schedule(0.05, 10), amsgrad=True, weight_decay=1e-2)
 
 
 def test_npz_round_trip_state_params_and_transform(tmp_path):

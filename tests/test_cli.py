@@ -311,8 +311,11 @@ BAD_SWEEP_ARGS = [
         ["argument --problem: '{tmp}/bad_problem.py' has no function 'make_problem'"],
     ),
     (
-        ["--schedule", "cosine_decai"],
-        ["argument --schedule: unknown schedule 'cosine_decai'; did you mean 'cosine_decay'"],
+        ["--schedule", "cosine_decai_schedule"],
+        [
+            "argument --schedule: unknown schedule 'cosine_decai_schedule'; did you mean "
+            "'cosine_decay_schedule'"
+        ],
     ),
     (
         ["--grid", "learning_rate.init_value=0.1,0.2"],
@@ -322,10 +325,10 @@ BAD_SWEEP_ARGS = [
         ],
     ),
     (
-        ["--schedule", "cosine_decay", "--grid", "learning_rate.init_valu=0.1,0.2"],
+        ["--schedule", "cosine_decay_schedule", "--grid", "learning_rate.init_valu=0.1,0.2"],
         [
-            "argument --grid learning_rate.init_valu: gradtx.cosine_decay has no argument "
-            "'init_valu'; did you mean 'init_value'"
+            "argument --grid learning_rate.init_valu: gradtx.cosine_decay_schedule has no "
+            "argument 'init_valu'; did you mean 'init_value'"
         ],
     ),
     (

@@ -87,7 +87,7 @@ def _torch_swalr(lr0, swa_lr, anneal_epochs, strategy, steps):
 
 @pytest.mark.parametrize("strategy", ["cos", "linear"])
 def test_swa_schedule_matches_torch_swalr_recursion(x64, strategy):
-    base = gradtx.cosine_decay(0.1, 100)
+    base = gradtx.cosine_decay_schedule(0.1, 100)
     start, anneal = 5, 4
     sched = gradtx.swa_schedule(base, 0.02, start, anneal, strategy)
     base0 = float(base(start))

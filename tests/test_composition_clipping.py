@@ -109,10 +109,12 @@ def test_clipping_keeps_bf16():
 def test_scheduled_threshold_and_current_hyperparams():
     params = make_params()
     grads = grad_seq(params, 3, scale=3.0)
-    tx = gradtx.chain(gradtx.clip_by_global_norm(gradtx.linear(1.0, 3.0, 2)), gradtx.sgd(0.1))
+    tx = gradtx.chain(
+        gradtx.clip_by_global_norm(gradtx.linear_schedule(1.0, 3.0, 2)), gradtx.sgd(0.1)
+    )
     _, state = run_gradtx(tx, params, grads)
     hp = gradtx.current_hyperparams(tx, state)
-    np.testing.assert_allclose(float(hp["max_norm"]), 3.0)  # linear(1, 3, 2) at count 2
+    np.testing.assert_allclose(float(hp["max_norm"]), 3.0)  # linear_schedule(1, 3, 2) at count 2
     np.testing.assert_allclose(float(hp["learning_rate"]), 0.1)
 
 

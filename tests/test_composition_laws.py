@@ -164,11 +164,11 @@ def test_extra_args_pass_through(wrap):
 def test_current_hyperparams_flat_dict_of_scheduled_values(x64):
     params = make_params(jnp.float64)
     grads = grad_seq(params, 3)
-    lr = gradtx.cosine_decay(0.1, 10)
-    wd = gradtx.linear(0.0, 0.3, 4)
+    lr = gradtx.cosine_decay_schedule(0.1, 10)
+    wd = gradtx.linear_schedule(0.0, 0.3, 4)
     tx = gradtx.chain(
-        gradtx.clip_by_global_norm(gradtx.linear(1.0, 2.0, 4)),
-        gradtx.adamw(lr, b1=gradtx.linear(0.8, 0.9, 4), weight_decay=wd),
+        gradtx.clip_by_global_norm(gradtx.linear_schedule(1.0, 2.0, 4)),
+        gradtx.adamw(lr, b1=gradtx.linear_schedule(0.8, 0.9, 4), weight_decay=wd),
     )
     assert set(gradtx.current_hyperparams(tx, tx.init(params))) == {
         "max_norm",

@@ -175,7 +175,7 @@ def test_constant_schedule_equals_float(spec):
     params = quadratic_params()
     jstep = _jit_step(_KEY_OF[id(spec)])
     results = []
-    for lr in (spec.learning_rate, gradtx.constant(spec.learning_rate)):
+    for lr in (spec.learning_rate, gradtx.constant_schedule(spec.learning_rate)):
         tx = spec.make(lr)
         p, s = params, tx.init(params)
         for _ in range(3):

@@ -35,7 +35,8 @@ def test_public_names_are_the_exports():
     # The re-exports are what the package exposes, besides its subpackages and modules.
     submodules = {n for n in exported if isinstance(getattr(gradtx, n), type(gradtx))}
     assert exported - submodules == set(names) - submodules
-    assert {"adam", "AdamState", "sweep", "warmup_cosine_decay", "chain", "flatten"} <= set(names)
+    expected = {"adam", "AdamState", "sweep", "warmup_cosine_decay_schedule", "chain", "flatten"}
+    assert expected <= set(names)
 
 
 def test_every_public_name_is_on_exactly_one_api_page():
@@ -46,7 +47,7 @@ def test_every_public_name_is_on_exactly_one_api_page():
         holders = [p for p, text in pages.items() if directive in text]
         assert len(holders) == 1, (name, holders)
     assert "::: gradtx.adam\n" in pages["optimizers"]
-    assert "::: gradtx.cosine_decay\n" in pages["schedules"]
+    assert "::: gradtx.cosine_decay_schedule\n" in pages["schedules"]
     assert "::: gradtx.sweep\n" in pages["sweeps"]
     assert "::: gradtx.nnx\n" in pages["integrations"]
 

@@ -28,7 +28,7 @@ def test_leaves_are_what_jit_makes_of_the_numbers():
     assert np.asarray(lr) == np.asarray(want)
     # -0.0 keeps its sign; integers stay integers; bools are structure, not leaves.
     assert np.signbit(np.asarray(gradtx.scale(-0.0).step_size))
-    assert gradtx.cosine_decay(1.0, 10).decay_steps.dtype == jnp.int32
+    assert gradtx.cosine_decay_schedule(1.0, 10).decay_steps.dtype == jnp.int32
 
 
 def test_repr_shows_the_numbers_given():
@@ -93,7 +93,7 @@ def test_vmap_over_learning_rate_still_traces():
 
 
 def _sched(lr):
-    return gradtx.warmup_cosine_decay(0.0, lr, 5, 50, end_value=lr / 10)
+    return gradtx.warmup_cosine_decay_schedule(0.0, lr, 5, 50, end_value=lr / 10)
 
 
 @pytest.mark.parametrize("make", [gradtx.adamw, lambda lr: gradtx.sgd(_sched(lr), momentum=0.9)])
@@ -168,7 +168,7 @@ def test_nnx_optimizer_matches_the_plain_loop_and_logs():
     model = _MLP(nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     params = jax.tree.map(jnp.array, params)
-    sched = gradtx.exponential_decay(0.1, 0.5, 1)
+    sched = gradtx.exponential_decay(0.1, 1, 0.5)
     tx = gradtx.adam(sched)
     optimizer = gradtx.nnx.Optimizer(model, tx)
 

@@ -173,7 +173,7 @@ def test_converges_on_ill_conditioned_least_squares():
         (p, _), _ = jax.lax.scan(body, (p0, tx.init(p0)), None, length=300)
         return float(loss(p)) / float(loss(p0))
 
-    assert run(gradtx.kron(gradtx.cosine_decay(0.05, 300))) < 1e-6
+    assert run(gradtx.kron(gradtx.cosine_decay_schedule(0.05, 300))) < 1e-6
     assert run(gradtx.sgd(1e-2)) > 1e-3
 
 

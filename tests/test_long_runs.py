@@ -85,17 +85,19 @@ def test_every_optimizer_at_int32_max_count(key):
 
 def _schedules():
     out = {
-        "constant": gradtx.constant(0.1),
-        "linear": gradtx.linear(0.1, 0.0, 1000),
-        "cosine_decay": gradtx.cosine_decay(0.1, 1000, 1e-4),
-        "exponential_decay": gradtx.exponential_decay(0.1, 0.9),
+        "constant": gradtx.constant_schedule(0.1),
+        "linear": gradtx.linear_schedule(0.1, 0.0, 1000),
+        "cosine_decay": gradtx.cosine_decay_schedule(0.1, 1000, end_value=1e-4),
+        "exponential_decay": gradtx.exponential_decay(0.1, 1, 0.9),
         "exponential_decay_staircase_end": gradtx.exponential_decay(
-            0.1, 0.99, 10, 5, staircase=True, end_value=1e-3
+            0.1, 10, 0.99, 5, staircase=True, end_value=1e-3
         ),
-        "exponential_growth_capped": gradtx.exponential_decay(1e-3, 1.01, end_value=0.1),
-        "inverse_time_decay": gradtx.inverse_time_decay(0.1, 1.0, 0.5),
-        "piecewise_constant": gradtx.piecewise_constant(0.1, {100: 0.1, 1000: 0.1}),
-        "join": gradtx.join([gradtx.linear(0.0, 0.1, 100), gradtx.cosine_decay(0.1, 1000)], [100]),
+        "exponential_growth_capped": gradtx.exponential_decay(1e-3, 1, 1.01, end_value=0.1),
+        "inverse_time_decay": gradtx.inverse_time_decay_schedule(0.1, 1.0, 0.5),
+        "piecewise_constant": gradtx.piecewise_constant_schedule(0.1, {100: 0.1, 1000: 0.1}),
+        "join": gradtx.join_schedules(
+            [gradtx.linear_schedule(0.0, 0.1, 100), gradtx.cosine_decay_schedule(0.1, 1000)], [100]
+        ),
     }
     for name, entry in getattr(registry, "SCHEDULES", {}).items():
         sched = entry.make() if hasattr(entry, "make") else entry

@@ -34,12 +34,12 @@ RTOL = ATOL = 1e-12
 
 
 def lr_exp(c):
-    """The NumPy side of ``gradtx.exponential_decay(0.1, 0.9)``."""
+    """The NumPy side of ``gradtx.exponential_decay(0.1, 1, 0.9)``."""
     return 0.1 * 0.9**c
 
 
 def wd_exp(c):
-    """The NumPy side of ``gradtx.exponential_decay(0.2, 0.8)``."""
+    """The NumPy side of ``gradtx.exponential_decay(0.2, 1, 0.8)``."""
     return 0.2 * 0.8**c
 
 
@@ -54,8 +54,8 @@ def C(id: str, make: Callable[[], Any], reference: Callable[..., list], **kw: An
     return Case(id, make, functools.partial(reference, **kw))
 
 
-EXP = lambda: gradtx.exponential_decay(0.1, 0.9)
-WD_EXP = lambda: gradtx.exponential_decay(0.2, 0.8)
+EXP = lambda: gradtx.exponential_decay(0.1, 1, 0.9)
+WD_EXP = lambda: gradtx.exponential_decay(0.2, 1, 0.8)
 # torch.optim.Adagrad's arithmetic through gradtx.adagrad's keywords (the reference is torch's).
 TORCH_ADAGRAD = dict(initial_accumulator_value=0.0, eps=1e-10, eps_placement="outside")
 
@@ -613,7 +613,7 @@ def test_add_decayed_weights_in_chain(mask, leaves_mask, x64):
 def test_scale_by_learning_rate_schedule_count(x64):
     """The first update uses schedule(0), the k-th schedule(k-1)."""
     params, grads = np_params(), np_grads()
-    tx = gradtx.scale_by_learning_rate(gradtx.exponential_decay(0.1, 0.9))
+    tx = gradtx.scale_by_learning_rate(gradtx.exponential_decay(0.1, 1, 0.9))
     want = ref.sgd(jax.tree.leaves(params), [jax.tree.leaves(g) for g in grads], lr=lr_exp)
     _assert_trajectories(_run_gradtx(tx, params, grads), want)
 

@@ -99,11 +99,11 @@ def test_warmup_cosine_decay_rejects_decay_steps_not_after_warmup(decay_steps):
         rf"\(10, inf\), got {decay_steps}"
     )
     with pytest.raises(gradtx.HyperparameterError, match=msg):
-        gradtx.warmup_cosine_decay(0.2, 1.2, 10, decay_steps, 0.0)
+        gradtx.warmup_cosine_decay_schedule(0.2, 1.2, 10, decay_steps, 0.0)
 
 
 def test_warmup_cosine_decay_reaches_its_peak_after_the_warmup():
-    sched = gradtx.warmup_cosine_decay(0.2, 1.2, 10, 11, 0.0)
+    sched = gradtx.warmup_cosine_decay_schedule(0.2, 1.2, 10, 11, 0.0)
     ref = optax.warmup_cosine_decay_schedule(0.2, 1.2, 10, 11, 0.0)
     assert float(sched(10)) == pytest.approx(float(ref(10)), rel=1e-6)
     assert float(ref(10)) == pytest.approx(1.2, rel=1e-6)
@@ -349,7 +349,7 @@ def _i32(c):
 
 
 def test_piecewise_constant_fires_exactly_at_a_large_boundary(standard_promotion):
-    sched = gradtx.piecewise_constant(1.0, {BIG: 0.1})
+    sched = gradtx.piecewise_constant_schedule(1.0, {BIG: 0.1})
     ref = optax.piecewise_constant_schedule(1.0, {BIG: 0.1})
     for c in (BIG - 1, BIG, BIG + 1):
         assert float(sched(_i32(c))) == pytest.approx(float(ref(_i32(c))), rel=1e-7), c
@@ -357,7 +357,9 @@ def test_piecewise_constant_fires_exactly_at_a_large_boundary(standard_promotion
 
 
 def test_join_switches_exactly_at_a_large_boundary(standard_promotion):
-    sched = gradtx.join([gradtx.constant(1.0), gradtx.linear(0.0, 1.0, 4)], [BIG])
+    sched = gradtx.join_schedules(
+        [gradtx.constant_schedule(1.0), gradtx.linear_schedule(0.0, 1.0, 4)], [BIG]
+    )
     ref = optax.join_schedules(
         [optax.constant_schedule(1.0), optax.linear_schedule(0.0, 1.0, 4)], [BIG]
     )
@@ -367,14 +369,14 @@ def test_join_switches_exactly_at_a_large_boundary(standard_promotion):
 
 @pytest.mark.parametrize("c", [999_999_000, 999_999_001, 999_999_500, 999_999_999, 10**9 + 7])
 def test_cosine_restarts_position_is_exact_near_1e9(c):
-    sched = gradtx.cosine_restarts(1.0, 1000, min_value=0.0)
+    sched = gradtx.cosine_restarts_schedule(1.0, 1000, min_value=0.0)
     ref = 0.5 * (1.0 + np.cos(np.pi * (c % 1000) / 1000))  # float64 NumPy, integer modulo
     np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("c", [10**8, 10**8 + 1, 10**8 + 2, 10**8 + 3, 10**8 + 5])
 def test_cyclic_position_is_exact_at_1e8(c):
-    sched = gradtx.cyclic(0.0, 1.0, 3)
+    sched = gradtx.cyclic_schedule(0.0, 1.0, 3)
     # torch's CyclicLR formula in float64 NumPy (cycle length 6, rising for half of it)
     cycle = np.floor(1 + c / 6)
     x = 1.0 + c / 6 - cycle
@@ -384,7 +386,7 @@ def test_cyclic_position_is_exact_at_1e8(c):
 
 @pytest.mark.parametrize("c", [BIG - 1, BIG, BIG + 29, BIG + 30])
 def test_exponential_decay_staircase_steps_exactly_at_large_counts(c):
-    sched = gradtx.exponential_decay(1.0, 0.5, 30, transition_begin=BIG, staircase=True)
+    sched = gradtx.exponential_decay(1.0, 30, 0.5, transition_begin=BIG, staircase=True)
     ref = 1.0 if c <= BIG else 0.5 ** ((c - BIG) // 30)  # float64 NumPy, integer division
     np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=1e-7)
 
@@ -394,19 +396,19 @@ def test_warmup_schedules_end_their_warmup_exactly_at_a_large_count(c):
     warm = c < BIG  # the warmup covers counts 0 .. BIG - 1
     # linear warmup from 0 to 1 over BIG steps: count / BIG, in float64 NumPy
     ramp = c / BIG
-    cos = gradtx.warmup_cosine_decay(0.0, 1.0, BIG, BIG + 1000)
+    cos = gradtx.warmup_cosine_decay_schedule(0.0, 1.0, BIG, BIG + 1000)
     decay = 0.5 * (1.0 + np.cos(np.pi * (c - BIG) / 1000))
     np.testing.assert_allclose(float(cos(_i32(c))), ramp if warm else decay, rtol=1e-6)
-    const = gradtx.warmup_constant(0.0, 1.0, BIG)
+    const = gradtx.warmup_constant_schedule(0.0, 1.0, BIG)
     np.testing.assert_allclose(float(const(_i32(c))), ramp if warm else 1.0, rtol=1e-6)
-    wsd = gradtx.warmup_stable_decay(1.0, 10, BIG - 10, 100)  # stable until BIG
+    wsd = gradtx.warmup_stable_decay_schedule(1.0, 10, BIG - 10, 100)  # stable until BIG
     np.testing.assert_allclose(float(wsd(_i32(c))), 1.0 if warm else 1.0 - (c - BIG) / 100)
 
 
 @pytest.mark.parametrize("c", [BIG + 1, BIG + 2, BIG + 3])
 def test_piecewise_interpolate_is_exact_at_a_large_boundary(c):
     b = BIG + 2  # 20_000_003, which float32 rounds to 20_000_004
-    sched = gradtx.piecewise_interpolate(1.0, {b: 1.0, b + 1: 0.0})
+    sched = gradtx.piecewise_interpolate_schedule("linear", 1.0, {b: 1.0, b + 1: 0.0})
     # the value is 1 up to b, falls linearly to 0 over [b, b + 1], then stays 0
     ref = 1.0 if c <= b else 0.0
     np.testing.assert_allclose(float(sched(_i32(c))), ref, rtol=0, atol=1e-7)

@@ -145,7 +145,15 @@ def _sgd_run(tx, params, grads):
 
 
 # value_at is the same for every schedule: a few shapes suffice here
-@pytest.mark.parametrize("key", ["onecycle", "join", "cosine_restarts", "multiply"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "cosine_onecycle_schedule",
+        "join_schedules",
+        "cosine_restarts_schedule",
+        "multiply_schedules",
+    ],
+)
 def test_as_learning_rate_is_the_value_at_each_step(key):
     s = SCHEDULES[key].make()
     p0 = jnp.asarray([1.0, -2.0], jnp.float32)
@@ -163,7 +171,7 @@ def test_constant_schedule_equals_float_learning_rate():
     p0 = jnp.asarray([1.0, -2.0, 3.0], jnp.float32)
     g = jnp.asarray([0.5, 0.25, -1.0], jnp.float32)
     for make in (gradtx.sgd, gradtx.adam):
-        a = _sgd_run(make(learning_rate=gradtx.constant(0.1)), p0, g)
+        a = _sgd_run(make(learning_rate=gradtx.constant_schedule(0.1)), p0, g)
         b = _sgd_run(make(learning_rate=0.1), p0, g)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -177,11 +185,11 @@ def test_repr_is_readable(key):
 
 def test_traced_peak_value_where_optax_fails():
     # Optax's warmup_cosine_decay_schedule and sgdr_schedule reject a traced peak_value.
-    f = jax.jit(lambda peak: gradtx.warmup_cosine_decay(0.0, peak, 10, 100)(jnp.int32(20)))
-    np.testing.assert_allclose(
-        float(f(1.0)), float(gradtx.warmup_cosine_decay(0.0, 1.0, 10, 100)(20)), rtol=1e-6
-    )
-    g = jax.grad(lambda peak: gradtx.cosine_restarts(peak, 10, 2)(jnp.int32(13)))(1.0)
+    def at_20(peak):
+        return gradtx.warmup_cosine_decay_schedule(0.0, peak, 10, 100)(jnp.int32(20))
+
+    np.testing.assert_allclose(float(jax.jit(at_20)(1.0)), float(at_20(1.0)), rtol=1e-6)
+    g = jax.grad(lambda peak: gradtx.cosine_restarts_schedule(peak, 10, 2)(jnp.int32(13)))(1.0)
     assert np.isfinite(float(g)) and float(g) > 0
 
 
@@ -206,7 +214,7 @@ def test_vmap_and_grad_through_a_training_run():
     g = jnp.asarray([0.5, 0.25], jnp.float32)
 
     def final(peak, warmup):
-        tx = gradtx.sgd(gradtx.warmup_cosine_decay(0.0, peak, warmup, 20), momentum=0.9)
+        tx = gradtx.sgd(gradtx.warmup_cosine_decay_schedule(0.0, peak, warmup, 20), momentum=0.9)
         return _sgd_run(tx, p0, g)[-1]
 
     warmups = jnp.asarray([0, 2, 3], jnp.int32)

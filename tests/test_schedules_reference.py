@@ -28,140 +28,127 @@ def optax_values(schedule, counts=COUNTS):
         return np.asarray(jax.vmap(schedule)(counts))
 
 
-# (Optax schedule, the gradtx call documented as its equivalent)
-OPTAX_CASES = {
-    "constant_schedule": (lambda: optax.constant_schedule(0.3), lambda: gradtx.constant(0.3)),
-    "linear_schedule": (
-        lambda: optax.linear_schedule(0.5, 0.01, 200, 30),
-        lambda: gradtx.linear(0.5, 0.01, 200, 30),
-    ),
-    "polynomial_schedule": (
-        lambda: optax.polynomial_schedule(1.0, 0.01, 3.0, 250, 20),
-        lambda: gradtx.polynomial(1.0, 0.01, 3.0, 250, 20),
-    ),
-    "polynomial_schedule/sqrt": (
-        lambda: optax.polynomial_schedule(1.0, 0.0, 0.5, 300),
-        lambda: gradtx.polynomial(1.0, 0.0, 0.5, 300),
-    ),
-    "cosine_decay_schedule": (
-        lambda: optax.cosine_decay_schedule(0.8, 300, alpha=0.1, exponent=2.0),
-        lambda: gradtx.cosine_decay(0.8, 300, end_value=0.1 * 0.8, exponent=2.0),
-    ),
-    "warmup_cosine_decay_schedule": (
-        lambda: optax.warmup_cosine_decay_schedule(0.01, 1.0, 40, 350, 0.05),
-        lambda: gradtx.warmup_cosine_decay(0.01, 1.0, 40, 350, 0.05),
-    ),
-    "warmup_cosine_decay_schedule/no_warmup": (
-        lambda: optax.warmup_cosine_decay_schedule(0.0, 1.0, 0, 300, exponent=1.5),
-        lambda: gradtx.warmup_cosine_decay(0.0, 1.0, 0, 300, exponent=1.5),
-    ),
-    "exponential_decay": (
-        lambda: optax.exponential_decay(1.0, 10, 0.8, 25),
-        lambda: gradtx.exponential_decay(1.0, 0.8, 10, 25),
-    ),
-    "exponential_decay/staircase_end": (
-        lambda: optax.exponential_decay(1.0, 30, 0.5, staircase=True, end_value=0.05),
-        lambda: gradtx.exponential_decay(1.0, 0.5, 30, staircase=True, end_value=0.05),
-    ),
-    "exponential_decay/growth_end": (
-        lambda: optax.exponential_decay(0.01, 20, 1.5, end_value=0.9),
-        lambda: gradtx.exponential_decay(0.01, 1.5, 20, end_value=0.9),
-    ),
-    "piecewise_constant_schedule": (
-        lambda: optax.piecewise_constant_schedule(1.0, {100: 0.1, 50: 0.5, 300: 2.0}),
-        lambda: gradtx.piecewise_constant(1.0, {100: 0.1, 50: 0.5, 300: 2.0}),
-    ),
-    "piecewise_interpolate_schedule/linear": (
-        lambda: optax.piecewise_interpolate_schedule("linear", 1.0, {40: 3.0, 150: 0.1, 151: 0.5}),
-        lambda: gradtx.piecewise_interpolate(1.0, {40: 3.0, 150: 0.1, 151: 0.5}, "linear"),
-    ),
-    "piecewise_interpolate_schedule/cosine": (
-        lambda: optax.piecewise_interpolate_schedule("cosine", 0.5, {0: 2.0, 200: 0.01}),
-        lambda: gradtx.piecewise_interpolate(0.5, {0: 2.0, 200: 0.01}, "cosine"),
-    ),
-    "warmup_constant_schedule": (
-        lambda: optax.warmup_constant_schedule(0.0, 0.7, 60),
-        lambda: gradtx.warmup_constant(0.0, 0.7, 60),
-    ),
+# name -> (positional arguments, keyword arguments): Optax's schedule and gradtx's of the same
+# name, called the same way.
+SAME_CALL = {
+    "constant_schedule": ((0.3,), {}),
+    "linear_schedule": ((0.5, 0.01, 200, 30), {}),
+    "linear_schedule/no_steps": ((0.5, 0.01, 0), {}),
+    "polynomial_schedule": ((1.0, 0.01, 3.0, 250, 20), {}),
+    "polynomial_schedule/sqrt": ((1.0, 0.0, 0.5, 300), {}),
+    "polynomial_schedule/no_steps": ((1.0, 0.0, 2.0, 0), {}),
+    "cosine_decay_schedule": ((0.8, 300), dict(alpha=0.1, exponent=2.0)),
+    "cosine_decay_schedule/positional": ((0.8, 300, 0.25), {}),
+    "warmup_cosine_decay_schedule": ((0.01, 1.0, 40, 350, 0.05), {}),
+    "warmup_cosine_decay_schedule/no_warmup": ((0.0, 1.0, 0, 300), dict(exponent=1.5)),
+    "exponential_decay": ((1.0, 10, 0.8, 25), {}),
+    "exponential_decay/staircase_end": ((1.0, 30, 0.5), dict(staircase=True, end_value=0.05)),
+    "exponential_decay/growth_end": ((0.01, 20, 1.5), dict(end_value=0.9)),
+    "exponential_decay/no_steps": ((0.7, 0, 0.5), {}),
+    "piecewise_constant_schedule": ((1.0, {100: 0.1, 50: 0.5, 300: 2.0}), {}),
+    "piecewise_constant_schedule/none": ((1.0,), {}),
+    "piecewise_interpolate_schedule/linear": (("linear", 1.0, {40: 3.0, 150: 0.1, 151: 0.5}), {}),
+    "piecewise_interpolate_schedule/cosine": (("cosine", 0.5, {0: 2.0, 200: 0.01}), {}),
+    "warmup_constant_schedule": ((0.0, 0.7, 60), {}),
     "warmup_exponential_decay_schedule": (
-        lambda: optax.warmup_exponential_decay_schedule(
-            0.0,
-            1.0,
-            50,
-            transition_steps=20,
-            decay_rate=0.7,
-            transition_begin=10,
-            staircase=True,
-            end_value=0.02,
-        ),
-        lambda: gradtx.warmup_exponential_decay(
-            0.0,
-            1.0,
-            50,
-            decay_rate=0.7,
-            transition_steps=20,
-            transition_begin=10,
-            staircase=True,
-            end_value=0.02,
-        ),
+        (0.0, 1.0, 50, 20, 0.7),
+        dict(transition_begin=10, staircase=True, end_value=0.02),
     ),
-    "linear_onecycle_schedule": (
-        lambda: optax.linear_onecycle_schedule(333, 1.0, 0.3, 0.85, 25.0, 1e4),
-        lambda: gradtx.onecycle(
-            333, 1.0, 0.3, 25.0, 1e4, "linear", three_phase=True, pct_final=0.85, convention="optax"
-        ),
-    ),
-    "cosine_onecycle_schedule": (
-        lambda: optax.cosine_onecycle_schedule(333, 1.0, 0.3, 25.0, 1e4),
-        lambda: gradtx.onecycle(333, 1.0, 0.3, 25.0, 1e4, convention="optax"),
-    ),
+    "warmup_exponential_decay_schedule/positional": ((0.1, 1.0, 30, 15, 0.9, 5, False, 0.3), {}),
+    "linear_onecycle_schedule": ((333, 1.0, 0.3, 0.85, 25.0, 1e4), {}),
+    "linear_onecycle_schedule/defaults": ((400, 0.5), {}),
+    "cosine_onecycle_schedule": ((333, 1.0, 0.3, 25.0, 1e4), {}),
+    "cosine_onecycle_schedule/defaults": ((400, 0.5), {}),
     "sgdr_schedule/restarts": (
-        lambda: optax.sgdr_schedule(
+        (
             [
                 dict(init_value=0.5, peak_value=0.5, warmup_steps=0, decay_steps=p, end_value=0.01)
                 for p in (20, 40, 80, 160, 320)
-            ]
+            ],
         ),
-        lambda: gradtx.cosine_restarts(0.5, 20, 2, 0.01),
+        {},
     ),
     "sgdr_schedule/warmups": (
-        lambda: optax.sgdr_schedule(
+        (
             [
+                dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=100),
                 dict(
-                    init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=100, end_value=0.0
+                    init_value=0.1,
+                    peak_value=0.5,
+                    warmup_steps=20,
+                    decay_steps=300,
+                    end_value=0.01,
+                    exponent=2.0,
                 ),
-                dict(
-                    init_value=0.1, peak_value=0.5, warmup_steps=20, decay_steps=300, end_value=0.01
-                ),
-            ]
-        ),
-        lambda: gradtx.join(
-            [
-                gradtx.warmup_cosine_decay(0.0, 1.0, 10, 100, 0.0),
-                gradtx.warmup_cosine_decay(0.1, 0.5, 20, 300, 0.01),
             ],
-            [100],
         ),
-    ),
-    "join_schedules": (
-        lambda: optax.join_schedules(
-            [
-                optax.linear_schedule(0.0, 1.0, 30),
-                optax.constant_schedule(1.0),
-                optax.exponential_decay(1.0, 1, 0.99),
-            ],
-            [30, 130],
-        ),
-        lambda: gradtx.join(
-            [
-                gradtx.linear(0.0, 1.0, 30),
-                gradtx.constant(1.0),
-                gradtx.exponential_decay(1.0, 0.99),
-            ],
-            [30, 130],
-        ),
+        {},
     ),
 }
+
+
+def _same_call(case):
+    name = case.split("/")[0]
+    args, kwargs = SAME_CALL[case]
+    return (
+        lambda: getattr(optax, name)(*args, **kwargs),
+        lambda: getattr(gradtx, name)(*args, **kwargs),
+    )
+
+
+# (Optax schedule, a gradtx schedule documented as its equivalent)
+OPTAX_CASES = {case: _same_call(case) for case in SAME_CALL}
+OPTAX_CASES.update(
+    {
+        "cosine_decay_schedule/end_value": (
+            lambda: optax.cosine_decay_schedule(0.8, 300, alpha=0.1, exponent=2.0),
+            lambda: gradtx.cosine_decay_schedule(0.8, 300, end_value=0.1 * 0.8, exponent=2.0),
+        ),
+        "sgdr_schedule/cosine_restarts_schedule": (
+            lambda: optax.sgdr_schedule(
+                [
+                    dict(
+                        init_value=0.5,
+                        peak_value=0.5,
+                        warmup_steps=0,
+                        decay_steps=p,
+                        end_value=0.01,
+                    )
+                    for p in (20, 40, 80, 160, 320)
+                ]
+            ),
+            lambda: gradtx.cosine_restarts_schedule(0.5, 20, 2, 0.01),
+        ),
+        "join_schedules": (
+            lambda: optax.join_schedules(
+                [
+                    optax.linear_schedule(0.0, 1.0, 30),
+                    optax.constant_schedule(1.0),
+                    optax.exponential_decay(1.0, 1, 0.99),
+                ],
+                [30, 130],
+            ),
+            lambda: gradtx.join_schedules(
+                [
+                    gradtx.linear_schedule(0.0, 1.0, 30),
+                    gradtx.constant_schedule(1.0),
+                    gradtx.exponential_decay(1.0, 1, 0.99),
+                ],
+                [30, 130],
+            ),
+        ),
+    }
+)
+
+
+def test_every_optax_schedule_is_compared():
+    import optax.schedules
+
+    names = {n for n in dir(optax.schedules) if n.endswith("_schedule") and not n.startswith("_")}
+    names.add("join_schedules")
+    names.add("exponential_decay")
+    compared = {case.split("/")[0] for case in OPTAX_CASES}
+    assert names <= compared, names - compared
 
 
 @pytest.mark.parametrize("case", list(OPTAX_CASES))
@@ -186,7 +173,7 @@ def test_matches_optax_in_float32():
 def test_optax_fails_on_traced_peak_gradtx_does_not():
     with pytest.raises(jax.errors.ConcretizationTypeError):
         jax.jit(lambda peak: optax.warmup_cosine_decay_schedule(0.0, peak, 10, 100)(20))(1.0)
-    got = jax.jit(lambda peak: gradtx.warmup_cosine_decay(0.0, peak, 10, 100)(20))(1.0)
+    got = jax.jit(lambda peak: gradtx.warmup_cosine_decay_schedule(0.0, peak, 10, 100)(20))(1.0)
     np.testing.assert_allclose(
         float(got), float(optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100)(20)), rtol=1e-6
     )
@@ -202,9 +189,10 @@ def test_d2l_schedules_values(x64):
     exp_want = ETA0 * np.exp(-0.1 * t)
     poly_want = ETA0 * (1.0 * t + 1.0) ** -0.5
     counts = jnp.arange(300, dtype=jnp.int32)
-    exp_got = np.asarray(gradtx.exponential_decay(ETA0, math.exp(-0.1))(counts))
+    exp_got = np.asarray(gradtx.exponential_decay(ETA0, 1, math.exp(-0.1))(counts))
     np.testing.assert_allclose(exp_got, exp_want, rtol=TOL, atol=0)
-    for poly in (gradtx.inverse_time_decay(ETA0, 1.0, 0.5), gradtx.inverse_sqrt(ETA0, 1)):
+    inverse_time = gradtx.inverse_time_decay_schedule(ETA0, 1.0, 0.5)
+    for poly in (inverse_time, gradtx.inverse_sqrt_schedule(ETA0, 1)):
         np.testing.assert_allclose(np.asarray(poly(counts)), poly_want, rtol=TOL, atol=0)
 
 
@@ -230,9 +218,9 @@ def test_d2l_noisy_sgd_trajectory(name, x64):
         "polynomial": lambda t: ETA0 * (t + 1.0) ** -0.5,
     }[name]
     schedule = {
-        "constant": gradtx.constant(ETA0),
-        "exponential": gradtx.exponential_decay(ETA0, math.exp(-0.1)),
-        "polynomial": gradtx.inverse_time_decay(ETA0, 1.0, 0.5),
+        "constant": gradtx.constant_schedule(ETA0),
+        "exponential": gradtx.exponential_decay(ETA0, 1, math.exp(-0.1)),
+        "polynomial": gradtx.inverse_time_decay_schedule(ETA0, 1.0, 0.5),
     }[name]
     x, want = np.array([-5.0, -2.0]), []
     for t in range(50):
@@ -246,10 +234,10 @@ def test_d2l_noisy_sgd_trajectory(name, x64):
 # --- schedules for momentum, b1, b2, decay, dampening and weight decay -------------------------
 
 STEPS = 12
-MOM = gradtx.onecycle_momentum(STEPS, 0.3, 0.85, 0.95)
-B2 = gradtx.linear(0.9, 0.999, 8)
-WD = gradtx.cosine_decay(0.1, STEPS)
-DAMP = gradtx.linear(0.0, 0.5, STEPS)
+MOM = gradtx.onecycle_momentum_schedule(STEPS, 0.3, 0.85, 0.95)
+B2 = gradtx.linear_schedule(0.9, 0.999, 8)
+WD = gradtx.cosine_decay_schedule(0.1, STEPS)
+DAMP = gradtx.linear_schedule(0.0, 0.5, STEPS)
 
 
 def sched(s, k):
@@ -323,7 +311,7 @@ def test_adam_scheduled_b1_b2_weight_decay(x64):
 
 
 def test_adamw_scheduled_decoupled_weight_decay(x64):
-    lr_s, eps = gradtx.warmup_cosine_decay(0.0, 0.01, 3, STEPS), 1e-8
+    lr_s, eps = gradtx.warmup_cosine_decay_schedule(0.0, 0.01, 3, STEPS), 1e-8
 
     def fn(k, p, g, st):
         m, v = st if st is not None else (np.zeros(3), np.zeros(3))
@@ -358,8 +346,9 @@ def test_add_decayed_weights_schedule(x64):
     check(gradtx.chain(gradtx.add_decayed_weights(WD), gradtx.scale_by_learning_rate(lr)), fn)
 
 
-def test_onecycle_momentum_cycles_against_the_rate():
-    lr = gradtx.onecycle(100, 1.0)
+@pytest.mark.parametrize("convention", ["optax", "torch"])
+def test_onecycle_momentum_cycles_against_the_rate(convention):
+    lr = gradtx.cosine_onecycle_schedule(100, 1.0, convention=convention)
     mom = lr.momentum(0.85, 0.95)
     counts = jnp.arange(100, dtype=jnp.int32)
     a, b = np.asarray(lr(counts)), np.asarray(mom(counts))
@@ -370,7 +359,7 @@ def test_onecycle_momentum_cycles_against_the_rate():
         (b[rise] - 0.95) / (0.85 - 0.95), (a[rise] - 0.04) / (1.0 - 0.04), atol=1e-5
     )
     assert np.all(np.diff(a[30:]) < 0) and np.all(np.diff(b[30:]) > 0)
-    assert repr(mom) == repr(gradtx.onecycle_momentum(100))
+    assert repr(mom) == repr(gradtx.onecycle_momentum_schedule(100, convention=convention))
 
 
 # --- reduce_on_plateau --------------------------------------------------------------------------
@@ -463,8 +452,8 @@ def test_plot_schedules_draws_every_schedule():
     import matplotlib.pyplot as plt
 
     schedules = {
-        "onecycle": gradtx.onecycle(100, 0.1),
-        "wsd": gradtx.warmup_stable_decay(0.1, 10, 60, 30, decay_shape="sqrt"),
+        "onecycle": gradtx.cosine_onecycle_schedule(100, 0.1),
+        "wsd": gradtx.warmup_stable_decay_schedule(0.1, 10, 60, 30, decay_shape="sqrt"),
         "python": lambda c: 0.05,
     }
     ax = gradtx.plot_schedules(schedules, 100, title="schedules")
@@ -474,7 +463,7 @@ def test_plot_schedules_draws_every_schedule():
         lines[0].get_ydata(), np.asarray(schedules["onecycle"](jnp.arange(100))), rtol=1e-6
     )
     np.testing.assert_allclose(lines[2].get_ydata(), 0.05)
-    ax2 = gradtx.plot_schedules([gradtx.constant(0.1)], np.arange(5, 50), log_scale=True)
+    ax2 = gradtx.plot_schedules([gradtx.constant_schedule(0.1)], np.arange(5, 50), log_scale=True)
     assert ax2.get_lines()[0].get_label().startswith("Constant(")
     plt.close("all")
 

@@ -46,14 +46,17 @@ def _noisy_sgd_numpy(rate_at):
 
 
 D2L_SCHEDULES = {
-    "constant": (gradtx.constant(ETA), lambda t: ETA),
+    "constant": (gradtx.constant_schedule(ETA), lambda t: ETA),
     # eta_t = eta0 * exp(-lambda t), lambda = 0.1
     "exponential": (
-        gradtx.exponential_decay(ETA, math.exp(-0.1)),
+        gradtx.exponential_decay(ETA, 1, math.exp(-0.1)),
         lambda t: ETA * math.exp(-0.1 * t),
     ),
     # eta_t = eta0 * (beta t + 1)^(-alpha), alpha = 0.5, beta = 1
-    "polynomial": (gradtx.inverse_time_decay(ETA, 1.0, 0.5), lambda t: ETA * (t + 1.0) ** -0.5),
+    "polynomial": (
+        gradtx.inverse_time_decay_schedule(ETA, 1.0, 0.5),
+        lambda t: ETA * (t + 1.0) ** -0.5,
+    ),
 }
 
 
@@ -69,8 +72,8 @@ def test_seed1_d2l_schedules_trajectory(name):
 
 def test_seed1_d2l_code_indexing_reproduced():
     # d2l's code increments t before use from t = 1, so its first step uses exp(-0.2):
-    # exponential_decay(eta0 * exp(-0.2), exp(-0.1)) reproduces its sequence exactly.
-    d2l = gradtx.exponential_decay(ETA * math.exp(-0.2), math.exp(-0.1))
+    # exponential_decay(eta0 * exp(-0.2), 1, exp(-0.1)) reproduces its sequence exactly.
+    d2l = gradtx.exponential_decay(ETA * math.exp(-0.2), 1, math.exp(-0.1))
     for count in range(5):
         np.testing.assert_allclose(float(d2l(count)), ETA * math.exp(-0.1 * (count + 2)), rtol=1e-6)
 

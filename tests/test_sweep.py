@@ -77,11 +77,11 @@ def test_grid_over_b1_and_weight_decay_is_a_cartesian_product():
 
 
 def test_schedule_parameters_by_dotted_path():
-    base = gradtx.linear(0.1, 0.01, 10.0)
+    base = gradtx.linear_schedule(0.1, 0.01, 10.0)
     grid = {"learning_rate.init_value": [0.05, 0.2], "learning_rate.transition_steps": [2.0, 8.0]}
     res = sweep(quad_loss, PARAMS, None, "sgd", grid, STEPS, hparams={"learning_rate": base})
     for i, s in enumerate(res.settings):
-        sched = gradtx.linear(
+        sched = gradtx.linear_schedule(
             s["learning_rate.init_value"], 0.01, s["learning_rate.transition_steps"]
         )
         losses, p = _oracle(gradtx.sgd(sched))
@@ -302,13 +302,13 @@ def test_lr_finder_on_a_quadratic():
 
 
 def test_warmup_peak_value_and_warmup_steps():
-    if not hasattr(gradtx, "warmup_cosine_decay"):
-        pytest.skip("gradtx.warmup_cosine_decay lands with the schedules issue")
-    base = gradtx.warmup_cosine_decay(init_value=0.0, peak_value=0.1, warmup_steps=2, decay_steps=6)
+    base = gradtx.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=0.1, warmup_steps=2, decay_steps=6
+    )
     grid = {"learning_rate.peak_value": [0.05, 0.2], "learning_rate.warmup_steps": [1, 3]}
     res = sweep(quad_loss, PARAMS, None, "adamw", grid, STEPS, hparams={"learning_rate": base})
     for i, s in enumerate(res.settings):
-        sched = gradtx.warmup_cosine_decay(
+        sched = gradtx.warmup_cosine_decay_schedule(
             init_value=0.0,
             peak_value=s["learning_rate.peak_value"],
             warmup_steps=s["learning_rate.warmup_steps"],

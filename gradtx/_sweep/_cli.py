@@ -350,7 +350,8 @@ def _check_names(plan: _Plan) -> None:
         if root != "learning_rate" or plan.schedule is None:
             raise UsageError(
                 f"argument {option}: {name!r} sets a field of a learning-rate schedule, so it "
-                "needs learning_rate.FIELD and --schedule NAME (e.g. --schedule cosine_decay)"
+                "needs learning_rate.FIELD and --schedule NAME (e.g. --schedule "
+                "cosine_decay_schedule)"
             )
         fields = keywords(plan.schedule)
         if field not in fields:

@@ -186,7 +186,7 @@ def _replace_path(obj: Any, parts: Sequence[str], values: Sequence[Any], full: s
         raise ValueError(
             f"gradtx.sweep: grid name {full!r}: {type(obj).__name__} has no field {head!r}; a "
             f"dotted name replaces a field of a schedule passed in hparams (for example "
-            f"hparams={{'learning_rate': gradtx.cosine_decay(0.1, 1000)}} with grid "
+            f"hparams={{'learning_rate': gradtx.cosine_decay_schedule(0.1, 1000)}} with grid "
             f"{{'learning_rate.init_value': [...]}})"
         )
     cur = getattr(obj, head)
@@ -338,7 +338,7 @@ def population(
         if root not in kwargs:
             raise ValueError(
                 f"gradtx.sweep: grid name {name!r} replaces a field of {root!r}, so pass "
-                f"{root!r} in hparams (a schedule such as gradtx.cosine_decay(...))"
+                f"{root!r} in hparams (a schedule such as gradtx.cosine_decay_schedule(...))"
             )
         try:
             kwargs[root] = _replace_path(kwargs[root], parts[1:], values, name)

@@ -104,7 +104,7 @@ def lr_finder(
     if not 0 <= smoothing < 1:
         raise ValueError(f"gradtx.lr_finder: smoothing must be in [0, 1), got {smoothing}")
     growth = (lr_max / lr_min) ** (1.0 / (steps - 1))
-    ramp = exponential_decay(float(lr_min), float(growth))
+    ramp = exponential_decay(float(lr_min), 1, float(growth))
     res = sweep(
         loss_fn,
         params,

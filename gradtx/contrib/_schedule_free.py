@@ -12,7 +12,7 @@ from .. import _checks
 from .._transform import Transform, as_transform, chain, scale_by_learning_rate
 from ..optimizers import schedule_free as _sf
 from ..optimizers.adam import scale_by_adam
-from ..schedules._warmup import warmup_constant
+from ..schedules._warmup import warmup_constant_schedule
 from ..transforms._averaging import eval_params
 from ._common import decay
 
@@ -75,7 +75,7 @@ def schedule_free(
 def _warmup(learning_rate: Any, warmup_steps: Any) -> Any:
     if warmup_steps is None:
         return learning_rate
-    return warmup_constant(0.0, learning_rate, warmup_steps)
+    return warmup_constant_schedule(0.0, learning_rate, warmup_steps)
 
 
 def schedule_free_sgd(

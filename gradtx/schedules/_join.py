@@ -1,4 +1,5 @@
-"""Combining schedules: in time (``join``) and by product (``multiply``)."""
+"""Combining schedules: in time (``join_schedules``), by product (``multiply_schedules``), and
+moved along the count (``Shift``)."""
 
 from __future__ import annotations
 
@@ -6,34 +7,38 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from .. import _checks
 from .._checks import HyperparameterError
-from .._transform import Schedule, _repr_value, as_schedule, pytree_dataclass, value_at
-from ._util import add_formula, since
+from .._transform import (
+    Schedule,
+    _repr_value,
+    as_schedule,
+    field,
+    pytree_dataclass,
+    value_at,
+)
+from ._util import add_formula, is_int, since
 from ._util import f as _f
 
 
-def _is_int(x: Any) -> bool:
-    if isinstance(x, bool):
-        return False
-    if isinstance(x, (int, np.integer)):
-        return True
-    dtype = getattr(x, "dtype", None)
-    return dtype is not None and jnp.issubdtype(dtype, jnp.integer)
-
-
-def _shift(count: Any, boundary: Any) -> jax.Array:
-    """``count - boundary``: integer when both are integers (Optax's), float otherwise."""
+def shift(count: Any, *marks: Any) -> jax.Array:
+    """``count - sum(marks)``: an integer when all of them are integers (as Optax passes it to
+    the next schedule), a float otherwise."""
     c = jnp.asarray(count)
-    if jnp.issubdtype(c.dtype, jnp.integer) and _is_int(boundary):
-        return c - jnp.asarray(boundary).astype(c.dtype)
-    return since(c, boundary)
+    if is_int(c) and all(is_int(m) for m in marks):
+        out = c
+        for m in marks:
+            out = out - jnp.asarray(m).astype(c.dtype)
+        return out
+    return since(c, *marks)
 
 
 @pytree_dataclass
 class Join(Schedule):
     """``schedules[i](count - boundaries[i-1])`` for ``boundaries[i-1] <= count < boundaries[i]``."""
+
+    fn_name = "join_schedules"
 
     schedules: tuple[Any, ...]
     boundaries: tuple[Any, ...]
@@ -42,7 +47,7 @@ class Join(Schedule):
         t = jnp.asarray(count)
         out = _f(value_at(self.schedules[0], t))
         for b, s in zip(self.boundaries, self.schedules[1:]):
-            out = jnp.where(since(t, b) < 0, out, _f(value_at(s, _shift(t, b))))
+            out = jnp.where(since(t, b) < 0, out, _f(value_at(s, shift(t, b))))
         return out
 
     def __repr__(self) -> str:
@@ -51,17 +56,24 @@ class Join(Schedule):
         return f"Join([{scheds}], boundaries=[{bounds}])"
 
 
-def join(schedules: Any, boundaries: Any) -> Join:
+def join_schedules(schedules: Any, boundaries: Any) -> Join:
     """Runs ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]`` restarted at 0, ...
 
-    torch ``SequentialLR(schedulers, milestones)`` and Optax ``join_schedules`` (each schedule
-    after the first sees ``count - boundary``). Boundaries may be traced.
+    Formula: see ``Join``.
+
+    Args:
+      schedules: the schedules in order (numbers and plain callables are accepted).
+      boundaries: the counts at which each next schedule starts, one fewer than ``schedules``;
+        they may be traced.
+
+    Conventions: Optax's ``join_schedules`` (each schedule after the first sees ``count -
+    boundary``); torch ``SequentialLR(schedulers, milestones)``.
     """
     schedules = tuple(as_schedule(s) for s in schedules)
     boundaries = tuple(boundaries)
     if len(boundaries) != len(schedules) - 1:
         raise HyperparameterError(
-            f"gradtx.join: needs len(boundaries) == len(schedules) - 1, got "
+            f"gradtx.join_schedules: needs len(boundaries) == len(schedules) - 1, got "
             f"{len(boundaries)} boundaries for {len(schedules)} schedules"
         )
     return Join(schedules, boundaries)
@@ -70,6 +82,8 @@ def join(schedules: Any, boundaries: Any) -> Join:
 @pytree_dataclass
 class Multiply(Schedule):
     """``prod_i schedules[i](count)``; numbers count as constant schedules."""
+
+    fn_name = "multiply_schedules"
 
     schedules: tuple[Any, ...]
 
@@ -83,18 +97,54 @@ class Multiply(Schedule):
         return "Multiply(" + ", ".join(_repr_value(s) for s in self.schedules) + ")"
 
 
-def multiply(*schedules: Any) -> Multiply:
-    """The product of schedules (and numbers) at every count.
+def multiply_schedules(*schedules: Any) -> Multiply:
+    """The product of schedules (and numbers) at every count (formula: see ``Multiply``).
 
-    torch ``ChainedScheduler([s1, s2, ...])`` multiplies the factors of chainable schedulers:
-    ``ChainedScheduler([ConstantLR(opt, 0.5, total_iters=5), ExponentialLR(opt, 0.95)])`` with base
-    rate ``lr`` is ``multiply(piecewise_constant(0.5, {5: 2.0}), exponential_decay(lr, 0.95))``.
-    Also handy for a warmup factor on top of any schedule.
+    Args:
+      *schedules: schedules, numbers or plain callables; at least one.
+
+    Conventions: gradtx's own (Optax has none). torch ``ChainedScheduler([s1, s2, ...])``
+    multiplies the factors of chainable schedulers:
+    ``ChainedScheduler([ConstantLR(opt, 0.5, total_iters=5), ExponentialLR(opt, 0.95)])`` with
+    base rate ``lr`` is ``multiply_schedules(piecewise_constant_schedule(0.5, {5: 2.0}),
+    exponential_decay(lr, 1, 0.95))``. Also handy for a warmup factor on top of any schedule.
     """
     if not schedules:
-        raise HyperparameterError("gradtx.multiply: needs at least one schedule")
+        raise HyperparameterError("gradtx.multiply_schedules: needs at least one schedule")
     return Multiply(tuple(as_schedule(s) for s in schedules))
 
 
-add_formula(join, Join)
-add_formula(multiply, Multiply)
+_INT32_MAX = 2**31 - 1
+
+
+@pytree_dataclass
+class Shift(Schedule):
+    """``schedule(count + offset)``: the schedule entered ``offset`` counts in.
+
+    An integer count plus an integer offset is computed in integers and saturates at the
+    largest int32 (as counts do).
+    """
+
+    fn_name = "Shift"
+
+    schedule: Any
+    offset: Any = field(0, check=_checks.NONNEGATIVE)
+
+    def __call__(self, count):
+        c = jnp.asarray(count)
+        if is_int(c) and is_int(self.offset):
+            c = c.astype(jnp.int32) if c.dtype.itemsize < 4 else c
+            off = jnp.asarray(self.offset).astype(c.dtype)
+            top = jnp.asarray(min(jnp.iinfo(c.dtype).max, _INT32_MAX), c.dtype)
+            moved = jnp.where(c > top - off, top, c + off)
+        else:
+            moved = _f(c) + _f(self.offset)
+        return _f(value_at(self.schedule, moved))
+
+    def momentum(self, *args: Any, **kwargs: Any) -> Shift:
+        """The momentum schedule of a cyclical rate (``schedule.momentum(...)``), shifted alike."""
+        return Shift(self.schedule.momentum(*args, **kwargs), self.offset)
+
+
+add_formula(join_schedules, Join)
+add_formula(multiply_schedules, Multiply)

@@ -21,12 +21,12 @@ class PiecewiseInterpolate(Schedule):
     eta = v_last past the last boundary
     """
 
-    fn_name = "piecewise_interpolate"
+    fn_name = "piecewise_interpolate_schedule"
 
     init_value: Any
     boundaries: tuple[Any, ...] = ()
     scales: tuple[Any, ...] = ()
-    interpolation: str = static_field("linear", choices=("linear", "cosine"))
+    interpolate_type: str = static_field("linear", choices=("linear", "cosine"))
 
     def __call__(self, count):
         x = t(count)
@@ -35,7 +35,7 @@ class PiecewiseInterpolate(Schedule):
             values.append(values[-1] * f(s))
         xs = [0, *self.boundaries]
         out = knots(
-            count, xs, values, ANNEAL[self.interpolation], closed=False, min_width=1.0, sub=since
+            count, xs, values, ANNEAL[self.interpolate_type], closed=False, min_width=1.0, sub=since
         )
         return jnp.where(x >= 0, out, 0.0)
 
@@ -45,26 +45,33 @@ class PiecewiseInterpolate(Schedule):
         )
         return (
             f"PiecewiseInterpolate(init_value={_repr_value(self.init_value)}, {{{pairs}}}, "
-            f"interpolation={self.interpolation!r})"
+            f"interpolate_type={self.interpolate_type!r})"
         )
 
 
-def piecewise_interpolate(
+def piecewise_interpolate_schedule(
+    interpolate_type: str,
     init_value: Any,
     boundaries_and_scales: dict[Any, Any] | None = None,
-    interpolation: str = "linear",
 ) -> PiecewiseInterpolate:
     """Interpolates (``"linear"`` or ``"cosine"``) between values scaled at the boundaries.
 
     Each boundary's scale multiplies the value reached at the previous boundary; the schedule
-    moves from one value to the next over the interval between boundaries (see
-    ``PiecewiseInterpolate``). Optax ``piecewise_interpolate_schedule(kind, init, b_and_s)`` is
-    ``piecewise_interpolate(init, b_and_s, kind)``.
+    moves from one value to the next over the interval between boundaries (formula: see
+    ``PiecewiseInterpolate``).
+
+    Args:
+      interpolate_type: ``"linear"`` or ``"cosine"``.
+      init_value: the value at count 0.
+      boundaries_and_scales: ``{boundary: scale}``, boundaries >= 0 and scales >= 0; None: a
+        constant schedule. Default None.
+
+    Conventions: Optax's ``piecewise_interpolate_schedule`` (0 before count 0, as Optax).
     """
-    items = sorted_items("piecewise_interpolate", boundaries_and_scales)
+    items = sorted_items("piecewise_interpolate_schedule", boundaries_and_scales)
     return PiecewiseInterpolate(
-        init_value, tuple(b for b, _ in items), tuple(s for _, s in items), interpolation
+        init_value, tuple(b for b, _ in items), tuple(s for _, s in items), interpolate_type
     )
 
 
-add_formula(piecewise_interpolate, PiecewiseInterpolate)
+add_formula(piecewise_interpolate_schedule, PiecewiseInterpolate)

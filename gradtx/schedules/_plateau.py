@@ -40,7 +40,7 @@ class ReduceOnPlateau(Transform):
         if num_bad > patience:
             scale = max(scale * factor, min_scale)   (only if that lowers it by more than eps)
             cooldown = cooldown_steps, num_bad = 0
-        u <- scale * u
+        u <- scale * u   (convention "optax": the scale after this check; "torch": before it)
     """
 
     elementwise = True
@@ -55,6 +55,7 @@ class ReduceOnPlateau(Transform):
     mode: str = static_field("min", choices=("min", "max"))
     accumulation_size: Any = field(1, check=_checks.Interval(1.0))
     eps: Any = field(0.0, check=_checks.NONNEGATIVE)
+    convention: str = static_field("optax", choices=("optax", "torch"))
 
     def _init(self, params):
         dt = _tree.float_dtype()
@@ -114,7 +115,9 @@ class ReduceOnPlateau(Transform):
             count=jnp.where(check, zero, n),
             avg_loss=jnp.where(check, jnp.zeros((), dt), avg),
         )
-        return scale_tree(updates, new.scale), new
+        # torch steps the scheduler after the optimizer: this update still uses the old scale.
+        applied = state.scale if self.convention == "torch" else new.scale
+        return scale_tree(updates, applied), new
 
 
 def reduce_on_plateau(
@@ -128,6 +131,7 @@ def reduce_on_plateau(
     *,
     accumulation_size: Any = 1,
     eps: Any = 0.0,
+    convention: str = "optax",
 ) -> ReduceOnPlateau:
     """Multiplies the updates by a scale that drops by ``factor`` when the loss plateaus.
 
@@ -150,11 +154,13 @@ def reduce_on_plateau(
       accumulation_size: average this many losses per check (Optax's option; 1 = every update).
       eps: skip reductions smaller than this in scale units (torch's ``eps`` divided by the
         rate; torch's default 1e-8 with rate 1e-3 is ``eps=1e-5``).
+      convention: ``"optax"``: the scale computed from this update's loss already applies to
+        this update (Optax's order); ``"torch"``: it applies from the next update on (torch
+        steps the scheduler after the optimizer). Default ``"optax"``.
 
-    Conventions: the scale computed from this update's loss already applies to this update (as
-    in Optax; torch steps the scheduler after the optimizer, so the drop applies one update
-    later). Optax ``contrib.reduce_on_plateau(factor, patience=P, rtol=r, cooldown=c,
-    accumulation_size=n, min_scale=s)`` with ``atol=0`` is
+    Conventions: torch ``ReduceLROnPlateau`` under torch's names is
+    ``gradtx.torch.reduce_lr_on_plateau``. Optax ``contrib.reduce_on_plateau(factor,
+    patience=P, rtol=r, cooldown=c, accumulation_size=n, min_scale=s)`` with ``atol=0`` is
     ``reduce_on_plateau(factor, P - 1, r, "rel", c, s, accumulation_size=n)`` for positive losses
     (Optax reduces after ``P`` bad checks, torch after ``P + 1``); with ``rtol=0`` use
     ``threshold=atol, threshold_mode="abs"``.
@@ -169,6 +175,7 @@ def reduce_on_plateau(
         mode,
         accumulation_size,
         eps,
+        convention,
     )
 
 

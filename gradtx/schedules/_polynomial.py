@@ -20,7 +20,7 @@ class Polynomial(Schedule):
     (init_value throughout when transition_steps <= 0, as in Optax)
     """
 
-    fn_name = "polynomial"
+    fn_name = "polynomial_schedule"
 
     init_value: Any
     end_value: Any
@@ -37,7 +37,7 @@ class Polynomial(Schedule):
         return jnp.where(steps > 0, value, init)
 
 
-def polynomial(
+def polynomial_schedule(
     init_value: Any,
     end_value: Any,
     power: Any,
@@ -46,10 +46,19 @@ def polynomial(
 ) -> Polynomial:
     """Polynomial decay over ``transition_steps`` after ``transition_begin``, then constant.
 
-    Optax ``polynomial_schedule`` takes the same arguments. torch
-    ``PolynomialLR(total_iters=T, power=p)`` with base rate ``lr`` is
-    ``polynomial(lr, 0.0, p, T)``. d2l's "polynomial decay" ``eta0 * (beta * t + 1)^(-alpha)`` is a
-    different schedule: ``inverse_time_decay(eta0, beta, alpha)``.
+    Formula: see ``Polynomial``.
+
+    Args:
+      init_value: the value up to ``transition_begin``.
+      end_value: the value from ``transition_begin + transition_steps`` on.
+      power: the exponent of the remaining fraction (1: linear).
+      transition_steps: the length of the decay, >= 0 (0: ``init_value`` throughout).
+      transition_begin: counts before the decay starts, >= 0. Default 0.
+
+    Conventions: Optax's ``polynomial_schedule`` (Optax turns a negative ``transition_begin``
+    into 0; gradtx rejects it). torch ``PolynomialLR`` is ``gradtx.torch.polynomial_lr``. d2l's
+    "polynomial decay" ``eta0 * (beta * t + 1)^(-alpha)`` is a different schedule:
+    ``inverse_time_decay_schedule(eta0, beta, alpha)``.
     """
     return Polynomial(init_value, end_value, power, transition_steps, transition_begin)
 
@@ -62,7 +71,7 @@ class InverseSqrt(Schedule):
     eta = peak_value * min(s / w, sqrt(w / s))
     """
 
-    fn_name = "inverse_sqrt"
+    fn_name = "inverse_sqrt_schedule"
 
     peak_value: Any
     warmup_steps: Any = field(check=_checks.NONNEGATIVE)
@@ -73,14 +82,20 @@ class InverseSqrt(Schedule):
         return f(self.peak_value) * jnp.minimum(s / w, jnp.sqrt(w / s))
 
 
-def inverse_sqrt(peak_value: Any, warmup_steps: Any) -> InverseSqrt:
+def inverse_sqrt_schedule(peak_value: Any, warmup_steps: Any) -> InverseSqrt:
     """The Transformer schedule ("Noam"): linear warmup, then ``1/sqrt(step)`` decay.
 
-    With ``step = count + 1`` (the paper's 1-based step), Vaswani et al.'s
-    ``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)`` is
-    ``inverse_sqrt(d_model**-0.5 * warmup**-0.5, warmup)``: the rate peaks at ``peak_value`` on
-    step ``warmup_steps``. With ``warmup_steps <= 1`` it is ``peak_value * (count + 1)^(-1/2)``,
-    d2l's ``eta0 * (t + 1)^(-0.5)``. Neither torch nor Optax has it.
+    Formula: see ``InverseSqrt``.
+
+    Args:
+      peak_value: the value at count ``warmup_steps - 1`` (the peak).
+      warmup_steps: the length of the warmup, >= 0 (0 and 1 both mean none).
+
+    Conventions: gradtx's own (neither torch nor Optax has it). With ``step = count + 1`` (the
+    paper's 1-based step), Vaswani et al.'s ``d_model^-0.5 * min(step^-0.5, step *
+    warmup^-1.5)`` is ``inverse_sqrt_schedule(d_model**-0.5 * warmup**-0.5, warmup)``. With
+    ``warmup_steps <= 1`` it is ``peak_value * (count + 1)^(-1/2)``, d2l's ``eta0 * (t +
+    1)^(-0.5)``.
 
     References:
       Vaswani et al., "Attention Is All You Need", NeurIPS 2017. arXiv:1706.03762
@@ -88,5 +103,5 @@ def inverse_sqrt(peak_value: Any, warmup_steps: Any) -> InverseSqrt:
     return InverseSqrt(peak_value, warmup_steps)
 
 
-add_formula(polynomial, Polynomial)
-add_formula(inverse_sqrt, InverseSqrt)
+add_formula(polynomial_schedule, Polynomial)
+add_formula(inverse_sqrt_schedule, InverseSqrt)

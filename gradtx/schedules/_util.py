@@ -161,6 +161,7 @@ def knots(
     closed: bool,
     min_width: float | None,
     sub: Callable[[Any, Any], jax.Array] | None = None,
+    extend_last: bool = False,
 ) -> jax.Array:
     """Piecewise annealing through the points ``(xs[i], ys[i])``; ``ys[-1]`` past the last.
 
@@ -168,15 +169,21 @@ def knots(
     ``xs[i] <= x < xs[i+1]`` (Optax's piecewise interpolation). Its width is at least
     ``min_width`` (Optax uses 1) or, with ``None``, any positive number (a zero width is a jump).
     ``sub(a, b)`` computes ``a - b`` for the count and the knots (``since`` keeps an integer
-    count exact); by default a float subtraction.
+    count exact); by default a float subtraction. With ``extend_last`` the last segment's
+    annealing continues past its end (torch's OneCycleLR at its last step) instead of holding
+    ``ys[-1]``.
     """
     sub = sub if sub is not None else (lambda a, b: a - b)
     out = ys[-1] * jnp.ones(jnp.shape(x), _tree.float_dtype())
+    last = len(xs) - 2
     for i in reversed(range(len(xs) - 1)):
         width = sub(xs[i + 1], xs[i])
         width = jnp.maximum(width, min_width) if min_width is not None else nonzero(width)
         pct = sub(x, xs[i]) / width
         seg = anneal(ys[i], ys[i + 1], pct)
+        if extend_last and i == last:
+            out = seg * jnp.ones_like(out)
+            continue
         ahead = sub(x, xs[i + 1])
         inside = ahead <= 0 if closed else ahead < 0
         out = jnp.where(inside, seg, out)

@@ -18,7 +18,7 @@ class WarmupConstant(Schedule):
     """``init_value + (peak_value - init_value) * count / warmup_steps`` while
     ``count < warmup_steps``, then ``peak_value``."""
 
-    fn_name = "warmup_constant"
+    fn_name = "warmup_constant_schedule"
 
     init_value: Any
     peak_value: Any
@@ -31,11 +31,20 @@ class WarmupConstant(Schedule):
         return jnp.where(since(count, self.warmup_steps) < 0, warm, f(self.peak_value))
 
 
-def warmup_constant(init_value: Any, peak_value: Any, warmup_steps: Any) -> WarmupConstant:
+def warmup_constant_schedule(init_value: Any, peak_value: Any, warmup_steps: Any) -> WarmupConstant:
     """Linear warmup from ``init_value`` to ``peak_value``, then constant.
 
-    Optax ``warmup_constant_schedule`` takes the same arguments. torch ``LinearLR(opt,
-    init/peak, 1.0, warmup)`` with base rate ``peak`` is the same schedule.
+    Formula: see ``WarmupConstant``.
+
+    Args:
+      init_value: the value at count 0.
+      peak_value: the value from ``warmup_steps`` on.
+      warmup_steps: the length of the warmup, >= 0 (0: ``peak_value`` throughout).
+
+    Conventions: Optax's ``warmup_constant_schedule``, except that with ``warmup_steps=0``
+    Optax stays at ``init_value`` forever; gradtx starts at ``peak_value``, as a warmup of
+    length 0 should. torch: ``LinearLR(opt, init / peak, 1.0, warmup)`` with base rate
+    ``peak``.
     """
     return WarmupConstant(init_value, peak_value, warmup_steps)
 
@@ -45,17 +54,17 @@ class WarmupExponentialDecay(Schedule):
     """Linear warmup to ``peak_value``, then ``exponential_decay`` started afresh::
 
     count < warmup_steps:  eta = init_value + (peak_value - init_value) * count / warmup_steps
-    otherwise:             eta = exponential_decay(peak_value, decay_rate, transition_steps,
+    otherwise:             eta = exponential_decay(peak_value, transition_steps, decay_rate,
                                  transition_begin, staircase, end_value)(count - warmup_steps)
     """
 
-    fn_name = "warmup_exponential_decay"
+    fn_name = "warmup_exponential_decay_schedule"
 
     init_value: Any
     peak_value: Any
     warmup_steps: Any = field(check=_checks.NONNEGATIVE)
+    transition_steps: Any = field(check=_checks.NONNEGATIVE)
     decay_rate: Any = field(check=_checks.NONNEGATIVE)
-    transition_steps: Any = field(1, check=_checks.POSITIVE)
     transition_begin: Any = field(0, check=_checks.NONNEGATIVE)
     staircase: bool = static_field(False)
     end_value: Any = None
@@ -66,8 +75,8 @@ class WarmupExponentialDecay(Schedule):
         decay = exponential_decay_value(
             count,
             self.peak_value,
-            self.decay_rate,
             self.transition_steps,
+            self.decay_rate,
             self.transition_begin,
             self.staircase,
             self.end_value,
@@ -77,28 +86,39 @@ class WarmupExponentialDecay(Schedule):
         return jnp.where(since(count, self.warmup_steps) < 0, warm, decay)
 
 
-def warmup_exponential_decay(
+def warmup_exponential_decay_schedule(
     init_value: Any,
     peak_value: Any,
     warmup_steps: Any,
+    transition_steps: Any,
     decay_rate: Any,
-    transition_steps: Any = 1,
     transition_begin: Any = 0,
     staircase: bool = False,
     end_value: Any = None,
 ) -> WarmupExponentialDecay:
-    """Linear warmup, then exponential decay from ``peak_value``.
+    """Linear warmup, then exponential decay from ``peak_value`` (formula: see
+    ``WarmupExponentialDecay``).
 
-    The arguments after ``warmup_steps`` follow gradtx's ``exponential_decay`` (``decay_rate``
-    before ``transition_steps``). Optax ``warmup_exponential_decay_schedule(init, peak, warmup,
-    transition_steps, decay_rate, ...)`` is the same schedule; pass its arguments by keyword.
+    Args:
+      init_value: the value at count 0.
+      peak_value: the value reached at ``warmup_steps``, where the decay starts.
+      warmup_steps: the length of the warmup, >= 0.
+      transition_steps: counts per factor of ``decay_rate``, >= 0 (0: ``peak_value`` after the
+        warmup).
+      decay_rate: the factor per ``transition_steps``, >= 0.
+      transition_begin: counts after the warmup before the decay starts, >= 0. Default 0.
+      staircase: decay in whole steps of ``transition_steps``. Default False.
+      end_value: a floor (decay) or ceiling (growth); None: none. Default None.
+
+    Conventions: Optax's ``warmup_exponential_decay_schedule``; the decay is
+    ``exponential_decay`` started at the end of the warmup.
     """
     return WarmupExponentialDecay(
         init_value,
         peak_value,
         warmup_steps,
-        decay_rate,
         transition_steps,
+        decay_rate,
         transition_begin,
         staircase,
         end_value,
@@ -118,7 +138,7 @@ class WarmupStableDecay(Schedule):
         sqrt:    eta = end_value + (peak_value - end_value) * (1 - sqrt(p))
     """
 
-    fn_name = "warmup_stable_decay"
+    fn_name = "warmup_stable_decay_schedule"
 
     peak_value: Any
     warmup_steps: Any = field(check=_checks.NONNEGATIVE)
@@ -145,7 +165,7 @@ class WarmupStableDecay(Schedule):
         return jnp.where(warming, warm, jnp.where(past < 0, peak, decay))
 
 
-def warmup_stable_decay(
+def warmup_stable_decay_schedule(
     peak_value: Any,
     warmup_steps: Any,
     stable_steps: Any,
@@ -159,7 +179,18 @@ def warmup_stable_decay(
     Linear warmup from ``init_value`` to ``peak_value`` over ``warmup_steps``, ``peak_value`` for
     ``stable_steps``, then a decay to ``end_value`` over ``decay_steps`` shaped ``"linear"``,
     ``"cosine"`` or ``"sqrt"`` (the "1 - sqrt" cooldown), then ``end_value``. Formula: see
-    ``WarmupStableDecay``. Neither torch nor Optax has it (torch: a ``SequentialLR`` of
+    ``WarmupStableDecay``.
+
+    Args:
+      peak_value: the value of the stable phase.
+      warmup_steps: the length of the warmup, >= 0.
+      stable_steps: the length of the stable phase, >= 0.
+      decay_steps: the length of the decay, >= 0.
+      init_value: the value at count 0. Default 0.0.
+      end_value: the value after the decay. Default 0.0.
+      decay_shape: ``"linear"``, ``"cosine"`` or ``"sqrt"``. Default ``"linear"``.
+
+    Conventions: gradtx's own (neither torch nor Optax has it; torch: a ``SequentialLR`` of
     ``LinearLR``, ``ConstantLR(factor=1)`` and ``LinearLR``/``LambdaLR``).
 
     References:
@@ -173,6 +204,6 @@ def warmup_stable_decay(
     )
 
 
-add_formula(warmup_constant, WarmupConstant)
-add_formula(warmup_exponential_decay, WarmupExponentialDecay)
-add_formula(warmup_stable_decay, WarmupStableDecay)
+add_formula(warmup_constant_schedule, WarmupConstant)
+add_formula(warmup_exponential_decay_schedule, WarmupExponentialDecay)
+add_formula(warmup_stable_decay_schedule, WarmupStableDecay)

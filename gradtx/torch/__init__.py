@@ -21,3 +21,14 @@ from ._optim import radam as radam
 from ._optim import rmsprop as rmsprop
 from ._optim import rprop as rprop
 from ._optim import sgd as sgd
+from ._lr_scheduler import constant_lr as constant_lr
+from ._lr_scheduler import cosine_annealing_lr as cosine_annealing_lr
+from ._lr_scheduler import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
+from ._lr_scheduler import cyclic_lr as cyclic_lr
+from ._lr_scheduler import exponential_lr as exponential_lr
+from ._lr_scheduler import linear_lr as linear_lr
+from ._lr_scheduler import multi_step_lr as multi_step_lr
+from ._lr_scheduler import one_cycle_lr as one_cycle_lr
+from ._lr_scheduler import polynomial_lr as polynomial_lr
+from ._lr_scheduler import reduce_lr_on_plateau as reduce_lr_on_plateau
+from ._lr_scheduler import step_lr as step_lr

@@ -131,7 +131,8 @@ def inject_hyperparams(
 ) -> Callable[..., InjectHyperparams]:
     """Wraps an optimizer factory so its hyperparameters live in ``state.hyperparams``::
 
-        tx = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=gradtx.cosine_decay(1e-3, 100))
+        schedule = gradtx.cosine_decay_schedule(1e-3, 100)
+        tx = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=schedule)
         state = tx.init(params)
         state.hyperparams["learning_rate"]          # the value the next step uses (at init) or
                                                     # the last step used (after a step)

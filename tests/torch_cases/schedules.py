@@ -7,7 +7,8 @@ loss sequence fed to it and the rate after each ``step(loss)``. torch is importe
 ``/work/torchvenv/bin/python tests/torch_cases/schedules.py`` (torch 2.13.0 CPU); the test
 ``tests/test_schedules_torch.py`` only reads ``tests/fixtures/torch_schedules.npz``.
 
-The parameters below are repeated in the test next to the gradtx call that must reproduce them.
+The parameters below (and ``cycle_scale``, ``iteration_scale``) are repeated in the test next to
+the gradtx call that must reproduce them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ def plateau_losses() -> tuple[np.ndarray, np.ndarray]:
     return pos, pos - 2.0  # the second crosses zero near step 28 and plateaus near -1
 
 
+def cycle_scale(cycle):
+    """A custom CyclicLR scale_fn of the cycle number (plain arithmetic, so arrays work too)."""
+    return 0.8 ** (cycle - 1)
+
+
+def iteration_scale(count):
+    """A custom CyclicLR scale_fn of the iteration count."""
+    return 1.0 / (1.0 + 0.01 * count)
+
+
 def generate() -> dict[str, np.ndarray]:
     import torch
     from torch.optim import lr_scheduler as S
@@ -46,11 +57,12 @@ def generate() -> dict[str, np.ndarray]:
         o = opt()
         sched = make(o)
         lrs, moms = [], []
-        for _ in range(steps):
+        for k in range(steps):
             lrs.append(o.param_groups[0]["lr"])
             moms.append(o.param_groups[0]["momentum"])
             o.step()
-            sched.step()
+            if k < steps - 1:  # OneCycleLR raises on a step past its total_steps
+                sched.step()
         return np.asarray(lrs, np.float64), np.asarray(moms, np.float64)
 
     out: dict[str, np.ndarray] = {"torch_version": np.asarray(torch.__version__)}
@@ -69,6 +81,8 @@ def generate() -> dict[str, np.ndarray]:
     add("ExponentialLR", lambda o: S.ExponentialLR(o, gamma=0.99))
     add("PolynomialLR", lambda o: S.PolynomialLR(o, total_iters=250, power=2.0))
     add("CosineAnnealingLR", lambda o: S.CosineAnnealingLR(o, T_max=300, eta_min=1e-3), 301)
+    add("CosineAnnealingLR/periodic", lambda o: S.CosineAnnealingLR(o, T_max=40, eta_min=0.01))
+    add("MultiStepLR/repeated", lambda o: S.MultiStepLR(o, milestones=[80, 30, 0, 30], gamma=0.5))
     add(
         "CosineAnnealingWarmRestarts/T_mult=1",
         lambda o: S.CosineAnnealingWarmRestarts(o, T_0=25, T_mult=1, eta_min=1e-3),
@@ -79,6 +93,12 @@ def generate() -> dict[str, np.ndarray]:
         320,
     )
     add("OneCycleLR/cos", lambda o: S.OneCycleLR(o, max_lr=LR, total_steps=300), momentum=True)
+    add(  # the last step torch takes: count total_steps, past the last knot
+        "OneCycleLR/cos/last",
+        lambda o: S.OneCycleLR(o, max_lr=LR, total_steps=300),
+        301,
+        momentum=True,
+    )
     add(
         "OneCycleLR/linear",
         lambda o: S.OneCycleLR(
@@ -124,6 +144,40 @@ def generate() -> dict[str, np.ndarray]:
             base_momentum=0.85,
             max_momentum=0.95,
         ),
+        momentum=True,
+    )
+    add(
+        "CyclicLR/scale_fn/cycle",
+        lambda o: S.CyclicLR(
+            o, base_lr=0.01, max_lr=LR, step_size_up=15, step_size_down=10, scale_fn=cycle_scale
+        ),
+        momentum=True,
+    )
+    add(
+        "CyclicLR/scale_fn/iterations",
+        lambda o: S.CyclicLR(
+            o,
+            base_lr=0.01,
+            max_lr=LR,
+            step_size_up=12,
+            scale_fn=iteration_scale,
+            scale_mode="iterations",
+        ),
+        momentum=True,
+    )
+    # torch's defaults (every argument that has one left out)
+    add("defaults/StepLR", lambda o: S.StepLR(o, step_size=7))
+    add("defaults/MultiStepLR", lambda o: S.MultiStepLR(o, milestones=[3, 9]))
+    add("defaults/ConstantLR", lambda o: S.ConstantLR(o))
+    add("defaults/LinearLR", lambda o: S.LinearLR(o))
+    add("defaults/ExponentialLR", lambda o: S.ExponentialLR(o, gamma=0.97))
+    add("defaults/PolynomialLR", lambda o: S.PolynomialLR(o))
+    add("defaults/CosineAnnealingLR", lambda o: S.CosineAnnealingLR(o, T_max=25))
+    add("defaults/CosineAnnealingWarmRestarts", lambda o: S.CosineAnnealingWarmRestarts(o, T_0=25))
+    add("defaults/CyclicLR", lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=LR), momentum=True)
+    add(
+        "defaults/OneCycleLR",
+        lambda o: S.OneCycleLR(o, max_lr=LR, epochs=3, steps_per_epoch=100),
         momentum=True,
     )
     add(
