@@ -339,26 +339,34 @@ class Lookahead(Transform):
         new = _new_params(fast, u, self.where())
         count = _tree.safe_increment(state.count)
         sync = count % jnp.asarray(self.sync_period, jnp.int32) == 0
-        slow_now = params.slow if pair else state.slow
 
         def leaf(s, x, p, uu):
-            cd = _tree.compute_dtype(s.dtype, x.dtype)
-            sc = s.astype(cd)
+            cd = s.dtype
             a = _tree.hp(self.slow_step_size, cd)
-            s_new = sc + a * (x.astype(cd) - sc)
+            s_new = s + a * (x.astype(cd) - s)
             u_sync = (s_new - p.astype(cd)).astype(uu.dtype)
-            slow_step = jnp.where(sync, s_new - sc, jnp.zeros_like(sc)).astype(s.dtype)
-            return jnp.where(sync, s_new, sc).astype(s.dtype), jnp.where(sync, u_sync, uu), slow_step
+            return jnp.where(sync, s_new, s), jnp.where(sync, u_sync, uu)
 
-        res = jax.tree.map(leaf, slow_now, new, fast, u)
-        slow, out, slow_updates = _tree.tree_unzip(slow_now, res, 3)
+        def pair_leaf(s, p, uu):
+            # The sync step's two moves as deltas: with d = fast + u - slow, the slow weights
+            # move by alpha * d and the fast ones by u - (1 - alpha) * d.
+            cd = _tree.compute_dtype(s.dtype, p.dtype, uu.dtype)
+            a = _tree.hp(self.slow_step_size, cd)
+            on = sync.astype(cd)
+            d = p.astype(cd) + uu.astype(cd) - s.astype(cd)
+            fast_step = uu.astype(cd) - on * (1 - a) * d
+            return fast_step.astype(uu.dtype), (on * a * d).astype(s.dtype)
+
         if self.reset_state:
             fresh = self.inner._init(fast)
             inner_state = jax.tree.map(lambda f, s: jnp.where(sync, f, s), fresh, inner_state)
         if pair:
-            return params._replace(fast=out, slow=slow_updates), LookaheadState(
-                count, None, inner_state
-            )
+            res = jax.tree.map(pair_leaf, params.slow, fast, u)
+            fast_updates, slow_updates = _tree.tree_unzip(params.slow, res, 2)
+            updates = params._replace(fast=fast_updates, slow=slow_updates)
+            return updates, LookaheadState(count, None, inner_state)
+        res = jax.tree.map(leaf, state.slow, new, fast, u)
+        slow, out = _tree.tree_unzip(state.slow, res, 2)
         return out, LookaheadState(count, slow, inner_state)
 
     def _children(self, state):

@@ -23,6 +23,7 @@ from .._transform import (
     CountState,
     Schedule,
     Transform,
+    _repr_value,
     _Static,
     as_schedule,
     as_transform,
@@ -46,7 +47,7 @@ class InjectHyperparamsState(NamedTuple):
 def _convert_floats(x: Any, dtype: Any) -> Any:
     """Floating-point values that are Python numbers or weakly typed, in ``dtype``; the rest
     (integers, strongly typed arrays) unchanged."""
-    if isinstance(x, jax.Array) and not jax.dtypes.is_weakly_typed(x):
+    if isinstance(x, jax.Array) and not getattr(x, "weak_type", False):
         return x
     current = x.dtype if hasattr(x, "dtype") else type(x)
     if jax.dtypes.issubdtype(current, jnp.floating):
@@ -114,7 +115,7 @@ class InjectHyperparams(Transform):
     def __repr__(self) -> str:
         name = getattr(self.inner_factory, "__name__", type(self.inner_factory).__name__)
         args = {**self.numeric, **self.schedules}
-        inner = ", ".join(f"{k}={v!r}" if not hasattr(v, "shape") else f"{k}={v}" for k, v in args.items())
+        inner = ", ".join(f"{k}={_repr_value(v)}" for k, v in args.items())
         return f"inject_hyperparams({name})({inner})"
 
 
