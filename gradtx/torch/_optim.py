@@ -196,8 +196,8 @@ def _fill(fn: Any, real_view: bool = True) -> Any:
     sig = inspect.signature(fn).parameters
     flags = "\n      ".join(
         textwrap.fill(f"{n}: {text}", 90, subsequent_indent=" " * 8)
-        for n, text in _FLAG_TEXT.items()
-        if n in sig
+        for n in sig
+        if (text := _FLAG_TEXT.get(n)) is not None
     )
     extra = _NUMBERS + ("\n\n    " + _COMPLEX if real_view else "")
     doc = fn.__doc__.replace("\n\n    References:", "\n\n    " + extra + "\n\n    References:")
