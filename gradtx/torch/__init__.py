@@ -8,6 +8,17 @@ checked in float64 against fixtures made with torch 2.13.0.
 """
 
 from ._lbfgs import lbfgs as lbfgs
+from ._lr_scheduler import constant_lr as constant_lr
+from ._lr_scheduler import cosine_annealing_lr as cosine_annealing_lr
+from ._lr_scheduler import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
+from ._lr_scheduler import cyclic_lr as cyclic_lr
+from ._lr_scheduler import exponential_lr as exponential_lr
+from ._lr_scheduler import linear_lr as linear_lr
+from ._lr_scheduler import multi_step_lr as multi_step_lr
+from ._lr_scheduler import one_cycle_lr as one_cycle_lr
+from ._lr_scheduler import polynomial_lr as polynomial_lr
+from ._lr_scheduler import reduce_lr_on_plateau as reduce_lr_on_plateau
+from ._lr_scheduler import step_lr as step_lr
 from ._optim import adadelta as adadelta
 from ._optim import adafactor as adafactor
 from ._optim import adagrad as adagrad
@@ -21,14 +32,3 @@ from ._optim import radam as radam
 from ._optim import rmsprop as rmsprop
 from ._optim import rprop as rprop
 from ._optim import sgd as sgd
-from ._lr_scheduler import constant_lr as constant_lr
-from ._lr_scheduler import cosine_annealing_lr as cosine_annealing_lr
-from ._lr_scheduler import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
-from ._lr_scheduler import cyclic_lr as cyclic_lr
-from ._lr_scheduler import exponential_lr as exponential_lr
-from ._lr_scheduler import linear_lr as linear_lr
-from ._lr_scheduler import multi_step_lr as multi_step_lr
-from ._lr_scheduler import one_cycle_lr as one_cycle_lr
-from ._lr_scheduler import polynomial_lr as polynomial_lr
-from ._lr_scheduler import reduce_lr_on_plateau as reduce_lr_on_plateau
-from ._lr_scheduler import step_lr as step_lr
