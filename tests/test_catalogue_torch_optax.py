@@ -87,11 +87,10 @@ CASES = {
     "adafactor_opts": (
         gradtx.adafactor(
             LR,
-            beta2_decay=-0.5,
-            d=0.5,
-            weight_decay=0.2,
+            decay_rate=0.5,
+            clipping_threshold=0.5,
+            weight_decay_rate=0.2 * LR,
             momentum=0.9,
-            convention="optax",
             min_dim_size_to_factor=3,
             multiply_by_parameter_scale=False,
         ),
