@@ -170,8 +170,8 @@ def amsgrad(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
     Args:
       {adam_args}
-      bias_correction_mu, bias_correction_nu: False drops the division by ``1 - b1^t`` (by
-        ``1 - b2^t``), as in the paper.
+      bias_correction_mu: False drops the division of ``m_t`` by ``1 - b1^t``.
+      bias_correction_nu: False drops the division of ``v_t`` by ``1 - b2^t``.
 
     Conventions: torch's AMSGrad (the max of the uncorrected ``v_t``) is ``adam(lr, amsgrad=True)``;
     ``adam(lr, amsgrad=True, amsgrad_max="corrected")`` is this one with Adam's keywords.
@@ -186,18 +186,19 @@ def amsgrad(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
 
 _ARGS = """{learning_rate}
-      b1, b2: decays of the first and second moments, in [0, 1) (float, array or schedule).
+      b1: decay of the first moment, in [0, 1) (float, array or schedule).
+      b2: decay of the second moment, in [0, 1) (float, array or schedule).
       eps: added to the denominator outside the square root, >= 0; eps_root: inside it, >= 0.
       mu_dtype: dtype of ``m`` (default: each parameter's dtype)."""
 _EXTRAS = """nesterov: Nesterov's look-ahead on the first moment (Dozat's NAdam, constant momentum).
       nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
       complex_convention: ``"abs"`` (Optax: one step size per complex weight) or
-        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``).
-      amsgrad: keep the running maximum of ``v`` (``amsgrad_max="raw"``: torch's AMSGrad;
+        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``)."""
+_AMSGRAD = """amsgrad: keep the running maximum of ``v`` (``amsgrad_max="raw"``: torch's AMSGrad;
         ``"corrected"``: ``optax.amsgrad``)."""
 _REFS = """Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980
       Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
       https://openreview.net/forum?id=ryQu7f-RZ"""
 for _f in (adam, adamw, amsgrad):
-    fill_doc(_f, adam_args=_ARGS, adam_extras=_EXTRAS, refs=_REFS)
+    fill_doc(_f, adam_args=_ARGS, adam_extras=_EXTRAS + "\n      " + _AMSGRAD, refs=_REFS)
     fill_doc(_f, **COMMON_DOCS)
