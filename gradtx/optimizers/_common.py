@@ -19,6 +19,9 @@ ARGS_WEIGHT_DECAY = """weight_decay: L2 coefficient >= 0 (float, array or schedu
         one, e.g. ``gradtx.mask_by_path`` helpers. None decays every leaf."""
 ARGS_DECOUPLED = """decoupled_weight_decay: if True, decay the parameters outside the preconditioner
         (``p <- p - lr * weight_decay * p``, AdamW) instead of the coupled L2 term."""
+ARGS_DECOUPLED_DECAY = """weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
+      mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
+        decays every leaf."""
 ARGS_MAXIMIZE = """maximize: if True, ascend the objective (the gradient is negated first; the weight
         decay still shrinks the parameters, as in torch)."""
 
@@ -77,4 +80,27 @@ COMMON_DOCS = {
     "weight_decay": ARGS_WEIGHT_DECAY,
     "maximize": ARGS_MAXIMIZE,
     "decoupled": ARGS_DECOUPLED,
+    "decoupled_decay": ARGS_DECOUPLED_DECAY,
+}
+
+# The arguments of the Adam family (adam, adamw, amsgrad, nadam, nadamw).
+ADAM_DOCS = {
+    "adam_options": """{adam_extras}
+      amsgrad: keep the running maximum of ``v`` (``amsgrad_max="raw"``: torch's AMSGrad;
+        ``"corrected"``: ``optax.amsgrad``).""",
+    "adam_args": """{learning_rate}
+      b1: decay of the first moment, in [0, 1) (float, array or schedule).
+      b2: decay of the second moment, in [0, 1) (float, array or schedule).
+      eps: added to the denominator outside the square root, >= 0; eps_root: inside it, >= 0.
+      mu_dtype: dtype of ``m`` (default: each parameter's dtype).""",
+    "adam_extras": """nesterov: Nesterov's look-ahead on the first moment (Dozat's NAdam, constant momentum).
+      nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
+      complex_convention: ``"abs"`` (Optax: one step size per complex weight) or
+        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``).""",
+    "refs": """
+
+    References:
+      Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980
+      Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
+      https://openreview.net/forum?id=ryQu7f-RZ""",
 }

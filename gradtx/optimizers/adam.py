@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from .. import _checks, _tree
 from .._kernel import Elementwise
 from .._transform import field, pytree_dataclass, static_field, value_at
-from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+from ._common import ADAM_DOCS, COMMON_DOCS, fill_doc, optimizer_chain
 
 
 class AdamState(NamedTuple):
@@ -107,16 +107,13 @@ def adam(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, ep
 
     Args:
       {adam_args}
-      {adam_extras}
+      {adam_options}
       {weight_decay}
       {decoupled}
       {maximize}
 
     Conventions: torch.optim.Adam(lr, (b1, b2), eps, wd, amsgrad) is ``adam(lr, b1, b2, eps,
-    weight_decay=wd, amsgrad=amsgrad)``; ``gradtx.torch.adam`` takes torch's names and defaults.
-
-    References:
-      {refs}
+    weight_decay=wd, amsgrad=amsgrad)``; ``gradtx.torch.adam`` takes torch's names and defaults.{refs}
     """
     pre = ScaleByAdam(b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype,
                       complex_convention, nesterov)  # fmt: skip
@@ -138,17 +135,12 @@ def adamw(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
 
     Args:
       {adam_args}
-      {adam_extras}
-      weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
-      mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
-        decays every leaf.
+      {adam_options}
+      {decoupled_decay}
       {maximize}
 
     Conventions: torch.optim.AdamW(lr, (b1, b2), eps, wd) is ``adamw(lr, b1, b2, eps,
-    weight_decay=wd)`` (torch's default decay is 1e-2, Optax's 1e-4).
-
-    References:
-      {refs}
+    weight_decay=wd)`` (torch's default decay is 1e-2, Optax's 1e-4).{refs}
       Loshchilov, Hutter, "Decoupled Weight Decay Regularization", ICLR 2019. arXiv:1711.05101
     """
     pre = ScaleByAdam(b1, b2, eps, eps_root, amsgrad, amsgrad_max, mu_dtype, nu_dtype,
@@ -174,10 +166,7 @@ def amsgrad(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
       bias_correction_nu: False drops the division of ``v_t`` by ``1 - b2^t``.
 
     Conventions: torch's AMSGrad (the max of the uncorrected ``v_t``) is ``adam(lr, amsgrad=True)``;
-    ``adam(lr, amsgrad=True, amsgrad_max="corrected")`` is this one with Adam's keywords.
-
-    References:
-      {refs}
+    ``adam(lr, amsgrad=True, amsgrad_max="corrected")`` is this one with Adam's keywords.{refs}
     """
     pre = ScaleByAdam(b1, b2, eps, eps_root, True, "corrected", mu_dtype,
                       bias_correction_mu=bias_correction_mu,
@@ -185,20 +174,6 @@ def amsgrad(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     return optimizer_chain("amsgrad", pre, learning_rate)
 
 
-_ARGS = """{learning_rate}
-      b1: decay of the first moment, in [0, 1) (float, array or schedule).
-      b2: decay of the second moment, in [0, 1) (float, array or schedule).
-      eps: added to the denominator outside the square root, >= 0; eps_root: inside it, >= 0.
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype)."""
-_EXTRAS = """nesterov: Nesterov's look-ahead on the first moment (Dozat's NAdam, constant momentum).
-      nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
-      complex_convention: ``"abs"`` (Optax: one step size per complex weight) or
-        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``)."""
-_AMSGRAD = """amsgrad: keep the running maximum of ``v`` (``amsgrad_max="raw"``: torch's AMSGrad;
-        ``"corrected"``: ``optax.amsgrad``)."""
-_REFS = """Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980
-      Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
-      https://openreview.net/forum?id=ryQu7f-RZ"""
 for _f in (adam, adamw, amsgrad):
-    fill_doc(_f, adam_args=_ARGS, adam_extras=_EXTRAS + "\n      " + _AMSGRAD, refs=_REFS)
+    fill_doc(_f, **ADAM_DOCS)
     fill_doc(_f, **COMMON_DOCS)

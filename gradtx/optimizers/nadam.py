@@ -10,8 +10,8 @@ import jax.numpy as jnp
 from .. import _checks, _tree
 from .._kernel import Elementwise
 from .._transform import field, pytree_dataclass, static_field, value_at
-from ._common import COMMON_DOCS, fill_doc, optimizer_chain
-from .adam import _ARGS, _EXTRAS, ScaleByAdam
+from ._common import ADAM_DOCS, COMMON_DOCS, fill_doc, optimizer_chain
+from .adam import ScaleByAdam
 
 
 class NAdamState(NamedTuple):
@@ -145,9 +145,7 @@ def nadamw(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     Args:
       {adam_args}
       {adam_extras}
-      weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
-      mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
-        decays every leaf.
+      {decoupled_decay}
       {maximize}
 
     Conventions: ``adamw(..., nesterov=True)``, as in Optax. torch's
@@ -168,5 +166,5 @@ _REFS = """Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 worksho
       https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
       Kingma, Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. arXiv:1412.6980"""
 for _f in (nadam, nadamw):
-    fill_doc(_f, adam_args=_ARGS, adam_extras=_EXTRAS, refs=_REFS)
+    fill_doc(_f, adam_args=ADAM_DOCS["adam_args"], adam_extras=ADAM_DOCS["adam_extras"], refs=_REFS)
     fill_doc(_f, **COMMON_DOCS)
