@@ -136,25 +136,6 @@ from .transforms._shaping import keep_params_nonnegative as keep_params_nonnegat
 from .transforms._shaping import scale_by_sign as scale_by_sign
 from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
-# torch.optim catalogue
-from .optimizers.adadelta import AdadeltaState as AdadeltaState
-from .optimizers.adadelta import adadelta as adadelta
-from .optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
-from .optimizers.adafactor import AdafactorState as AdafactorState
-from .optimizers.adafactor import adafactor as adafactor
-from .optimizers.adafactor import scale_by_adafactor as scale_by_adafactor
-from .optimizers.adafactor import scale_by_factored_rms as scale_by_factored_rms
-from .optimizers.adamax import AdamaxState as AdamaxState
-from .optimizers.adamax import adamax as adamax
-from .optimizers.adamax import adamaxw as adamaxw
-from .optimizers.adamax import scale_by_adamax as scale_by_adamax
-from .optimizers.asgd import ASGDState as ASGDState
-from .optimizers.asgd import asgd as asgd
-from .optimizers.asgd import scale_by_asgd as scale_by_asgd
-from .optimizers.muon import MuonSplitState as MuonSplitState
-from .optimizers.muon import MuonState as MuonState
-from .optimizers.muon import muon as muon
-from .optimizers.muon import scale_by_muon as scale_by_muon
 # Optax's base, update, wrapper and tree utilities
 from ._state_utils import NamedTupleKey as NamedTupleKey
 from ._state_utils import tree_get as tree_get
@@ -190,6 +171,25 @@ from .transforms._stateless import stateless as stateless
 from .transforms._stateless import stateless_with_tree_map as stateless_with_tree_map
 from .transforms._stateless import with_extra_args_support as with_extra_args_support
 
+# torch.optim catalogue
+from .optimizers.adadelta import AdadeltaState as AdadeltaState
+from .optimizers.adadelta import adadelta as adadelta
+from .optimizers.adadelta import scale_by_adadelta as scale_by_adadelta
+from .optimizers.adafactor import AdafactorState as AdafactorState
+from .optimizers.adafactor import adafactor as adafactor
+from .optimizers.adafactor import scale_by_adafactor as scale_by_adafactor
+from .optimizers.adafactor import scale_by_factored_rms as scale_by_factored_rms
+from .optimizers.adamax import AdamaxState as AdamaxState
+from .optimizers.adamax import adamax as adamax
+from .optimizers.adamax import adamaxw as adamaxw
+from .optimizers.adamax import scale_by_adamax as scale_by_adamax
+from .optimizers.asgd import ASGDState as ASGDState
+from .optimizers.asgd import asgd as asgd
+from .optimizers.asgd import scale_by_asgd as scale_by_asgd
+from .optimizers.muon import MuonSplitState as MuonSplitState
+from .optimizers.muon import MuonState as MuonState
+from .optimizers.muon import muon as muon
+from .optimizers.muon import scale_by_muon as scale_by_muon
 from .optimizers.nadam import NAdamState as NAdamState
 from .optimizers.nadam import nadam as nadam
 from .optimizers.nadam import nadamw as nadamw
@@ -248,11 +248,13 @@ from .transforms._linesearch import (
 from .transforms._linesearch import ScaleByZoomLinesearch as ScaleByZoomLinesearch
 from .transforms._linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
 from .transforms._linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from .transforms._linesearch import ZoomLinesearchState as ZoomLinesearchState
 from .transforms._linesearch import (
     scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
 )
 from .transforms._linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
 from .transforms._linesearch import value_and_grad_from_state as value_and_grad_from_state
+from .transforms._linesearch import zoom_linesearch as zoom_linesearch
 from . import torch as torch  # torch.optim's names: gradtx.torch.lbfgs
 
 # modern optimizers
@@ -269,13 +271,11 @@ from .optimizers.prodigy import ProdigyState as ProdigyState
 from .optimizers.prodigy import prodigy as prodigy
 from .optimizers.schedule_free import ScheduleFreeState as ScheduleFreeState
 from .optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
-from .transforms._linesearch import ZoomLinesearchState as ZoomLinesearchState
 from .optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from .optimizers.soap import SOAPState as SOAPState
 from .optimizers.soap import scale_by_soap as scale_by_soap
 from .optimizers.soap import soap as soap
 from .optimizers.kron import KronState as KronState
-from .transforms._linesearch import zoom_linesearch as zoom_linesearch
 from .optimizers.kron import kron as kron
 from .schedules._probability import precond_update_prob_schedule as precond_update_prob_schedule
 from .optimizers.kron import scale_by_kron as scale_by_kron
@@ -294,14 +294,13 @@ from ._sweep._halving import successive_halving as successive_halving
 from ._sweep._pbt import PBTResult as PBTResult
 from ._sweep._pbt import pbt as pbt
 
-# performance: grouped path, fused step
-from ._grouped import GroupedState as GroupedState
-from ._grouped import grouped as grouped
+# performance: the packed layout, the donating step, Optax's flatten
+from ._layout import Packed as Packed
+from ._layout import pack as pack
+from ._layout import pack_like as pack_like
+from ._layout import unpack as unpack
 from ._step import step as step
-from ._flat import FlatParams as FlatParams
-from ._flat import flatten as flatten
-from ._flat import flatten_like as flatten_like
-from ._flat import unflatten as unflatten
+from .transforms._layouts import flatten as flatten
 
 # trust: sharding, mixed precision, checkpoints
 from ._checkpoint import check_state as check_state

@@ -167,6 +167,13 @@ def first_difference(expected: Any, got: Any) -> tuple[str, str, str] | None:
     Returns ``(path, expected, got)`` as strings, or ``None`` when the trees match.
     """
     is_leaf = lambda x: x is None
+    exp_leaves, exp_def = jax.tree_util.tree_flatten(expected, is_leaf=is_leaf)
+    got_leaves, got_def = jax.tree_util.tree_flatten(got, is_leaf=is_leaf)
+    if exp_def == got_def and all(
+        (v is None) == (g is None) and (v is None or np.shape(v) == np.shape(g))
+        for v, g in zip(exp_leaves, got_leaves)
+    ):
+        return None  # the common case, decided without naming every path
     exp = jax.tree_util.tree_flatten_with_path(expected, is_leaf=is_leaf)[0]
     got_ = jax.tree_util.tree_flatten_with_path(got, is_leaf=is_leaf)[0]
     exp_map = {path_str(p): v for p, v in exp}
@@ -210,13 +217,22 @@ def check_same_tree(where: str, expected: Any, got: Any, expected_name: str, got
 
 def check_float_leaves(where: str, tree: Any, name: str) -> None:
     """Rejects integer and boolean leaves, naming the first offending path."""
+    if all(_is_inexact(leaf) for leaf in jax.tree_util.tree_leaves(tree)):
+        return  # the common case, decided without naming every path
     for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        dtype = getattr(leaf, "dtype", None)
-        if dtype is None:
-            dtype = np.asarray(leaf).dtype
-        if not jax.dtypes.issubdtype(dtype, np.inexact):
+        if not _is_inexact(leaf):
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is None:
+                dtype = np.asarray(leaf).dtype
             raise TypeError(
                 f"{where}: {name} leaf at {path_str(p)} has dtype {dtype}; optimizers need "
                 f"floating-point leaves. Keep integer and boolean arrays out of the optimized tree "
                 f"(use gradtx.partition/freeze, or eqx.filter(model, eqx.is_inexact_array))."
             )
+
+
+def _is_inexact(leaf: Any) -> bool:
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(leaf).dtype
+    return jax.dtypes.issubdtype(dtype, np.inexact)

@@ -18,12 +18,15 @@ before it. ``reads_params = True`` passes each parameter to ``_leaf`` as ``p``.
 The base owns everything else: the state (a count and one tree per buffer), the tree mapping
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
 parameters are updated in float32 and cast back), complex parameters under torch's real-view
-convention (``complex_convention="real_view"``), and the backend fusion (``_fusion.Twin``).
+convention (``complex_convention="real_view"``), and the tracing cost: leaves of one shape and
+dtype share one trace of the leaf arithmetic (a nested ``jax.jit``, which XLA inlines: the
+program and the numbers are those of tracing every leaf), so a tree of thousands of small leaves
+traces and lowers about as fast as a handful.
 
 ``PerLeaf`` is the base of transforms whose arithmetic reads whole leaves (norms, factored
 moments, matrix functions, per-leaf PRNG draws): the subclass writes one leaf's update, and the
-base maps it over the tree and ``jax.vmap``s it over the stacking axis of
-``gradtx.flatten(params, stack=True)`` buffers.
+base maps it over the tree and ``jax.vmap``s it over the stacking axis of packed buffers
+(``gradtx.pack`` stacks equal-shaped leaves for such transforms).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _fusion, _tree
+from . import _checks, _tree
 from ._transform import EmptyState, Transform
 
 
@@ -115,25 +118,37 @@ class Elementwise(Transform):
         def scalars(cd):
             rd = _tree.real_dtype(cd)
             raw = self._scalars(state.count, count.astype(rd), rd, **carry)
-            cast = {k: None if v is None else _tree.hp(v, cd) for k, v in raw.items()}
-            return types.SimpleNamespace(**cast)
+            return {k: None if v is None else _tree.hp(v, cd) for k, v in raw.items()}
 
         inputs = ("p",) * self.reads_params + names
 
-        def leaf(g, *ins):
-            outs = (g, *ins[len(ins) - len(names) :])
-            if self._real_view(g):
-                out = leaf(*(_real_view(x) for x in (g, *ins)))
-                return tuple(_complex_view(o, x.dtype) for o, x in zip(out, outs))
+        def arith(s, g, *ins):
+            """One leaf's update in its compute dtype, cast back to each output's dtype."""
             cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
             named = {n: _in(b, cd) for n, b in zip(inputs, ins)}
-            out = self._leaf(scalars(cd), g.astype(cd), **named)
+            out = self._leaf(types.SimpleNamespace(**s), g.astype(cd), **named)
+            outs = (g, *ins[len(ins) - len(names) :])
             return tuple(_out(o, x.dtype) for o, x in zip(out, outs))
 
-        twin = _fusion.Twin()  # one fused loop under XLA:CPU multi-output fusion
+        # Leaves of one shape and dtype share one trace (a nested jit that XLA inlines): tracing
+        # a tree of thousands of small leaves costs what tracing a few distinct ones does.
+        shared = _tree.shared_signatures(updates)
+        traced_once = jax.jit(arith)
+
+        def leaf(g, *ins, shared_trace=None):
+            if shared_trace is None:
+                shared_trace = _tree.signature(g) in shared
+            if self._real_view(g):
+                outs = (g, *ins[len(ins) - len(names) :])
+                views = (_real_view(x) for x in (g, *ins))
+                out = leaf(*views, shared_trace=shared_trace)
+                return tuple(_complex_view(o, x.dtype) for o, x in zip(out, outs))
+            cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
+            return (traced_once if shared_trace else arith)(scalars(cd), g, *ins)
+
         ins = ((params,) if self.reads_params else ()) + tuple(getattr(state, n) for n in names)
         labels = ("params",) * self.reads_params + names
-        res = _tree.tree_map_with_check(self.where(), twin.wrap(leaf), updates, *ins, names=labels)
+        res = _tree.tree_map_with_check(self.where(), leaf, updates, *ins, names=labels)
         u, *new = _tree.tree_unzip(updates, res, 1 + len(names))
         carry = self._next_carry(updates, state)
         return u, self.state_type(count, **carry, **dict(zip(names, new)))
@@ -168,10 +183,9 @@ class PerLeaf(Transform):
     """Base of transforms with per-leaf statistics: one leaf's arithmetic, mapped by the base.
 
     Norms, factored moments, matrix functions and per-leaf PRNG draws depend on a whole leaf, so
-    they cannot run on raveled buffers; on ``gradtx.flatten(params, stack=True)`` buffers, where
-    equal-shaped leaves are stacked along a leading axis, the base ``jax.vmap``s the one-leaf
-    arithmetic over that axis (a stack of one leaf runs as that leaf), so each stacked leaf gets
-    the tree's numbers. A subclass writes:
+    they cannot run on raveled buffers; on stacked buffers (``gradtx.pack`` stacks equal-shaped
+    leaves along a leading axis for these transforms) the base ``jax.vmap``s the one-leaf
+    arithmetic over that axis, so each stacked leaf gets the tree's numbers. A subclass writes:
 
     - ``_init_leaf(p) -> tuple``: the buffers of one (unstacked) parameter, in the order of
       ``_buffers()`` (each may be a pytree, say one accumulator per axis);
@@ -191,7 +205,7 @@ class PerLeaf(Transform):
     lets the transform run on any layout. ``state_type = EmptyState`` makes it stateless.
 
     The base owns the state layout, the checks of the buffers and params against the updates,
-    and the layouts (it is the only place that asks a tree for its stacking axes).
+    and the stacking axes (it is the only place that asks a tree for them, see ``stack_axes``).
 
     Class attributes:
       state_type: the state NamedTuple, ``(count, *carry_fields, *buffers)``, or ``EmptyState``.
@@ -261,9 +275,7 @@ class PerLeaf(Transform):
         """Per leaf of ``tree``, its leading axes that index stacked leaves."""
         if not self._per_leaf():
             return [0] * len(jax.tree.leaves(tree))
-        from . import _view  # imports the transforms package, which imports this module
-
-        return _view.stack_axes(self._name(), tree, self.layout_what)
+        return stack_axes(self._name(), tree, self.layout_what)
 
     def _init(self, params):
         stack = self._stack_axes(params)
@@ -353,13 +365,33 @@ def leaf_norm(x: Any) -> jax.Array:
     return jnp.sqrt(jnp.sum(_tree.abs_sq(x)))
 
 
+def stack_axes(where: str, tree: Any, what: str) -> list[int]:
+    """Per leaf of ``tree``, how many leading axes index stacked leaves (0 on a plain tree).
+
+    A packed tree (``gradtx.pack``) says so through its ``_gradtx_stack_axes`` hook: 1 for a
+    stack of equal-shaped leaves, 0 for a leaf kept as it is, None for raveled leaves, which
+    raise ``TypeError`` naming ``where`` and ``what``: a statistic over a raveled buffer would
+    mix its leaves.
+    """
+    hook = getattr(type(tree), "_gradtx_stack_axes", None)
+    if hook is None:
+        return [0] * len(jax.tree.leaves(tree))
+    axes = hook(tree)
+    if any(a is None for a in axes):
+        raise TypeError(
+            f"{where}: {what} cannot run on packed buffers of raveled leaves: each buffer holds "
+            f"many leaves raveled together, so the result would mix them. Pack the params for "
+            f"this transform (gradtx.pack(params, tx) stacks equal-shaped leaves for it), or use "
+            f"the params tree itself."
+        )
+    return axes
+
+
 def leaf_ranks(where: str, tree: Any, what: str) -> list[int]:
     """Per leaf of ``tree``, the rank of one leaf: a stack of leaves counts as one of them.
 
     For transforms that route leaves by their rank (Muon's matrices and vectors); raveled
     buffers raise ``TypeError`` naming ``where`` and ``what``.
     """
-    from . import _view
-
-    axes = _view.stack_axes(where, tree, what)
+    axes = stack_axes(where, tree, what)
     return [jnp.ndim(x) - nb for x, nb in zip(jax.tree.leaves(tree), axes)]

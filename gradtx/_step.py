@@ -45,9 +45,8 @@ def step(
     ``grads``, ``tx`` and ``extra`` are not donated. Inside an outer ``jax.jit`` there is nothing
     to donate, and ``step`` is simply the fused update.
 
-    On a CPU, call ``gradtx.enable_cpu_multi_output_fusion()`` at the start of the program: the
-    step of an elementwise optimizer (Adam, AdamW, SGD with momentum, RMSprop, Lion, ...) then
-    compiles to one loop over memory instead of two or three.
+    ``params`` may be packed (``gradtx.pack(params, tx)``): the step then runs a few fused loops
+    over the packed buffers, whatever the number of leaves, and donates them.
 
     Args:
       tx: a gradtx transform (or any object with Optax's ``init``/``update``, which is wrapped).
@@ -60,6 +59,24 @@ def step(
 
     Returns:
       ``(new_params, new_state)``, with the dtypes and shardings of the old ones.
+
+    Raises:
+      ValueError: an array of ``grads`` (or of ``extra``) is also an array of ``params`` or
+        ``state``: a donated buffer cannot be read by the same call.
     """
-    new_state, new_params = _compiled_step(as_transform(tx), grads, state, params, *split_extra(extra))
+    try:
+        new_state, new_params = _compiled_step(
+            as_transform(tx), grads, state, params, *split_extra(extra)
+        )
+    except Exception as e:
+        # Checked only on failure, so the step pays nothing for it.
+        donated = {id(x) for x in jax.tree.leaves((state, params))}
+        if not any(id(x) in donated for x in jax.tree.leaves((grads, extra))):
+            raise
+        raise ValueError(
+            "gradtx.step: an array of grads (or of extra) is also one of params or state, which "
+            "step donates, so XLA cannot reuse its memory. Pass grads that are their own arrays "
+            "(a copy: jax.tree.map(jnp.copy, grads)), or call tx.update and "
+            "gradtx.apply_updates, which donate nothing."
+        ) from e
     return new_params, new_state

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _fusion, _tree
+from . import _checks, _tree
 
 T = TypeVar("T")
 
@@ -336,8 +336,11 @@ def _traced_update(
     # state also check the updates against it (naming the buffer).
     where = tx.where()
     _checks.check_float_leaves(where, updates, "updates")
+    _check_layout(tx, updates, where)
     if params is not None:
-        _checks.check_same_tree(where, tx._params_like_updates(params), updates, "params", "updates")
+        _checks.check_same_tree(
+            where, tx._params_like_updates(params), updates, "params", "updates"
+        )
     try:
         return tx._update(updates, state, params, **extra)
     except (ValueError, TypeError) as err:
@@ -356,6 +359,14 @@ def _compiled_update(
     static: _Static,
 ) -> tuple[Updates, OptState]:
     return _traced_update(tx, updates, state, params, {**dynamic, **static.items})
+
+
+def _check_layout(tx: Transform, tree: Any, where: str) -> None:
+    """A tree packed by ``gradtx.pack`` must be laid out for a transform like ``tx`` (its
+    ``_gradtx_check_layout`` hook raises ``TypeError`` otherwise)."""
+    check = getattr(type(tree), "_gradtx_check_layout", None)
+    if check is not None:
+        check(tree, tx, where)
 
 
 def _under_trace(*trees: Any) -> bool:
@@ -412,6 +423,7 @@ class Transform(_ReprMixin):
     def init(self, params: Params) -> OptState:
         """Creates the optimizer state for ``params`` (compiled; buffers keep the params' sharding)."""
         _checks.check_float_leaves(f"gradtx.{type(self).__name__}.init", params, "params")
+        _check_layout(self, params, f"gradtx.{type(self).__name__}.init")
         if _under_trace(self, params):  # inside the caller's jit: trace inline
             return self._init(params)
         return _compiled_init(self, params, _shardings_of(params))
@@ -579,10 +591,9 @@ class Chain(Transform):
                 f"{len(self.transforms)} transforms; pass the state returned by this chain's init."
             )
         new_state = []
-        with _fusion.recipes():
-            for t, s in zip(self.transforms, state):
-                updates, s = t._update(updates, s, params, **extra)
-                new_state.append(s)
+        for t, s in zip(self.transforms, state):
+            updates, s = t._update(updates, s, params, **extra)
+            new_state.append(s)
         return updates, tuple(new_state)
 
     def _children(self, state):
@@ -635,9 +646,8 @@ class NamedChain(Transform):
                 f"{list(self.names)}; pass the state returned by this chain's init."
             )
         new_state = {}
-        with _fusion.recipes():
-            for n, t in zip(self.names, self.transforms):
-                updates, new_state[n] = t._update(updates, state[n], params, **extra)
+        for n, t in zip(self.names, self.transforms):
+            updates, new_state[n] = t._update(updates, state[n], params, **extra)
         return updates, new_state
 
     def _children(self, state):
@@ -703,10 +713,16 @@ def scale_tree(updates: Updates, factor: Any) -> Updates:
     """``factor * updates``, computed in at least float32 and cast back to each leaf's dtype."""
     # The factor is converted once per dtype rather than once per leaf (fewer traced ops).
     factors = functools.cache(lambda cd: _tree.hp(factor, cd))
+    shared = _tree.shared_signatures(updates)  # traced once for all leaves of one signature
+
+    def scaled(u, f):
+        return (u.astype(f.dtype) * f).astype(u.dtype)
+
+    traced_once = jax.jit(scaled)
 
     def leaf(u):
-        cd = _tree.compute_dtype(u.dtype)
-        return (u.astype(cd) * factors(cd)).astype(u.dtype)
+        fn = traced_once if _tree.signature(u) in shared else scaled
+        return fn(u, factors(_tree.compute_dtype(u.dtype)))
 
     return jax.tree.map(leaf, updates)
 

@@ -43,9 +43,9 @@ class Spec:
         and params (no per-leaf norms or shapes), so packed buffers give the same updates. Read
         from the classes of the transform the entry builds (``Transform.is_elementwise``), never
         set by hand.
-      stack_aware: not elementwise, but runs leaf by leaf on ``gradtx.flatten(params,
-        stack=True)`` buffers (their leading axis indexes the stacked leaves) and gives the
-        tree's numbers there. Read from the classes (``Transform.is_stackable``).
+      stack_aware: not elementwise, but runs leaf by leaf on stacked buffers (their leading
+        axis indexes the stacked leaves; ``gradtx.pack`` stacks equal-shaped leaves for it) and
+        gives the tree's numbers there. Read from the classes (``Transform.is_stackable``).
     """
 
     name: str

@@ -1,8 +1,13 @@
-"""Run every registry optimizer a few steps and save the results (for tests/test_cpu_fusion.py).
+"""Run every elementwise registry optimizer a few steps and save the results (for
+tests/test_cpu_fusion.py).
 
-Run as ``python -m tests._fusion_run OUT.npz`` in a fresh process: XLA reads ``XLA_FLAGS`` once,
-so the test starts this script twice, with and without XLA:CPU multi-output fusion, and compares
-the two files bit for bit.
+Run as ``python -m tests._fusion_run OUT.npz`` in a fresh process: XLA reads ``XLA_FLAGS`` once, so
+the test starts this script with XLA:CPU multi-output fusion on and compares its file with the
+results of its own process (default flags).
+
+Each entry is one compiled program (the params tree and its packed layout, a few steps each), so
+the run costs about one compile per entry; ``gradtx.step`` (donated buffers) runs for the
+optimizers whose loops are counted.
 """
 
 import sys
@@ -12,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gradtx
-from gradtx import _fusion
+from gradtx import _fusion, _step
 from gradtx._transform import split_extra
 from gradtx.registry import OPTIMIZERS
 
@@ -24,7 +29,7 @@ STEPS = 3
 
 
 def _special_grads(params, k):
-    """small_grads with -0.0, a subnormal, a huge value and an inf mixed into the big leaf."""
+    """small_grads with -0.0, a subnormal, a huge value and a tiny one in the big leaf."""
     g = small_grads(params, k)
     tiny = float(np.finfo(np.float32).smallest_subnormal) * 3
     g["big"] = g["big"].at[0, :4].set(jnp.array([-0.0, tiny, 3e38, -1e-30], jnp.float32))
@@ -35,34 +40,48 @@ def _extra(spec):
     return {"loss": jnp.float32(1.0)} if spec.reads_loss else {}
 
 
-def run_step(tx, extra):
-    params = small_params()
+def fusion_params():
+    """Three leaves (a matrix, a vector, a scalar) and a None: few leaves keep the compile short."""
+    p = small_params()
+    return {"big": p["big"], "bias": p["bias"], "scalar": p["scalar"], "skip": None}
+
+
+@jax.jit
+def _tree_and_packed(tx, params, packed, extra):
+    """``STEPS`` updates of ``tx`` on the params tree and on their packed layout (a loop, so
+    the step is compiled once per layout)."""
+    out = []
+    for p0 in (params, packed):
+
+        def body(k, carry):
+            p, s = carry
+            kf = k.astype(jnp.float32)
+            if isinstance(p, gradtx.Packed):
+                g = gradtx.pack_like(p, _special_grads(gradtx.unpack(p), kf))
+            else:
+                g = _special_grads(p, kf)
+            u, s = tx.update(g, s, p, **extra)
+            return gradtx.apply_updates(p, u), s
+
+        out.append(jax.lax.fori_loop(0, STEPS, body, (p0, tx.init(p0))))
+    return out
+
+
+def run_step(tx, packed):
+    """``STEPS`` calls of ``gradtx.step`` (donated buffers) on the tree or its packed layout."""
+    params = gradtx.pack(small_params(), tx) if packed else small_params()
     state = tx.init(params)
     for k in range(STEPS):
-        params, state = gradtx.step(tx, _special_grads(params, float(k)), state, params, **extra)
+        if packed:
+            g = gradtx.pack_like(params, _special_grads(gradtx.unpack(params), float(k)))
+        else:
+            g = _special_grads(params, float(k))
+        params, state = gradtx.step(tx, g, state, params)
     return params, state
-
-
-def run_update(tx, extra):
-    params = small_params()
-    state = tx.init(params)
-    for k in range(STEPS):
-        u, state = tx.update(_special_grads(params, float(k)), state, params, **extra)
-        params = gradtx.apply_updates(params, u)
-    return params, state
-
-
-def run_flat(tx, extra):
-    flat = gradtx.flatten(small_params())
-    state = tx.init(flat)
-    for k in range(STEPS):
-        g = gradtx.flatten_like(flat, _special_grads(flat.unflatten(), float(k)))
-        flat, state = gradtx.step(tx, g, state, flat, **extra)
-    return flat, state
 
 
 def run_bf16():
-    """AdamW with bf16 params and float32 moments (mixed compute dtypes)."""
+    """AdamW with bf16 params and float32 moments (mixed compute dtypes), through step."""
     tx = gradtx.adamw(1e-2, weight_decay=0.1, mu_dtype=jnp.float32)
     params = jax.tree.map(lambda x: x.astype(jnp.bfloat16), small_params())
     state = tx.init(params)
@@ -87,52 +106,38 @@ def run_vmap_grad():
     return jax.jit(jax.vmap(final_loss))(lrs), jax.jit(jax.vmap(jax.grad(final_loss)))(lrs)
 
 
-#: Chains whose optimizer reads a just-clipped gradient: the twin recomputes the clipped value
-#: from the raw gradient (a recipe, gradtx/_fusion.py) instead of reading a materialized copy.
-CLIPPED = {
-    "clip+adamw": gradtx.chain(
+#: The optimizers whose ``gradtx.step`` loops are counted, with and without the flag.
+COUNTED = {
+    "adam": lambda: gradtx.adam(1e-3),
+    "adamw": lambda: gradtx.adamw(1e-3, weight_decay=1e-2),
+    "sgd_momentum": lambda: gradtx.sgd(1e-2, momentum=0.9),
+    "rmsprop": lambda: gradtx.rmsprop(1e-3),
+    "lion": lambda: gradtx.lion(1e-4),
+    "clip+adamw": lambda: gradtx.chain(
         gradtx.clip_by_global_norm(1.0), gradtx.adamw(1e-3, weight_decay=1e-2)
     ),
-    "clip+sgd_momentum": gradtx.chain(
-        gradtx.clip_by_global_norm(0.5), gradtx.sgd(1e-2, momentum=0.9)
-    ),
-    "clip+rmsprop": gradtx.chain(gradtx.clip_by_global_norm(0.5), gradtx.rmsprop(1e-3)),
 }
 
 
 def loop_counts(n=1 << 16):
-    """How many compiled loops of ``gradtx.step`` touch the parameter-sized arrays (one array)."""
-    cases = {
-        "adam": gradtx.adam(1e-3),
-        "adamw": gradtx.adamw(1e-3, weight_decay=1e-2),
-        "sgd_momentum": gradtx.sgd(1e-2, momentum=0.9),
-        "rmsprop": gradtx.rmsprop(1e-3),
-        "lion": gradtx.lion(1e-4),
-        **CLIPPED,
-    }
+    """How many compiled loops of ``gradtx.step`` write parameter-sized arrays (one array)."""
     shape = f"f32[{n}]"
     p = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)
+    dynamic, static = split_extra({})
     counts = {}
-    for name, tx in cases.items():
-        text = step_hlo(tx, p, tx.init(p), p)
+    for name, make in COUNTED.items():
+        tx = make()
+        lowered = _step._compiled_step.lower(tx, p, tx.init(p), p, dynamic, static)
+        text = lowered.compile().as_text()
         counts[name] = sum(
             1 for line in text.splitlines() if " fusion(" in line and shape in line.split("=")[1]
         )
     return counts
 
 
-def step_hlo(tx, grads, state, params):
-    """The optimized HLO of ``gradtx.step``'s compiled program."""
-    from gradtx import _step
-
-    dynamic, static = split_extra({})
-    return _step._compiled_step.lower(tx, grads, state, params, dynamic, static).compile().as_text()
-
-
-def results(updates=("adam", "adamw", "sgd[momentum=0.9]", "rmsprop", "lion")):
-    """Every elementwise registry entry through gradtx.step and the flat path (the optimizers the
-    twin formulation and the packed paths concern); ``update`` then ``apply_updates`` for the
-    entries named in ``updates``."""
+def results():
+    """Every elementwise registry entry on the tree and packed (one program each); the counted
+    optimizers through ``gradtx.step`` on both layouts; bf16 AdamW; vmap and grad over lr."""
     out = {}
 
     def save(name, tree):
@@ -147,22 +152,19 @@ def results(updates=("adam", "adamw", "sgd[momentum=0.9]", "rmsprop", "lion")):
         if not spec.elementwise:
             continue
         tx = spec.make(learning_rate=0.05)
-        extra = _extra(spec)
-        save(f"{key}/step", run_step(tx, extra))
-        if key in updates:
-            save(f"{key}/update", run_update(tx, extra))
-        save(f"{key}/flat", run_flat(tx, extra))
-    for key, tx in CLIPPED.items():
-        save(f"{key}/step", run_step(tx, {}))
-        save(f"{key}/update", run_update(tx, {}))
-        save(f"{key}/flat", run_flat(tx, {}))
+        packed = gradtx.pack(fusion_params(), tx)
+        tree_out, packed_out = _tree_and_packed(tx, fusion_params(), packed, _extra(spec))
+        save(f"{key}/tree", tree_out)
+        save(f"{key}/packed", packed_out)
+    for key, make in COUNTED.items():
+        save(f"{key}/step", run_step(make(), packed=False))
+        save(f"{key}/step-packed", run_step(make(), packed=True))
     save("bf16-adamw/step", run_bf16())
     save("adam/vmap-grad", run_vmap_grad())
     return out
 
 
 def main(out):
-    _fusion.Twin.min_size = 0  # the small test leaves take the twin path too
     res = results()
     res["active"] = np.array(_fusion.cpu_multi_output_fusion())
     for name, count in loop_counts().items():
@@ -171,6 +173,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    if "--one-copy" in sys.argv:
-        _fusion.Twin.enabled = False
     main(sys.argv[1])

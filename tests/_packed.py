@@ -1,4 +1,5 @@
-"""Shared fixtures for the packed paths (gradtx.grouped, gradtx.flatten) and 8-device tests."""
+"""Shared fixtures for the packed layout (gradtx.pack) and 8-device tests, and the check the
+contract suite runs on every registry entry: the packed layout gives the tree's numbers."""
 
 import jax
 import jax.numpy as jnp
@@ -7,10 +8,12 @@ import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+import gradtx
+
 
 def small_params():
-    """Leaves of 1 to 40 elements plus a None: with max_leaf_size=16 the 40-element leaf stays
-    ungrouped and the other five share one bucket."""
+    """Leaves of 1 to 40 elements of five shapes, plus a None: elementwise transforms ravel
+    them into one buffer; nothing stacks."""
     return {
         "dense": {"kernel": jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(3, 4)},
         "bias": jnp.array([0.1, -0.2, 0.3], jnp.float32),
@@ -23,6 +26,78 @@ def small_params():
 
 def small_grads(params, k):
     return jax.tree.map(lambda p: jnp.cos(3.0 * p + k) - 0.2 * p, params)
+
+
+def layout_params():
+    """Leaves that pack both ways: square matrices of two shapes in pairs (well-posed for every
+    matrix optimizer), a lone matrix, a 3-D leaf, vectors in a pair and alone, scalars and a
+    None. Leaves sharing a stack are 10x apart in scale, so a statistic taken over a whole stack
+    or buffer instead of per leaf changes the result."""
+    rng = np.random.default_rng(0)
+    shapes = {
+        "w1": ((4, 4), 0.3), "w2": ((4, 4), 3.0), "u1": ((3, 3), 1.0), "u2": ((3, 3), 0.1),
+        "lone": ((5, 5), 1.0), "conv": ((2, 3, 3), 0.5), "b1": ((4,), 0.2), "b2": ((4,), 2.0),
+        "odd": ((7,), 1.0), "s1": ((), 0.5), "s2": ((), -2.0),
+    }  # fmt: skip
+    params = {
+        k: jnp.asarray(scale * rng.standard_normal(s), jnp.float32)
+        for k, (s, scale) in shapes.items()
+    }
+    return {"layer": params, "skip": None}
+
+
+def layout_grads(params, k):
+    return jax.tree.map(lambda p: jnp.cos(3.0 * p + k) * (1.0 + jnp.abs(p)), params)
+
+
+#: The partition labels of the contract's second run: a pair member, the lone matrix and a
+#: scalar go to another transform, so buffers split by the labels.
+LAYOUT_LABELS = {
+    "layer": {"w1": "on", "w2": "off", "u1": "on", "u2": "on", "lone": "off", "conv": "on",
+              "b1": "on", "b2": "on", "odd": "on", "s1": "off", "s2": "on"},
+    "skip": None,
+}  # fmt: skip
+
+
+def run(tx, params, grads_fn, steps, extra=None, packed=False):
+    """``steps`` updates of ``tx`` from ``params``, in one jitted program; on
+    ``gradtx.pack(params, tx)`` (gradients computed on the tree and packed) when ``packed``.
+    Returns the params tree and the state."""
+    extra = extra or {}
+    start = gradtx.pack(params, tx) if packed else params
+
+    @jax.jit
+    def go(tx, p):
+        s = tx.init(p)
+        for k in range(steps):
+            if packed:
+                g = gradtx.pack_like(p, grads_fn(gradtx.unpack(p), float(k)))
+            else:
+                g = grads_fn(p, float(k))
+            u, s = tx.update(g, s, p, **extra)
+            p = gradtx.apply_updates(p, u)
+        return p, s
+
+    p, s = go(tx, start)
+    return (gradtx.unpack(p) if packed else p), s
+
+
+def check_packed_equals_tree(tx, extra=None, steps=3):
+    """``tx`` on ``gradtx.pack(layout_params(), tx)`` gives the tree's numbers, leaf by leaf,
+    to float32 rounding of the leaf's scale; returns the packed params."""
+    params = layout_params()
+    ref, _ = run(tx, params, layout_grads, steps, extra)
+    got, _ = run(tx, params, layout_grads, steps, extra, packed=True)
+    assert jax.tree.structure(got) == jax.tree.structure(ref)
+    for path, a, b in zip(_paths(ref), jax.tree.leaves(got), jax.tree.leaves(ref)):
+        scale = max(1.0, float(jnp.max(jnp.abs(b))))
+        atol = 8 * float(np.finfo(np.float32).eps) * scale
+        np.testing.assert_allclose(a, b, rtol=0, atol=atol, err_msg=path)
+    return gradtx.pack(params, tx)
+
+
+def _paths(tree):
+    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
 def assert_close_packed(a, b, scale=1.0):

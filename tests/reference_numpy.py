@@ -182,14 +182,18 @@ def adam(
     amsgrad: str | None = None,
     maximize: bool = False,
     mask: Sequence[bool] | None = None,
+    nesterov: bool = False,
+    bias_correction: bool = True,
 ) -> list[Leaves]:
-    """torch.optim.Adam / AdamW, with Optax's ``eps_root`` and AMSGrad variant.
+    """torch.optim.Adam / AdamW, with Optax's ``eps_root``, AMSGrad variant and Nesterov.
 
     decoupled: p <- p * (1 - lr*wd)   else g <- g + wd*p
     m <- b1*m + (1-b1)*g;  v <- b2*v + (1-b2)*g^2;  bc1 = 1 - b1^t;  bc2 = 1 - b2^t
+    (bc1 = bc2 = 1 without bias_correction, the AMSGrad paper)
+    mhat = m / bc1;   nesterov (Dozat): mhat = b1 * m / (1 - b1^(t+1)) + (1 - b1) * g / bc1
     amsgrad "raw" (torch):       vmax <- max(vmax, v);        vhat = vmax / bc2
     amsgrad "corrected" (Optax): vmax <- max(vmax, v / bc2);  vhat = vmax
-    p <- p - lr * (m / bc1) / (sqrt(vhat + eps_root) + eps)
+    p <- p - lr * mhat / (sqrt(vhat + eps_root) + eps)
     """
     assert amsgrad in (None, "raw", "corrected")
     p = [x.copy() for x in params]
@@ -202,7 +206,8 @@ def adam(
         t = k + 1
         step = at(lr, k)
         wd = at(weight_decay, k)
-        bc1, bc2 = 1 - b1**t, 1 - b2**t
+        bc1, bc2 = (1 - b1**t, 1 - b2**t) if bias_correction else (1.0, 1.0)
+        bc1_next = 1 - b1 ** (t + 1) if bias_correction else 1.0
         for i, g in enumerate(gs):
             g = -g if maximize else g
             p_prev = p[i]
@@ -220,7 +225,8 @@ def adam(
                 vhat = vmax[i]
             else:
                 vhat = v[i] / bc2
-            p[i] = p[i] - step * (m[i] / bc1) / (np.sqrt(vhat + eps_root) + eps)
+            mhat = b1 * m[i] / bc1_next + (1 - b1) * g / bc1 if nesterov else m[i] / bc1
+            p[i] = p[i] - step * mhat / (np.sqrt(vhat + eps_root) + eps)
         out.append([x.copy() for x in p])
     return out
 

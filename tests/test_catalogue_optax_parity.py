@@ -7,6 +7,8 @@ copy of the parameters, and the parameters are compared after every step.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,11 +77,18 @@ def _run(tx, loss_name=None, negate=False):
         return jax.jit(run)()
 
 
+def _deprecated(factory, *args, **kwargs):
+    """An Optax alias that Optax deprecates (optimistic_adam), built without its warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return factory(*args, **kwargs)
+
+
 # (id, gradtx transform, optax transform); a 4th element marks gradtx's maximize run (driven
 # with negated gradients on the Optax side).
 CASES = [
     ("lion", gradtx.lion(1e-2), optax.lion(1e-2)),
-    ("lion-options", gradtx.lion(1e-2, 0.8, 0.95, 0.1, weight_decay_mask=MASK),
+    ("lion-options", gradtx.lion(1e-2, 0.8, 0.95, weight_decay=0.1, mask=MASK),
      optax.lion(1e-2, 0.8, 0.95, weight_decay=0.1, mask=MASK)),
     ("lion-smooth", gradtx.lion(1e-2, mode="smooth", smooth_beta=2.0),
      optax.chain(optax.scale_by_lion(mode="smooth", smooth_beta=2.0),
@@ -87,26 +96,42 @@ CASES = [
     ("lion-refined-schedule", gradtx.lion(DECAY, mode="refined", weight_decay=0.0),
      optax.chain(optax.scale_by_lion(mode="refined"), optax.scale_by_learning_rate(DECAY))),
     ("lamb", gradtx.lamb(1e-2), optax.lamb(1e-2)),
-    ("lamb-options", gradtx.lamb(1e-2, 0.8, 0.99, 1e-4, 0.1, eps_root=1e-8,
-                                 weight_decay_mask=MASK),
+    ("lamb-options", gradtx.lamb(1e-2, 0.8, 0.99, 1e-4, 1e-8, weight_decay=0.1, mask=MASK),
      optax.lamb(1e-2, 0.8, 0.99, 1e-4, 1e-8, weight_decay=0.1, mask=MASK)),
     ("lars", gradtx.lars(0.5), optax.lars(0.5)),
-    ("lars-options", gradtx.lars(0.5, 0.1, 1e-2, 1e-3, 0.8, True, trust_ratio_mask=MASK,
-                                 weight_decay_mask={"w": True, "b": True, "c": False}),
+    ("lars-options", gradtx.lars(0.5, 0.1, {"w": True, "b": True, "c": False}, 1e-2, 1e-3, MASK,
+                                 0.8, True),
      optax.lars(0.5, 0.1, {"w": True, "b": True, "c": False}, 1e-2, 1e-3, MASK, 0.8, True)),
     ("lars-schedule", gradtx.lars(DECAY), optax.lars(DECAY)),
     ("adabelief", gradtx.adabelief(1e-2), optax.adabelief(1e-2)),
-    ("adabelief-options", gradtx.adabelief(1e-2, 0.8, 0.99, 1e-8, eps_root=1e-10, nesterov=True),
+    ("adabelief-options", gradtx.adabelief(1e-2, 0.8, 0.99, 1e-8, 1e-10, nesterov=True),
      optax.adabelief(1e-2, 0.8, 0.99, 1e-8, 1e-10, nesterov=True)),
     ("yogi", gradtx.yogi(1e-2), optax.yogi(1e-2)),
     ("yogi-options", gradtx.yogi(DECAY, 0.8, 0.99, 1e-4), optax.yogi(DECAY, 0.8, 0.99, 1e-4)),
     ("novograd", gradtx.novograd(1e-2), optax.novograd(1e-2)),
-    ("novograd-options", gradtx.novograd(1e-2, 0.8, 0.5, 1e-4, 0.1, eps_root=1e-8),
+    ("novograd-options", gradtx.novograd(1e-2, 0.8, 0.5, 1e-4, 1e-8, 0.1),
      optax.novograd(1e-2, 0.8, 0.5, 1e-4, 1e-8, 0.1)),
     ("adan", gradtx.adan(1e-2), optax.adan(1e-2)),
-    ("adan-options", gradtx.adan(1e-2, 0.9, 0.8, 0.95, 1e-6, 0.1, eps_root=1e-10,
-                                 weight_decay_mask=MASK),
+    ("adan-options", gradtx.adan(1e-2, 0.9, 0.8, 0.95, 1e-6, 1e-10, 0.1, MASK),
      optax.adan(1e-2, 0.9, 0.8, 0.95, 1e-6, 1e-10, 0.1, MASK)),
+    ("scale_by_adan", gradtx.scale_by_adan(), optax.scale_by_adan()),
+    ("scale_by_novograd", gradtx.scale_by_novograd(0.8, weight_decay=0.1),
+     optax.scale_by_novograd(0.8, weight_decay=0.1)),
+    ("lion-mu-dtype", gradtx.lion(1e-2, 0.8, 0.95, jnp.bfloat16),
+     optax.lion(1e-2, 0.8, 0.95, jnp.bfloat16)),
+    ("scale_by_lion", gradtx.scale_by_lion(0.8, 0.95, jnp.bfloat16),
+     optax.scale_by_lion(0.8, 0.95, jnp.bfloat16)),
+    ("adamaxw", gradtx.adamaxw(1e-2, 0.8, 0.99, 1e-6, 0.1, MASK),
+     optax.adamaxw(1e-2, 0.8, 0.99, 1e-6, 0.1, MASK)),
+    ("radam-options", gradtx.radam(1e-2, 0.8, 0.99, 1e-6, 1e-8, 4.0, nesterov=True),
+     optax.radam(1e-2, 0.8, 0.99, 1e-6, 1e-8, 4.0, nesterov=True)),
+    ("scale_by_radam", gradtx.scale_by_radam(nesterov=True), optax.scale_by_radam(nesterov=True)),
+    ("optimistic_adam", gradtx.optimistic_adam(1e-2), _deprecated(optax.optimistic_adam, 1e-2)),
+    ("optimistic_adam-options", gradtx.optimistic_adam(1e-2, 0.5, 0.8, 0.99, 1e-6, 1e-8,
+                                                       nesterov=False),
+     _deprecated(optax.optimistic_adam, 1e-2, 0.5, 0.8, 0.99, 1e-6, 1e-8, nesterov=False)),
+    ("optimistic_adam_v2", gradtx.optimistic_adam_v2(DECAY, alpha=0.5, beta=2.0, b1=0.8),
+     optax.optimistic_adam_v2(DECAY, alpha=0.5, beta=2.0, b1=0.8)),
     ("sign_sgd", gradtx.sign_sgd(1e-2), optax.sign_sgd(1e-2)),
     ("sign_sgd-maximize", gradtx.sign_sgd(1e-2, maximize=True), optax.sign_sgd(1e-2), True),
     ("signum", gradtx.signum(1e-2), optax.signum(1e-2)),

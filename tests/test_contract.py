@@ -19,6 +19,7 @@ import pytest
 import gradtx
 from gradtx.registry import FACTORIES, OPTIMIZERS
 
+from ._packed import LAYOUT_LABELS, check_packed_equals_tree, layout_params
 from ._problems import linear_loss, linear_params, quadratic_loss, quadratic_params, train
 
 SPECS = list(OPTIMIZERS.items())
@@ -183,6 +184,20 @@ def test_constant_schedule_equals_float(spec):
         results.append(p)
     for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("spec", VALUES, ids=IDS)
+def test_packed_layout_equals_tree(spec):
+    """On ``gradtx.pack(params, tx)`` (leaves raveled, stacked or kept, as ``tx`` declares) the
+    tree's numbers, alone and as one group of a partition whose masks split the buffers
+    (tests/_packed.py)."""
+    extra = {"loss": jnp.float32(1.0)} if spec.reads_loss else {}
+    tx = spec.make(0.05)
+    packed = check_packed_equals_tree(tx, extra)
+    groups = {"on": tx, "off": gradtx.sgd(0.05, momentum=0.9)}
+    check_packed_equals_tree(gradtx.partition(groups, LAYOUT_LABELS), extra)
+    if spec.elementwise or spec.stack_aware:  # the capabilities let it pack: fewer buffers
+        assert len(packed.buffers) < len(jax.tree.leaves(layout_params())), packed
 
 
 @pytest.mark.parametrize("spec", VALUES, ids=IDS)

@@ -62,6 +62,7 @@ ADAMS = [  # (id suffix, betas): default betas in float64 only, exact betas in b
     ("", {}, False),
     ("-exact-betas", {"b1": B1, "b2": B2}, True),
 ]
+UNCORRECTED = {"bias_correction_mu": False, "bias_correction_nu": False}  # the AMSGrad paper's
 
 CASES = [
     Case("sgd", lambda: gradtx.sgd(LR), lambda: optax.sgd(LR)),
@@ -158,25 +159,55 @@ for _sfx, _b, _f32_ok in ADAMS:
         ),
         Case(
             f"adamw-mask-tree{_sfx}",
-            lambda b=_b: gradtx.adamw(LR, weight_decay=0.1, weight_decay_mask=MASK_TREE, **b),
+            lambda b=_b: gradtx.adamw(LR, weight_decay=0.1, mask=MASK_TREE, **b),
             lambda b=_b: optax.adamw(LR, weight_decay=0.1, mask=MASK_TREE, **b),
             float32=_f32_ok,
         ),
         Case(
             f"adamw-mask-fn{_sfx}",
-            lambda b=_b: gradtx.adamw(LR, weight_decay=0.1, weight_decay_mask=MASK_FN, **b),
+            lambda b=_b: gradtx.adamw(LR, weight_decay=0.1, mask=MASK_FN, **b),
             lambda b=_b: optax.adamw(LR, weight_decay=0.1, mask=MASK_FN, **b),
             float32=_f32_ok,
         ),
         Case(
             f"amsgrad{_sfx}",
+            lambda b=_b: gradtx.amsgrad(LR, **b),
+            lambda b=_b: optax.amsgrad(LR, **b),
+            float32=_f32_ok,
+        ),
+        Case(
+            f"amsgrad-as-adam-option{_sfx}",
             lambda b=_b: gradtx.adam(LR, amsgrad=True, amsgrad_max="corrected", **b),
             lambda b=_b: optax.amsgrad(LR, **b),
             float32=_f32_ok,
         ),
         Case(
+            f"amsgrad-uncorrected{_sfx}",
+            lambda b=_b: gradtx.amsgrad(LR, **UNCORRECTED, **b),
+            lambda b=_b: optax.amsgrad(LR, **UNCORRECTED, **b),
+            float32=_f32_ok,
+        ),
+        Case(
+            f"adam-nesterov{_sfx}",
+            lambda b=_b: gradtx.adam(LR, nesterov=True, **b),
+            lambda b=_b: optax.adam(LR, nesterov=True, **b),
+            float32=_f32_ok,
+        ),
+        Case(
+            f"nadam{_sfx}",
+            lambda b=_b: gradtx.nadam(LR, eps_root=1e-6, **b),
+            lambda b=_b: optax.nadam(LR, eps_root=1e-6, **b),
+            float32=_f32_ok,
+        ),
+        Case(
+            f"nadamw-mask-tree{_sfx}",
+            lambda b=_b: gradtx.nadamw(LR, weight_decay=0.1, mask=MASK_TREE, **b),
+            lambda b=_b: optax.nadamw(LR, weight_decay=0.1, mask=MASK_TREE, **b),
+            float32=_f32_ok,
+        ),
+        Case(
             f"amsgrad-eps-root{_sfx}",
-            lambda b=_b: gradtx.adam(LR, amsgrad=True, amsgrad_max="corrected", eps_root=1e-6, **b),
+            lambda b=_b: gradtx.amsgrad(LR, eps_root=1e-6, **b),
             lambda b=_b: optax.amsgrad(LR, eps_root=1e-6, **b),
             float32=_f32_ok,
         ),

@@ -2,7 +2,8 @@
 
 A toy subclass with every hook (a buffer shaped like the leaf, a scalar buffer per leaf, a
 scalar carried field, a PRNG key per leaf, params, a per-leaf static value) is checked against
-a NumPy loop over the leaves, on the params tree and on ``gradtx.flatten(params, stack=True)``.
+a NumPy loop over the leaves, on the params tree and on ``gradtx.pack(params, tx)`` (which stacks
+equal-shaped leaves for it).
 """
 
 from typing import Any, NamedTuple
@@ -100,14 +101,14 @@ def _numpy_run(params, steps):
 def test_per_leaf_base_matches_numpy(stack):
     tx = _Toy()
     params = _params()
-    p = gradtx.flatten(params, stack=True) if stack else params
+    p = gradtx.pack(params, tx) if stack else params
     state = tx.init(p)
     for t in range(3):
-        g = _grads(p.unflatten() if stack else p, float(t))
-        u, state = tx.update(gradtx.flatten_like(p, g) if stack else g, state, p)
+        g = _grads(gradtx.unpack(p) if stack else p, float(t))
+        u, state = tx.update(gradtx.pack_like(p, g) if stack else g, state, p)
         p = gradtx.apply_updates(p, u)
-    got = p.unflatten() if stack else p
-    m = state.m.unflatten() if stack else state.m
+    got = gradtx.unpack(p) if stack else p
+    m = gradtx.unpack(state.m) if stack else state.m
     want_p, want_m, want_total = _numpy_run(params, 3)
     for k in want_p:
         np.testing.assert_allclose(got[k], want_p[k], rtol=1e-5, atol=1e-5, err_msg=k)
@@ -116,15 +117,18 @@ def test_per_leaf_base_matches_numpy(stack):
     # one norm per leaf: per stacked leaf on stacks, a scalar per leaf on the tree
     n_shapes = sorted(x.shape for x in jax.tree.leaves(state.n))
     if stack:
-        assert n_shapes == [(1,), (1,), (1,), (2,)]
+        assert n_shapes == [(), (), (), (2,)]  # one stack of two leaves, three kept as they are
     else:
         assert n_shapes == [()] * 5
 
 
 def test_per_leaf_base_refuses_raveled_buffers():
-    flat = gradtx.flatten(_params())
+    packed = gradtx.pack(_params(), gradtx.adam(0.1))
+    # init refuses the layout for the whole transform; the base checks again on its own
+    with pytest.raises(TypeError, match=r"_Toy.init: the params were packed .*raveled"):
+        _Toy().init(packed)
     with pytest.raises(TypeError, match=r"gradtx.toy: per-leaf statistics cannot run on packed"):
-        _Toy().init(flat)
+        _Toy()._init(packed)
 
 
 def test_per_leaf_base_needs_params():

@@ -135,7 +135,7 @@ CASES = [
     ),
     C(
         "sgd-ema-damp-ignored",
-        lambda: gradtx.sgd(0.1, 0.9, 0.5, momentum_form="ema"),
+        lambda: gradtx.sgd(0.1, 0.9, dampening=0.5, momentum_form="ema"),
         ref.sgd,
         lr=0.1,
         momentum=0.9,
@@ -467,8 +467,31 @@ CASES = [
         mask=MASK_FN_LEAVES,
     ),
     C("adam-lrsched", lambda: gradtx.adam(EXP()), ref.adam, lr=lr_exp),
+    C("adam-nesterov", lambda: gradtx.adam(0.01, nesterov=True), ref.adam, lr=0.01, nesterov=True),
+    C(
+        "nadamw-mask",
+        lambda: gradtx.nadamw(0.01, weight_decay=0.1, mask=MASK_TREE),
+        ref.adam,
+        lr=0.01,
+        weight_decay=0.1,
+        decoupled=True,
+        mask=MASK_TREE_LEAVES,
+        nesterov=True,
+    ),
+    C("amsgrad", lambda: gradtx.amsgrad(0.01), ref.adam, lr=0.01, amsgrad="corrected"),
+    C(
+        "amsgrad-uncorrected-eps-root",
+        lambda: gradtx.amsgrad(
+            0.01, eps_root=1e-6, bias_correction_mu=False, bias_correction_nu=False
+        ),
+        ref.adam,
+        lr=0.01,
+        eps_root=1e-6,
+        amsgrad="corrected",
+        bias_correction=False,
+    ),
     # --- adamw
-    C("adamw", lambda: gradtx.adamw(0.01), ref.adam, lr=0.01, weight_decay=1e-2, decoupled=True),
+    C("adamw", lambda: gradtx.adamw(0.01), ref.adam, lr=0.01, weight_decay=1e-4, decoupled=True),
     C(
         "adamw-wd",
         lambda: gradtx.adamw(0.01, weight_decay=0.1),
@@ -488,7 +511,7 @@ CASES = [
     ),
     C(
         "adamw-amsgrad-raw-max",
-        lambda: gradtx.adamw(0.01, amsgrad=True, maximize=True),
+        lambda: gradtx.adamw(0.01, weight_decay=1e-2, amsgrad=True, maximize=True),
         ref.adam,
         lr=0.01,
         weight_decay=1e-2,
@@ -498,7 +521,7 @@ CASES = [
     ),
     C(
         "adamw-mask",
-        lambda: gradtx.adamw(0.01, weight_decay=0.1, weight_decay_mask=MASK_TREE),
+        lambda: gradtx.adamw(0.01, weight_decay=0.1, mask=MASK_TREE),
         ref.adam,
         lr=0.01,
         weight_decay=0.1,

@@ -1,9 +1,11 @@
-"""gradtx.flatten(params, stack=True): equal-shaped leaves stacked along a leading axis.
+"""gradtx.pack for transforms with per-leaf statistics: equal-shaped leaves stacked along a
+leading axis.
 
 Every per-leaf optimizer (``Spec.stack_aware``: Adafactor, Muon, SOAP, LAMB, LARS, NovoGrad,
 SM3, Fromage, MARS, noisy SGD) and the per-leaf transforms (block-RMS and unit-wise clipping,
-the trust ratio, centralization) run leaf by leaf on such buffers and must give the tree's
-numbers; elementwise optimizers run on them as on any layout.
+the trust ratio, centralization) are stackable (``Transform.is_stackable``), so ``gradtx.pack``
+stacks for them; they run leaf by leaf on the stacks and must give the tree's numbers.
+Elementwise optimizers run on stacks as on any layout.
 """
 
 import jax
@@ -15,7 +17,7 @@ import gradtx
 from gradtx.optimizers.soap import SOAPState
 from gradtx.registry import OPTIMIZERS
 
-from ._packed import assert_close_packed, max_abs, mesh8_shardings, small_grads, small_params
+from ._packed import assert_close_packed, max_abs, mesh8_shardings
 from .test_adafactor_layout import _numpy_run, _vhat_min
 
 # SOAP's update on a rank-deficient leaf follows the last bits of its statistics (on
@@ -73,42 +75,43 @@ def _assert_leaves_close(got, ref, ulps):
         )
 
 
-def _run(tx, params, grads_fn, steps, stack):
-    p = gradtx.flatten(params, stack=True) if stack else params
+def _run(tx, params, grads_fn, steps, stack, layout_tx=None):
+    """``steps`` eager updates; on ``gradtx.pack(params, layout_tx or tx)`` when ``stack``."""
+    p = gradtx.pack(params, layout_tx or tx) if stack else params
     s = tx.init(p)
     for k in range(steps):
-        g = grads_fn(p.unflatten() if stack else p, float(k))
+        g = grads_fn(gradtx.unpack(p) if stack else p, float(k))
         if stack:
-            g = gradtx.flatten_like(p, g)
+            g = gradtx.pack_like(p, g)
         u, s = tx.update(g, s, p)
         p = gradtx.apply_updates(p, u)
-    return p.unflatten() if stack else p, s
+    return gradtx.unpack(p) if stack else p, s
 
 
 def test_stack_layout_round_trips_and_describes():
     params = mixed_params()
-    flat = gradtx.flatten(params, stack=True)
-    shapes = sorted(tuple(b.shape) for b in flat.buffers)
+    packed = gradtx.pack(params, gradtx.adafactor())
+    shapes = sorted(tuple(b.shape) for b in packed.buffers)
+    # a shape that only one leaf has stays that leaf (the lone matrix, the odd vector)
     assert shapes == sorted(
-        [(3, 7, 130), (2, 3, 3, 4, 130), (1, 130, 140), (2, 1, 130, 129), (2, 5), (1, 9), (2,)]
+        [(3, 7, 130), (2, 3, 3, 4, 130), (130, 140), (2, 1, 130, 129), (2, 5), (9,), (2,)]
     )
-    assert "3 leaves stacked" in repr(flat)
-    back = flat.unflatten()
+    assert "3 leaves stacked" in repr(packed)
+    back = gradtx.unpack(packed)
     assert jax.tree.structure(back) == jax.tree.structure(params)
     jax.tree.map(np.testing.assert_array_equal, back, params)
-    # the gradient of a loss of flat.unflatten() comes back stacked
-    g = jax.grad(lambda f: sum(jnp.sum(x**2) for x in jax.tree.leaves(f.unflatten())))(flat)
-    assert isinstance(g, gradtx.FlatParams) and g.plan == flat.plan
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, 2 * b), g.unflatten(), params)
+    # the gradient of a loss of gradtx.unpack(packed) comes back stacked
+    loss = lambda p: sum(jnp.sum(x**2) for x in jax.tree.leaves(gradtx.unpack(p)))
+    g = jax.grad(loss)(packed)
+    assert isinstance(g, gradtx.Packed) and g.layout == packed.layout
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, 2 * b), gradtx.unpack(g), params)
 
 
 def test_stack_layout_caps_buffers_and_keeps_order():
     params = {f"w{i:02d}": jnp.full((4, 8), float(i), jnp.float32) for i in range(10)}
-    flat = gradtx.flatten(params, stack=True, max_buffer_bytes=3 * 4 * 8 * 4)
-    assert [b.shape[0] for b in flat.buffers] == [3, 3, 3, 1]
-    np.testing.assert_array_equal(flat.buffers[1][:, 0, 0], [3.0, 4.0, 5.0])
-    with pytest.raises(TypeError, match="stack must be a bool"):
-        gradtx.flatten(params, stack=1)
+    packed = gradtx.pack(params, gradtx.adafactor(), max_buffer_bytes=3 * 4 * 8 * 4)
+    assert [b.shape for b in packed.buffers] == [(3, 4, 8)] * 3 + [(4, 8)]
+    np.testing.assert_array_equal(packed.buffers[1][:, 0, 0], [3.0, 4.0, 5.0])
 
 
 @pytest.mark.parametrize("key", [k for k in STACK_AWARE if k not in SOAP])
@@ -149,7 +152,7 @@ def test_soap_stacked_equals_tree(key):
     # one left statistic per stacked matrix
     soap_state = [x for x in jax.tree.leaves(state, is_leaf=_is_soap) if _is_soap(x)]
     shapes = sorted(x.shape for x in jax.tree.leaves(soap_state[0].L))
-    assert shapes == [(1, 7, 7), (2, 5, 5), (2, 6, 6)], shapes
+    assert shapes == [(2, 5, 5), (2, 6, 6), (7, 7)], shapes
 
 
 def _cos_grads(params, k):
@@ -180,22 +183,22 @@ def test_adafactor_stacked_clamp_fallback_matches_numpy(x64):
     assert _vhat_min(grads["w1"], (6, 5), 4, eps1) < eps1 * eps1  # the clamp does bind
     want = _numpy_run(grads, p0, 4, lr=0.05, eps1=eps1)
     tx = gradtx.adafactor(0.05, eps=eps1, convention="torch")
-    flat = gradtx.flatten({k: jnp.asarray(v, jnp.float64) for k, v in p0.items()}, stack=True)
-    assert sorted(b.shape for b in flat.buffers) == [(1, 5), (3, 6, 5)]
-    s = tx.init(flat)
+    packed = gradtx.pack({k: jnp.asarray(v, jnp.float64) for k, v in p0.items()}, tx)
+    assert sorted(b.shape for b in packed.buffers) == [(3, 6, 5), (5,)]
+    s = tx.init(packed)
     for t in range(1, 5):
-        g = gradtx.flatten_like(flat, {k: jnp.asarray(grads[k](t)) for k in p0})
-        u, s = tx.update(g, s, flat)
-        flat = gradtx.apply_updates(flat, u)
-    got = flat.unflatten()
+        g = gradtx.pack_like(packed, {k: jnp.asarray(grads[k](t)) for k in p0})
+        u, s = tx.update(g, s, packed)
+        packed = gradtx.apply_updates(packed, u)
+    got = gradtx.unpack(packed)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
 def test_adafactor_stacked_under_jit_vmap_and_step():
     params = {k: v for k, v in mixed_params().items() if k in ("a", "b", "bias1", "bias2")}
-    flat = gradtx.flatten(params, stack=True)
-    grads = gradtx.flatten_like(flat, mixed_grads(params, 0.0))
+    flat = gradtx.pack(params, gradtx.adafactor())
+    grads = gradtx.pack_like(flat, mixed_grads(params, 0.0))
 
     def run(lr):
         tx = gradtx.adafactor(lr, convention="optax")
@@ -209,8 +212,8 @@ def test_adafactor_stacked_under_jit_vmap_and_step():
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-6, atol=1e-6), batched, one
         )
-    # vmapped buffers unflatten with their population axis in front
-    leaf = batched.unflatten()["a"]
+    # vmapped buffers unpack with their population axis in front
+    leaf = gradtx.unpack(batched)["a"]
     assert leaf.shape == (2, 7, 130)
     tx = gradtx.adafactor(0.05)
     state = tx.init(flat)
@@ -239,9 +242,10 @@ def test_per_leaf_transforms_equal_tree_on_stacks(tx):
     params = mixed_params()
     grads = mixed_grads(params, 0.0)
     ref, _ = tx.update(grads, tx.init(params), params)
-    flat = gradtx.flatten(params, stack=True)
-    got, _ = tx.update(gradtx.flatten_like(flat, grads), tx.init(flat), flat)
-    got = got.unflatten()
+    packed = gradtx.pack(params, tx)
+    assert any(kind == "stack" for kind, _, _ in packed.layout.entries)
+    got, _ = tx.update(gradtx.pack_like(packed, grads), tx.init(packed), packed)
+    got = gradtx.unpack(got)
     _assert_leaves_close(got, ref, ulps=4)
     changed = sum(not np.allclose(ref[name], grads[name]) for name in ref)
     assert changed >= 3, changed
@@ -250,16 +254,16 @@ def test_per_leaf_transforms_equal_tree_on_stacks(tx):
 @pytest.mark.parametrize("key", ["adam", "sgd[momentum=0.9]", "lion"])
 def test_elementwise_optimizers_run_on_stacks(key):
     tx = OPTIMIZERS[key].make(learning_rate=0.05)
-    params = small_params()
-    ref, _ = _run(tx, params, small_grads, 3, stack=False)
-    got, _ = _run(tx, params, small_grads, 3, stack=True)
+    params = mixed_params()
+    ref, _ = _run(tx, params, mixed_grads, 3, stack=False)
+    got, _ = _run(tx, params, mixed_grads, 3, stack=True, layout_tx=gradtx.adafactor())
     assert_close_packed(got, ref, scale=max_abs(ref))
 
 
 def test_adafactor_refuses_raveled_buffers_and_says_what_to_do():
-    flat = gradtx.flatten(mixed_params())
-    with pytest.raises(TypeError, match=r"gradtx.adafactor: .*stack=True"):
-        gradtx.adafactor().init(flat)
+    packed = gradtx.pack(mixed_params(), gradtx.adam(0.1))
+    with pytest.raises(TypeError, match=r"raveled together.*gradtx\.pack\(params, tx\)"):
+        gradtx.adafactor().init(packed)
 
 
 def test_adafactor_stacked_with_a_sharded_leaf_on_8_devices(tmp_path):
@@ -272,9 +276,9 @@ def test_adafactor_stacked_with_a_sharded_leaf_on_8_devices(tmp_path):
         "w2": jax.device_put(jnp.asarray(rng.standard_normal((6, 5)), jnp.float32), replicated),
         "big": jax.device_put(jnp.asarray(rng.standard_normal((8, 132)), jnp.float32), sharded),
     }
-    flat = gradtx.flatten(params, stack=True)
-    assert [(k, m) for k, m, _ in flat.plan.entries] == [("leaf", (0,)), ("stack", (1, 2))]
     tx = gradtx.adafactor(0.05)
+    flat = gradtx.pack(params, tx)
+    assert [(k, m) for k, m, _ in flat.layout.entries] == [("leaf", (0,)), ("stack", (1, 2))]
     ref, _ = _run(tx, params, mixed_grads, 2, stack=False)
     got, state = _run(tx, params, mixed_grads, 2, stack=True)
     assert got["big"].sharding.is_equivalent_to(sharded, 2)

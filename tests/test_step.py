@@ -117,11 +117,14 @@ def test_step_keeps_sharding_on_8_devices():
         "b": jax.device_put(jnp.ones((3,), jnp.float32), replicated),
     }
     g = jax.tree.map(lambda x: jax.device_put(jnp.full(x.shape, 0.1, x.dtype), x.sharding), p)
-    for tx in (gradtx.adamw(1e-2), gradtx.grouped(gradtx.adamw(1e-2), max_leaf_size=8)):
-        pp = _copy(p)
+    tx = gradtx.adamw(1e-2)
+    for packed in (False, True):
+        pp = gradtx.pack(p, tx) if packed else _copy(p)
         s = tx.init(pp)
-        pp, s = gradtx.step(tx, g, s, pp)
-        pp, s = gradtx.step(tx, g, s, pp)
+        gg = gradtx.pack_like(pp, g) if packed else g
+        pp, s = gradtx.step(tx, gg, s, pp)
+        pp, s = gradtx.step(tx, gg, s, pp)
+        pp = gradtx.unpack(pp) if packed else pp
         assert pp["w"].sharding.is_equivalent_to(sharded, 2)
         assert pp["b"].sharding.is_equivalent_to(replicated, 1)
         m = jax.tree.leaves(s)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree, _view
+from .. import _checks, _tree
 from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
@@ -140,14 +140,10 @@ class ScaleByKron(Transform):
     precond_dtype: Any = static_field(None)
     seed: int = static_field(0)
 
-    def _check(self, tree):
-        _view.check_leafwise("gradtx.kron", tree, "Kronecker factors")
-
     def _q_dtype(self, p):
         return jnp.dtype(self.precond_dtype or _tree.compute_dtype(p.dtype))
 
     def _init(self, params):
-        self._check(params)
         leaves, treedef = jax.tree.flatten(params)
         qs = []
         for p in leaves:
@@ -176,7 +172,6 @@ class ScaleByKron(Transform):
         return KronState(jnp.zeros((), jnp.int32), mu, treedef.unflatten(qs))
 
     def _update(self, updates, state, params, **extra):
-        self._check(updates)
         count = _tree.safe_increment(state.count)
         leaves, treedef = jax.tree.flatten(updates)
         Qs = treedef.flatten_up_to(state.Q)

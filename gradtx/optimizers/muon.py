@@ -287,16 +287,11 @@ def muon(
         ``"match_rms_adamw"`` (Moonshot's ``0.2 * sqrt(max(rows, cols))``).
       fallback: the optimizer for 0-D and 1-D leaves, a complete optimizer (its own learning
         rate included; a gradtx or Optax transform). None: ``gradtx.adamw(learning_rate,
-        weight_decay=weight_decay, weight_decay_mask=weight_decay_mask)``.
+        weight_decay=weight_decay, mask=weight_decay_mask)``.
       conv_layout: ``"oihw"`` or ``"hwio"``, the layout of 4-D kernels.
       batch_dims: None (the rules above) or the number of leading batch axes.
       ns_dtype: dtype of the Newton-Schulz iteration (torch: bfloat16; float32 is more exact).
       {maximize} It applies to the fallback's leaves too (torch's Muon has no maximize).
-
-    Layouts: the params tree, or ``gradtx.flatten(params, stack=True)`` (equal-shaped leaves
-    stacked along a leading axis, one more batch axis in front of each leaf's matrix view: the
-    Newton-Schulz iteration runs as one batched matmul per stack, with each matrix normalised
-    and orthogonalised on its own). Raveled buffers raise ``TypeError``.
 
     Conventions: torch orthogonalises in bfloat16, and so does gradtx by default; bfloat16
     rounding makes trajectories agree to about 1e-2 relative, not to float64 precision.
@@ -322,9 +317,7 @@ def muon(
     if fallback is None:
         from .adam import adamw
 
-        fallback = adamw(
-            learning_rate, weight_decay=weight_decay, weight_decay_mask=weight_decay_mask
-        )
+        fallback = adamw(learning_rate, weight_decay=weight_decay, mask=weight_decay_mask)
     split = MuonSplit(matrices, as_transform(fallback))
     return Chain((negate(), split)) if maximize else Chain((split,))
 

@@ -59,7 +59,7 @@ class ScaleByRAdam(Elementwise):
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), _tree.hp(self.b2, dtype)
         bc1 = _tree.bias_correction(b1, t, dtype)
-        b2_t = b2 ** _tree.safe_increment(count)  # integer powers, as Optax
+        b2_t = jax.lax.pow(b2, _tree.safe_increment(count))  # integer exponent, as Optax
         bc2 = 1.0 - b2_t
         rho_inf = 2.0 / (1.0 - b2) - 1.0
         if self.b2_given is not None:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, _fusion, _tree
+from .. import _checks, _tree
 from .._kernel import PerLeaf
 from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 
@@ -94,12 +94,7 @@ class ClipByGlobalNorm(Transform):
         factor = jnp.where(norm < c, jnp.ones_like(norm), c / jnp.where(norm < c, 1, norm))
 
         def leaf(u, cd):
-            def scaled(x):
-                return (x.astype(cd) * factor.astype(cd)).astype(u.dtype)
-
-            out = scaled(u)
-            _fusion.record(out, u, scaled)  # lets a fused optimizer recompute, not re-read, it
-            return out
+            return (u.astype(cd) * factor.astype(cd)).astype(u.dtype)
 
         return _leaf_map(leaf, updates), _next_state(state, norm)
 
@@ -280,7 +275,9 @@ def _per_example_norms(where: str, grads: Any) -> jax.Array:
         )
     total = None
     for g in leaves:
-        sq = jnp.sum(_tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype))), axis=tuple(range(1, g.ndim)))
+        sq = jnp.sum(
+            _tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype))), axis=tuple(range(1, g.ndim))
+        )
         total = sq if total is None else total + sq
     return jnp.sqrt(total)
 
@@ -349,7 +346,9 @@ def per_example_layer_norm_clip(
         bounds = [global_l2_norm_clip * (1.0 / len(leaves)) ** 0.5 for _ in leaves]
     else:
         total = sum(int(np.prod(jnp.shape(g)[1:])) for g in leaves)
-        bounds = [global_l2_norm_clip * (int(np.prod(jnp.shape(g)[1:])) / total) ** 0.5 for g in leaves]
+        bounds = [
+            global_l2_norm_clip * (int(np.prod(jnp.shape(g)[1:])) / total) ** 0.5 for g in leaves
+        ]
     outs = [per_example_global_norm_clip(g, b) for g, b in zip(leaves, bounds)]
     return (
         treedef.unflatten([o[0] for o in outs]),
