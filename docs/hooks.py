@@ -71,8 +71,7 @@ FAMILIES = [
         "Layouts, sharding and checkpoints",
         "Packed parameters, the fused step, sharding helpers, mixed precision and checkpoints.",
         (
-            "gradtx._flat",
-            "gradtx._grouped",
+            "gradtx._layout",
             "gradtx._step",
             "gradtx._sharding",
             "gradtx._precision",
