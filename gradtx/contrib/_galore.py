@@ -174,7 +174,9 @@ def scale_by_galore(
         ``GaLoreDimensionNumbers`` for every leaf with 2 axes or more, a pytree of them (None
         for leaves not to project), or a function of the updates returning one.
 
-    Conventions: Optax's ``contrib.scale_by_galore``. The SVD runs in at least float32.
+    Conventions: Optax's ``contrib.scale_by_galore``. The SVD runs in the leaf's precision,
+    at least float32 (Optax's always runs in float32, so float64 results differ by about
+    1e-7).
 
     References:
       Zhao, Zhang, Chen, Wang, Anandkumar, Tian, "GaLore: Memory-Efficient LLM Training by
