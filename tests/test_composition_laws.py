@@ -35,7 +35,7 @@ WRAPPERS: dict[str, Any] = {
         gradtx.clip_by_global_norm(1.0),
         gradtx.clip_by_block_rms(1.0),
         gradtx.adaptive_grad_clip(0.5),
-        gradtx.adamw(lr, weight_decay_mask=gradtx.decay_mask()),
+        gradtx.adamw(lr, mask=gradtx.decay_mask()),
         gradtx.clip_updates(max_norm=10.0),
     ),
     "blocks": lambda lr: gradtx.chain(

@@ -153,7 +153,7 @@ def test_path_helpers():
 def test_decay_mask_in_adamw_matches_optax(x64):
     params = make_params(jnp.float64)
     grads = grad_seq(params, 3)
-    tx = gradtx.adamw(0.05, weight_decay=0.1, weight_decay_mask=gradtx.decay_mask())
+    tx = gradtx.adamw(0.05, weight_decay=0.1, mask=gradtx.decay_mask())
     ours, _ = run_gradtx(tx, params, grads)
     ref_mask = {"dense": {"kernel": True, "bias": False}, "norm": {"scale": False}, "head": True}
     ref, _ = run_optax(optax.adamw(0.05, weight_decay=0.1, mask=ref_mask), params, grads)
