@@ -255,11 +255,11 @@ _TORCH_CATALOGUE: list[Spec] = [
         ),
     ),
     Spec("adafactor", adafactor, {"momentum": 0.9}, 0.05, 300),
-    Spec("adafactor", adafactor, {"convention": "torch"}, 0.3, 300, memoryless=True),
+    Spec("adafactor", adafactor, {"convention": "torch", "eps": None}, 0.3, 300, memoryless=True),
     Spec(
         "adafactor",
         adafactor,
-        {"convention": "torch", "weight_decay": 1e-3},
+        {"convention": "torch", "eps": None, "weight_decay": 1e-3},
         0.3,
         300,
         convergence_tol=1e-2,
