@@ -212,7 +212,7 @@ class PerLeaf(Transform):
       reads_params: whether ``_leaf`` receives the parameter as ``p`` (see ``_needs_params``).
       keyed: whether ``_leaf`` receives a PRNG key of its own as ``key``.
       carry_fields: the state's scalar fields besides the count.
-      layout_what: what is per leaf, for the error on raveled buffers.
+      leaf_statistic: what is per leaf, for the error on raveled buffers.
     """
 
     elementwise = False
@@ -221,7 +221,7 @@ class PerLeaf(Transform):
     reads_params: ClassVar[bool] = False
     keyed: ClassVar[bool] = False
     carry_fields: ClassVar[tuple[str, ...]] = ()
-    layout_what: ClassVar[str] = "per-leaf statistics"
+    leaf_statistic: ClassVar[str] = "per-leaf statistics"
 
     # -- what a subclass declares
     def _name(self) -> str:
@@ -275,7 +275,7 @@ class PerLeaf(Transform):
         """Per leaf of ``tree``, its leading axes that index stacked leaves."""
         if not self._per_leaf():
             return [0] * len(jax.tree.leaves(tree))
-        return stack_axes(self._name(), tree, self.layout_what)
+        return stack_axes(self._name(), tree, self.leaf_statistic)
 
     def _init(self, params):
         stack = self._stack_axes(params)

@@ -149,7 +149,7 @@ class ScaleByMuon(PerLeaf):
 
     fn_name = "contrib.scale_by_muon"
     state_type = MuonState
-    layout_what = "per-matrix orthogonalization"
+    leaf_statistic = "per-matrix orthogonalization"
 
     ns_coeffs: Any = field(DEFAULT_NS_COEFFS)
     beta: Any = field(0.95, check=_checks.UNIT)

@@ -64,7 +64,7 @@ class ScaleByAdafactor(PerLeaf):
     # size are updated together, and one switch picks the form of every factored leaf's rms.
     fn_name = "adafactor"
     state_type = AdafactorState
-    layout_what = "per-leaf factored statistics"
+    leaf_statistic = "per-leaf factored statistics"
 
     learning_rate: Any = 1e-2
     beta2_decay: Any = field(-0.8, check=_checks.Interval(high=0.0))

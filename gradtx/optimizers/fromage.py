@@ -27,7 +27,7 @@ class ScaleByFromage(PerLeaf):
     fn_name = "fromage"
     state_type = CountState
     reads_params = True
-    layout_what = "per-leaf norms"
+    leaf_statistic = "per-leaf norms"
 
     learning_rate: Any = 1e-2
     min_norm: Any = field(1e-6, check=_checks.NONNEGATIVE)

@@ -33,7 +33,7 @@ class ScaleByMARS(PerLeaf):
 
     fn_name = "mars"
     state_type = MARSState
-    layout_what = "per-leaf norm clipping (clip_norm=True)"
+    leaf_statistic = "per-leaf norm clipping (clip_norm=True)"
 
     b1: Any = field(0.95, check=_checks.UNIT)
     b2: Any = field(0.99, check=_checks.UNIT)

@@ -127,7 +127,7 @@ class ScaleByMuon(PerLeaf):
 
     fn_name = "muon"
     state_type = MuonState
-    layout_what = "per-matrix orthogonalization"
+    leaf_statistic = "per-matrix orthogonalization"
 
     momentum: Any = field(0.95, check=_checks.UNIT)
     ns_a: Any = 3.4445

@@ -32,7 +32,7 @@ class ScaleByNovograd(PerLeaf):
 
     fn_name = "novograd"
     state_type = NovoGradState
-    layout_what = "per-leaf gradient norms"
+    leaf_statistic = "per-leaf gradient norms"
 
     b1: Any = field(0.9, check=_checks.UNIT)
     b2: Any = field(0.25, check=_checks.UNIT)

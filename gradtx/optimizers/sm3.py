@@ -39,7 +39,7 @@ class ScaleBySM3(PerLeaf):
 
     fn_name = "sm3"
     state_type = SM3State
-    layout_what = "per-axis accumulators"
+    leaf_statistic = "per-axis accumulators"
 
     b1: Any = 0.9
     b2: Any = field(1.0, check=_checks.CLOSED_UNIT)

@@ -56,7 +56,7 @@ class ScaleBySOAP(PerLeaf):
 
     fn_name = "soap"
     state_type = SOAPState
-    layout_what = "per-leaf preconditioner matrices"
+    leaf_statistic = "per-leaf preconditioner matrices"
 
     b1: Any = field(0.95, check=_checks.UNIT)
     b2: Any = field(0.95, check=_checks.UNIT)

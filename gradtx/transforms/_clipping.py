@@ -113,7 +113,7 @@ class ClipByBlockRMS(PerLeaf):
     fn_name = "clip_by_block_rms"
     state_type = ClipState
     carry_fields = ("norm",)
-    layout_what = "per-leaf RMS clipping"
+    leaf_statistic = "per-leaf RMS clipping"
 
     threshold: Any = field(1.0, check=_checks.POSITIVE)
 
@@ -207,7 +207,7 @@ class AdaptiveGradClip(PerLeaf):
     state_type = ClipState
     carry_fields = ("norm",)
     reads_params = True
-    layout_what = "unit-wise norms"
+    leaf_statistic = "unit-wise norms"
 
     clipping: Any = field(1e-2, check=_checks.POSITIVE)
     eps: Any = field(1e-3, check=_checks.NONNEGATIVE)

@@ -45,7 +45,7 @@ class AddNoise(PerLeaf):
 
     state_type = AddNoiseState
     keyed = True
-    layout_what = "noise drawn with one PRNG key per leaf"
+    leaf_statistic = "noise drawn with one PRNG key per leaf"
 
     eta: Any = field(0.01, check=_checks.NONNEGATIVE)
     gamma: Any = field(0.55, check=_checks.NONNEGATIVE)

@@ -83,7 +83,7 @@ class ScaleByParamBlockNorm(PerLeaf):
     fn_name = "scale_by_param_block_norm"
     state_type = EmptyState
     reads_params = True
-    layout_what = "per-leaf parameter norms"
+    leaf_statistic = "per-leaf parameter norms"
 
     min_scale: Any = field(1e-3, check=_checks.NONNEGATIVE)
 
@@ -122,7 +122,7 @@ class ScaleByParamBlockRMS(PerLeaf):
     fn_name = "scale_by_param_block_rms"
     state_type = EmptyState
     reads_params = True
-    layout_what = "per-leaf parameter rms"
+    leaf_statistic = "per-leaf parameter rms"
 
     min_scale: Any = field(1e-3, check=_checks.NONNEGATIVE)
 
@@ -174,7 +174,7 @@ class ScaleByDistanceOverGradients(PerLeaf):
     fn_name = "scale_by_distance_over_gradients"
     state_type = ScaleByDistanceOverGradientsState
     reads_params = True
-    layout_what = "per-leaf distances and gradient norms"
+    leaf_statistic = "per-leaf distances and gradient norms"
 
     reps_rel: Any = field(1e-6, check=_checks.POSITIVE)
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)

@@ -56,7 +56,7 @@ class ScaleByTrustRatio(PerLeaf):
 
     state_type = EmptyState
     reads_params = True
-    layout_what = "per-leaf trust ratios"
+    leaf_statistic = "per-leaf trust ratios"
 
     min_norm: Any = 0.0
     trust_coefficient: Any = 1.0
@@ -109,7 +109,7 @@ class Centralize(PerLeaf):
     """``u <- u - mean(u over all axes but the first)`` for leaves with 2+ dimensions."""
 
     state_type = EmptyState
-    layout_what = "per-row means of matrices"
+    leaf_statistic = "per-row means of matrices"
 
     def _name(self):
         return "gradtx.centralize"
