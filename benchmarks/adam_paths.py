@@ -1,24 +1,33 @@
 """Adam's donated ``jax.jit`` step, gradtx against Optax (and torch's fused Adam), in one run.
 
-    python benchmarks/adam_paths.py                  # all three trees, writes the report
-    python benchmarks/adam_paths.py --quick          # smaller trees, fewer repetitions
-    python benchmarks/adam_paths.py --label gpu-h200 # the report's file name
+    python benchmarks/adam_paths.py                            # all three trees, prints the report
+    python benchmarks/adam_paths.py --label cpu-adam-paths     # and writes results/<label>.md
+    python benchmarks/adam_paths.py --quick                    # smaller trees, fewer repetitions
 
 Two gradtx paths on each tree, both against ``optax.adam`` on the same tree in the same process:
 - **default**: the user's own params tree, ``tx.update`` + ``apply_updates`` in the user's
   ``jax.jit`` with params and state donated (what a user writes without reading any docs);
-- **packed**: the same step on ``gradtx.flatten(params)`` (params, gradients and state packed
+- **packed**: the same step on ``gradtx.pack(params, tx)`` (params, gradients and state packed
   into a few flat buffers that persist across steps).
-Step times are medians over interleaved calls (gradtx, Optax, gradtx, ...); compile time is
-``lower + compile`` of the donated step. torch.optim.Adam(fused=True) runs in its own process
-(it needs torch installed) on the same shapes and is reported beside the packed path. The
-report goes to ``benchmarks/results/<label>.md``.
+
+Every variant is measured the same way. The step is the same function for all three (the
+transform closed over, ``optax.apply_updates``, params and state donated, float32 everywhere).
+**Compile** is ``trace + lower + compile`` of a fresh transform and a fresh ``jax.jit`` (nothing
+cached from an earlier round), repeated ``--compile-reps`` times with the variants' order rotated
+each round, after a warm-up compile that starts XLA for everyone; the report gives the median and
+the range. **Step** is the wall time of one compiled call up to ``block_until_ready``, the
+variants interleaved call by call (order rotated each round), the first calls dropped as warm-up;
+the report gives the median and the interquartile range. Ratios are medians over medians. The
+machine's load (``uptime``) before and after is written into the report, since other processes
+on a small machine move the absolute numbers. torch.optim.Adam(fused=True) runs in its own
+process (it needs torch installed) on the same shapes and is reported beside the gradtx paths.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -41,6 +50,7 @@ sys.path.insert(0, str(HERE))
 from _trees import _transformer_shapes  # noqa: E402
 
 LR = 1e-3
+WARMUP_CALLS = 3
 
 
 def shapes(name: str, quick: bool) -> dict:
@@ -65,6 +75,8 @@ def fill(tree: dict, seed: int) -> dict:
 
 
 def donated_step(tx):
+    """The user's step: a fresh function (so ``jax.jit`` caches nothing across rounds)."""
+
     def step(params, state, grads):
         updates, state = tx.update(grads, state, params)
         return optax.apply_updates(params, updates), state
@@ -72,25 +84,57 @@ def donated_step(tx):
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def measure(variants: dict, reps: int) -> dict:
-    """variants: name -> (tx, params, grads). Returns name -> (compile s, step ms)."""
-    compiled, carry, out = {}, {}, {}
-    for name, (tx, params, grads) in variants.items():
+def load() -> str:
+    """The 1, 5 and 15 minute load averages and the number of CPUs."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def warm_up() -> None:
+    """One small compile and call per library, so that starting XLA is billed to no variant."""
+    params = {"a": jnp.ones((8,)), "b": jnp.ones((4, 4))}
+    for tx in (optax.adam(LR), gradtx.adam(LR)):
+        state = tx.init(params)
         p = jax.tree.map(jnp.copy, params)
-        s = tx.init(p)
-        t0 = time.perf_counter()
-        compiled[name] = donated_step(tx).lower(p, s, grads).compile()
-        out[name] = [time.perf_counter() - t0, []]
-        carry[name] = (p, s)
-    for _ in range(reps):
-        for name, (_, _, grads) in variants.items():
+        jax.block_until_ready(donated_step(tx)(p, state, params))
+
+
+def rotated(names: list[str], k: int) -> list[str]:
+    k %= len(names)
+    return names[k:] + names[:k]
+
+
+def measure(variants: dict, reps: int, compile_reps: int) -> dict:
+    """variants: name -> (make_tx, params, grads). Returns name -> {"compile": [s], "step": [s]}."""
+    names = list(variants)
+    out = {n: {"compile": [], "step": []} for n in names}
+    compiled, carry = {}, {}
+    for r in range(compile_reps):
+        for name in rotated(names, r):
+            make_tx, params, grads = variants[name]
+            tx = make_tx()
+            p = jax.tree.map(jnp.copy, params)
+            s = jax.block_until_ready(tx.init(p))
+            t0 = time.perf_counter()
+            compiled[name] = donated_step(tx).lower(p, s, grads).compile()
+            out[name]["compile"].append(time.perf_counter() - t0)
+            carry[name] = (p, s)
+    for r in range(reps + WARMUP_CALLS):
+        for name in rotated(names, r):
+            grads = variants[name][2]
             p, s = carry[name]
             t0 = time.perf_counter()
             p, s = compiled[name](p, s, grads)
             jax.block_until_ready((p, s))
-            out[name][1].append(time.perf_counter() - t0)
+            if r >= WARMUP_CALLS:
+                out[name]["step"].append(time.perf_counter() - t0)
             carry[name] = (p, s)
-    return {k: (c, 1e3 * statistics.median(t[min(2, reps - 1) :])) for k, (c, t) in out.items()}
+    return out
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q1, q2, q3 = np.percentile(np.asarray(xs), [25, 50, 75])
+    return float(q1), float(q2), float(q3)
 
 
 TORCH = textwrap.dedent(
@@ -105,7 +149,7 @@ TORCH = textwrap.dedent(
     times = []
     for _ in range(reps):
         t0 = time.perf_counter(); opt.step(); times.append(time.perf_counter() - t0)
-    print(json.dumps({"ms": 1e3 * statistics.median(times[2:]), "torch": torch.__version__}))
+    print(json.dumps({"ms": 1e3 * statistics.median(times[3:]), "torch": torch.__version__}))
     """
 )
 
@@ -114,7 +158,7 @@ def torch_fused(tree: dict, reps: int) -> dict | None:
     leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, tuple))
     try:
         res = subprocess.run(
-            [sys.executable, "-c", TORCH, json.dumps([list(s) for s in leaves]), str(reps)],
+            [sys.executable, "-c", TORCH, json.dumps([list(s) for s in leaves]), str(reps + 3)],
             capture_output=True,
             text=True,
             timeout=1200,
@@ -129,54 +173,70 @@ def torch_fused(tree: dict, reps: int) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--reps", type=int, default=None, help="timed calls per variant")
+    ap.add_argument("--compile-reps", type=int, default=None, help="compiles per variant")
     ap.add_argument("--trees", default="1x16M,transformer,2000x16")
     ap.add_argument("--label", default=None)
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
-    reps = args.reps or (8 if args.quick else 20)
+    reps = args.reps or (10 if args.quick else 30)
+    compile_reps = args.compile_reps or (2 if args.quick else 3)
     device = jax.devices()[0]
-    lines = [
-        f"# Adam, donated jax.jit step: gradtx against Optax ({device.platform}: "
-        f"{getattr(device, 'device_kind', '')})",
-        "",
-        f"`python benchmarks/adam_paths.py{' --quick' if args.quick else ''}`; jax {jax.__version__}, "
-        f"optax {optax.__version__}, {platform.machine()}, {reps} interleaved calls per variant.",
-        "Ratios are gradtx / Optax (below 1.0x: gradtx is faster); torch is "
-        "torch.optim.Adam(fused=True) in its own process.",
-        "",
-        "| tree | leaves | params | path | step ms | step vs Optax | compile s | compile vs Optax "
-        "| vs torch fused |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    load_before = load()
+    warm_up()
+    rows = []
     for name in args.trees.split(","):
         shp = shapes(name, args.quick)
         params, grads = fill(shp, 0), jax.tree.map(lambda x: 0.01 * x, fill(shp, 1))
         n_leaves = len(jax.tree.leaves(params))
         n_params = sum(x.size for x in jax.tree.leaves(params))
-        flat = gradtx.flatten(params)
-        flat_grads = gradtx.flatten_like(flat, grads)
+        packed = gradtx.pack(params, gradtx.adam(LR))
+        packed_grads = gradtx.pack_like(packed, grads)
         res = measure(
             {
-                "optax": (optax.adam(LR), params, grads),
-                "default": (gradtx.adam(LR), params, grads),
-                "packed": (gradtx.adam(LR), flat, flat_grads),
+                "optax": (lambda: optax.adam(LR), params, grads),
+                "default": (lambda: gradtx.adam(LR), params, grads),
+                "packed": (lambda: gradtx.adam(LR), packed, packed_grads),
             },
             reps,
+            compile_reps,
         )
         torch_res = None if args.no_torch else torch_fused(shp, reps)
-        oc, os_ = res["optax"]
+        o_step = statistics.median(res["optax"]["step"])
+        o_comp = statistics.median(res["optax"]["compile"])
         for path in ("optax", "default", "packed"):
-            c, s = res[path]
+            q1, step, q3 = quartiles(res[path]["step"])
+            comps = res[path]["compile"]
+            comp = statistics.median(comps)
             vs_torch = ""
             if torch_res is not None and path != "optax":
-                vs_torch = f"{s / torch_res['ms']:.2f}x ({torch_res['ms']:.2f} ms)"
+                vs_torch = f"{1e3 * step / torch_res['ms']:.2f}x ({torch_res['ms']:.2f} ms)"
             row = (
-                f"| {name} | {n_leaves} | {n_params / 1e6:.2f}M | {path} | {s:.2f} | "
-                f"{s / os_:.2f}x | {c:.3f} | {c / oc:.3f}x | {vs_torch} |"
+                f"| {name} | {n_leaves} | {n_params / 1e6:.2f}M | {path} | {1e3 * step:.2f} "
+                f"({1e3 * q1:.2f}-{1e3 * q3:.2f}) | {step / o_step:.2f}x | {comp:.3f} "
+                f"({min(comps):.3f}-{max(comps):.3f}) | {comp / o_comp:.3f}x | {vs_torch} |"
             )
-            lines.append(row)
+            rows.append(row)
             print(row, flush=True)
+    load_after = load()
+    lines = [
+        f"# Adam, donated jax.jit step: gradtx against Optax ({device.platform}: "
+        f"{getattr(device, 'device_kind', '')})",
+        "",
+        f"`python benchmarks/adam_paths.py{' --quick' if args.quick else ''}`; jax "
+        f"{jax.__version__}, optax {optax.__version__}, {platform.machine()}; {reps} timed calls "
+        f"per variant (interleaved, after {WARMUP_CALLS} warm-up calls), {compile_reps} compiles "
+        "per variant (order rotated, after a warm-up compile).",
+        f"Machine load: {load_before} before, {load_after} after.",
+        "Step: median ms (interquartile range); compile: trace + lower + compile, median s "
+        "(range). Ratios are gradtx / Optax medians (below 1.0x: gradtx is faster); torch is "
+        "torch.optim.Adam(fused=True) in its own process.",
+        "",
+        "| tree | leaves | params | path | step ms | step vs Optax | compile s | compile vs Optax "
+        "| vs torch fused |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.label:
