@@ -8,8 +8,13 @@ and the floor that any non-donating ``update`` meets on this machine.
 gradtx's ``update`` is a compiled program whatever the caller does, so an eager loop runs one
 dispatch per step; Optax's ``update`` outside jit dispatches every jnp operation of every leaf.
 
-The floor rows run bare jitted kernels on the same packed buffers as ``gradtx.flatten`` (12
-buffers of up to 8 MiB for the transformer-like tree), with no gradtx code in them:
+``gradtx update (packed)`` runs the same update on ``gradtx.pack(params, tx)``: both optimizers
+here are elementwise, so ``pack`` ravels the leaves into 1-D buffers of up to 8 MiB (12 for the
+transformer-like tree); the report's first line gives the number. (Earlier reports call this row
+``gradtx update (flat)``, from ``gradtx.flatten(params)``, the layout ``pack`` replaced.)
+
+The floor rows run bare jitted kernels on those same packed buffers, with no gradtx code in
+them:
 
 - ``floor: the update's arithmetic``: exactly the optimizer's elementwise work, outputs
   ``(updates, state)`` in fresh buffers, as ``tx.update``'s contract requires (the caller's
@@ -85,11 +90,11 @@ def eager_runner(tx, params, grads):
     return run
 
 
-def floor_runners(name: str, flat_grads, flat_state) -> dict:
+def floor_runners(name: str, packed_grads, packed_state) -> dict:
     """Bare jitted kernels over the packed buffers (see the module docstring)."""
-    g = list(flat_grads.buffers)
+    g = list(packed_grads.buffers)
     if name == "sgd_momentum":
-        m = list(flat_state[0].b.buffers)  # gradtx's momentum buffers, as they are
+        m = list(packed_state[0].b.buffers)  # gradtx's momentum buffers, as they are
 
         def arith(g, m):
             m2 = [MOMENTUM * a + b for a, b in zip(m, g)]
@@ -146,22 +151,22 @@ def main(argv=None) -> int:
     leaves, nparams = count(args.tree, args.quick)
     params = jax.tree.map(jnp.asarray, make_tree(args.tree, args.quick, seed=0))
     grads = jax.tree.map(jnp.asarray, make_tree(args.tree, args.quick, seed=1, scale=1e-3))
-    flat_params = gradtx.flatten(params)
-    flat_grads = gradtx.flatten_like(flat_params, grads)
     make_g, make_o = OPTIMIZERS[args.optimizer]
+    packed_params = gradtx.pack(params, make_g())
+    packed_grads = gradtx.pack_like(packed_params, grads)
     load_before = os.getloadavg()
     lines = []
     lines.append(
         f"{args.optimizer} on tree {args.tree}: {leaves} leaves, {nparams / 1e6:.2f}M params, "
-        f"{len(flat_params.buffers)} packed buffers; {args.rounds} rounds of {steps} eager updates "
+        f"{len(packed_params.buffers)} packed buffers; {args.rounds} rounds of {steps} eager updates "
         f"({jax.devices()[0].device_kind}, XLA:CPU multi-output fusion {args.cpu_fusion})"
     )
     contenders = {
         "gradtx update (tree)": eager_runner(make_g(), params, grads),
-        "gradtx update (flat)": eager_runner(make_g(), flat_params, flat_grads),
+        "gradtx update (packed)": eager_runner(make_g(), packed_params, packed_grads),
         "optax update (tree)": eager_runner(make_o(), params, grads),
     }
-    contenders.update(floor_runners(args.optimizer, flat_grads, make_g().init(flat_params)))
+    contenders.update(floor_runners(args.optimizer, packed_grads, make_g().init(packed_params)))
     times: dict[str, list[float]] = {}
     faults: dict[str, list[float]] = {}
     # Alternate rounds so that load on a shared machine hits every contender alike.

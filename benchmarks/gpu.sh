@@ -14,7 +14,7 @@ python3 -c "import jax, optax, torch; print(jax.__version__, optax.__version__, 
 # A slice of the test suite on the GPU (4 workers sharing the card).
 XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${T0:-70}" python3 -m pytest -q -n 4 \
   -p no:cacheprovider -p no:benchmark tests/test_step.py tests/test_optax_parity.py \
-  tests/test_resident.py tests/test_adafactor_layout.py >"$OUT/gpu-tests.log" 2>&1
+  tests/test_pack.py tests/test_adafactor_layout.py >"$OUT/gpu-tests.log" 2>&1
 echo "tests rc=$?"; tail -3 "$OUT/gpu-tests.log"
 # Every optimizer on the two single arrays and the ResNet-like tree.
 timeout "${T1:-200}" python3 benchmarks/run.py --trees 1x16M,1x64M,resnet --reps 10 --no-plain \

@@ -5,11 +5,21 @@
     python benchmarks/run.py --optimizers adam,sgd_momentum --trees transformer,tiny
     python benchmarks/run.py --cpu-fusion off  # XLA:CPU's default flags (both libraries)
 
-For every optimizer and tree it runs gradtx, ``gradtx.grouped`` (elementwise optimizers on trees
-with several small leaves), ``gradtx.flatten`` (elementwise optimizers: params, gradients and
-state as flat buffers across steps; and "flat (tree grads)", the same step fed tree-shaped
-gradients that it packs with ``flatten_like`` inside the jit) and Optax in the same process,
-alternating calls, and reports medians with the 10th-90th percentile spread:
+For every optimizer and tree it runs Optax and two gradtx paths in the same process, alternating
+calls, and reports medians with the 10th-90th percentile spread:
+- ``gradtx``: the transform on the params tree itself (the default path);
+- ``packed``: the same step on ``gradtx.pack(params, tx)``, params, gradients and state kept
+  packed across steps (``pack`` chooses the layout from the transform: leaves raveled into 1-D
+  buffers for elementwise optimizers, equal shapes stacked for per-leaf statistics such as
+  Adafactor, LAMB and NovoGrad), with gradients packed once by ``gradtx.pack_like`` (what a loss
+  of ``gradtx.unpack(packed)`` differentiates to); and ``packed (tree grads)``, the same step fed
+  tree-shaped gradients that it packs with ``pack_like`` inside the jit (one copy per step).
+  Both run for every optimizer that ``pack`` can lay out (elementwise or stackable).
+The reports of earlier versions had a ``grouped`` column (``gradtx.grouped``, the removed
+multi-tensor wrapper): it has no counterpart now and is gone; their ``flat`` and ``stacked``
+columns (``gradtx.flatten(params, stack=...)``) are the ``packed`` column.
+
+What is measured, for each path:
 - the jitted step (update + apply_updates) with the old params and state donated, and without;
 - the eager ``update`` (no outer jit: gradtx runs its compiled update, Optax dispatches op by op);
 - the compile time of the jitted donated step (lower + compile) and of its first call;
@@ -60,8 +70,8 @@ _NO_EXTRA = split_extra({})
 
 
 def _step_tree_grads(tx, grads, state, params, dynamic, static):
-    """The flat step for tree-shaped gradients: pack them (one copy per step), then step."""
-    return _step(tx, gradtx.flatten_like(params, grads), state, params, dynamic, static)
+    """The packed step for tree-shaped gradients: pack them (one copy per step), then step."""
+    return _step(tx, gradtx.pack_like(params, grads), state, params, dynamic, static)
 
 
 _compiled_step_tree_grads = jax.jit(_step_tree_grads, donate_argnums=(2, 3), static_argnums=(5,))
@@ -76,8 +86,6 @@ class Opt:
     gradtx: Any  # () -> transform, or None when gradtx lacks it
     optax: Any  # () -> optax transform
     floats: int | None  # floats moved per parameter by an ideal fused step
-    elementwise: bool = True
-    stackable: bool = False  # runs leaf by leaf on gradtx.flatten(params, stack=True)
     note: str = ""
     default: bool = True  # in the default set (the issue's list); others only by --optimizers
 
@@ -116,8 +124,6 @@ def _optimizers() -> list[Opt]:
             (lambda: gradtx.adafactor(LR)) if has("adafactor") else None,
             lambda: optax.adafactor(LR),
             None,
-            elementwise=False,
-            stackable=True,
             note="" if has("adafactor") else "gradtx.adafactor not available in this build",
         ),
         Opt(
@@ -140,8 +146,6 @@ def _optimizers() -> list[Opt]:
             lambda: gradtx.lamb(LR, weight_decay=WD),
             lambda: optax.lamb(LR, weight_decay=WD),
             None,
-            elementwise=False,
-            stackable=True,
             default=False,
         ),
         Opt(
@@ -149,8 +153,6 @@ def _optimizers() -> list[Opt]:
             lambda: gradtx.novograd(LR),
             lambda: optax.novograd(LR),
             None,
-            elementwise=False,
-            stackable=True,
             default=False,
         ),
     ]
@@ -233,11 +235,10 @@ def roofline(reps: int) -> dict[str, float]:
 class Impl:
     """One optimizer implementation bound to one tree: compiled steps plus its own buffers.
 
-    ``layout`` is ``"tree"`` (params and grads as the tree), ``"flat"`` (``gradtx.flatten``'d
-    params, grads packed once with ``flatten_like``: a model differentiated through
-    ``flat.unflatten()``), ``"flat_tree_grads"`` (flat params, tree grads packed inside every
-    step) or ``"stacked"`` (``gradtx.flatten(params, stack=True)``: equal-shaped leaves stacked,
-    for Adafactor; grads packed once, as for ``"flat"``).
+    ``layout`` is ``"tree"`` (params and grads as the tree), ``"packed"``
+    (``gradtx.pack(params, tx)``, grads packed once with ``pack_like``: a model differentiated
+    through ``gradtx.unpack``) or ``"packed_tree_grads"`` (packed params, tree grads packed
+    inside every step).
     """
 
     def __init__(self, kind: str, tx: Any, params_np: Any, grads: Any, layout: str = "tree"):
@@ -253,9 +254,9 @@ class Impl:
     def fresh(self):
         self.p = _block(jax.tree.map(jnp.asarray, self.params_np))
         if self.layout != "tree":
-            self.p = _block(gradtx.flatten(self.p, stack=self.layout == "stacked"))
-            if self.layout in ("flat", "stacked"):
-                self.grads = _block(gradtx.flatten_like(self.p, self.tree_grads))
+            self.p = _block(gradtx.pack(self.p, self.tx))
+            if self.layout == "packed":
+                self.grads = _block(gradtx.pack_like(self.p, self.tree_grads))
         self.s = _block(self.tx.init(self.p))
 
     def lower(self, donate: bool):
@@ -273,7 +274,7 @@ class Impl:
             compiled = fn.lower(g, s, p).compile()
             ct = time.perf_counter() - t0
             return (lambda g, s, p: compiled(g, s, p)[::-1]), compiled, ct
-        if self.layout == "flat_tree_grads":
+        if self.layout == "packed_tree_grads":
             fn = (
                 _compiled_step_tree_grads
                 if donate
@@ -303,10 +304,10 @@ class Impl:
 
     def eager(self):
         tx = self.tx
-        if self.layout == "flat_tree_grads":
+        if self.layout == "packed_tree_grads":
 
             def run():
-                _block(tx.update(gradtx.flatten_like(self.p, self.grads), self.s, self.p))
+                _block(tx.update(gradtx.pack_like(self.p, self.grads), self.s, self.p))
 
         else:
 
@@ -326,20 +327,16 @@ def bench_one(opt: Opt, tree: str, args) -> dict[str, Any]:
     grads = _block(jax.tree.map(jnp.asarray, make_tree(tree, args.quick, seed=1, scale=1e-3)))
     impls: dict[str, Impl] = {}
     if opt.gradtx is not None:
-        if not args.no_tree or not opt.elementwise:
-            impls["gradtx"] = Impl("gradtx", opt.gradtx(), params_np, grads)
-        small = sum(1 for x in jax.tree.leaves(params_np) if x.size <= args.max_leaf_size)
-        if opt.elementwise and small >= 2 and not args.no_grouped:
-            impls["grouped"] = Impl(
-                "gradtx", gradtx.grouped(opt.gradtx(), args.max_leaf_size), params_np, grads
+        tx = opt.gradtx()
+        # What gradtx.pack reads: anything else would keep every leaf as it is.
+        packable = tx.is_elementwise() or tx.is_stackable()
+        if not args.no_tree or not packable or args.no_packed:
+            impls["gradtx"] = Impl("gradtx", tx, params_np, grads)
+        if packable and not args.no_packed:
+            impls["packed"] = Impl("gradtx", opt.gradtx(), params_np, grads, layout="packed")
+            impls["packed_tree_grads"] = Impl(
+                "gradtx", opt.gradtx(), params_np, grads, layout="packed_tree_grads"
             )
-        if opt.elementwise and not args.no_flat:
-            impls["flat"] = Impl("gradtx", opt.gradtx(), params_np, grads, layout="flat")
-            impls["flat_tree_grads"] = Impl(
-                "gradtx", opt.gradtx(), params_np, grads, layout="flat_tree_grads"
-            )
-        if opt.stackable and not args.no_flat:
-            impls["stacked"] = Impl("gradtx", opt.gradtx(), params_np, grads, layout="stacked")
     impls["optax"] = Impl("optax", opt.optax(), params_np, grads)
     row: dict[str, Any] = {
         "optimizer": opt.name,
@@ -360,6 +357,8 @@ def bench_one(opt: Opt, tree: str, args) -> dict[str, Any]:
         r["compile_s"] = ct
         r["first_call_s"] = ct + first
         r["buffers"] = len(jax.tree.leaves(im.p))
+        if isinstance(im.p, gradtx.Packed):
+            r["layout"] = sorted({kind for kind, _, _ in im.p.layout.entries})
         r["peak_mb"] = (_peak_bytes(compiled) or 0) / 2**20
         runners[name] = im.runner(call, donate=True)
     for name, st in _alternate(runners, args.reps).items():
@@ -492,34 +491,27 @@ def markdown(result: dict[str, Any]) -> str:
             else "."
         ),
         "",
-        "Times are medians in ms (10th-90th percentile). `best/optax` is the faster of gradtx and "
-        "gradtx.grouped over Optax in the same run; below 1 is faster.",
+        "Times are medians in ms (10th-90th percentile). The first two tables are gradtx on the "
+        "params tree (`gradtx`, the default path) and Optax on the same tree; the packed path "
+        "(`gradtx.pack`) has its own table, and the summary takes the faster of the two.",
         "",
         "## Jitted step (update + apply), old params and state donated",
         "",
-        "| optimizer | tree | leaves | params | gradtx | grouped | optax | torch foreach | "
-        "gradtx/optax | grouped/optax | GB/s (roofline %) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| optimizer | tree | leaves | params | gradtx | optax | torch foreach | "
+        "gradtx/optax | GB/s (roofline %) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         im = row["impls"]
-        g, gr, o = im.get("gradtx", {}), im.get("grouped", {}), im.get("optax", {})
+        g, o = im.get("gradtx", {}), im.get("optax", {})
         t = row.get("torch")
-        best = None
-        for cand in (g, gr):
-            if cand.get("jit_donated") and (
-                best is None or cand["jit_donated"]["median_ms"] < best["jit_donated"]["median_ms"]
-            ):
-                best = cand
         bw = "-"
-        if best and best.get("gbps"):
-            bw = f"{best['gbps']:.1f} ({100 * best['gbps'] / roof['donated_gbps']:.0f}%)"
+        if g.get("gbps"):
+            bw = f"{g['gbps']:.1f} ({100 * g['gbps'] / roof['donated_gbps']:.0f}%)"
         lines.append(
             f"| {row['optimizer']} | {row['tree']} | {row['leaves']} | {row['params'] / 1e6:.2f}M | "
-            f"{_fmt_ms(g.get('jit_donated'))} | {_fmt_ms(gr.get('jit_donated'))} | "
-            f"{_fmt_ms(o.get('jit_donated'))} | {_fmt_ms(t)} | "
-            f"{_ratio(g.get('jit_donated'), o.get('jit_donated'))} | "
-            f"{_ratio(gr.get('jit_donated'), o.get('jit_donated'))} | {bw} |"
+            f"{_fmt_ms(g.get('jit_donated'))} | {_fmt_ms(o.get('jit_donated'))} | {_fmt_ms(t)} | "
+            f"{_ratio(g.get('jit_donated'), o.get('jit_donated'))} | {bw} |"
         )
     lines += [
         "",
@@ -529,14 +521,13 @@ def markdown(result: dict[str, Any]) -> str:
         "Eager: `tx.update` without an outer jit. Peak: XLA's buffer assignment for the "
         "donated step, MiB.",
         "",
-        "| optimizer | tree | compile gradtx | compile grouped | compile optax | "
-        "no-donation gradtx/optax | grouped/optax | eager gradtx | eager grouped | eager optax | "
-        "eager optax/gradtx | peak MiB gradtx / grouped / optax |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| optimizer | tree | compile gradtx | compile optax | no-donation gradtx/optax | "
+        "eager gradtx | eager optax | eager optax/gradtx | peak MiB gradtx / optax |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         im = row["impls"]
-        g, gr, o = im.get("gradtx", {}), im.get("grouped", {}), im.get("optax", {})
+        g, o = im.get("gradtx", {}), im.get("optax", {})
 
         def ct(r):
             if "compile_s" not in r:
@@ -546,35 +537,31 @@ def markdown(result: dict[str, Any]) -> str:
         def pk(r):
             return f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"
 
-        eager_best = None
-        for cand in (g, gr):
-            if cand.get("eager") and (
-                eager_best is None or cand["eager"]["median_ms"] < eager_best["median_ms"]
-            ):
-                eager_best = cand["eager"]
         lines.append(
-            f"| {row['optimizer']} | {row['tree']} | {ct(g)} | {ct(gr)} | {ct(o)} | "
+            f"| {row['optimizer']} | {row['tree']} | {ct(g)} | {ct(o)} | "
             f"{_ratio(g.get('jit_plain'), o.get('jit_plain'))} | "
-            f"{_ratio(gr.get('jit_plain'), o.get('jit_plain'))} | "
-            f"{_fmt_ms(g.get('eager'))} | {_fmt_ms(gr.get('eager'))} | {_fmt_ms(o.get('eager'))} | "
-            f"{_ratio(o.get('eager'), eager_best)} | {pk(g)} / {pk(gr)} / {pk(o)} |"
+            f"{_fmt_ms(g.get('eager'))} | {_fmt_ms(o.get('eager'))} | "
+            f"{_ratio(o.get('eager'), g.get('eager'))} | {pk(g)} / {pk(o)} |"
         )
-    flat_rows = [r for r in result["rows"] if "flat" in r["impls"]]
-    if flat_rows:
+    packed_rows = [r for r in result["rows"] if "packed" in r["impls"]]
+    if packed_rows:
         lines += _section(
-            "Flat params (`gradtx.flatten`): params, grads and state as flat buffers",
-            "`flat`: the donated step on `gradtx.flatten(params)` with flat gradients (what a "
-            "loss of `flat.unflatten()` differentiates to). `flat (tree grads)`: the same step "
-            "fed tree-shaped gradients, packed by `gradtx.flatten_like` inside the jit (one copy "
-            "of the gradients per step). Ratios are over Optax's donated tree step in the same "
-            "run; compile is lower + compile of the donated step, seconds.",
-            "optimizer | tree | leaves | flat | flat/optax | flat (tree grads) | flat-tg/optax | "
-            "compile flat / flat-tg / optax | compile flat/optax | eager flat / flat-tg / optax | "
-            "peak MiB flat / flat-tg / optax | GB/s flat",
+            "Packed params (`gradtx.pack`): params, grads and state packed across steps",
+            "`packed`: the donated step on `gradtx.pack(params, tx)` with packed gradients (what "
+            "a loss of `gradtx.unpack(packed)` differentiates to); `pack` ravels the leaves into "
+            "1-D buffers for elementwise optimizers and stacks equal shapes for per-leaf "
+            "statistics (layout: the kinds of buffer it made). `packed (tree grads)`: the same "
+            "step fed tree-shaped gradients, packed by `gradtx.pack_like` inside the jit (one "
+            "copy of the gradients per step). Ratios are over Optax's donated tree step in the "
+            "same run; compile is lower + compile of the donated step, seconds.",
+            "optimizer | tree | leaves | buffers (layout) | packed | packed/optax | "
+            "packed (tree grads) | packed-tg/optax | compile packed / packed-tg / optax | "
+            "compile packed/optax | eager packed / packed-tg / optax | "
+            "peak MiB packed / packed-tg / optax | GB/s packed",
         )
-        for row in flat_rows:
+        for row in packed_rows:
             im = row["impls"]
-            f, ft, o = im.get("flat", {}), im.get("flat_tree_grads", {}), im.get("optax", {})
+            f, ft, o = im["packed"], im.get("packed_tree_grads", {}), im.get("optax", {})
 
             def c(r):
                 return f"{r['compile_s']:.2f}" if "compile_s" in r else "-"
@@ -595,43 +582,13 @@ def markdown(result: dict[str, Any]) -> str:
                 bw = f"{f['gbps']:.1f} ({100 * f['gbps'] / roof['donated_gbps']:.0f}%)"
             lines.append(
                 f"| {row['optimizer']} | {row['tree']} | {row['leaves']} | "
+                f"{f.get('buffers', '-')} ({'+'.join(f.get('layout', [])) or '-'}) | "
                 f"{_fmt_ms(f.get('jit_donated'))} | "
                 f"{_ratio(f.get('jit_donated'), o.get('jit_donated'))} | "
                 f"{_fmt_ms(ft.get('jit_donated'))} | "
                 f"{_ratio(ft.get('jit_donated'), o.get('jit_donated'))} | "
                 f"{c(f)} / {c(ft)} / {c(o)} | {cratio} | {e(f)} / {e(ft)} / {e(o)} ms | "
                 f"{pk(f)} / {pk(ft)} / {pk(o)} | {bw} |"
-            )
-    stacked_rows = [r for r in result["rows"] if "stacked" in r["impls"]]
-    if stacked_rows:
-        lines += _section(
-            "Stacked params (`gradtx.flatten(params, stack=True)`): equal-shaped leaves stacked",
-            "`stacked`: the donated step on `gradtx.flatten(params, stack=True)` with stacked "
-            "gradients (what a loss of `flat.unflatten()` differentiates to); per-leaf optimizers "
-            "run leaf by leaf on the stacks. Ratios are over Optax's donated tree step in the same run.",
-            "optimizer | tree | leaves | buffers | stacked | stacked/optax | "
-            "compile stacked / optax (s) | compile ratio | eager stacked / optax (ms) | "
-            "peak MiB stacked / optax",
-        )
-        for row in stacked_rows:
-            im = row["impls"]
-            f, o = im["stacked"], im.get("optax", {})
-            cr = (
-                f"{f['compile_s'] / o['compile_s']:.3f}x"
-                if "compile_s" in f and o.get("compile_s")
-                else "-"
-            )
-            ee = (
-                f"{f['eager']['median_ms']:.2f} / {o['eager']['median_ms']:.2f}"
-                if f.get("eager") and o.get("eager")
-                else "-"
-            )
-            lines.append(
-                f"| {row['optimizer']} | {row['tree']} | {row['leaves']} | "
-                f"{f.get('buffers', '-')} | {_fmt_ms(f.get('jit_donated'))} | "
-                f"{_ratio(f.get('jit_donated'), o.get('jit_donated'))} | "
-                f"{f.get('compile_s', 0):.2f} / {o.get('compile_s', 0):.2f} | {cr} | {ee} | "
-                f"{f.get('peak_mb', 0):.0f} / {o.get('peak_mb', 0):.0f} |"
             )
     lines += summary(result)
     if result["skipped"]:
@@ -647,17 +604,17 @@ def _section(title: str, intro: str, columns: str) -> list[str]:
     return ["", f"## {title}", "", intro, "", f"| {columns} |", "|" + "---|" * n]
 
 
-_PATHS = ("gradtx", "grouped", "flat", "stacked")
+_PATHS = ("gradtx", "packed")
 
 
 def summary(result: dict[str, Any]) -> list[str]:
-    """One row per optimizer and tree: gradtx's fastest path (tree, grouped or flat) vs Optax."""
+    """One row per optimizer and tree: gradtx's fastest path (tree or packed) vs Optax."""
     roof = result["roofline"]["donated_gbps"]
     lines = [
         "",
         "## Summary: gradtx's fastest path vs Optax",
         "",
-        "`best` is the fastest of gradtx's tree, `grouped`, `flat` and `stacked` donated steps; "
+        "`best` is the faster of gradtx's tree (`gradtx`) and `packed` donated steps; "
         "every ratio is "
         "gradtx over Optax in this run (below 1 is faster), except eager, which is Optax's eager "
         "`update` over gradtx's fastest eager `update` (above 1 is faster). Compile: the fastest "
@@ -702,15 +659,16 @@ def main(argv=None) -> int:
     ap.add_argument("--optimizers", default="", help="comma-separated subset of the optimizers")
     ap.add_argument("--trees", default="", help=f"comma-separated subset of {','.join(TREES)}")
     ap.add_argument("--reps", type=int, default=0, help="timed repetitions (default 15, quick 7)")
-    ap.add_argument("--max-leaf-size", type=int, default=gradtx._grouped.DEFAULT_MAX_LEAF_SIZE)
-    ap.add_argument("--no-grouped", action="store_true")
     ap.add_argument(
-        "--no-flat", action="store_true", help="skip the gradtx.flatten columns (flat and stacked)"
+        "--no-packed",
+        action="store_true",
+        help="skip the gradtx.pack columns (packed and packed (tree grads))",
     )
     ap.add_argument(
         "--no-tree",
         action="store_true",
-        help="skip gradtx's tree path for elementwise optimizers (the flat path still runs)",
+        help="skip gradtx's tree path where the packed path runs (it still runs for optimizers "
+        "that gradtx.pack cannot lay out, and with --no-packed)",
     )
     ap.add_argument("--no-plain", action="store_true", help="skip the jit step without donation")
     ap.add_argument("--no-eager", action="store_true")
@@ -735,7 +693,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.render:
         path = Path(args.results_dir) / f"{args.label}.json"
-        md = markdown(json.loads(path.read_text()))
+        result = json.loads(path.read_text())
+        removed = sorted(
+            {k for row in result["rows"] for k in row["impls"]}
+            & {"grouped", "flat", "flat_tree_grads", "stacked"}
+        )
+        if removed:
+            ap.error(
+                f"--render: {path} holds columns {removed} of an earlier run.py (gradtx.grouped "
+                f"and gradtx.flatten, since removed), which this version does not draw; the .md "
+                f"beside it is that run's report as printed"
+            )
+        md = markdown(result)
         path.with_suffix(".md").write_text(md)
         print(md)
         return 0

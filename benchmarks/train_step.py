@@ -6,17 +6,22 @@ The optimizer benchmarks (``run.py``) time the update alone, on gradients that a
 This one times what a training loop pays: a deep MLP with a per-layer scale and shift (4 leaves
 per layer; 400 leaves by default, since the unrolled model alone takes minutes to compile beyond
 that), the loss and its gradient, then Adam, as one jitted step with the params and optimizer
-state donated. Four ways, alternating in the same process:
+state donated. Three ways, alternating in the same process:
 
 - ``optax``: ``optax.adam`` on the params tree;
 - ``gradtx``: ``gradtx.adam`` on the params tree;
-- ``gradtx.grouped``: the multi-tensor path (state packed, gradients packed every step);
-- ``gradtx.flatten``: params kept as one flat buffer across steps; the model reads its leaves
-  with ``flat.unflatten()``, so ``jax.grad`` returns one flat gradient buffer (the backward pass
+- ``gradtx.pack``: params kept packed across steps (``gradtx.pack(params, tx)``: Adam is
+  elementwise, so the leaves are raveled into 1-D buffers of up to 8 MiB); the model reads its
+  leaves with ``gradtx.unpack``, so ``jax.grad`` returns packed gradients (the backward pass
   concatenates the per-leaf gradients: that cost is inside the timed step).
 
+Earlier versions also timed ``gradtx.grouped`` (a multi-tensor wrapper that packed the state and
+the gradients inside every step); it was removed from gradtx and has no counterpart here. Their
+``gradtx.flatten`` row (``gradtx.flatten(params)``, read through ``flat.unflatten()``) is the
+``gradtx.pack`` row.
+
 It prints the median step time (10th-90th percentile), the compile time of each step, and the
-largest difference of the final params from Optax's after the timed steps (all four run the same
+largest difference of the final params from Optax's after the timed steps (all three run the same
 number of steps from the same start).
 """
 
@@ -95,24 +100,23 @@ def main() -> None:
         u, s = tx._update(g, s, p)
         return gradtx.apply_updates(p, u), s, loss
 
-    def f_step(tx, p, s, x, y):
-        loss, g = jax.value_and_grad(lambda f: loss_fn(f.unflatten(), x, y))(p)
+    def p_step(tx, p, s, x, y):
+        loss, g = jax.value_and_grad(lambda q: loss_fn(gradtx.unpack(q), x, y))(p)
         u, s = tx._update(g, s, p)
         return gradtx.apply_updates(p, u), s, loss
 
     copy = lambda t: jax.tree.map(jnp.copy, t)
-    gtx, gg = gradtx.adam(LR), gradtx.grouped(gradtx.adam(LR))
-    flat = gradtx.flatten(copy(params))
+    gtx = gradtx.adam(LR)
+    packed = gradtx.pack(params, gtx)  # new buffers: params stays intact
     impls = {
         "optax": (jax.jit(o_step, donate_argnums=(0, 1)), (), copy(params), otx.init(params)),
         "gradtx": (jax.jit(g_step, donate_argnums=(1, 2)), (gtx,), copy(params), gtx.init(params)),
-        "gradtx.grouped": (
-            jax.jit(g_step, donate_argnums=(1, 2)),
-            (gg,),
-            copy(params),
-            gg.init(params),
+        "gradtx.pack": (
+            jax.jit(p_step, donate_argnums=(1, 2)),
+            (gtx,),
+            packed,
+            gtx.init(packed),
         ),
-        "gradtx.flatten": (jax.jit(f_step, donate_argnums=(1, 2)), (gtx,), flat, gtx.init(flat)),
     }
     compiled, compile_s, state = {}, {}, {}
     for name, (fn, pre, p, s) in impls.items():
@@ -142,8 +146,8 @@ def main() -> None:
     for name in impls:
         t = np.asarray(times[name][2:]) * 1e3
         p = state[name][1]
-        if name == "gradtx.flatten":
-            p = p.unflatten()
+        if name == "gradtx.pack":
+            p = gradtx.unpack(p)
         diff = max(
             float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(ref))
         )

@@ -28,8 +28,8 @@ def test_harness_writes_tables_and_json(tmp_path):
     result = json.loads((tmp_path / "smoke.json").read_text())
     rows = {r["optimizer"]: r for r in result["rows"]}
     assert set(rows) == {"adam", "lamb"}, result.get("skipped")
-    assert set(rows["adam"]["impls"]) >= {"gradtx", "flat", "optax"}
-    assert set(rows["lamb"]["impls"]) >= {"gradtx", "stacked", "optax"}  # per-leaf: stacked path
+    assert set(rows["adam"]["impls"]) >= {"gradtx", "packed", "optax"}
+    assert set(rows["lamb"]["impls"]) >= {"gradtx", "packed", "optax"}  # per-leaf: stacked by pack
     for row in rows.values():
         for name, impl in row["impls"].items():
             assert impl["jit_donated"]["median_ms"] > 0 and impl["compile_s"] > 0, name
@@ -43,6 +43,6 @@ def test_eager_floor_report():
         "benchmarks/eager.py", "--quick", "--optimizer", "sgd_momentum", "--rounds", "1",
         "--steps", "2",
     )  # fmt: skip
-    for row in ("gradtx update (flat)", "optax update (tree)", "floor: one fresh output"):
+    for row in ("gradtx update (packed)", "optax update (tree)", "floor: one fresh output"):
         assert row in out, out
     assert "a 10x faster eager update than Optax's would take" in out
