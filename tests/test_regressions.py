@@ -95,7 +95,7 @@ def test_warmup_cosine_decay_rejects_decay_steps_not_after_warmup(decay_steps):
     with pytest.raises(ValueError):  # Optax refuses the same arguments
         optax.warmup_cosine_decay_schedule(0.2, 1.2, 10, decay_steps, 0.0)
     msg = (
-        rf"gradtx\.warmup_cosine_decay: decay_steps must be in \(warmup_steps, inf\) = "
+        rf"gradtx\.warmup_cosine_decay_schedule: decay_steps must be in \(warmup_steps, inf\) = "
         rf"\(10, inf\), got {decay_steps}"
     )
     with pytest.raises(gradtx.HyperparameterError, match=msg):
