@@ -65,7 +65,7 @@ def test_traced_learning_rate_is_not_validated():
         (gradtx.adam, {"b1": 1.0}, r"gradtx.adam: b1 must be in \[0, 1\), got 1.0"),
         (gradtx.adam, {"b2": 1.0}, r"gradtx.adam: b2 must be in \[0, 1\), got 1.0"),
         (gradtx.adam, {"b2": math.nan}, r"gradtx.adam: b2 must be in \[0, 1\), got nan"),
-        (gradtx.adamw, {"b2": -0.5}, r"gradtx.adam: b2 must be in \[0, 1\), got -0.5"),
+        (gradtx.adamw, {"b2": -0.5}, r"gradtx.adamw: b2 must be in \[0, 1\), got -0.5"),
         (gradtx.sgd, {"momentum": 1.5}, r"gradtx.sgd: momentum must be in \[0, 1\], got 1.5"),
         (
             gradtx.sgd,

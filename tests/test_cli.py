@@ -282,7 +282,7 @@ BAD_SWEEP_ARGS = [
     (
         ["--optimizer", "adam,adamx"],
         "argument --optimizer: unknown optimizer 'adamx'; did you mean 'adamax' or 'adam' or "
-        "'radam'?",
+        "'adamaxw'?",
     ),
     (["--optimizer", ","], "argument --optimizer: an empty optimizer name in ','"),
     (
@@ -389,7 +389,7 @@ BAD_LR_FIND_ARGS = [
     (
         ["--optimizer", "adamx"],
         "argument --optimizer: unknown optimizer 'adamx'; did you mean 'adamax' or 'adam' or "
-        "'radam'?",
+        "'adamaxw'?",
     ),
     (
         ["--optimizer", "adam", "--set", "b1=1.5"],
@@ -398,8 +398,8 @@ BAD_LR_FIND_ARGS = [
     (
         ["--optimizer", "adam", "--set", "eps_roott=0"],
         "argument --set: adam has no keyword 'eps_roott'; did you mean 'eps_root'? (adam's keywords: "
-        "learning_rate, b1, b2, eps, weight_decay, amsgrad, eps_root, amsgrad_max, "
-        "decoupled_weight_decay, maximize, weight_decay_mask, mu_dtype, nu_dtype, "
+        "learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov, weight_decay, "
+        "weight_decay_mask, decoupled_weight_decay, amsgrad, amsgrad_max, maximize, nu_dtype, "
         "complex_convention)",
     ),
 ]

@@ -245,7 +245,7 @@ def test_jit_vmap_and_checkpoint(tmp_path):
 )
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(gradtx.HyperparameterError, match=message):
-        gradtx.quantized(gradtx.adam(), **kwargs)
+        gradtx.quantized(gradtx.adam(1e-3), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

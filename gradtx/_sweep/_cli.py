@@ -23,6 +23,7 @@ import numpy as np
 
 from ._grid import (
     _literal,
+    required_arguments,
     accepts,
     did_you_mean,
     format_setting,
@@ -48,6 +49,8 @@ DEMO_OPTIMIZERS = ("adam", "sgd(momentum=0.9)", "rmsprop", "adamw")
 SEED_OPTIMIZERS = ("sgd", "sgd(momentum=0.9)", "adagrad", "rmsprop", "adam", "adamw")
 DEFAULT_LR_GRID = "1e-4:1e-1:8"
 """The learning rates swept when no grid is given."""
+DEFAULT_LR = 1e-3
+"""The learning rate of a sweep whose grid sweeps other hyperparameters and sets none."""
 NAMED_GRID = ("learning_rate", "b1", "b2", "eps", "momentum", "weight_decay", "decay")
 
 
@@ -387,8 +390,12 @@ def _check_values(plan: _Plan) -> None:
                 kw = {**sched_kwargs, **first, f: v}
                 _try(plan.origin[k], f"{k}={v!r}", lambda kw=kw: schedule(**kw))
     for o in plan.optimizers:
-        _try("--optimizer", o.spec, lambda o=o: o.factory(**o.fixed))
-        base = dict(o.fixed)
+        # The optimizer alone, at a valid learning rate: the grid's values are checked below.
+        probe = dict(o.fixed)
+        if "learning_rate" in required_arguments(o.factory, probe):
+            probe["learning_rate"] = DEFAULT_LR
+        _try("--optimizer", o.spec, lambda probe=probe: o.factory(**probe))
+        base = dict(probe)
         for k, v in plan.fixed.items():
             if "." not in k and accepts(o.factory, k):
                 base[k] = v
@@ -435,6 +442,9 @@ def plan_sweep(args: argparse.Namespace) -> _Plan:
     if not grid and "learning_rate" not in fixed:
         grid["learning_rate"] = parse_values(DEFAULT_LR_GRID)
         origin["learning_rate"] = "--learning-rate"
+    elif "learning_rate" not in grid and "learning_rate" not in fixed and args.schedule is None:
+        fixed["learning_rate"] = DEFAULT_LR
+        origin["learning_rate"] = "--set learning_rate"
     plan = _Plan(
         _problem_source(args.problem),
         optimizers,

@@ -203,6 +203,20 @@ def _signature_defaults(factory: Callable[..., Any]) -> tuple[dict[str, Any], bo
     return {n: p.default for n, p in sig.parameters.items()}, varkw
 
 
+def required_arguments(factory: Callable[..., Any], given: Mapping[str, Any]) -> list[str]:
+    """The arguments of ``factory`` without a default that ``given`` does not supply."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name
+        for p in params
+        if p.kind in kinds and p.default is inspect.Parameter.empty and p.name not in given
+    ]
+
+
 def accepts(factory: Callable[..., Any], name: str) -> bool:
     """Whether ``factory`` takes the (root of the) hyperparameter ``name``."""
     defaults, varkw = _signature_defaults(factory)
@@ -344,6 +358,12 @@ def population(
             kwargs[root] = _replace_path(kwargs[root], parts[1:], values, name)
         except KeyError as e:
             raise ValueError(f"gradtx.sweep: grid name {name!r}: no key {e.args[0]!r}") from None
+    missing = required_arguments(factory, kwargs)
+    if missing:
+        raise ValueError(
+            f"gradtx.sweep: {label} needs {', '.join(missing)}; sweep it in grid (grid="
+            f"{{{missing[0]!r}: [...]}}) or fix it in hparams (hparams={{{missing[0]!r}: ...}})"
+        )
     tx = factory(**kwargs)
     return Population(tx, settings, tuple(grid), label)
 
