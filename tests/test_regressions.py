@@ -426,3 +426,42 @@ def test_mask_tree_names_the_missing_path(make):
     params = {"w": jnp.ones(2), "b": jnp.ones(2)}
     with pytest.raises(gradtx.TreeMismatchError, match=r"no entry for the params at \['b'\]"):
         make().init(params)
+
+
+# --------------------------------------------------------------------------------------------
+# Integer step counts past int32 in a schedule's arguments
+
+
+@pytest.mark.parametrize("decay_steps", [int(1e10), 1e10])
+def test_cosine_decay_accepts_decay_steps_past_int32(decay_steps):
+    sched = gradtx.cosine_decay_schedule(1000.0, decay_steps)
+    ref = 1000.0 * 0.5 * (1.0 + np.cos(np.pi * 1e9 / 1e10))  # float64 NumPy, the formula
+    np.testing.assert_allclose(float(sched(int(1e9))), ref, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# learning_rate=None: no scaling (a unit step), never a crash in update
+
+
+@pytest.mark.parametrize(
+    "name", ["sgd", "adam", "adamw", "rmsprop", "adagrad", "lion", "adadelta", "adafactor"]
+)
+def test_learning_rate_none_is_a_unit_step_downhill(name):
+    factory = getattr(gradtx, name)
+    p = {"w": jnp.array([1.0, -2.0, 3.0])}
+    g = {"w": jnp.array([0.5, -0.25, 2.0])}
+    tx, unit = factory(None), factory(1.0)
+    u_none, _ = tx.update(g, tx.init(p), p)
+    u_unit, _ = unit.update(g, unit.init(p), p)
+    np.testing.assert_array_equal(np.asarray(u_none["w"]), np.asarray(u_unit["w"]))
+    assert np.all(np.asarray(u_none["w"]) * np.asarray(g["w"]) < 0)  # against the gradient
+
+
+def test_scale_by_learning_rate_none_is_the_identity_like_optax(standard_promotion):
+    g = jnp.array([0.5, -0.25, 2.0])
+    for flip in (True, False):
+        ours = gradtx.scale_by_learning_rate(None, flip_sign=flip)
+        theirs = optax.scale_by_learning_rate(None, flip_sign=flip)
+        u, _ = ours.update(g, ours.init(g), g)
+        v, _ = theirs.update(g, theirs.init(g), g)
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
