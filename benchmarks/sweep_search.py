@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 
+import jax
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,27 +48,32 @@ def _problem(small: bool):
     return name, p, batch
 
 
-def halving_vs_grid(p, batch, steps: int) -> dict:
+def halving_vs_grid(p, batch, steps: int) -> list[dict]:
+    """The full grid once, then halving with the default first rung and with one 3x longer."""
     grid = {"learning_rate": np.geomspace(1e-4, 1.0, 27)}
     t0 = time.perf_counter()
     full = gradtx.sweep(p.loss_fn, p.params, p.data, "adam", grid, steps, batch_size=batch)
     t_full = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    h = gradtx.successive_halving(
-        p.loss_fn, p.params, p.data, "adam", grid, steps, eta=3, batch_size=batch
-    )
-    t_h = time.perf_counter() - t0
     best = full.best(1)[0]
-    return {
-        "grid_steps": full.size * steps,
-        "halving_steps": h.steps_used,
-        "steps_ratio": h.steps_used / (full.size * steps),
-        "grid_best_loss": float(full.final_loss[best]),
-        "halving_best_loss": h.best_loss,
-        "grid_seconds": t_full,
-        "halving_seconds": t_h,
-        "rungs": [(len(r.members), r.steps) for r in h.rungs],
-    }
+    rows = []
+    for min_steps in (None, 3 * max(1, steps // 27)):
+        t0 = time.perf_counter()
+        h = gradtx.successive_halving(
+            p.loss_fn, p.params, p.data, "adam", grid, steps, eta=3, min_steps=min_steps,
+            batch_size=batch,
+        )  # fmt: skip
+        rows.append({
+            "min_steps": h.rungs[0].steps,
+            "grid_steps": full.size * steps,
+            "halving_steps": h.steps_used,
+            "steps_ratio": h.steps_used / (full.size * steps),
+            "grid_best_loss": float(full.final_loss[best]),
+            "halving_best_loss": h.best_loss,
+            "grid_seconds": t_full,
+            "halving_seconds": time.perf_counter() - t0,
+            "rungs": [(len(r.members), r.steps) for r in h.rungs],
+        })  # fmt: skip
+    return rows
 
 
 def pbt_vs_static(p, batch, steps: int) -> dict:
@@ -96,7 +102,10 @@ def optuna_batched_vs_per_process(name, p, batch, steps: int, trials: int) -> di
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = {"learning_rate": gradtx.log_uniform(1e-4, 1.0)}
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    # No pruner: every trial trains all its steps on both sides, so the work is the same.
+    study = optuna.create_study(
+        sampler=optuna.samplers.TPESampler(seed=0), pruner=optuna.pruners.NopPruner()
+    )
     t0 = time.perf_counter()
     gopt.optimize(
         study, p.loss_fn, p.params, p.data, "adam", space, steps, batch=trials, rounds=1,
@@ -130,19 +139,28 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="least squares instead of digits")
     ap.add_argument("--steps", type=int, default=None, help="steps (default 270, small 54)")
     ap.add_argument("--trials", type=int, default=4, help="Optuna trials (default 4)")
+    ap.add_argument("--label", default=None, help="also write benchmarks/results/<label>.md")
     args = ap.parse_args()
+    lines = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"machine load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
     name, p, batch = _problem(args.small)
     steps = args.steps or (54 if args.small else 270)
-    print(f"problem {name}, {steps} steps")
-    h = halving_vs_grid(p, batch, steps)
-    print(
-        f"halving vs grid (27 rates): {h['halving_steps']}/{h['grid_steps']} steps "
-        f"({h['steps_ratio']:.0%}); best loss {h['halving_best_loss']:.4g} vs "
-        f"{h['grid_best_loss']:.4g}; time {h['halving_seconds']:.1f} s vs {h['grid_seconds']:.1f} s; "
-        f"rungs {h['rungs']}"
-    )
+    say(f"problem {name}, {steps} steps, Adam")
+    for h in halving_vs_grid(p, batch, steps):
+        say(
+            f"halving (eta 3, first rung {h['min_steps']} steps) vs grid (27 rates): "
+            f"{h['halving_steps']}/{h['grid_steps']} steps ({h['steps_ratio']:.0%}); best loss "
+            f"{h['halving_best_loss']:.4g} vs {h['grid_best_loss']:.4g} "
+            f"({h['halving_best_loss'] / h['grid_best_loss']:.2f}x); time "
+            f"{h['halving_seconds']:.1f} s vs {h['grid_seconds']:.1f} s; rungs {h['rungs']}"
+        )
     q = pbt_vs_static(p, batch, steps)
-    print(
+    say(
         f"PBT vs best static (16 members x {steps} steps each): final loss "
         f"{q['pbt_best_loss']:.4g} vs {q['static_best_loss']:.4g} "
         f"(static best {q['static_best']}, PBT's last lr {q['pbt_final_lr']:.3g})"
@@ -150,14 +168,24 @@ def main() -> None:
     try:
         import optuna  # noqa: F401
     except ImportError:
-        print("optuna not installed: skipping the Optuna comparison (pip install 'gradtx[optuna]')")
-        return
-    o = optuna_batched_vs_per_process(name, p, batch, steps, args.trials)
-    print(
-        f"Optuna, {o['trials']} trials: one batched program {o['batched_seconds']:.1f} s vs one "
-        f"process per trial {o['per_process_seconds']:.1f} s ({o['speedup']:.1f}x); best "
-        f"{o['batched_best']:.4g} vs {o['per_process_best']:.4g}"
-    )
+        say("optuna not installed: skipping the Optuna comparison (pip install 'gradtx[optuna]')")
+    else:
+        o = optuna_batched_vs_per_process(name, p, batch, steps, args.trials)
+        say(
+            f"Optuna (TPE, no pruner), {o['trials']} trials: one batched program "
+            f"{o['batched_seconds']:.1f} s vs one process per trial "
+            f"{o['per_process_seconds']:.1f} s ({o['speedup']:.1f}x); best "
+            f"{o['batched_best']:.4g} vs {o['per_process_best']:.4g}"
+        )
+    say(f"machine load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
+    if args.label:
+        path = os.path.join(ROOT, "benchmarks", "results", f"{args.label}.md")
+        with open(path, "w") as f:
+            f.write("# Searches against the full grid (benchmarks/sweep_search.py)\n\n")
+            f.write(f"`python benchmarks/sweep_search.py {' '.join(sys.argv[1:])}`; "
+                    f"{os.cpu_count()} CPUs, jax {jax.__version__}.\n\n")  # fmt: skip
+            f.write("```\n" + "\n".join(lines) + "\n```\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
