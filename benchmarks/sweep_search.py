@@ -182,9 +182,10 @@ def main() -> None:
         path = os.path.join(ROOT, "benchmarks", "results", f"{args.label}.md")
         with open(path, "w") as f:
             f.write("# Searches against the full grid (benchmarks/sweep_search.py)\n\n")
-            f.write(f"`python benchmarks/sweep_search.py {' '.join(sys.argv[1:])}`; "
-                    f"{os.cpu_count()} CPUs, jax {jax.__version__}.\n\n")  # fmt: skip
-            f.write("```\n" + "\n".join(lines) + "\n```\n")
+            f.write(f"Machine: {os.cpu_count()} CPUs ({jax.default_backend()}), jax "
+                    f"{jax.__version__}, {time.strftime('%Y-%m-%d')}.\n\n")  # fmt: skip
+            f.write(f"`python benchmarks/sweep_search.py {' '.join(sys.argv[1:])}`\n\n")
+            f.write("## Summary\n\n```\n" + "\n".join(lines) + "\n```\n")
         print(f"wrote {path}")
 
 
