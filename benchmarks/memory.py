@@ -8,11 +8,19 @@ embedding, a 1024 x 1024 kernel and a bias), their ratio to float32 Adam's, and 
 losses of 400 full-batch steps on least squares (64 x 128 weights) and on the digits MLP
 (64-128-10, scikit-learn's digits; both weight matrices quantised), each as a ratio to float32
 Adam's final loss. Everything is measured in this one run.
+
+``--registry`` first prints the state bytes per parameter of every optimizer in
+``gradtx.registry.OPTIMIZERS``, plain and under ``gradtx.quantized`` (8 and 4 bits), on a
+transformer-block-like tree (from the shapes: nothing is allocated). ``--label NAME`` also
+writes everything printed to ``benchmarks/results/NAME.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +39,41 @@ def state_bytes(tx, params) -> int:
     shapes = jax.eval_shape(tx.init, params)
     return int(sum(np.prod(x.shape, dtype=np.int64) * x.dtype.itemsize
                    for x in jax.tree.leaves(shapes)))  # fmt: skip
+
+
+def block_tree():
+    """A transformer block's shapes: attention and MLP kernels, a norm scale and biases."""
+    shapes = {"qkv": (768, 2304), "proj": (768, 768), "up": (768, 3072), "down": (3072, 768),
+              "b_up": (3072,), "scale": (768,)}  # fmt: skip
+    return {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in shapes.items()}
+
+
+def registry_table(say) -> None:
+    """State bytes per parameter of every registry entry: plain, 8-bit and 4-bit quantised."""
+    from gradtx.registry import OPTIMIZERS
+
+    params = block_tree()
+    n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+    say(f"State bytes per float32 parameter, {n / 1e6:.2f}M parameters in "
+        f"{len(jax.tree.leaves(params))} leaves (a transformer block), quantized() with its "
+        "defaults (block 256, leaves of 4096 elements or more):")  # fmt: skip
+    say("")
+    say("| optimizer | plain | 8-bit | 4-bit |")
+    say("|---|---|---|---|")
+    for key, spec in OPTIMIZERS.items():
+        cells = []
+        for bits in (None, 8, 4):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    tx = spec.make()
+                    if bits:
+                        tx = gradtx.quantized(tx, bits)
+                    cells.append(f"{state_bytes(tx, params) / n:.2f}")
+            except Exception as err:  # reported, not hidden: the row says what failed
+                cells.append(f"({type(err).__name__})")
+        say(f"| `{key}` | " + " | ".join(cells) + " |")
+    say("")
 
 
 def least_squares():
@@ -63,7 +106,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--registry", action="store_true", help="bytes per parameter, every entry")
+    ap.add_argument("--label", default=None, help="also write benchmarks/results/<label>.md")
     args = ap.parse_args()
+    lines = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    if args.registry:
+        registry_table(say)
 
     configs = {
         "adam fp32": lambda: gradtx.adam(args.lr),
@@ -84,11 +137,12 @@ def main() -> None:
         name: float(jax.jit(lambda: final_loss(configs["adam fp32"](), lo, p0, args.steps))())
         for name, (lo, p0) in problems.items()
     }
-    print(f"state of Adam on {n / 1e6:.1f}M float32 parameters; {args.steps} steps, lr {args.lr}")
+    say(f"state of Adam on {n / 1e6:.1f}M float32 parameters; {args.steps} steps, lr {args.lr}")
     header = f"{'optimizer':<18} {'state MiB':>10} {'x fp32':>7}"
     for name in problems:
         header += f" {name + ' loss':>20} {'x fp32':>7}"
-    print(header)
+    say("```")
+    say(header)
     for label, make in configs.items():
         b = state_bytes(make(), params)
         row = f"{label:<18} {b / 2**20:>10.1f} {b / full:>7.3f}"
@@ -96,7 +150,17 @@ def main() -> None:
             v = float(jax.jit(lambda make=make, lo=lo, p0=p0: final_loss(make(), lo, p0,
                                                                         args.steps))())  # fmt: skip
             row += f" {v:>20.6g} {v / base[name]:>7.3f}"
-        print(row, flush=True)
+        say(row)
+    say("```")
+    if args.label:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                            f"{args.label}.md")  # fmt: skip
+        with open(path, "w") as f:
+            f.write("# Optimizer state memory (benchmarks/memory.py)\n\n")
+            f.write(f"Machine: {os.cpu_count()} CPUs ({jax.default_backend()}), jax "
+                    f"{jax.__version__}, {time.strftime('%Y-%m-%d')}.\n\n")  # fmt: skip
+            f.write("## Summary\n\n" + "\n".join(lines) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

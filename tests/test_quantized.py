@@ -176,8 +176,11 @@ def test_final_loss_within_5_percent_of_float32_adam(problem, bits):
         (lambda: gradtx.lion(1e-3), True),
         (lambda: gradtx.adamw(1e-3, amsgrad=True), False),
         (lambda: gradtx.adafactor(1e-2, eps=None, convention="torch"), False),
+        # muon partitions the tree (matrices to Newton-Schulz, the rest to Adam): its buffers
+        # hold None where the other side owns the parameter, and are quantised all the same
+        (lambda: gradtx.muon(1e-2), False),
     ],
-    ids=["sgd-momentum", "lion", "adamw-amsgrad", "adafactor"],
+    ids=["sgd-momentum", "lion", "adamw-amsgrad", "adafactor", "muon"],
 )
 def test_any_optimizer(make, sign_based):
     """Parameter-shaped buffers are quantised whatever the optimizer; factored statistics

@@ -178,15 +178,20 @@ def _is_namedtuple(x: Any) -> bool:
 
 
 def _like_params(node: Any, params: Any) -> bool:
-    """``node`` has the params' tree structure and each leaf the shape of its parameter."""
+    """``node`` has the params' tree structure and each leaf the shape of its parameter, or
+    ``None`` where a mask or partition leaves that parameter to another transform."""
+
+    def is_none(x):
+        return x is None
+
     try:
-        if jax.tree.structure(node) != jax.tree.structure(params):
+        mine = jax.tree.leaves(node, is_leaf=is_none)
+        if jax.tree.structure(node, is_leaf=is_none) != jax.tree.structure(params):
             return False
     except Exception:  # pragma: no cover - exotic nodes
         return False
-    return all(
-        jnp.shape(a) == jnp.shape(b) for a, b in zip(jax.tree.leaves(node), jax.tree.leaves(params))
-    )
+    pairs = [(a, b) for a, b in zip(mine, jax.tree.leaves(params)) if a is not None]
+    return bool(pairs) and all(jnp.shape(a) == jnp.shape(b) for a, b in pairs)
 
 
 def _map_buffers(state: Any, params: Any, fn: Any) -> Any:
@@ -298,7 +303,8 @@ def quantized(
     """Stores ``tx``'s parameter-shaped state (moments) in 8 or 4 bits per element.
 
     Every floating state buffer shaped like the parameters (a NamedTuple field mirroring the
-    params tree: Adam's ``m`` and ``v``, SGD's momentum, Lion's ``m``...) with at least
+    params tree, with ``None`` where a mask or partition gives a parameter to another
+    transform: Adam's ``m`` and ``v``, SGD's momentum, Lion's ``m``, Muon's ``b``...) with at least
     ``min_size`` elements is kept as a ``QuantizedArray``: blocks of ``block_size`` elements,
     one float32 scale (the block's absolute maximum) per block and one code per element::
 
