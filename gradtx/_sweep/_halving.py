@@ -85,10 +85,11 @@ class HalvingResult:
 
 def rung_schedule(n: int, steps: int, eta: int, min_steps: int | None) -> list[tuple[int, int]]:
     """``(members, total steps)`` of each rung: ``n`` settings for ``min_steps``, then the best
-    ``1/eta`` for ``eta`` times as many steps, and so on up to ``steps``."""
+    ``1/eta`` for ``eta`` times as many steps, and so on up to ``steps``. The default
+    ``min_steps`` leaves about ``eta`` settings for the last rung (see ``successive_halving``)."""
     if min_steps is None:
-        rounds = math.floor(math.log(n) / math.log(eta) + 1e-9) if n > 1 else 0
-        min_steps = max(1, steps // eta**rounds)
+        k = math.floor(math.log(n) / math.log(eta) + 1e-9) if n > 1 else 0
+        min_steps = max(1, steps // eta ** max(min(k, 1), k - 1))
     out = []
     members, budget = n, min(int(min_steps), steps)
     while True:
@@ -140,16 +141,23 @@ def successive_halving(
     params and optimizer state (nothing is retrained), ranked by the loss at the end of the rung
     (diverged settings last). Each rung is one compiled program (``jax.vmap`` over its settings,
     split over ``mesh`` when given), compiled once per population size and length. With
-    ``n = eta**k`` settings and the default ``min_steps = steps // eta**k`` it trains about
-    ``(k * (eta - 1) / eta + 1) * steps`` steps in all instead of ``n * steps``.
+    ``n = eta**k`` settings (``k >= 2``) and the default ``min_steps = steps // eta**(k - 1)``
+    the last rung trains about ``eta`` settings for all ``steps`` and the best of them is chosen
+    at full length; the search trains ``(eta + (k - 1) * (eta - 1)) * steps`` steps in all
+    instead of ``n * steps`` (27 settings, ``eta = 3``: 7 of 27, 26%). Stopping one rung later
+    (``min_steps = steps // eta**k``, one last setting, ``(k * (eta - 1) / eta + 1) * steps``)
+    ranks the first rung on very short runs; on the digits MLP with Adam that kept rates that
+    lead early and ended 1.34x above the full grid's best loss, against 1.00x with the default
+    (``benchmarks/sweep_search.py``).
 
     Args:
       loss_fn, params, data, optimizer, grid, hparams, product, key, batch_size, chunk_size,
         max_loss, samples, sampler, mesh, mesh_axis: as in ``gradtx.sweep``.
       steps: the steps the last rung's settings are trained for (>= 1).
       eta: the reduction factor (int >= 2; default 3).
-      min_steps: the first rung's steps (int >= 1; default ``steps // eta**k`` with
-        ``k = floor(log_eta(n))``, so the last rung holds about one setting).
+      min_steps: the first rung's steps (int >= 1; default ``steps // eta**(k - 1)`` with
+        ``k = floor(log_eta(n))``, so the last rung holds about ``eta`` settings; with ``k <= 1``,
+        ``steps // eta**k``).
       progress: called with the fraction of rungs done.
 
     References:
