@@ -41,9 +41,7 @@ def _is_named_tuple(x: Any) -> bool:
 def _is_fields_node(x: Any) -> bool:
     """A node searched by field name: a NamedTuple or a pytree dataclass (a transform)."""
     return _is_named_tuple(x) or (
-        dataclasses.is_dataclass(x)
-        and not isinstance(x, type)
-        and hasattr(type(x), "_data_fields")
+        dataclasses.is_dataclass(x) and not isinstance(x, type) and hasattr(type(x), "_data_fields")
     )
 
 

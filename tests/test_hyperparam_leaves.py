@@ -49,7 +49,10 @@ def test_replace_converts_too():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: gradtx.adam(float("inf")), "gradtx.adam: learning_rate must be in [0, inf), got inf"),
+        (
+            lambda: gradtx.adam(float("inf")),
+            "gradtx.adam: learning_rate must be in [0, inf), got inf",
+        ),
         (lambda: gradtx.adam("abc"), "gradtx.adam: learning_rate must be a number"),
         (lambda: gradtx.adam(1e-3, b1=1.5), "b1 must be in [0, 1), got 1.5"),
     ],

@@ -72,9 +72,7 @@ def _optax_functions():
 
 
 OPTAX_FUNCTIONS = _optax_functions()
-ALIASES = {
-    n: f for n, f in OPTAX_FUNCTIONS.items() if f.__module__ == "optax._src.alias"
-}
+ALIASES = {n: f for n, f in OPTAX_FUNCTIONS.items() if f.__module__ == "optax._src.alias"}
 POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 

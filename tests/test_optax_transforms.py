@@ -327,7 +327,7 @@ def test_snapshot_and_monitor_match_optax():
         optax.snapshot("last", _norm),
     )
     a, sa = _updates(ours)
-    b, sb = _updates(theirs)
+    _, sb = _updates(theirs)
     _equal(a, _grads())  # the updates pass through
     _close(sa[0].measurements, dict(sb[0].measurements))
     _close(sa[1].measurement, sb[1].measurement)
@@ -389,10 +389,8 @@ def test_tree_get_and_set_on_states_match_optax():
     with pytest.raises(KeyError):
         gradtx.tree_get(state, "count")
     count = jnp.asarray(7)
-    _equal(
-        gradtx.tree_set(state, count=count), optax.tree_utils.tree_set(state, count=count)
-    )
-    only_adam = lambda path, _: "ScaleByAdamState" in jax.tree_util.keystr(path)  # noqa: E731
+    _equal(gradtx.tree_set(state, count=count), optax.tree_utils.tree_set(state, count=count))
+    only_adam = lambda path, _: "ScaleByAdamState" in jax.tree_util.keystr(path)
     ours = gradtx.tree_set(state, only_adam, count=count)
     _equal(ours, optax.tree_utils.tree_set(state, only_adam, count=count))
     assert int(gradtx.tree_get(ours, "count", filtering=only_adam)) == 7
@@ -427,7 +425,9 @@ def test_tree_map_params_matches_optax():
     )
     assert ref[0].mu == out[0].m
     # Through masks and groups: the other group's leaves are None.
-    tx = gradtx.partition({"x": gradtx.adam(0.1), "y": gradtx.sgd(0.1, momentum=0.9)}, {"w": "x", "b": "y"})
+    tx = gradtx.partition(
+        {"x": gradtx.adam(0.1), "y": gradtx.sgd(0.1, momentum=0.9)}, {"w": "x", "b": "y"}
+    )
     out = gradtx.tree_map_params(
         tx, lambda p, s: s if p is not None else None, tx.init(PARAMS), specs,
         is_leaf=lambda x: x is None,

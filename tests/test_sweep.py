@@ -269,7 +269,9 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown optimizer 'nope'"):
         sweep(quad_loss, PARAMS, None, "nope", {"learning_rate": [0.1]}, 2)
     with pytest.raises(gradtx.HyperparameterError, match="b1 must be in"):
-        sweep(quad_loss, PARAMS, None, "adam", {"b1": [0.9, 1.5]}, 2, hparams={"learning_rate": 0.1})
+        sweep(
+            quad_loss, PARAMS, None, "adam", {"b1": [0.9, 1.5]}, 2, hparams={"learning_rate": 0.1}
+        )
     with pytest.raises(ValueError, match="adam needs learning_rate; sweep it in grid"):
         sweep(quad_loss, PARAMS, None, "adam", {"b1": [0.9, 0.95]}, 2)
     with pytest.raises(ValueError, match="pass 'learning_rate' in hparams"):

@@ -23,7 +23,6 @@ import numpy as np
 
 from ._grid import (
     _literal,
-    required_arguments,
     accepts,
     did_you_mean,
     format_setting,
@@ -31,6 +30,7 @@ from ._grid import (
     keywords,
     parse_values,
     population,
+    required_arguments,
     resolve_optimizer,
 )
 from ._lr_finder import lr_finder

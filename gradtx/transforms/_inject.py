@@ -200,7 +200,9 @@ def inject_hyperparams(
                 numeric[name] = value
             else:
                 others[name] = value
-        return InjectHyperparams(numeric, schedules, inner_factory, _Static(others), hyperparam_dtype)
+        return InjectHyperparams(
+            numeric, schedules, inner_factory, _Static(others), hyperparam_dtype
+        )
 
     return factory
 

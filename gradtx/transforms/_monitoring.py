@@ -104,9 +104,7 @@ class Monitor(Transform):
         return updates, MonitorState(values, tuple(states))
 
     def _children(self, state):
-        return tuple(
-            (n, m, s) for n, m, s in zip(self.names, self.measures, state.measure_states)
-        )
+        return tuple((n, m, s) for n, m, s in zip(self.names, self.measures, state.measure_states))
 
 
 def monitor(measures: dict[str, Any]) -> Monitor:

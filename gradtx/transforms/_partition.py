@@ -112,7 +112,7 @@ def _positional_count(fn: Callable[..., Any]) -> int:
 class PathLabels:
     """``label_by_path``'s labeller: a per-leaf function of the key path string."""
 
-    __slots__ = ("items", "default")
+    __slots__ = ("default", "items")
 
     def __init__(self, items: tuple[tuple[str, Any], ...], default: Any):
         self.items = items
