@@ -35,9 +35,9 @@ from .optimizers.adagrad import scale_by_rss as scale_by_rss
 from .optimizers.adam import AdamState as AdamState
 from .optimizers.adam import adam as adam
 from .optimizers.adam import adamw as adamw
-from .optimizers.adam import amsgrad as amsgrad
 from .optimizers.adam import scale_by_adam as scale_by_adam
-from .optimizers.adam import scale_by_amsgrad as scale_by_amsgrad
+from .optimizers.amsgrad import amsgrad as amsgrad
+from .optimizers.amsgrad import scale_by_amsgrad as scale_by_amsgrad
 from .optimizers.rmsprop import RMSpropState as RMSpropState
 from .optimizers.rmsprop import rmsprop as rmsprop
 from .optimizers.rmsprop import scale_by_rmsprop as scale_by_rmsprop

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .optimizers.adagrad import adagrad
-from .optimizers.adam import adam, adamw, amsgrad
+from .optimizers.adam import adam, adamw
+from .optimizers.amsgrad import amsgrad
 from .optimizers.rmsprop import rmsprop
 from .optimizers.sgd import sgd
 
