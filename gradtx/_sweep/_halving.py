@@ -89,7 +89,8 @@ def rung_schedule(n: int, steps: int, eta: int, min_steps: int | None) -> list[t
     ``min_steps`` leaves about ``eta`` settings for the last rung (see ``successive_halving``)."""
     if min_steps is None:
         k = math.floor(math.log(n) / math.log(eta) + 1e-9) if n > 1 else 0
-        min_steps = max(1, steps // eta ** max(min(k, 1), k - 1))
+        rounds = k - 1 if k >= 2 else k  # stop one halving early: about eta settings remain
+        min_steps = max(1, steps // eta**rounds)
     out = []
     members, budget = n, min(int(min_steps), steps)
     while True:
