@@ -60,7 +60,7 @@ LAYOUT_LABELS = {
 
 
 def run(tx, params, grads_fn, steps, extra=None, packed=False):
-    """``steps`` updates of ``tx`` from ``params``, in one jitted program; on
+    """``steps`` updates of ``tx`` from ``params``, in one jitted loop; on
     ``gradtx.pack(params, tx)`` (gradients computed on the tree and packed) when ``packed``.
     Returns the params tree and the state."""
     extra = extra or {}
@@ -68,15 +68,17 @@ def run(tx, params, grads_fn, steps, extra=None, packed=False):
 
     @jax.jit
     def go(tx, p):
-        s = tx.init(p)
-        for k in range(steps):
+        def body(k, carry):
+            p, s = carry
+            k = k.astype(jnp.float32)
             if packed:
-                g = gradtx.pack_like(p, grads_fn(gradtx.unpack(p), float(k)))
+                g = gradtx.pack_like(p, grads_fn(gradtx.unpack(p), k))
             else:
-                g = grads_fn(p, float(k))
+                g = grads_fn(p, k)
             u, s = tx.update(g, s, p, **extra)
-            p = gradtx.apply_updates(p, u)
-        return p, s
+            return gradtx.apply_updates(p, u), s
+
+        return jax.lax.fori_loop(0, steps, body, (p, tx.init(p)))
 
     p, s = go(tx, start)
     return (gradtx.unpack(p) if packed else p), s
