@@ -213,19 +213,23 @@ def test_low_precision_zero_gradients_stay_finite(key):
     nonzero = jax.tree.map(lambda p: (0.5 * p).astype(p.dtype), params)
     extra = {"loss": jnp.asarray(1.0, jnp.float32)} if spec.reads_loss else {}
 
+    def stacked(*trees):
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
     @jax.jit
     def run(tx, params):
-        outs = []
-        for start in (params, None):  # zeros from the start, then zeros after a real step
-            p = params
-            state = tx.init(p)
-            seq = [zeros] * 2 if start is not None else [nonzero, zeros, zeros]
-            for g in seq:
+        def steps(grads):  # every step's update and params (stacked), and the last state
+            def body(carry, g):
+                p, state = carry
                 u, state = tx.update(g, state, p, **extra)
                 p = gradtx.apply_updates(p, u)
-                outs.append((u, p))
-            outs.append(state)
-        return outs
+                return (p, state), (u, p)
+
+            (_, state), per_step = jax.lax.scan(body, (params, tx.init(params)), grads)
+            return per_step, state
+
+        # zeros from the start, then zeros after a real step
+        return steps(stacked(zeros, zeros)), steps(stacked(nonzero, zeros, zeros))
 
     out = run(spec.make(), params)
     for leaf in jax.tree.leaves(out):
