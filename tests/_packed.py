@@ -59,43 +59,57 @@ LAYOUT_LABELS = {
 }  # fmt: skip
 
 
+def run_steps(tx, start, grads_fn, steps, extra, packed):
+    """``steps`` updates of ``tx`` from ``start`` (traced inside the caller's jit); on a packed
+    ``start`` the gradients are computed on the tree and packed."""
+
+    def body(k, carry):
+        p, s = carry
+        k = k.astype(jnp.float32)
+        if packed:
+            g = gradtx.pack_like(p, grads_fn(gradtx.unpack(p), k))
+        else:
+            g = grads_fn(p, k)
+        u, s = tx.update(g, s, p, **extra)
+        return gradtx.apply_updates(p, u), s
+
+    return jax.lax.fori_loop(0, steps, body, (start, tx.init(start)))
+
+
 def run(tx, params, grads_fn, steps, extra=None, packed=False):
     """``steps`` updates of ``tx`` from ``params``, in one jitted loop; on
     ``gradtx.pack(params, tx)`` (gradients computed on the tree and packed) when ``packed``.
     Returns the params tree and the state."""
     extra = extra or {}
     start = gradtx.pack(params, tx) if packed else params
-
-    @jax.jit
-    def go(tx, p):
-        def body(k, carry):
-            p, s = carry
-            k = k.astype(jnp.float32)
-            if packed:
-                g = gradtx.pack_like(p, grads_fn(gradtx.unpack(p), k))
-            else:
-                g = grads_fn(p, k)
-            u, s = tx.update(g, s, p, **extra)
-            return gradtx.apply_updates(p, u), s
-
-        return jax.lax.fori_loop(0, steps, body, (p, tx.init(p)))
-
-    p, s = go(tx, start)
+    p, s = jax.jit(lambda tx, p: run_steps(tx, p, grads_fn, steps, extra, packed))(tx, start)
     return (gradtx.unpack(p) if packed else p), s
 
 
-def check_packed_equals_tree(tx, extra=None, steps=3):
-    """``tx`` on ``gradtx.pack(layout_params(), tx)`` gives the tree's numbers, leaf by leaf,
-    to float32 rounding of the leaf's scale; returns the packed params."""
+def check_packed_equals_tree(*txs, extra=None, steps=3):
+    """Each of ``txs`` on ``gradtx.pack(layout_params(), tx)`` gives the tree's numbers, leaf by
+    leaf, to float32 rounding of the leaf's scale; returns the packed params of each.
+
+    The tree and packed runs of every transform are one compiled program (XLA:CPU's fixed cost
+    per program is paid once, not once per run)."""
     params = layout_params()
-    ref, _ = run(tx, params, layout_grads, steps, extra)
-    got, _ = run(tx, params, layout_grads, steps, extra, packed=True)
-    assert jax.tree.structure(got) == jax.tree.structure(ref)
-    for path, a, b in zip(_paths(ref), jax.tree.leaves(got), jax.tree.leaves(ref)):
-        scale = max(1.0, float(jnp.max(jnp.abs(b))))
-        atol = 8 * float(np.finfo(np.float32).eps) * scale
-        np.testing.assert_allclose(a, b, rtol=0, atol=atol, err_msg=path)
-    return gradtx.pack(params, tx)
+    extra = extra or {}
+    starts = [gradtx.pack(params, tx) for tx in txs]
+
+    @jax.jit
+    def both(txs, params, starts):
+        refs = [run_steps(tx, params, layout_grads, steps, extra, False)[0] for tx in txs]
+        gots = [run_steps(tx, p, layout_grads, steps, extra, True)[0] for tx, p in zip(txs, starts)]
+        return refs, [gradtx.unpack(p) for p in gots]
+
+    refs, gots = both(txs, params, starts)
+    for ref, got in zip(refs, gots):
+        assert jax.tree.structure(got) == jax.tree.structure(ref)
+        for path, a, b in zip(_paths(ref), jax.tree.leaves(got), jax.tree.leaves(ref)):
+            scale = max(1.0, float(jnp.max(jnp.abs(b))))
+            atol = 8 * float(np.finfo(np.float32).eps) * scale
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol, err_msg=path)
+    return starts
 
 
 def _paths(tree):
