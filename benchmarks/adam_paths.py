@@ -227,6 +227,7 @@ def main() -> None:
         f"{jax.__version__}, optax {optax.__version__}, {platform.machine()}; {reps} timed calls "
         f"per variant (interleaved, after {WARMUP_CALLS} warm-up calls), {compile_reps} compiles "
         "per variant (order rotated, after a warm-up compile).",
+        f"XLA_FLAGS (both libraries): `{os.environ.get('XLA_FLAGS', '') or '(none)'}`.",
         f"Machine load: {load_before} before, {load_after} after.",
         "Step: median ms (interquartile range); compile: trace + lower + compile, median s "
         "(range). Ratios are gradtx / Optax medians (below 1.0x: gradtx is faster); torch is "

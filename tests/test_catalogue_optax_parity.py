@@ -49,12 +49,8 @@ DECAY = lambda c: 0.1 * 0.9 ** jnp.asarray(c, jnp.float32)
 STACKED = jax.tree.map(lambda *xs: jnp.stack(xs), *GRADS)
 
 
-def _run(tx, loss_name=None, negate=False):
-    """Parameters after each of the STEPS updates (one compiled scan per run).
-
-    Optax's own code assumes standard dtype promotion, so its runs use it; gradtx runs under
-    the suite's strict promotion.
-    """
+def _trajectory(tx, loss_name=None, negate=False):
+    """Parameters after each of the STEPS updates (a scan, traced inside the caller's jit)."""
     params = _params()
 
     def body(carry, xs):
@@ -67,14 +63,17 @@ def _run(tx, loss_name=None, negate=False):
         p = optax.apply_updates(p, u)
         return (p, state), p
 
-    def run():
-        xs = (STACKED, jnp.asarray(LOSSES, jnp.float32))
-        return jax.lax.scan(body, (params, tx.init(params)), xs)[1]
+    xs = (STACKED, jnp.asarray(LOSSES, jnp.float32))
+    return jax.lax.scan(body, (params, tx.init(params)), xs)[1]
 
-    if isinstance(tx, gradtx.Transform):
-        return jax.jit(run)()
+
+def _both(gtx, otx, loss_name, negate):
+    """Both libraries' trajectories, in one compiled program. Optax's own code assumes standard
+    dtype promotion, so its run is traced under it; gradtx's under the suite's strict promotion."""
+    ours = _trajectory(gtx, loss_name)
     with jax.numpy_dtype_promotion("standard"):
-        return jax.jit(run)()
+        theirs = _trajectory(otx, loss_name, negate)
+    return ours, theirs
 
 
 def _deprecated(factory, *args, **kwargs):
@@ -192,8 +191,7 @@ L2_CASES = [
 
 
 def _compare(gtx, otx, loss_name=None, negate=False):
-    ours = _run(gtx, loss_name)
-    theirs = _run(otx, loss_name, negate=negate)
+    ours, theirs = jax.jit(lambda: _both(gtx, otx, loss_name, negate))()
     for k in ours:
         for step in range(STEPS):
             np.testing.assert_allclose(
