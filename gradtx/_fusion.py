@@ -1,4 +1,4 @@
-"""XLA:CPU multi-output fusion: the process-wide switch and its probe.
+"""XLA:CPU multi-output fusion: the process-wide switch, its probe, and the sibling update.
 
 An elementwise optimizer step writes several arrays (the new parameters and each state buffer).
 XLA:CPU emits one loop per output by default; its sibling multi-output fusion pass merges loops
@@ -8,14 +8,25 @@ it is off unless the process starts with::
     XLA_FLAGS=--xla_backend_extra_options=xla_cpu_use_multi_output_fusion
 
 (it cannot be set per compilation: JAX's ``compiler_options`` only reach scalar DebugOptions).
-The pass applies to any JAX program, gradtx's and Optax's alike; gradtx writes no arithmetic of
-its own for it. GPU and TPU backends fuse multi-output loops by default.
+The pass applies to any JAX program, gradtx's and Optax's alike. GPU and TPU backends fuse
+multi-output loops by default.
+
+Even with the pass on, an elementwise step ends in two loops: the parameter write reads the new
+state, so it is a consumer of the state loop, not a sibling. ``Siblings`` (used by the
+elementwise kernel base, never by an optimizer) makes it one: the update is computed a second
+time from its inputs multiplied by a 1 that went through an ``optimization_barrier``. ``x * 1``
+is exact, but XLA cannot prove the two copies equal, so they stay apart; the update then reads
+the gradient and the old state like the state write does, and the pass merges the step into one
+loop that reads each input once (Adam: read p, g, m, v, write p, m, v). Both copies apply the
+same operations to the same values; XLA may round a multiply-add differently in a differently
+shaped loop, so results agree with the default build to a few float32 ulps.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -86,3 +97,31 @@ def enable_cpu_multi_output_fusion() -> None:
             "it before any JAX computation, or start Python with "
             f"XLA_FLAGS={CPU_FUSION_FLAG}"
         )
+
+
+class Siblings:
+    """The inputs of a second copy of a leaf's update, made once per ``update`` call.
+
+    ``Siblings()(g, *buffers)`` returns the arrays multiplied by an opaque 1 (one
+    ``optimization_barrier`` per dtype) when XLA:CPU's multi-output fusion is on and the leaf
+    has at least ``min_size`` floating-point elements, and None otherwise (no second copy).
+    Complex arrays keep one copy (``z * (1 + 0j)`` is not exact for infinite parts).
+    """
+
+    #: Smaller leaves keep one copy: their step costs per-loop overhead, not memory traffic,
+    #: and a second copy of every small leaf's arithmetic would only add compile time.
+    min_size = 1 << 16
+
+    def __init__(self) -> None:
+        self.active = cpu_multi_output_fusion()
+        self._ones: dict[Any, Any] = {}
+
+    def __call__(self, *arrays: Any) -> tuple[Any, ...] | None:
+        if not self.active or arrays[0].size < Siblings.min_size:
+            return None
+        if not all(jnp.issubdtype(x.dtype, jnp.floating) for x in arrays):
+            return None
+        for x in arrays:
+            if x.dtype not in self._ones:
+                self._ones[x.dtype] = jax.lax.optimization_barrier(jnp.ones((), x.dtype))
+        return tuple(x * self._ones[x.dtype] for x in arrays)

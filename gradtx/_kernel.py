@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _tree
+from . import _checks, _fusion, _tree
 from ._transform import EmptyState, Transform
 
 
@@ -134,6 +134,9 @@ class Elementwise(Transform):
         # a tree of thousands of small leaves costs what tracing a few distinct ones does.
         shared = _tree.shared_signatures(updates)
         traced_once = jax.jit(arith)
+        # On XLA:CPU with multi-output fusion, large leaves take their update from a second copy
+        # of the arithmetic, so that the whole step is one loop (see gradtx/_fusion.py).
+        siblings = _fusion.Siblings()
 
         def leaf(g, *ins, shared_trace=None):
             if shared_trace is None:
@@ -144,7 +147,10 @@ class Elementwise(Transform):
                 out = leaf(*views, shared_trace=shared_trace)
                 return tuple(_complex_view(o, x.dtype) for o, x in zip(out, outs))
             cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
-            return (traced_once if shared_trace else arith)(scalars(cd), g, *ins)
+            fn = traced_once if shared_trace else arith
+            out = fn(scalars(cd), g, *ins)
+            again = siblings(g, *ins)
+            return out if again is None else (fn(scalars(cd), *again)[0], *out[1:])
 
         ins = ((params,) if self.reads_params else ()) + tuple(getattr(state, n) for n in names)
         labels = ("params",) * self.reads_params + names

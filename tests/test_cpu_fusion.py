@@ -50,11 +50,14 @@ def test_fused_process(tmp_path):
 
 def _check_fewer_loops(fused):
     """With the flag, no counted step compiles to more loops over the parameter-sized arrays than
-    without it, and Adam, AdamW and Lion to fewer (the state writes that read the same inputs
-    share a loop): the reason the flag matters."""
+    without it, and Adam, AdamW, SGD with momentum, RMSprop and Lion to one loop (the parameter
+    write and the state writes read the same inputs and share it): the reason the flag
+    matters."""
     fused_loops = {k[len("loops/") :]: int(v) for k, v in fused.items() if k.startswith("loops/")}
     assert set(fused_loops) == set(_fusion_run.COUNTED)
     assert all(n >= 1 for n in fused_loops.values()), fused_loops
+    one_loop = ("adam", "adamw", "sgd_momentum", "rmsprop", "lion")
+    assert all(fused_loops[k] == 1 for k in one_loop), fused_loops
     if FLAG_ON:
         return  # this process is fused too: nothing to compare with
     default = _fusion_run.loop_counts()
