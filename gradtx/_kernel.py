@@ -18,7 +18,8 @@ before it. ``reads_params = True`` passes each parameter to ``_leaf`` as ``p``.
 The base owns everything else: the state (a count and one tree per buffer), the tree mapping
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
 parameters are updated in float32 and cast back), complex parameters under torch's real-view
-convention (``complex_convention="real_view"``), and the tracing cost: leaves of one shape and
+convention (``complex_convention="real_view"``), the one-loop form of the step under XLA:CPU
+multi-output fusion (``gradtx/_fusion.py``), and the tracing cost: leaves of one shape and
 dtype share one trace of the leaf arithmetic (a nested ``jax.jit``, which XLA inlines: the
 program and the numbers are those of tracing every leaf), so a tree of thousands of small leaves
 traces and lowers about as fast as a handful.
