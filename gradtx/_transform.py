@@ -273,6 +273,24 @@ class CountState(NamedTuple):
     count: jax.Array
 
 
+def schedule_count(tx: Any) -> CountState | EmptyState:
+    """The initial state of a transform whose only state is the count its schedules read: a
+    count where some hyperparameter is a schedule, nothing where all are values (Optax's
+    ``scale_by_schedule`` and ``scale`` states)."""
+    scheduled = any(is_scheduled(getattr(tx, n)) for n in getattr(tx, "_data_fields", ()))
+    return CountState(jnp.zeros((), jnp.int32)) if scheduled else EmptyState()
+
+
+def count_of(state: Any) -> Any:
+    """The count a ``schedule_count`` state holds (``None`` for no count: no schedule reads it)."""
+    return state.count if isinstance(state, CountState) else None
+
+
+def next_count(state: Any) -> Any:
+    """A ``schedule_count`` state one update later."""
+    return CountState(_tree.safe_increment(state.count)) if isinstance(state, CountState) else state
+
+
 @runtime_checkable
 class GradientTransformationLike(Protocol):
     def init(self, params: Params) -> OptState: ...
@@ -771,10 +789,10 @@ class ScaleByLearningRate(Transform):
     flip_sign: bool = static_field(True)
 
     def _init(self, params):
-        return CountState(jnp.zeros((), jnp.int32))
+        return schedule_count(self)
 
     def _update(self, updates, state, params, **extra):
-        lr = value_at(self.learning_rate, state.count)
+        lr = value_at(self.learning_rate, count_of(state))
         if jnp.ndim(lr) != 0:
             raise _checks.HyperparameterError(
                 f"gradtx.scale_by_learning_rate: learning_rate has shape {jnp.shape(lr)}, but a "
@@ -782,7 +800,7 @@ class ScaleByLearningRate(Transform):
                 f"(in_axes=gradtx.batch_axes(tx)) so each call sees a scalar."
             )
         factor = -lr if self.flip_sign else lr
-        return scale_tree(updates, factor), CountState(_tree.safe_increment(state.count))
+        return scale_tree(updates, factor), next_count(state)
 
 
 def scale_by_learning_rate(
@@ -799,8 +817,8 @@ def scale_by_learning_rate(
       flip_sign: multiply by ``-learning_rate`` (default) or by ``learning_rate``.
 
     Conventions:
-      ``optax.scale_by_learning_rate``: same signature, defaults and numbers. The state counts
-      steps for the schedule (Optax's ``scale_by_schedule`` state).
+      ``optax.scale_by_learning_rate``: same signature, defaults, numbers and state: a step
+      count for a schedule (Optax's ``scale_by_schedule`` state), none for a value.
     """
     if learning_rate is None:
         return Identity()

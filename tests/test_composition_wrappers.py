@@ -148,7 +148,7 @@ def test_apply_if_finite_counters_after_recovery():
     params = {"x": jnp.ones((2,))}
     pattern = [True, True, True, True, True, False]  # max 2: skip, skip, give up, skip, skip, ok
     grads = _nan_grads(params, pattern)
-    tx = gradtx.apply_if_finite(gradtx.sgd(0.1), 2)
+    tx = gradtx.apply_if_finite(gradtx.sgd(gradtx.constant_schedule(0.1)), 2)
     state = tx.init(params)
     seen = []
     for g in grads:
@@ -170,7 +170,7 @@ def test_apply_if_finite_counters_after_recovery():
         (2, 5, 4, False),
         (0, 5, 4, True),
     ]
-    assert int(state.inner_state[1].count) == 2  # sgd's learning-rate count: applied steps
+    assert int(state.inner_state[1].count) == 2  # the learning-rate schedule's count: applied steps
 
 
 def test_apply_if_finite_cond_in_program():

@@ -74,9 +74,10 @@ def test_every_optimizer_at_int32_max_count(key):
     state = tx.init(params)
     u, state = tx.update(grads, state, params, **extra)  # one ordinary step fills the buffers
     state = _set_counts(state, INT32_MAX - 1)
+    counted = bool(_counts(tx.init(params)))  # a state may keep no count (sgd's, say)
     for expected in (INT32_MAX, INT32_MAX):
         u, state = tx.update(grads, state, params, **extra)
-        assert set(_counts(state)) == {expected}
+        assert set(_counts(state)) == ({expected} if counted else set()), key
         for leaf in jax.tree.leaves((u, state)):
             assert np.all(np.isfinite(_data(leaf).astype(np.float64))), key
         params = gradtx.apply_updates(params, u)

@@ -186,10 +186,11 @@ def test_zero1_shards_state_and_saves_memory():
     per_zero = gradtx.bytes_per_device(s_zero)
     assert len(per_zero) == 8 and len(set(per_zero.values())) == 1
     plain_b, zero_b = max(per_plain.values()), max(per_zero.values())
-    # Adam keeps m and v: 2 * 4 bytes * (256*64 + 64 + 3) + counts, replicated.
+    # Adam keeps m and v: 2 * 4 bytes * (256*64 + 64 + 3), and its int32 count, replicated (a
+    # constant learning rate keeps no count).
     n_moments = 256 * 64 + 64 + 3
-    assert plain_b == 2 * 4 * n_moments + 2 * 4
-    assert zero_b == 2 * 4 * ((256 * 64 + 64) // 8 + 3) + 2 * 4
+    assert plain_b == 2 * 4 * n_moments + 4
+    assert zero_b == 2 * 4 * ((256 * 64 + 64) // 8 + 3) + 4
     print(f"\nZeRO-1 adam state per device: {plain_b} B -> {zero_b} B ({plain_b / zero_b:.2f}x)")
 
 

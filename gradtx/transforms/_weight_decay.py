@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._mask import canonical_mask, resolve_mask
-from .._transform import CountState, Transform, field, pytree_dataclass, static_field, value_at
+from .._transform import (
+    Transform,
+    count_of,
+    field,
+    next_count,
+    pytree_dataclass,
+    schedule_count,
+    static_field,
+    value_at,
+)
 
 
 @pytree_dataclass
@@ -32,17 +40,17 @@ class AddDecayedWeights(Transform):
         object.__setattr__(self, "mask", canonical_mask(self.mask, "add_decayed_weights"))
 
     def _init(self, params):
-        return CountState(jnp.zeros((), jnp.int32))
+        return schedule_count(self)
 
     def _update(self, updates, state, params, **extra):
         if params is None and not jax.tree.leaves(updates):  # nothing to decay (an empty part)
-            return updates, CountState(_tree.safe_increment(state.count))
+            return updates, next_count(state)
         if params is None:
             raise ValueError(
                 f"{self.where()}: weight decay needs params; call update(grads, state, params)."
             )
         _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-        wd = value_at(self.weight_decay, state.count)
+        wd = value_at(self.weight_decay, count_of(state))
         mask = resolve_mask(self.mask, params, self.where())
 
         def leaf(u, p, m):
@@ -52,7 +60,7 @@ class AddDecayedWeights(Transform):
             return (u.astype(cd) + _tree.hp(wd, cd) * p.astype(cd)).astype(u.dtype)
 
         out = jax.tree.map(leaf, updates, params, mask)
-        return out, CountState(_tree.safe_increment(state.count))
+        return out, next_count(state)
 
 
 def add_decayed_weights(weight_decay: Any = 0.0, mask: Any = None) -> AddDecayedWeights:

@@ -1,0 +1,76 @@
+"""On the user's own params tree, gradtx compiles the program Optax compiles.
+
+The default path (``tx.update`` + ``apply_updates`` in the user's donated ``jax.jit``) adds
+nothing to Optax's step where the two compose the same chain: not a step count that no schedule
+reads, not a cast, not a copy. The check counts every HLO instruction of the optimized module
+(fused computations included) by opcode.
+"""
+
+import collections
+import re
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import gradtx
+
+PARAMS = {"w": jnp.ones((64, 32)), "b": jnp.zeros((32,)), "s": jnp.ones(())}
+GRADS = jax.tree.map(lambda x: 0.1 * x + 0.01, PARAMS)
+
+#: Factories whose chain is Optax's, with the default arguments and with a decay.
+SAME_CHAIN = [
+    ("adam", {}),
+    ("adam", {"b1": 0.8, "eps": 1e-6}),
+    ("adamw", {}),
+    ("adamw", {"weight_decay": 0.1}),
+    ("sgd", {}),
+    ("adamax", {}),
+    ("adamaxw", {}),
+    ("adabelief", {}),
+    ("amsgrad", {}),
+    ("sign_sgd", {}),
+]
+
+_OPCODE = re.compile(r" = .*? ([a-z][a-z0-9-]*)\(")
+
+
+def _opcodes(tx):
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    lowered = jax.jit(step, donate_argnums=(0, 1)).lower(PARAMS, tx.init(PARAMS), GRADS)
+    text = lowered.compile().as_text()
+    return collections.Counter(_OPCODE.findall(text))
+
+
+@pytest.mark.parametrize("name, kwargs", SAME_CHAIN, ids=[f"{n}{sorted(k)}" for n, k in SAME_CHAIN])
+def test_default_step_compiles_optaxs_program(name, kwargs):
+    ours = _opcodes(getattr(gradtx, name)(1e-3, **kwargs))
+    with jax.numpy_dtype_promotion("standard"):  # Optax mixes int32 counts and floats
+        theirs = _opcodes(getattr(optax, name)(1e-3, **kwargs))
+    assert theirs["fusion"] > 0  # the pattern reads this module's instructions
+    diff = {k: (ours[k], theirs[k]) for k in ours.keys() | theirs.keys() if ours[k] != theirs[k]}
+    assert not diff, f"gradtx.{name}: opcodes (gradtx, optax) that differ: {diff}"
+
+
+def test_constant_learning_rate_keeps_no_count_a_schedule_does():
+    """As in Optax: a value scales with no state, a schedule keeps the step count it reads."""
+    ours, theirs = gradtx.adam(1e-3).init(PARAMS), optax.adam(1e-3).init(PARAMS)
+    assert ours[1] == gradtx.EmptyState() and theirs[1] == optax.EmptyState()
+    sched = gradtx.adamw(gradtx.cosine_decay_schedule(1e-3, 10), weight_decay=0.1)
+    state = sched.init(PARAMS)
+    assert [type(s).__name__ for s in state] == ["AdamState", "EmptyState", "CountState"]
+    decay = gradtx.adamw(1e-3, weight_decay=gradtx.linear_schedule(0.1, 0.0, 10))
+    assert [type(s).__name__ for s in decay.init(PARAMS)] == [
+        "AdamState",
+        "CountState",
+        "EmptyState",
+    ]
+    for _ in range(3):
+        _, state = sched.update(GRADS, state, PARAMS)
+    assert int(state[2].count) == 3
+    used = gradtx.current_hyperparams(sched, state)["learning_rate"]
+    assert float(used) == pytest.approx(float(gradtx.cosine_decay_schedule(1e-3, 10)(2)))
