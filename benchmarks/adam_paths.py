@@ -13,10 +13,12 @@ Two gradtx paths on each tree, both against ``optax.adam`` on the same tree in t
 Every variant is measured the same way. The step is the same function for all three (the
 transform closed over, ``optax.apply_updates``, params and state donated, float32 everywhere).
 **Compile** is ``trace + lower + compile`` of a fresh transform and a fresh ``jax.jit`` (nothing
-cached from an earlier round), repeated ``--compile-reps`` times with the variants' order rotated
+cached from an earlier round), repeated ``--compile-reps`` times with the variants' order changed
 each round, after a warm-up compile that starts XLA for everyone; the report gives the median and
 the range. **Step** is the wall time of one compiled call up to ``block_until_ready``, the
-variants interleaved call by call (order rotated each round), the first calls dropped as warm-up;
+variants interleaved call by call, the first calls dropped as warm-up; the rounds go through
+every order of the variants in turn, so each one runs right after each other one equally often
+(a short call before a long one warms the machine differently from a long one);
 the report gives the median and the interquartile range. Ratios are medians over medians. The
 machine's load (``uptime``) before and after is written into the report, since other processes
 on a small machine move the absolute numbers. torch.optim.Adam(fused=True) runs in its own
@@ -26,6 +28,7 @@ process (it needs torch installed) on the same shapes and is reported beside the
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -99,9 +102,10 @@ def warm_up() -> None:
         jax.block_until_ready(donated_step(tx)(p, state, params))
 
 
-def rotated(names: list[str], k: int) -> list[str]:
-    k %= len(names)
-    return names[k:] + names[:k]
+def ordered(names: list[str], k: int) -> list[str]:
+    """Round ``k``'s order: the permutations of ``names`` in turn."""
+    orders = list(itertools.permutations(names))
+    return list(orders[k % len(orders)])
 
 
 def measure(variants: dict, reps: int, compile_reps: int) -> dict:
@@ -110,7 +114,7 @@ def measure(variants: dict, reps: int, compile_reps: int) -> dict:
     out = {n: {"compile": [], "step": []} for n in names}
     compiled, carry = {}, {}
     for r in range(compile_reps):
-        for name in rotated(names, r):
+        for name in ordered(names, r):
             make_tx, params, grads = variants[name]
             tx = make_tx()
             p = jax.tree.map(jnp.copy, params)
@@ -120,7 +124,7 @@ def measure(variants: dict, reps: int, compile_reps: int) -> dict:
             out[name]["compile"].append(time.perf_counter() - t0)
             carry[name] = (p, s)
     for r in range(reps + WARMUP_CALLS):
-        for name in rotated(names, r):
+        for name in ordered(names, r - WARMUP_CALLS):
             grads = variants[name][2]
             p, s = carry[name]
             t0 = time.perf_counter()
@@ -179,8 +183,8 @@ def main() -> None:
     ap.add_argument("--label", default=None)
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
-    reps = args.reps or (10 if args.quick else 30)
-    compile_reps = args.compile_reps or (2 if args.quick else 3)
+    reps = args.reps or (12 if args.quick else 36)  # whole cycles of the 6 orders
+    compile_reps = args.compile_reps or (2 if args.quick else 6)
     device = jax.devices()[0]
     load_before = load()
     warm_up()
@@ -226,7 +230,7 @@ def main() -> None:
         f"`python benchmarks/adam_paths.py{' --quick' if args.quick else ''}`; jax "
         f"{jax.__version__}, optax {optax.__version__}, {platform.machine()}; {reps} timed calls "
         f"per variant (interleaved, after {WARMUP_CALLS} warm-up calls), {compile_reps} compiles "
-        "per variant (order rotated, after a warm-up compile).",
+        "per variant (every order in turn, after a warm-up compile).",
         f"XLA_FLAGS (both libraries): `{os.environ.get('XLA_FLAGS', '') or '(none)'}`.",
         f"Machine load: {load_before} before, {load_after} after.",
         "Step: median ms (interquartile range); compile: trace + lower + compile, median s "
