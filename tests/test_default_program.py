@@ -74,3 +74,14 @@ def test_constant_learning_rate_keeps_no_count_a_schedule_does():
     assert int(state[2].count) == 3
     used = gradtx.current_hyperparams(sched, state)["learning_rate"]
     assert float(used) == pytest.approx(float(gradtx.cosine_decay_schedule(1e-3, 10)(2)))
+
+
+def test_a_schedule_put_into_a_state_without_a_count_says_so():
+    tx = gradtx.adam(1e-3)
+    state = tx.init(PARAMS)
+    scheduled = gradtx.tree_set(tx, learning_rate=gradtx.cosine_decay_schedule(1e-3, 10))
+    with pytest.raises(
+        ValueError, match=r"does not match this optimizer's init\(params\) at \[1\]\.count"
+    ):
+        scheduled.update(GRADS, state, PARAMS)
+    scheduled.update(GRADS, scheduled.init(PARAMS), PARAMS)  # a fresh state has its count
