@@ -31,8 +31,24 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-#: The XLA_FLAGS entry that turns on XLA:CPU's multi-output fusion.
-CPU_FUSION_FLAG = "--xla_backend_extra_options=xla_cpu_use_multi_output_fusion"
+#: The XLA:CPU backend option that turns on multi-output fusion, and its XLA_FLAGS entry.
+CPU_FUSION_OPTION = "xla_cpu_use_multi_output_fusion"
+CPU_FUSION_FLAG = f"--xla_backend_extra_options={CPU_FUSION_OPTION}"
+_EXTRA = "--xla_backend_extra_options="
+
+
+def with_backend_option(flags: str, option: str) -> str:
+    """``flags`` (an XLA_FLAGS string) with ``option`` in its ``--xla_backend_extra_options``
+    list: added to the list already there (XLA reads only one such entry), or as a new entry.
+    Unchanged when the option is listed already."""
+    words = flags.split()
+    for i, word in enumerate(words):
+        if word.startswith(_EXTRA):
+            listed = [o for o in word[len(_EXTRA) :].split(",") if o]
+            if option not in listed:
+                words[i] = _EXTRA + ",".join([*listed, option])
+            return " ".join(words)
+    return " ".join([*words, _EXTRA + option])
 
 
 def _siblings(a, b):
@@ -60,7 +76,7 @@ def cpu_multi_output_fusion() -> bool:
     True when JAX's default backend is the CPU and the pass is on (see
     ``enable_cpu_multi_output_fusion``). Checked once, by compiling a two-op probe.
     """
-    if "xla_cpu_use_multi_output_fusion" not in os.environ.get("XLA_FLAGS", ""):
+    if CPU_FUSION_OPTION not in os.environ.get("XLA_FLAGS", ""):
         return False  # off by default: no probe compile
     return jax.default_backend() == "cpu" and _cpu_probe()
 
@@ -68,9 +84,9 @@ def cpu_multi_output_fusion() -> bool:
 def enable_cpu_multi_output_fusion() -> None:
     """Turn on XLA:CPU's multi-output fusion for this process (call before any JAX work).
 
-    Adds ``--xla_backend_extra_options=xla_cpu_use_multi_output_fusion`` to ``XLA_FLAGS``. XLA
-    reads that variable once, when the CPU backend starts, so this must run before the first JAX
-    computation; setting the variable in the shell before starting Python is equivalent. With
+    Adds ``xla_cpu_use_multi_output_fusion`` to the ``--xla_backend_extra_options`` list of
+    ``XLA_FLAGS`` (to the list already there, or as a new entry). XLA reads that variable once,
+    when the CPU backend starts, so this must run before the first JAX computation; setting the variable in the shell before starting Python is equivalent. With
     the pass on, XLA merges the loops of an optimizer step that read the same inputs (the state
     writes of Adam, say), for gradtx and Optax alike, and gradtx's elementwise optimizers
     compile to one loop over each leaf of 65,536 elements or more (Adam: read p, g, m, v; write
@@ -83,21 +99,15 @@ def enable_cpu_multi_output_fusion() -> None:
         effect any more in this process.
     """
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_use_multi_output_fusion" not in flags:
-        if "--xla_backend_extra_options=" in flags:
-            raise RuntimeError(
-                "gradtx.enable_cpu_multi_output_fusion: XLA_FLAGS already sets "
-                f"--xla_backend_extra_options ({flags!r}); add xla_cpu_use_multi_output_fusion "
-                "to that comma-separated list yourself"
-            )
-        os.environ["XLA_FLAGS"] = f"{flags} {CPU_FUSION_FLAG}".strip()
+    os.environ["XLA_FLAGS"] = with_backend_option(flags, CPU_FUSION_OPTION)
     _cpu_probe.cache_clear()
     if not _cpu_probe():
         raise RuntimeError(
             "gradtx.enable_cpu_multi_output_fusion: XLA's CPU backend was already running "
             "without multi-output fusion, so the flag cannot take effect in this process. Call "
             "it before any JAX computation, or start Python with "
-            f"XLA_FLAGS={CPU_FUSION_FLAG}"
+            f"XLA_FLAGS={CPU_FUSION_FLAG} (the pass needs XLA:CPU's default fusion emitters: "
+            "not with xla_cpu_disable_new_fusion_emitters)"
         )
 
 

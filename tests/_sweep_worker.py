@@ -9,7 +9,14 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+# The parent's compile settings (tests/conftest.py), so that both processes round alike, with 4
+# devices here.
+os.environ["XLA_FLAGS"] = " ".join(
+    [
+        *(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f),
+        "--xla_force_host_platform_device_count=4",
+    ]
+)
 
 import jax
 import numpy as np

@@ -32,7 +32,14 @@ def test_fused_process(tmp_path):
     out = tmp_path / "fused.npz"
     env = {
         **os.environ,
-        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {_fusion.CPU_FUSION_FLAG}",
+        # XLA's default fusion emitters (the pass needs them), quicker LLVM as in conftest.py
+        "XLA_FLAGS": " ".join(
+            [
+                "--xla_backend_optimization_level=1",
+                "--xla_cpu_parallel_codegen_split_count=1",
+                _fusion.CPU_FUSION_FLAG,
+            ]
+        ),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests._fusion_run", str(out)], cwd=ROOT, env=env
@@ -108,10 +115,26 @@ def test_enable_after_the_backend_started_says_so(monkeypatch):
     assert _fusion.cpu_multi_output_fusion() is False
 
 
-def test_enable_refuses_to_edit_an_existing_extra_options_list(monkeypatch):
-    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_extra_options=something_else")
-    with pytest.raises(RuntimeError, match="already sets --xla_backend_extra_options"):
+def test_enable_adds_to_an_existing_extra_options_list(monkeypatch):
+    """XLA reads one --xla_backend_extra_options entry, so the option joins the list there."""
+    monkeypatch.setenv("XLA_FLAGS", "--a=1 --xla_backend_extra_options=something_else --b=2")
+    if not FLAG_ON:  # this process's backend started without the pass: enabling fails, but
+        with pytest.raises(RuntimeError, match="XLA's CPU backend was already running"):
+            gradtx.enable_cpu_multi_output_fusion()  # the variable is edited first
+        _fusion._cpu_probe.cache_clear()
+    else:
         gradtx.enable_cpu_multi_output_fusion()
+    assert os.environ["XLA_FLAGS"] == (
+        "--a=1 --xla_backend_extra_options=something_else,xla_cpu_use_multi_output_fusion --b=2"
+    )
+
+
+def test_with_backend_option_keeps_one_entry_and_one_copy():
+    add = _fusion.with_backend_option
+    assert add("", "x") == "--xla_backend_extra_options=x"
+    assert add("--f=1", "x") == "--f=1 --xla_backend_extra_options=x"
+    assert add("--xla_backend_extra_options=a,x", "x") == "--xla_backend_extra_options=a,x"
+    assert add("--xla_backend_extra_options=a", "x") == "--xla_backend_extra_options=a,x"
 
 
 def test_enable_in_a_fresh_process_turns_fusion_on():

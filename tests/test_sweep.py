@@ -51,7 +51,18 @@ def _assert_tree_close(a, b, rtol=1e-6, atol=1e-7):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
 
 
-@pytest.mark.parametrize("key", sorted(registry.OPTIMIZERS))
+# Measured: XLA:CPU's LLVM IR emitters (the suite's quick-compile setting) round the batched
+# reductions of these two entries differently from the loop's, by 2e-6 relative (polyak_sgd's
+# squared gradient norm) and 2e-7 absolute (L-BFGS's curvature products); with XLA's default
+# emitters the sweep equals the loop to the tolerances below.
+_XLA_DEFAULTS = {"lbfgs[linesearch=None]", "polyak_sgd"}
+_KEYS = [
+    pytest.param(k, marks=pytest.mark.xla_defaults) if k in _XLA_DEFAULTS else k
+    for k in sorted(registry.OPTIMIZERS)
+]
+
+
+@pytest.mark.parametrize("key", _KEYS)
 def test_vmapped_sweep_equals_sequential_loop(key):
     spec = registry.OPTIMIZERS[key]
     lrs = [0.5 * spec.learning_rate, spec.learning_rate, 2.0 * spec.learning_rate]
