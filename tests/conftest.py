@@ -127,17 +127,25 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): run these tests in one xdist worker")
 
 
+#: The ``xla_defaults`` tests this process collected (and skips).
+XLA_DEFAULTS_TESTS: list[str] = []
+
+
 def pytest_collection_modifyitems(config, items):
     """With XLA's default emitters only the ``xla_defaults`` tests run; under the quick-compile
-    options they are skipped here (tests/test_xla_defaults.py runs them)."""
+    options they are skipped here (tests/test_xla_defaults.py runs them). Tests marked ``slow``
+    go first."""
     if XLA_DEFAULTS:
         keep = [item for item in items if item.get_closest_marker("xla_defaults")]
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
         return
+    # Slow tests first, so that the two workers start them early and end together.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if not QUICK_COMPILE:  # this jaxlib lacks the options: every test runs here
         return
     skip = pytest.mark.skip(reason="run by tests/test_xla_defaults.py with XLA's default emitters")
     for item in items:
         if item.get_closest_marker("xla_defaults"):
             item.add_marker(skip)
+            XLA_DEFAULTS_TESTS.append(item.nodeid)

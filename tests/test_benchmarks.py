@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -20,6 +22,7 @@ def _run(*args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_harness_writes_tables_and_json(tmp_path):
     _run(
         "benchmarks/run.py", "--quick", "--optimizers", "adam,lamb", "--trees", "1x16M",

@@ -26,6 +26,7 @@ def test_probe_matches_the_process_flags():
     assert _fusion.cpu_multi_output_fusion() is FLAG_ON
 
 
+@pytest.mark.slow
 def test_fused_process(tmp_path):
     """One process with the flag on (started once: it compiles every elementwise entry), run
     while this process computes the same results with its own flags."""

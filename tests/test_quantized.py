@@ -157,6 +157,7 @@ _FOUR_BIT_MISSES = pytest.mark.xfail(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("quantized_final_losses")  # one worker runs (and compiles) them once
 @pytest.mark.parametrize("problem", ["lsq", "digits"])
 @pytest.mark.parametrize("bits", [8, pytest.param(4, marks=_FOUR_BIT_MISSES)])
