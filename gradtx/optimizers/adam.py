@@ -62,7 +62,8 @@ class ScaleByAdam(Elementwise):
         b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
         c = lambda b, k, on: _tree.bias_correction(b, k, dtype) if on else 1.0
         mu, nu = self.bias_correction_mu, self.bias_correction_nu
-        return dict(b1=b1, b2=b2, c1=c(b1, t, mu), c1_next=c(b1, t + 1, mu), c2=c(b2, t, nu),
+        c1_next = c(b1, t + 1, mu) if self.nesterov else None  # read by Nesterov's m_hat only
+        return dict(b1=b1, b2=b2, c1=c(b1, t, mu), c1_next=c1_next, c2=c(b2, t, nu),
                     eps=self.eps, eps_root=self.eps_root)  # fmt: skip
 
     def _leaf(self, s, g, m, v, v_max=None):
