@@ -33,11 +33,11 @@ def test_fused_process(tmp_path):
     out = tmp_path / "fused.npz"
     env = {
         **os.environ,
-        # XLA's default fusion emitters (the pass needs them), quicker LLVM as in conftest.py
+        # This process's flags (conftest.py) with XLA's default fusion emitters, which the pass
+        # needs, as tests/test_xla_defaults.py starts its process.
         "XLA_FLAGS": " ".join(
             [
-                "--xla_backend_optimization_level=1",
-                "--xla_cpu_parallel_codegen_split_count=1",
+                *(f for f in os.environ.get("XLA_FLAGS", "").split() if "extra_options" not in f),
                 _fusion.CPU_FUSION_FLAG,
             ]
         ),
