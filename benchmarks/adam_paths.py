@@ -12,10 +12,12 @@ Two gradtx paths on each tree, both against ``optax.adam`` on the same tree in t
 
 Every variant is measured the same way. The step is the same function for all three (the
 transform closed over, ``optax.apply_updates``, params and state donated, float32 everywhere).
-**Compile** is ``trace + lower + compile`` of a fresh transform and a fresh ``jax.jit`` (nothing
-cached from an earlier round), repeated ``--compile-reps`` times with the variants' order changed
-each round, after a warm-up compile that starts XLA for everyone; the report gives the median and
-the range. **Step** is the wall time of one compiled call up to ``block_until_ready``, the
+**Compile** is ``trace + lower + compile`` of a fresh transform and a fresh ``jax.jit``, measured
+twice each round: **cold**, right after ``jax.clear_caches()`` (every trace JAX and the libraries
+keep is dropped, as in a new process), and **repeat**, right after that (the caches a process
+keeps between programs hold: gradtx reuses its trace of the update, Optax and jnp theirs). Each
+is repeated ``--compile-reps`` times with the variants' order changed each round, after a
+warm-up compile that starts XLA for everyone; the report gives the median and the range. **Step** is the wall time of one compiled call up to ``block_until_ready``, the
 variants interleaved call by call, the first calls dropped as warm-up; the rounds go through
 every order of the variants in turn, so each one runs right after each other one equally often
 (a short call before a long one warms the machine differently from a long one);
@@ -111,17 +113,20 @@ def ordered(names: list[str], k: int) -> list[str]:
 def measure(variants: dict, reps: int, compile_reps: int) -> dict:
     """variants: name -> (make_tx, params, grads). Returns name -> {"compile": [s], "step": [s]}."""
     names = list(variants)
-    out = {n: {"compile": [], "step": []} for n in names}
+    out = {n: {"cold": [], "compile": [], "step": []} for n in names}
     compiled, carry = {}, {}
     for r in range(compile_reps):
         for name in ordered(names, r):
             make_tx, params, grads = variants[name]
-            tx = make_tx()
-            p = jax.tree.map(jnp.copy, params)
-            s = jax.block_until_ready(tx.init(p))
-            t0 = time.perf_counter()
-            compiled[name] = donated_step(tx).lower(p, s, grads).compile()
-            out[name]["compile"].append(time.perf_counter() - t0)
+            for kind in ("cold", "compile"):
+                tx = make_tx()
+                p = jax.tree.map(jnp.copy, params)
+                s = jax.block_until_ready(tx.init(p))
+                if kind == "cold":
+                    jax.clear_caches()
+                t0 = time.perf_counter()
+                compiled[name] = donated_step(tx).lower(p, s, grads).compile()
+                out[name][kind].append(time.perf_counter() - t0)
             carry[name] = (p, s)
     for r in range(reps + WARMUP_CALLS):
         for name in ordered(names, r - WARMUP_CALLS):
@@ -207,18 +212,24 @@ def main() -> None:
         )
         torch_res = None if args.no_torch else torch_fused(shp, reps)
         o_step = statistics.median(res["optax"]["step"])
-        o_comp = statistics.median(res["optax"]["compile"])
         for path in ("optax", "default", "packed"):
             q1, step, q3 = quartiles(res[path]["step"])
-            comps = res[path]["compile"]
-            comp = statistics.median(comps)
+            compiles = []
+            for kind in ("cold", "compile"):
+                comps = res[path][kind]
+                comp = statistics.median(comps)
+                ratio = comp / statistics.median(res["optax"][kind])
+                compiles.append(
+                    f"{comp:.3f} ({min(comps):.3f}-{max(comps):.3f}) | {ratio:.3f}x"
+                )
             vs_torch = ""
             if torch_res is not None and path != "optax":
                 vs_torch = f"{1e3 * step / torch_res['ms']:.2f}x ({torch_res['ms']:.2f} ms)"
             row = (
                 f"| {name} | {n_leaves} | {n_params / 1e6:.2f}M | {path} | {1e3 * step:.2f} "
-                f"({1e3 * q1:.2f}-{1e3 * q3:.2f}) | {step / o_step:.2f}x | {comp:.3f} "
-                f"({min(comps):.3f}-{max(comps):.3f}) | {comp / o_comp:.3f}x | {vs_torch} |"
+                f"({1e3 * q1:.2f}-{1e3 * q3:.2f}) | {step / o_step:.2f}x | "
+                + " | ".join(compiles)
+                + f" | {vs_torch} |"
             )
             rows.append(row)
             print(row, flush=True)
@@ -229,17 +240,20 @@ def main() -> None:
         "",
         f"`python benchmarks/adam_paths.py{' --quick' if args.quick else ''}`; jax "
         f"{jax.__version__}, optax {optax.__version__}, {platform.machine()}; {reps} timed calls "
-        f"per variant (interleaved, after {WARMUP_CALLS} warm-up calls), {compile_reps} compiles "
-        "per variant (every order in turn, after a warm-up compile).",
+        f"per variant (interleaved, after {WARMUP_CALLS} warm-up calls), {compile_reps} cold and "
+        f"{compile_reps} repeat compiles per variant (every order in turn, after a warm-up "
+        "compile).",
         f"XLA_FLAGS (both libraries): `{os.environ.get('XLA_FLAGS', '') or '(none)'}`.",
         f"Machine load: {load_before} before, {load_after} after.",
         "Step: median ms (interquartile range); compile: trace + lower + compile, median s "
-        "(range). Ratios are gradtx / Optax medians (below 1.0x: gradtx is faster); torch is "
-        "torch.optim.Adam(fused=True) in its own process.",
+        "(range), cold (after jax.clear_caches(), as in a new process) and repeat (a new "
+        "transform and a new jax.jit in the same process). Ratios are gradtx / Optax medians "
+        "(below 1.0x: gradtx is faster); torch is torch.optim.Adam(fused=True) in its own "
+        "process.",
         "",
-        "| tree | leaves | params | path | step ms | step vs Optax | compile s | compile vs Optax "
-        "| vs torch fused |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tree | leaves | params | path | step ms | step vs Optax | cold compile s "
+        "| cold vs Optax | repeat compile s | repeat vs Optax | vs torch fused |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     text = "\n".join(lines) + "\n"

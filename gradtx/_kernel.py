@@ -118,23 +118,15 @@ class Elementwise(Transform):
         @functools.cache
         def scalars(cd):
             rd = _tree.real_dtype(cd)
-            raw = self._scalars(state.count, count.astype(rd), rd, **carry)
+            t = jax.lax.convert_element_type(count, rd)
+            raw = self._scalars(state.count, t, rd, **carry)
             return {k: None if v is None else _tree.hp(v, cd) for k, v in raw.items()}
 
         inputs = ("p",) * self.reads_params + names
-
-        def arith(s, g, *ins):
-            """One leaf's update in its compute dtype, cast back to each output's dtype."""
-            cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
-            named = {n: _in(b, cd) for n, b in zip(inputs, ins)}
-            out = self._leaf(types.SimpleNamespace(**s), g.astype(cd), **named)
-            outs = (g, *ins[len(ins) - len(names) :])
-            return tuple(_out(o, x.dtype) for o, x in zip(out, outs))
-
+        arith = _Arithmetic(self, inputs, len(names), carry_dtypes)
         # Leaves of one shape and dtype share one trace (a nested jit that XLA inlines): tracing
         # a tree of thousands of small leaves costs what tracing a few distinct ones does.
         shared = _tree.shared_signatures(updates)
-        traced_once = jax.jit(arith)
         # On XLA:CPU with multi-output fusion, large leaves take their update from a second copy
         # of the arithmetic, so that the whole step is one loop (see gradtx/_fusion.py).
         siblings = _fusion.Siblings()
@@ -148,10 +140,9 @@ class Elementwise(Transform):
                 out = leaf(*views, shared_trace=shared_trace)
                 return tuple(_complex_view(o, x.dtype) for o, x in zip(out, outs))
             cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
-            fn = traced_once if shared_trace else arith
-            out = fn(scalars(cd), g, *ins)
+            out = arith(shared_trace, scalars(cd), g, *ins)
             again = siblings(g, *ins)
-            return out if again is None else (fn(scalars(cd), *again)[0], *out[1:])
+            return out if again is None else (arith(shared_trace, scalars(cd), *again)[0], *out[1:])
 
         ins = ((params,) if self.reads_params else ()) + tuple(getattr(state, n) for n in names)
         labels = ("params",) * self.reads_params + names
@@ -161,15 +152,60 @@ class Elementwise(Transform):
         return u, self.state_type(count, **carry, **dict(zip(names, new)))
 
 
+def _arithmetic(tx, inputs, n_buffers, carry_dtypes, s, g, *ins):
+    """One leaf's update in its compute dtype, cast back to each output's dtype."""
+    cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
+    named = {n: _in(b, cd) for n, b in zip(inputs, ins)}
+    out = tx._leaf(types.SimpleNamespace(**s), jax.lax.convert_element_type(g, cd), **named)
+    outs = (g, *ins[len(ins) - n_buffers :])
+    return tuple(_out(o, x.dtype) for o, x in zip(out, outs))
+
+
+def _arithmetic_of_leaves(static, leaves, s, g, *ins):
+    treedef, *rest = static
+    return _arithmetic(jax.tree.unflatten(treedef, leaves), *rest, s, g, *ins)
+
+
+# One trace per transform configuration, leaf signature and scalar dtype in the whole process,
+# kept by jax.jit's cache: a new transform of the same configuration (another learning rate,
+# a fresh step function) reuses it. Inlined into the caller's trace for a single leaf, called
+# (and inlined by XLA) for leaves that share a signature.
+_INLINED = jax.jit(_arithmetic_of_leaves, static_argnums=0, inline=True)
+_CALLED = jax.jit(_arithmetic_of_leaves, static_argnums=0)
+
+
+class _Arithmetic:
+    """The leaf arithmetic of one ``update``: ``self(shared_trace, s, g, *buffers)``."""
+
+    def __init__(self, tx, inputs, n_buffers, carry_dtypes):
+        leaves, treedef = jax.tree.flatten(tx)
+        self.static = (treedef, inputs, n_buffers, carry_dtypes)
+        self.leaves = leaves
+        try:  # a configuration jax.jit cannot key on is traced per update instead
+            hash(self.static)
+            cacheable = all(isinstance(x, (jax.Array, np.ndarray, np.generic)) for x in leaves)
+        except TypeError:
+            cacheable = False
+        if cacheable:
+            self.inlined = functools.partial(_INLINED, self.static, leaves)
+            self.called = functools.partial(_CALLED, self.static, leaves)
+        else:
+            self.inlined = functools.partial(_arithmetic, tx, inputs, n_buffers, carry_dtypes)
+            self.called = jax.jit(self.inlined)
+
+    def __call__(self, shared_trace, s, g, *ins):
+        return (self.called if shared_trace else self.inlined)(s, g, *ins)
+
+
 def _in(b: Any, cd: Any) -> Any:
     """A buffer in the compute dtype: complex buffers in ``cd``, real ones in its real dtype."""
-    return b.astype(cd if jnp.iscomplexobj(b) else _tree.real_dtype(cd))
+    return jax.lax.convert_element_type(b, cd if jnp.iscomplexobj(b) else _tree.real_dtype(cd))
 
 
 def _out(o: Any, dtype: Any) -> Any:
     if jnp.iscomplexobj(o) and not jnp.issubdtype(dtype, jnp.complexfloating):
         o = jnp.real(o)
-    return o.astype(dtype)
+    return jax.lax.convert_element_type(o, dtype)
 
 
 def _real_view(x: Any) -> Any:

@@ -367,8 +367,7 @@ def _traced_update(
         raise
 
 
-@functools.partial(jax.jit, static_argnums=(5,))
-def _compiled_update(
+def _update_with_extra(
     tx: Transform,
     updates: Updates,
     state: OptState,
@@ -377,6 +376,14 @@ def _compiled_update(
     static: _Static,
 ) -> tuple[Updates, OptState]:
     return _traced_update(tx, updates, state, params, {**dynamic, **static.items})
+
+
+#: An eager ``update``: one compiled program per configuration, tree structure and shapes.
+_compiled_update = jax.jit(_update_with_extra, static_argnums=(5,))
+#: An ``update`` inside the caller's trace: the same function, inlined into the caller's
+#: program. jax.jit's cache keeps its trace, so a new transform of the same configuration (another
+#: learning rate) or a new step function over the same tree reuses it instead of tracing again.
+_inlined_update = jax.jit(_update_with_extra, static_argnums=(5,), inline=True)
 
 
 def _check_layout(tx: Transform, tree: Any, where: str) -> None:
@@ -455,9 +462,12 @@ class Transform(_ReprMixin):
         Inside the caller's ``jax.jit`` (or ``vmap``, ``grad``) it traces inline into the
         caller's program, so XLA compiles one flat program instead of a nested call.
         """
-        if _under_trace(self, updates, state, params):
+        dynamic, static = split_extra(extra)
+        if not _under_trace(self, updates, state, params):
+            return _compiled_update(self, updates, state, params, dynamic, static)
+        if static.items:  # a function argument may close over the caller's tracers: trace it here
             return _traced_update(self, updates, state, params, extra)
-        return _compiled_update(self, updates, state, params, *split_extra(extra))
+        return _inlined_update(self, updates, state, params, dynamic, static)
 
     #: Capabilities each class declares; the layout layer and the registry read them, and
     #: combinators (chain, masked, partition, wrappers) hold them when all their parts do.

@@ -164,9 +164,11 @@ def hp(value: Any, dtype: Any) -> jax.Array:
     For a complex ``dtype`` the result is complex with a zero imaginary part, so it multiplies
     complex arrays under strict dtype promotion; pass the real dtype to get a real value.
     """
+    # lax, not jnp.asarray: the same conversion without jnp's argument handling, which is most
+    # of the cost of tracing a step that reads a handful of hyperparameters.
     if jnp.issubdtype(jnp.dtype(dtype), jnp.complexfloating) and not jnp.iscomplexobj(value):
-        return jnp.asarray(value, dtype=real_dtype(dtype)).astype(dtype)
-    return jnp.asarray(value, dtype=dtype)
+        value = jax.lax.convert_element_type(value, real_dtype(dtype))
+    return jax.lax.convert_element_type(value, dtype)
 
 
 def _zeros_from(p: Any, dtype: Any) -> jax.Array:
@@ -252,8 +254,9 @@ def sign(x: jax.Array) -> jax.Array:
 
 def safe_increment(count: jax.Array) -> jax.Array:
     """``count + 1`` that saturates at the int32 maximum instead of wrapping."""
-    count = jnp.asarray(count, jnp.int32)
-    return jnp.where(count < INT32_MAX, count + 1, count).astype(jnp.int32)
+    count = jax.lax.convert_element_type(count, jnp.int32)
+    top = np.int32(INT32_MAX)
+    return jax.lax.select(jax.lax.lt(count, top), jax.lax.add(count, np.int32(1)), count)
 
 
 def count_as_float(count: Any, dtype: Any = None) -> jax.Array:
@@ -264,7 +267,8 @@ def count_as_float(count: Any, dtype: Any = None) -> jax.Array:
 def bias_correction(decay: Any, t: jax.Array, dtype: Any = None) -> jax.Array:
     """``1 - decay**t`` in at least float32; ``t`` is the 1-based step as a float."""
     dtype = compute_dtype(dtype, jnp.result_type(t))
-    return 1.0 - jnp.asarray(decay, dtype) ** t.astype(dtype)
+    one = np.ones((), dtype)
+    return jax.lax.sub(one, jax.lax.pow(hp(decay, dtype), jax.lax.convert_element_type(t, dtype)))
 
 
 _NORM_BUCKET_LEAVES = 64  # leaves per concatenated bucket
