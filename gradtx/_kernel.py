@@ -19,10 +19,11 @@ The base owns everything else: the state (a count and one tree per buffer), the 
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
 parameters are updated in float32 and cast back), complex parameters under torch's real-view
 convention (``complex_convention="real_view"``), the one-loop form of the step under XLA:CPU
-multi-output fusion (``gradtx/_fusion.py``), and the tracing cost: leaves of one shape and
-dtype share one trace of the leaf arithmetic (a nested ``jax.jit``, which XLA inlines: the
-program and the numbers are those of tracing every leaf), so a tree of thousands of small leaves
-traces and lowers about as fast as a handful.
+multi-output fusion (``gradtx/_fusion.py``), and the tracing cost: the leaf arithmetic is
+traced once per configuration and leaf signature in a process (``jax.jit``'s cache keeps it
+for every later transform and program), and leaves of one shape and dtype share one trace (a
+nested ``jax.jit``, which XLA inlines: the program and the numbers are those of tracing every
+leaf), so a tree of thousands of small leaves traces and lowers about as fast as a handful.
 
 ``PerLeaf`` is the base of transforms whose arithmetic reads whole leaves (norms, factored
 moments, matrix functions, per-leaf PRNG draws): the subclass writes one leaf's update, and the
@@ -180,7 +181,6 @@ class _Arithmetic:
     def __init__(self, tx, inputs, n_buffers, carry_dtypes):
         leaves, treedef = jax.tree.flatten(tx)
         self.static = (treedef, inputs, n_buffers, carry_dtypes)
-        self.leaves = leaves
         try:  # a configuration jax.jit cannot key on is traced per update instead
             hash(self.static)
             cacheable = all(isinstance(x, (jax.Array, np.ndarray, np.generic)) for x in leaves)

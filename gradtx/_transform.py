@@ -459,8 +459,10 @@ class Transform(_ReprMixin):
         """Transforms ``updates`` (gradients) and returns ``(updates, new_state)``.
 
         Called eagerly, it runs one compiled program (cached per tree structure and shapes).
-        Inside the caller's ``jax.jit`` (or ``vmap``, ``grad``) it traces inline into the
-        caller's program, so XLA compiles one flat program instead of a nested call.
+        Inside the caller's ``jax.jit`` (or ``vmap``, ``grad``) it goes inline into the
+        caller's program, so XLA compiles one flat program instead of a nested call; its trace
+        is kept per configuration, tree structure and shapes, so a new transform with other
+        hyperparameter values or a new step function reuses it.
         """
         dynamic, static = split_extra(extra)
         if not _under_trace(self, updates, state, params):
