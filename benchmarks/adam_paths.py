@@ -24,7 +24,8 @@ every order of the variants in turn, so each one runs right after each other one
 the report gives the median and the interquartile range. Ratios are medians over medians. The
 machine's load (``uptime``) before and after is written into the report, since other processes
 on a small machine move the absolute numbers. torch.optim.Adam(fused=True) runs in its own
-process (it needs torch installed) on the same shapes and is reported beside the gradtx paths.
+process (it needs torch installed) on the same shapes, on the GPU when JAX runs on one, and is
+reported beside the gradtx paths.
 """
 
 from __future__ import annotations
@@ -160,15 +161,16 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
 TORCH = textwrap.dedent(
     """
     import json, sys, time, statistics, torch
-    shapes = json.loads(sys.argv[1]); reps = int(sys.argv[2])
+    shapes = json.loads(sys.argv[1]); reps = int(sys.argv[2]); device = sys.argv[3]
     torch.manual_seed(0)
-    params = [torch.randn(s, requires_grad=True) for s in shapes]
+    params = [torch.randn(s, device=device, requires_grad=True) for s in shapes]
     for p in params:
-        p.grad = torch.randn(s := p.shape) * 0.01
+        p.grad = torch.randn(p.shape, device=device) * 0.01
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter(); opt.step(); times.append(time.perf_counter() - t0)
+        sync(); t0 = time.perf_counter(); opt.step(); sync(); times.append(time.perf_counter() - t0)
     print(json.dumps({"ms": 1e3 * statistics.median(times[3:]), "torch": torch.__version__}))
     """
 )
@@ -178,7 +180,8 @@ def torch_fused(tree: dict, reps: int) -> dict | None:
     leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, tuple))
     try:
         res = subprocess.run(
-            [sys.executable, "-c", TORCH, json.dumps([list(s) for s in leaves]), str(reps + 3)],
+            [sys.executable, "-c", TORCH, json.dumps([list(s) for s in leaves]), str(reps + 3),
+             "cuda" if jax.default_backend() == "gpu" else "cpu"],  # fmt: skip
             capture_output=True,
             text=True,
             timeout=1200,
@@ -198,6 +201,7 @@ def main() -> None:
     ap.add_argument("--trees", default="1x16M,transformer,2000x16")
     ap.add_argument("--label", default=None)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--results-dir", default=str(HERE / "results"), help="where --label writes")
     args = ap.parse_args()
     reps = args.reps or (12 if args.quick else 36)  # whole cycles of the 6 orders
     compile_reps = args.compile_reps or (2 if args.quick else 6)
@@ -273,7 +277,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.label:
-        out = HERE / "results" / f"{args.label}.md"
+        out = Path(args.results_dir) / f"{args.label}.md"
         out.write_text(text)
         print(f"wrote {out}")
 

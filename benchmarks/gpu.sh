@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The GPU benchmark session (run through the device tool on an NVIDIA H200 or H100; the
-# machine's own python3 holds jax[cuda], optax and torch). Writes to $OUT, or
-# benchmarks/results when unset. Each part has its own time limit so that a slow part cannot
-# take the others' results with it. Second session (stop 14): tests first, then a rerun of the
-# small trees (resident hyperparameters), the transformer-like tree for Adafactor and
-# clip + AdamW, and the 5000-leaf tree for the elementwise optimizers.
+# The GPU benchmarks, run through a GPU machine (an NVIDIA H200 or H100 whose python3 holds
+# jax[cuda], optax and torch). Writes to $OUT, or benchmarks/results when unset. Each part has
+# its own time limit so that a slow part cannot take the others' results with it: a slice of
+# the tests, Adam's donated step on the tree and packed against Optax and torch's fused Adam
+# (adam_paths.py), every optimizer on single arrays and the ResNet-like tree, Adafactor and
+# clip + AdamW on the transformer-like tree, and the elementwise optimizers on 5000 tiny leaves.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -16,6 +16,10 @@ XLA_PYTHON_CLIENT_PREALLOCATE=false timeout "${T0:-70}" python3 -m pytest -q -n 
   -p no:cacheprovider -p no:benchmark tests/test_step.py tests/test_optax_parity.py \
   tests/test_pack.py tests/test_adafactor_layout.py >"$OUT/gpu-tests.log" 2>&1
 echo "tests rc=$?"; tail -3 "$OUT/gpu-tests.log"
+# Adam's donated step: the user's tree and gradtx.pack against Optax, torch's fused Adam beside.
+timeout "${TA:-240}" python3 benchmarks/adam_paths.py --label gpu-adam-paths --results-dir "$OUT" \
+  >"$OUT/gpu-adam-paths.log" 2>&1
+echo "gpu-adam-paths rc=$?"; grep "^|" "$OUT/gpu-adam-paths.log" | tail -9
 # Every optimizer on the two single arrays and the ResNet-like tree.
 timeout "${T1:-200}" python3 benchmarks/run.py --trees 1x16M,1x64M,resnet --reps 10 --no-plain \
   --cpu-fusion off --label gpu2-small --results-dir "$OUT" >"$OUT/gpu2-small.log" 2>&1
