@@ -194,6 +194,45 @@ def test_nnx_optimizer_matches_the_plain_loop_and_logs():
     np.testing.assert_allclose(float(logged), float(sched(2)), rtol=1e-6)
 
 
+def test_update_is_traced_once_for_new_transforms_and_new_step_functions(monkeypatch):
+    """Inside the caller's jit, update's trace is kept: four step functions, each a new jit
+    over a new transform with another learning rate, trace Adam's update once; a function among
+    the extras (which may close over the caller's tracers) is traced in every program."""
+    calls = []
+    original = gradtx.optimizers.adam.ScaleByAdam._update
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(gradtx.optimizers.adam.ScaleByAdam, "_update", counted)
+    params = {"w": jnp.ones((5, 3)), "b": jnp.zeros((3,))}
+    shape = {"w": (5, 3), "b": (4,)}  # a tree of other shapes traces again
+    results = []
+    for lr in LRS:
+        tx = gradtx.adam(lr, b1=0.7)
+
+        def step(p, s, g):
+            u, s = tx.update(g, s, p)
+            return gradtx.apply_updates(p, u), s
+
+        results.append(jax.jit(step)(params, tx.init(params), params)[0])
+    assert len(calls) == 1
+    for lr, p in zip(LRS, results):  # and every program has its own rate
+        ref = gradtx.adam(lr, b1=0.7)
+        u, _ = ref.update(params, ref.init(params), params)  # eager: a program of its own
+        want = gradtx.apply_updates(params, u)
+        np.testing.assert_allclose(np.asarray(p["w"]), np.asarray(want["w"]), rtol=1e-6)
+    other = {k: jnp.ones(v) for k, v in shape.items()}
+    tx = gradtx.adam(0.1, b1=0.7)
+    jax.jit(lambda p, s: tx.update(p, s, p))(other, tx.init(other))
+    assert len(calls) == 2
+    tx = gradtx.adam(0.1, b1=0.7)
+    for _ in range(2):
+        jax.jit(lambda p, s: tx.update(p, s, p, value_fn=lambda q: q))(params, tx.init(params))
+    assert len(calls) == 4
+
+
 def test_non_array_extras_are_static():
     """An Optax transform that takes a function among its extras runs inside gradtx.chain."""
     params = jnp.array([1.0, 2.0])
