@@ -87,7 +87,7 @@ class Opt:
     optax: Any  # () -> optax transform
     floats: int | None  # floats moved per parameter by an ideal fused step
     note: str = ""
-    default: bool = True  # in the default set (the list); others only by --optimizers
+    default: bool = True  # in the default set; others only by --optimizers
 
 
 def _optimizers() -> list[Opt]:
@@ -139,7 +139,7 @@ def _optimizers() -> list[Opt]:
             8,
             note="" if has("clip_by_global_norm") else "gradtx.clip_by_global_norm not available",
         ),
-        # Per-leaf optimizers beyond the list, by name only: LAMB (one trust ratio per
+        # Per-leaf optimizers outside the default set, by name only: LAMB (one trust ratio per
         # leaf) and NovoGrad (one second moment per leaf), Optax's formulas on both sides.
         Opt(
             "lamb",
