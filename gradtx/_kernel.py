@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks, _fusion, _tree
-from ._transform import EmptyState, Transform
+from ._transform import EmptyState, Transform, is_scheduled
 
 
 class Elementwise(Transform):
@@ -89,7 +89,17 @@ class Elementwise(Transform):
     def _leaf(self, s: Any, g: Any, *buffers: Any) -> tuple[Any, ...]:  # pragma: no cover
         raise NotImplementedError
 
+    def _reads_count(self) -> bool:
+        """Whether ``_scalars`` reads the count itself (a bias correction, a first-step rule).
+        Where it does not, the state holds a count (else None) only while a hyperparameter is a
+        schedule, as Optax's states hold one only where something reads it."""
+        return True
+
     # -- what the base does
+    def _counts(self) -> bool:
+        fields = getattr(self, "_data_fields", ())
+        return self._reads_count() or any(is_scheduled(getattr(self, n)) for n in fields)
+
     def _real_view(self, p: Any) -> bool:
         return getattr(self, "complex_convention", "abs") == "real_view" and jnp.iscomplexobj(p)
 
@@ -108,10 +118,12 @@ class Elementwise(Transform):
 
         present = self._buffers()
         fields = {n: buffer(n) for n in present}
-        return self.state_type(jnp.zeros((), jnp.int32), **self._carry_init(), **fields)
+        count = jnp.zeros((), jnp.int32) if self._counts() else None
+        return self.state_type(count, **self._carry_init(), **fields)
 
     def _update(self, updates, state, params, **extra):
-        count = _tree.safe_increment(state.count)
+        before = state.count  # None where init kept no count (see _reads_count)
+        count = None if before is None else _tree.safe_increment(before)
         names = self._buffers()
         carry = {n: getattr(state, n) for n in self.carry_fields}
         carry_dtypes = tuple(c.dtype for c in carry.values())
@@ -119,8 +131,8 @@ class Elementwise(Transform):
         @functools.cache
         def scalars(cd):
             rd = _tree.real_dtype(cd)
-            t = jax.lax.convert_element_type(count, rd)
-            raw = self._scalars(state.count, t, rd, **carry)
+            t = None if count is None else jax.lax.convert_element_type(count, rd)
+            raw = self._scalars(before, t, rd, **carry)
             return {k: None if v is None else _tree.hp(v, cd) for k, v in raw.items()}
 
         inputs = ("p",) * self.reads_params + names

@@ -11,6 +11,7 @@ import re
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -26,6 +27,11 @@ SAME_CHAIN = [
     ("adamw", {}),
     ("adamw", {"weight_decay": 0.1}),
     ("sgd", {}),
+    ("sgd", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.9, "nesterov": True}),
+    ("rmsprop", {}),
+    ("rmsprop", {"momentum": 0.9}),
+    ("adadelta", {}),
     ("adamax", {}),
     ("adamaxw", {}),
     ("adabelief", {}),
@@ -85,3 +91,23 @@ def test_a_schedule_put_into_a_state_without_a_count_says_so():
     ):
         scheduled.update(GRADS, state, PARAMS)
     scheduled.update(GRADS, scheduled.init(PARAMS), PARAMS)  # a fresh state has its count
+
+
+def test_momentum_keeps_a_count_only_where_something_reads_it():
+    """Optax's trace state has no count; gradtx's buffer keeps one for a schedule, a dampening
+    (torch's first step copies the gradient) or a debiased moving average."""
+    plain = gradtx.sgd(0.1, momentum=0.9).init(PARAMS)[0]
+    assert plain.count is None and jax.tree.structure(plain.b) == jax.tree.structure(PARAMS)
+    scheduled = gradtx.sgd(0.1, momentum=gradtx.linear_schedule(0.5, 0.9, 10))
+    torch_like = gradtx.sgd(0.1, momentum=0.9, dampening=0.5)
+    for tx in (scheduled, torch_like, gradtx.ema(0.9)):
+        state = tx.init(PARAMS)
+        first = state[0] if isinstance(state, tuple) and not hasattr(state, "_fields") else state
+        assert int(first.count) == 0, tx
+    # torch's buffer starts at the gradient itself, not at (1 - dampening) * g.
+    u, s = torch_like.update(GRADS, torch_like.init(PARAMS), PARAMS)
+    np.testing.assert_allclose(np.asarray(u["w"]), -0.1 * np.asarray(GRADS["w"]), rtol=1e-6)
+    u, s = torch_like.update(GRADS, s, PARAMS)
+    want = -0.1 * (0.9 + 0.5) * np.asarray(GRADS["w"])
+    np.testing.assert_allclose(np.asarray(u["w"]), want, rtol=1e-6)
+    assert int(s[0].count) == 2

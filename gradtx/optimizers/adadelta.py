@@ -15,7 +15,7 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 class AdadeltaState(NamedTuple):
-    count: jax.Array  # updates applied so far (int32, saturating)
+    count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
     e_g2: Any  # E[g^2], running average of squared gradients
     e_dx2: Any  # E[dx^2], running average of squared updates
 
@@ -39,6 +39,9 @@ class ScaleByAdadelta(Elementwise):
 
     def _buffer_dtype(self, name, p):
         return _tree.real_dtype(p.dtype)
+
+    def _reads_count(self):
+        return False
 
     def _scalars(self, count, t, dtype):
         return dict(rho=value_at(self.rho, count), eps=self.eps)

@@ -65,7 +65,7 @@ def lars(
         weight_decay_mask=every(weight_decay_mask),
         maximize=maximize,
     )
-    return Chain((*base.transforms, scale_by_momentum(momentum, 0.0, nesterov)))
+    return Chain((*base.transforms, scale_by_momentum(momentum, None, nesterov)))
 
 
 fill_doc(lars, **COMMON_DOCS)

@@ -20,7 +20,7 @@ from ._common import (
 
 
 class RMSpropState(NamedTuple):
-    count: jax.Array  # updates applied so far (int32, saturating)
+    count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
     v: Any  # EMA of squared gradients
     g_avg: Any = None  # EMA of gradients (centered only)
     b: Any = None  # momentum buffer (momentum only)
@@ -64,6 +64,9 @@ class ScaleByRMSprop(Elementwise):
 
     def _initial(self, name):
         return self.initial_scale if name == "v" else 0.0
+
+    def _reads_count(self):
+        return self.bias_correction
 
     def _scalars(self, count, t, dtype):
         decay = value_at(self.decay, count)

@@ -15,7 +15,7 @@ from ._lr_inside import lr_inside_chain
 
 
 class RpropState(NamedTuple):
-    count: jax.Array  # updates applied so far (int32, saturating)
+    count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
     prev: Any  # the previous (possibly zeroed) gradient
     step_size: Any  # per-element step sizes Delta
 
@@ -48,6 +48,9 @@ class ScaleByRprop(Elementwise):
         return (
             value_at(self.learning_rate, jnp.zeros((), jnp.int32)) if name == "step_size" else 0.0
         )
+
+    def _reads_count(self):
+        return False
 
     def _scalars(self, count, t, dtype):
         return dict(eta_plus=self.eta_plus, eta_minus=self.eta_minus, lo=self.min_step_size,

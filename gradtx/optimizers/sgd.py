@@ -16,7 +16,7 @@ def sgd(
     nesterov: bool = False,
     accumulator_dtype: Any = None,
     *,
-    dampening: Any = 0.0,
+    dampening: Any = None,
     weight_decay: Any = 0.0,
     weight_decay_mask: Any = None,
     momentum_form: str = "heavy_ball",
@@ -27,7 +27,8 @@ def sgd(
     Update rule (t = 1, 2, ...)::
 
         g_t = grad + weight_decay * p_{t-1}
-        b_t = momentum * b_{t-1} + (1 - dampening) * g_t     (b_1 = g_1)
+        b_t = momentum * b_{t-1} + g_t                       (b_0 = 0)
+        b_t = momentum * b_{t-1} + (1 - dampening) * g_t     (b_1 = g_1; with a dampening)
         d_t = g_t + momentum * b_t   if nesterov else   b_t
         p_t = p_{t-1} - learning_rate * d_t
 
@@ -37,9 +38,9 @@ def sgd(
         schedule). 0.0 keeps a buffer multiplied by zero.
       nesterov: Nesterov momentum (needs a momentum; torch also requires dampening == 0).
       accumulator_dtype: dtype of the momentum buffer (default: each parameter's dtype).
-      dampening: torch's dampening in [0, 1] (float, array or schedule); ignored by
-        ``momentum_form="ema"`` and, as in torch, when momentum == 0 (the step is then the plain
-        gradient).
+      dampening: None (Optax's buffer, from zero) or torch's dampening in [0, 1] (float, array
+        or schedule): the buffer then starts at the first gradient and, as in torch, is the
+        gradient while momentum == 0. Ignored by ``momentum_form="ema"``.
       {weight_decay}
       momentum_form: ``"heavy_ball"`` (Optax's ``trace``, torch's buffer) or ``"ema"``: the
         seed tutorial's ``b = m * b + (1 - m) * g`` from zero, whose first step is
@@ -64,7 +65,7 @@ def sgd(
             )
         pre = identity()
     else:
-        if nesterov and momentum_form == "heavy_ball":
+        if nesterov and momentum_form == "heavy_ball" and dampening is not None:
             conc = _checks.concrete_values(dampening)
             if conc is not None and float(conc.max()) != 0.0:
                 raise _checks.HyperparameterError(

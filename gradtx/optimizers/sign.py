@@ -14,7 +14,7 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 class SignumState(NamedTuple):
-    count: jax.Array  # updates applied so far (int32, saturating)
+    count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
     m: Any  # exponential moving average of the gradients
 
 
@@ -34,6 +34,9 @@ class ScaleBySignum(Elementwise):
 
     def _buffer_dtype(self, name, p):
         return self.accumulator_dtype or p.dtype
+
+    def _reads_count(self):
+        return False
 
     def _scalars(self, count, t, dtype):
         return dict(beta=value_at(self.beta, count))

@@ -17,7 +17,7 @@ from .._transform import field, pytree_dataclass, static_field, value_at
 
 
 class MomentumState(NamedTuple):
-    count: jax.Array  # updates applied so far (int32, saturating)
+    count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
     b: Any  # the momentum buffer, shaped like the params
 
 
@@ -25,23 +25,27 @@ class MomentumState(NamedTuple):
 class ScaleByMomentum(Elementwise):
     """A momentum buffer ``b`` (no learning rate)::
 
-        form="heavy_ball" (torch.optim.SGD; optax.trace when dampening == 0):
+        form="heavy_ball", dampening=None (optax.trace):
+          b_t = momentum * b_{t-1} + g_t                       (b_0 = 0)
+        form="heavy_ball" with a dampening (torch.optim.SGD):
           b_t = momentum * b_{t-1} + (1 - dampening) * g_t     (b_1 = g_1: a copy at first)
+        and for both:
           u_t = g_t + momentum * b_t   if nesterov else   b_t
         form="ema" (a moving average from zero; optax.ema):
           b_t = momentum * b_{t-1} + (1 - momentum) * g_t      (b_0 = 0)
           u_t = (1 - momentum) * g_t + momentum * b_t   if nesterov else   b_t
           u_t <- u_t / (1 - momentum^t)                        (debias)
 
-    With momentum == 0 the heavy-ball buffer is the gradient (torch keeps no buffer then, so
-    dampening does nothing).
+    With a dampening and momentum == 0 the buffer is the gradient (torch keeps no buffer then, so
+    dampening does nothing). Without a dampening the two agree while the buffer is finite, and
+    no leaf pays for the first-step select.
     """
 
     state_type = MomentumState
     fn_name = "sgd"
 
     momentum: Any = field(0.9, check=_checks.CLOSED_UNIT)
-    dampening: Any = field(0.0, check=_checks.CLOSED_UNIT)
+    dampening: Any = field(None, check=_checks.CLOSED_UNIT)
     nesterov: bool = static_field(False)
     form: str = static_field("heavy_ball", choices=("heavy_ball", "ema"))
     accumulator_dtype: Any = static_field(None)
@@ -50,9 +54,14 @@ class ScaleByMomentum(Elementwise):
     def _buffer_dtype(self, name, p):
         return self.accumulator_dtype or p.dtype
 
+    def _reads_count(self):
+        return self.debias or self.dampening is not None  # t for debias, count == 0 for torch's
+
     def _scalars(self, count, t, dtype):
         m = value_at(self.momentum, count)
         debias = _tree.bias_correction(m, t, dtype) if self.debias else None
+        if self.dampening is None:
+            return dict(m=m, debias=debias)
         restart = (count == 0) | (jnp.asarray(m) == 0)
         return dict(m=m, dampening=value_at(self.dampening, count), debias=debias, restart=restart)
 
@@ -61,13 +70,16 @@ class ScaleByMomentum(Elementwise):
             b = s.m * b + (1 - s.m) * g
             u = (1 - s.m) * g + s.m * b if self.nesterov else b
             return (u / s.debias if self.debias else u), b
-        b = jnp.where(s.restart, g, s.m * b + (1 - s.dampening) * g)
+        if self.dampening is None:
+            b = s.m * b + g
+        else:
+            b = jnp.where(s.restart, g, s.m * b + (1 - s.dampening) * g)
         return (g + s.m * b if self.nesterov else b), b
 
 
 def scale_by_momentum(
     momentum: Any = 0.9,
-    dampening: Any = 0.0,
+    dampening: Any = None,
     nesterov: bool = False,
     form: str = "heavy_ball",
     accumulator_dtype: Any = None,
@@ -100,7 +112,7 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
       deep learning", ICML 2013.
     """
     _checks.check_unit_interval("trace", "decay", decay, high_open=False)
-    return ScaleByMomentum(decay, 0.0, nesterov, "heavy_ball", accumulator_dtype)
+    return ScaleByMomentum(decay, None, nesterov, "heavy_ball", accumulator_dtype)
 
 
 def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> ScaleByMomentum:
@@ -120,4 +132,4 @@ def ema(decay: Any, debias: bool = True, accumulator_dtype: Any = None) -> Scale
       stand-alone EMA of gradients (Adam's first moment is this with ``debias``).
     """
     _checks.check_unit_interval("ema", "decay", decay)
-    return ScaleByMomentum(decay, 0.0, False, "ema", accumulator_dtype, debias)
+    return ScaleByMomentum(decay, None, False, "ema", accumulator_dtype, debias)
