@@ -1,5 +1,7 @@
 """Adam's donated ``jax.jit`` step, gradtx against Optax (and torch's fused Adam), in one run.
 
+    python benchmarks/adam_paths.py --optimizer sgd_momentum   # the same for SGD with momentum 0.9
+
     python benchmarks/adam_paths.py                            # all three trees, prints the report
     python benchmarks/adam_paths.py --label cpu-adam-paths     # and writes results/<label>.md
     python benchmarks/adam_paths.py --quick                    # smaller trees, fewer repetitions
@@ -58,6 +60,17 @@ sys.path.insert(0, str(HERE))
 from _trees import _transformer_shapes  # noqa: E402
 
 LR = 1e-3
+
+#: --optimizer: (Optax's, gradtx's, torch.optim's constructor and keyword arguments).
+OPTIMIZERS = {
+    "adam": (lambda: optax.adam(LR), lambda: gradtx.adam(LR), "Adam", {}),
+    "sgd_momentum": (
+        lambda: optax.sgd(LR, momentum=0.9),
+        lambda: gradtx.sgd(LR, momentum=0.9),
+        "SGD",
+        {"momentum": 0.9},
+    ),
+}
 WARMUP_CALLS = 3
 
 
@@ -166,7 +179,8 @@ TORCH = textwrap.dedent(
     params = [torch.randn(s, device=device, requires_grad=True) for s in shapes]
     for p in params:
         p.grad = torch.randn(p.shape, device=device) * 0.01
-    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    name, kwargs = sys.argv[4], json.loads(sys.argv[5])
+    opt = getattr(torch.optim, name)(params, lr=1e-3, fused=True, **kwargs)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times = []
     for _ in range(reps):
@@ -176,12 +190,22 @@ TORCH = textwrap.dedent(
 )
 
 
-def torch_fused(tree: dict, reps: int) -> dict | None:
+def torch_fused(tree: dict, reps: int, name: str, kwargs: dict) -> dict | None:
     leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, tuple))
     try:
+        device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+        shapes_arg = json.dumps([list(s) for s in leaves])
         res = subprocess.run(
-            [sys.executable, "-c", TORCH, json.dumps([list(s) for s in leaves]), str(reps + 3),
-             "cuda" if jax.default_backend() == "gpu" else "cpu"],  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                TORCH,
+                shapes_arg,
+                str(reps + 3),
+                device,
+                name,
+                json.dumps(kwargs),
+            ],
             capture_output=True,
             text=True,
             timeout=1200,
@@ -201,6 +225,7 @@ def main() -> None:
     ap.add_argument("--trees", default="1x16M,transformer,2000x16")
     ap.add_argument("--label", default=None)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     ap.add_argument("--results-dir", default=str(HERE / "results"), help="where --label writes")
     args = ap.parse_args()
     reps = args.reps or (12 if args.quick else 36)  # whole cycles of the 6 orders
@@ -214,19 +239,20 @@ def main() -> None:
         params, grads = fill(shp, 0), jax.tree.map(lambda x: 0.01 * x, fill(shp, 1))
         n_leaves = len(jax.tree.leaves(params))
         n_params = sum(x.size for x in jax.tree.leaves(params))
-        packed = gradtx.pack(params, gradtx.adam(LR))
+        make_optax, make_gradtx, torch_name, torch_kwargs = OPTIMIZERS[args.optimizer]
+        packed = gradtx.pack(params, make_gradtx())
         packed_grads = gradtx.pack_like(packed, grads)
         res, compiled = measure(
             {
-                "optax": (lambda: optax.adam(LR), params, grads),
-                "default": (lambda: gradtx.adam(LR), params, grads),
-                "packed": (lambda: gradtx.adam(LR), packed, packed_grads),
+                "optax": (make_optax, params, grads),
+                "default": (make_gradtx, params, grads),
+                "packed": (make_gradtx, packed, packed_grads),
             },
             reps,
             compile_reps,
         )
         same = "yes" if opcodes(compiled["default"]) == opcodes(compiled["optax"]) else "no"
-        torch_res = None if args.no_torch else torch_fused(shp, reps)
+        torch_res = None if args.no_torch else torch_fused(shp, reps, torch_name, torch_kwargs)
         o_step = statistics.median(res["optax"]["step"])
         for path in ("optax", "default", "packed"):
             q1, step, q3 = quartiles(res[path]["step"])
@@ -235,9 +261,7 @@ def main() -> None:
                 comps = res[path][kind]
                 comp = statistics.median(comps)
                 ratio = comp / statistics.median(res["optax"][kind])
-                compiles.append(
-                    f"{comp:.3f} ({min(comps):.3f}-{max(comps):.3f}) | {ratio:.3f}x"
-                )
+                compiles.append(f"{comp:.3f} ({min(comps):.3f}-{max(comps):.3f}) | {ratio:.3f}x")
             vs_torch = ""
             if torch_res is not None and path != "optax":
                 vs_torch = f"{1e3 * step / torch_res['ms']:.2f}x ({torch_res['ms']:.2f} ms)"
@@ -250,11 +274,19 @@ def main() -> None:
             rows.append(row)
             print(row, flush=True)
     load_after = load()
+    title = {"adam": "Adam", "sgd_momentum": "SGD with momentum 0.9"}[args.optimizer]
+    torch_call = (
+        f"torch.optim.{torch_name}({', '.join(f'{k}={v}' for k, v in torch_kwargs.items())}"
+    )
+    torch_call += ", " * bool(torch_kwargs) + "fused=True)"
+    flags = (" --quick" if args.quick else "") + (
+        f" --optimizer {args.optimizer}" if args.optimizer != "adam" else ""
+    )
     lines = [
-        f"# Adam, donated jax.jit step: gradtx against Optax ({device.platform}: "
+        f"# {title}, donated jax.jit step: gradtx against Optax ({device.platform}: "
         f"{getattr(device, 'device_kind', '')})",
         "",
-        f"`python benchmarks/adam_paths.py{' --quick' if args.quick else ''}`; jax "
+        f"`python benchmarks/adam_paths.py{flags}`; jax "
         f"{jax.__version__}, optax {optax.__version__}, {platform.machine()}; {reps} timed calls "
         f"per variant (interleaved, after {WARMUP_CALLS} warm-up calls), {compile_reps} cold and "
         f"{compile_reps} repeat compiles per variant (every order in turn, after a warm-up "
@@ -264,7 +296,7 @@ def main() -> None:
         "Step: median ms (interquartile range); compile: trace + lower + compile, median s "
         "(range), cold (after jax.clear_caches(), as in a new process) and repeat (a new "
         "transform and a new jax.jit in the same process). Ratios are gradtx / Optax medians "
-        "(below 1.0x: gradtx is faster); torch is torch.optim.Adam(fused=True) in its own "
+        f"(below 1.0x: gradtx is faster); torch is {torch_call} in its own "
         "process. Same program: the optimized HLO of gradtx's default step has Optax's "
         "instructions, opcode for opcode (then the two step times differ only by the "
         "machine's noise).",
