@@ -15,7 +15,8 @@ the count (a running product, a step size), with ``_carry_init()`` their initial
 ``_next_carry(updates, state)`` their values after the step; ``_scalars`` reads their values
 before it. ``reads_params = True`` passes each parameter to ``_leaf`` as ``p``.
 
-The base owns everything else: the state (a count and one tree per buffer), the tree mapping
+The base owns everything else: the state (one tree per buffer, and a count unless
+``_reads_count()`` says no and no hyperparameter is a schedule), the tree mapping
 with errors that name the buffer and the path, the compute dtype (at least float32, so bf16
 parameters are updated in float32 and cast back), complex parameters under torch's real-view
 convention (``complex_convention="real_view"``), the one-loop form of the step under XLA:CPU
@@ -82,8 +83,9 @@ class Elementwise(Transform):
         return {n: getattr(state, n) for n in self.carry_fields}
 
     def _scalars(self, count: Any, t: Any, dtype: Any, **carry: Any) -> dict[str, Any]:
-        """This step's scalars in ``dtype``: ``count`` updates came before, ``t = count + 1``;
-        ``carry`` holds the values of ``carry_fields`` before the step."""
+        """This step's scalars in ``dtype``: ``count`` updates came before, ``t = count + 1``
+        (both None where the state keeps no count); ``carry`` holds the values of
+        ``carry_fields`` before the step."""
         return {}
 
     def _leaf(self, s: Any, g: Any, *buffers: Any) -> tuple[Any, ...]:  # pragma: no cover
