@@ -21,10 +21,10 @@ with errors that name the buffer and the path, the compute dtype (at least float
 parameters are updated in float32 and cast back), complex parameters under torch's real-view
 convention (``complex_convention="real_view"``), the one-loop form of the step under XLA:CPU
 multi-output fusion (``gradtx/_fusion.py``), and the tracing cost: the leaf arithmetic is
-traced once per configuration and leaf signature in a process (``jax.jit``'s cache keeps it
-for every later transform and program), and leaves of one shape and dtype share one trace (a
-nested ``jax.jit``, which XLA inlines: the program and the numbers are those of tracing every
-leaf), so a tree of thousands of small leaves traces and lowers about as fast as a handful.
+traced once per configuration and leaf signature in a process (an inlined ``jax.jit``, whose
+cache keeps it for every leaf of that signature and for every later transform and program:
+the program and the numbers are those of tracing every leaf), so a tree of thousands of small
+leaves traces about as fast as a handful.
 
 ``PerLeaf`` is the base of transforms whose arithmetic reads whole leaves (norms, factored
 moments, matrix functions, per-leaf PRNG draws): the subclass writes one leaf's update, and the
@@ -139,8 +139,8 @@ class Elementwise(Transform):
 
         inputs = ("p",) * self.reads_params + names
         arith = _Arithmetic(self, inputs, len(names), carry_dtypes)
-        # Leaves of one shape and dtype share one trace (a nested jit that XLA inlines): tracing
-        # a tree of thousands of small leaves costs what tracing a few distinct ones does.
+        # Leaves of one shape and dtype share one trace: tracing a tree of thousands of small
+        # leaves costs what tracing a few distinct ones does.
         shared = _tree.shared_signatures(updates)
         # On XLA:CPU with multi-output fusion, large leaves take their update from a second copy
         # of the arithmetic, so that the whole step is one loop (see gradtx/_fusion.py).
@@ -182,11 +182,10 @@ def _arithmetic_of_leaves(static, leaves, s, g, *ins):
 
 
 # One trace per transform configuration, leaf signature and scalar dtype in the whole process,
-# kept by jax.jit's cache: a new transform of the same configuration (another learning rate,
-# a fresh step function) reuses it. Inlined into the caller's trace for a single leaf, called
-# (and inlined by XLA) for leaves that share a signature.
+# kept by jax.jit's cache: every leaf of that signature, and a new transform of the same
+# configuration (another learning rate, a fresh step function), reuses it. Inlined into the
+# caller's trace, so the program has no nested calls (XLA compiles those more slowly).
 _INLINED = jax.jit(_arithmetic_of_leaves, static_argnums=0, inline=True)
-_CALLED = jax.jit(_arithmetic_of_leaves, static_argnums=0)
 
 
 class _Arithmetic:
@@ -194,21 +193,20 @@ class _Arithmetic:
 
     def __init__(self, tx, inputs, n_buffers, carry_dtypes):
         leaves, treedef = jax.tree.flatten(tx)
-        self.static = (treedef, inputs, n_buffers, carry_dtypes)
-        try:  # a configuration jax.jit cannot key on is traced per update instead
-            hash(self.static)
+        static = (treedef, inputs, n_buffers, carry_dtypes)
+        try:  # a configuration jax.jit cannot key on is traced per update and signature instead
+            hash(static)
             cacheable = all(isinstance(x, (jax.Array, np.ndarray, np.generic)) for x in leaves)
         except TypeError:
             cacheable = False
         if cacheable:
-            self.inlined = functools.partial(_INLINED, self.static, leaves)
-            self.called = functools.partial(_CALLED, self.static, leaves)
+            self.single = self.shared = functools.partial(_INLINED, static, leaves)
         else:
-            self.inlined = functools.partial(_arithmetic, tx, inputs, n_buffers, carry_dtypes)
-            self.called = jax.jit(self.inlined)
+            self.single = functools.partial(_arithmetic, tx, inputs, n_buffers, carry_dtypes)
+            self.shared = jax.jit(self.single, inline=True)
 
     def __call__(self, shared_trace, s, g, *ins):
-        return (self.called if shared_trace else self.inlined)(s, g, *ins)
+        return (self.shared if shared_trace else self.single)(s, g, *ins)
 
 
 def _in(b: Any, cd: Any) -> Any:

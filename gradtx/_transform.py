@@ -734,27 +734,21 @@ def identity() -> Identity:
     return Identity()
 
 
-def _scale_leaf(u: Any, factor: Any) -> Any:
-    cd = _tree.compute_dtype(u.dtype)
-    return (u.astype(cd) * _tree.hp(factor, cd)).astype(u.dtype)
+def _scaled(u: Any, f: Any) -> Any:
+    return (u.astype(f.dtype) * f).astype(u.dtype)
+
+
+#: One trace per leaf signature in the process, inlined (see ``_kernel._INLINED``).
+_scaled_inlined = jax.jit(_scaled, inline=True)
 
 
 def scale_tree(updates: Updates, factor: Any) -> Updates:
     """``factor * updates``, computed in at least float32 and cast back to each leaf's dtype."""
     # The factor is converted once per dtype rather than once per leaf (fewer traced ops).
     factors = functools.cache(lambda cd: _tree.hp(factor, cd))
-    shared = _tree.shared_signatures(updates)  # traced once for all leaves of one signature
-
-    def scaled(u, f):
-        return (u.astype(f.dtype) * f).astype(u.dtype)
-
-    traced_once = jax.jit(scaled)
-
-    def leaf(u):
-        fn = traced_once if _tree.signature(u) in shared else scaled
-        return fn(u, factors(_tree.compute_dtype(u.dtype)))
-
-    return jax.tree.map(leaf, updates)
+    return jax.tree.map(
+        lambda u: _scaled_inlined(u, factors(_tree.compute_dtype(u.dtype))), updates
+    )
 
 
 @pytree_dataclass
