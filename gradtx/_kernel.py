@@ -138,26 +138,21 @@ class Elementwise(Transform):
             return {k: None if v is None else _tree.hp(v, cd) for k, v in raw.items()}
 
         inputs = ("p",) * self.reads_params + names
-        arith = _Arithmetic(self, inputs, len(names), carry_dtypes)
-        # Leaves of one shape and dtype share one trace: tracing a tree of thousands of small
-        # leaves costs what tracing a few distinct ones does.
-        shared = _tree.shared_signatures(updates)
+        arith = _arithmetic_for(self, inputs, len(names), carry_dtypes)
         # On XLA:CPU with multi-output fusion, large leaves take their update from a second copy
         # of the arithmetic, so that the whole step is one loop (see gradtx/_fusion.py).
         siblings = _fusion.Siblings()
 
-        def leaf(g, *ins, shared_trace=None):
-            if shared_trace is None:
-                shared_trace = _tree.signature(g) in shared
+        def leaf(g, *ins):
             if self._real_view(g):
                 outs = (g, *ins[len(ins) - len(names) :])
                 views = (_real_view(x) for x in (g, *ins))
-                out = leaf(*views, shared_trace=shared_trace)
+                out = leaf(*views)
                 return tuple(_complex_view(o, x.dtype) for o, x in zip(out, outs))
             cd = _tree.compute_dtype(g.dtype, *(b.dtype for b in ins), *carry_dtypes)
-            out = arith(shared_trace, scalars(cd), g, *ins)
+            out = arith(scalars(cd), g, *ins)
             again = siblings(g, *ins)
-            return out if again is None else (arith(shared_trace, scalars(cd), *again)[0], *out[1:])
+            return out if again is None else (arith(scalars(cd), *again)[0], *out[1:])
 
         ins = ((params,) if self.reads_params else ()) + tuple(getattr(state, n) for n in names)
         labels = ("params",) * self.reads_params + names
@@ -188,25 +183,19 @@ def _arithmetic_of_leaves(static, leaves, s, g, *ins):
 _INLINED = jax.jit(_arithmetic_of_leaves, static_argnums=0, inline=True)
 
 
-class _Arithmetic:
-    """The leaf arithmetic of one ``update``: ``self(shared_trace, s, g, *buffers)``."""
-
-    def __init__(self, tx, inputs, n_buffers, carry_dtypes):
-        leaves, treedef = jax.tree.flatten(tx)
-        static = (treedef, inputs, n_buffers, carry_dtypes)
-        try:  # a configuration jax.jit cannot key on is traced per update and signature instead
-            hash(static)
-            cacheable = all(isinstance(x, (jax.Array, np.ndarray, np.generic)) for x in leaves)
-        except TypeError:
-            cacheable = False
-        if cacheable:
-            self.single = self.shared = functools.partial(_INLINED, static, leaves)
-        else:
-            self.single = functools.partial(_arithmetic, tx, inputs, n_buffers, carry_dtypes)
-            self.shared = jax.jit(self.single, inline=True)
-
-    def __call__(self, shared_trace, s, g, *ins):
-        return (self.shared if shared_trace else self.single)(s, g, *ins)
+def _arithmetic_for(tx, inputs, n_buffers, carry_dtypes):
+    """The leaf arithmetic of one ``update``, as ``fn(s, g, *buffers)``."""
+    leaves, treedef = jax.tree.flatten(tx)
+    static = (treedef, inputs, n_buffers, carry_dtypes)
+    try:
+        hash(static)
+        cacheable = all(isinstance(x, (jax.Array, np.ndarray, np.generic)) for x in leaves)
+    except TypeError:
+        cacheable = False
+    if cacheable:
+        return functools.partial(_INLINED, static, leaves)
+    # A configuration jax.jit cannot key on is traced once per update and leaf signature.
+    return jax.jit(functools.partial(_arithmetic, tx, inputs, n_buffers, carry_dtypes), inline=True)
 
 
 def _in(b: Any, cd: Any) -> Any:

@@ -328,26 +328,6 @@ def tree_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(tree_sum_squares(tree))
 
 
-def shared_signatures(tree: Any) -> set[tuple[Any, Any]]:
-    """The ``(shape, dtype)`` pairs that more than one leaf of ``tree`` has.
-
-    Per-leaf arithmetic on such leaves can run as one nested ``jax.jit``, traced and lowered once
-    for all of them (XLA inlines it, so the program is the per-leaf one); a leaf whose signature
-    is its own is traced inline, where a nested ``jit`` would only add its dispatch.
-    """
-    seen: set[tuple[Any, Any]] = set()
-    shared: set[tuple[Any, Any]] = set()
-    for x in jax.tree.leaves(tree):
-        sig = signature(x)
-        (shared if sig in seen else seen).add(sig)
-    return shared
-
-
-def signature(x: Any) -> tuple[Any, Any]:
-    """A leaf's ``(shape, dtype)``."""
-    return np.shape(x), jnp.result_type(x)
-
-
 def tree_map_with_check(
     where: str, fn: Callable[..., Any], tree: Any, *rest: Any, names: tuple[str, ...] = ()
 ) -> Any:
