@@ -130,6 +130,7 @@ from .transforms._noise import add_noise as add_noise
 from .transforms._partition import PartitionState as PartitionState
 from .transforms._partition import label_by_path as label_by_path
 from .transforms._partition import partition as partition
+from .transforms._partition import multi_transform as multi_transform
 from .transforms._partition import reset_group as reset_group
 from .transforms._shaping import centralize as centralize
 from .transforms._shaping import keep_params_nonnegative as keep_params_nonnegative

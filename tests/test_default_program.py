@@ -32,6 +32,7 @@ SAME_CHAIN = [
     ("rmsprop", {}),
     ("rmsprop", {"momentum": 0.9}),
     ("adadelta", {}),
+    ("adagrad", {}),
     ("adamax", {}),
     ("adamaxw", {}),
     ("adabelief", {}),
@@ -111,3 +112,23 @@ def test_momentum_keeps_a_count_only_where_something_reads_it():
     want = -0.1 * (0.9 + 0.5) * np.asarray(GRADS["w"])
     np.testing.assert_allclose(np.asarray(u["w"]), want, rtol=1e-6)
     assert int(s[0].count) == 2
+
+
+def test_adagrad_keeps_a_count_only_for_an_lr_decay():
+    """Optax's Adagrad state is the sum of squares alone; torch's lr_decay reads the step."""
+    plain = gradtx.adagrad(0.1).init(PARAMS)[0]
+    assert plain.count is None
+    assert gradtx.scale_by_rss().init(PARAMS).count is None
+    decayed = gradtx.adagrad(0.1, lr_decay=0.5)
+    torch_like = gradtx.torch.adagrad(0.1)
+    for tx in (decayed, torch_like):
+        assert int(tx.init(PARAMS)[0].count) == 0, tx
+    # With the decay, the second step divides by 1 + (t - 1) * lr_decay = 1.5; without, by 1.
+    g = np.asarray(GRADS["w"], np.float64)
+    s = 0.1 + g**2
+    for tx, div in ((gradtx.adagrad(0.1), 1.0), (decayed, 1.5)):
+        state = tx.init(PARAMS)
+        _, state = tx.update(GRADS, state, PARAMS)
+        u, state = tx.update(GRADS, state, PARAMS)
+        want = -0.1 * g / np.sqrt(s + g**2 + 1e-7) / div
+        np.testing.assert_allclose(np.asarray(u["w"]), want, rtol=1e-5)

@@ -82,6 +82,20 @@ def test_the_optax_modules_were_found():
     assert len(ALIASES) >= 29 and len(OPTAX_FUNCTIONS) >= 110
 
 
+def test_optaxs_other_top_level_names_for_these_functions_exist():
+    """Optax binds some of these functions under a second top-level name (``multi_transform``
+    is ``partition``); a rename from ``optax.`` to ``gradtx.`` finds each, as the same function."""
+    by_id = {id(f): n for n, f in OPTAX_FUNCTIONS.items()}
+    seconds = {
+        n: by_id[id(getattr(optax, n))]
+        for n in dir(optax)
+        if not n.startswith("_") and by_id.get(id(getattr(optax, n)), n) != n
+    }
+    assert "multi_transform" in seconds
+    for name, original in seconds.items():
+        assert getattr(gradtx, name, None) is getattr(gradtx, original), name
+
+
 def _same_default(theirs, ours):
     if theirs is inspect.Parameter.empty or ours is inspect.Parameter.empty:
         return theirs is ours

@@ -19,7 +19,7 @@ from ._common import (
 
 
 class AdagradState(NamedTuple):
-    count: jax.Array  # updates applied so far (int32, saturating)
+    count: Any  # updates applied so far (int32, saturating); None without an lr_decay
     s: Any  # sum of squared gradients
 
 
@@ -30,13 +30,13 @@ class ScaleByAdagrad(Elementwise):
     s_t = s_{t-1} + |g_t|^2                          (s_0 = initial_accumulator_value)
     a_t = sqrt(s_t) + eps                            eps_placement="outside"
     a_t = sqrt(s_t + eps)   (u_t = 0 where s_t == 0)   eps_placement="inside"
-    u_t = g_t / a_t / (1 + (t - 1) * lr_decay)
+    u_t = g_t / a_t / (1 + (t - 1) * lr_decay)   (lr_decay=None: u_t = g_t / a_t, no count)
     """
 
     state_type = AdagradState
     fn_name = "adagrad"
 
-    lr_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
+    lr_decay: Any = field(None, check=_checks.NONNEGATIVE)
     initial_accumulator_value: Any = field(0.0, check=_checks.NONNEGATIVE)
     eps: Any = field(1e-10, check=_checks.NONNEGATIVE)
     eps_placement: str = static_field("outside", choices=("outside", "inside"))
@@ -48,9 +48,13 @@ class ScaleByAdagrad(Elementwise):
     def _initial(self, name):
         return self.initial_accumulator_value
 
+    def _reads_count(self):
+        return self.lr_decay is not None
+
     def _scalars(self, count, t, dtype):
-        decay = 1 + (t - 1) * _tree.hp(self.lr_decay, dtype)
-        return dict(eps=self.eps, decay=decay)
+        if self.lr_decay is None:
+            return dict(eps=self.eps, decay=None)
+        return dict(eps=self.eps, decay=1 + (t - 1) * _tree.hp(self.lr_decay, dtype))
 
     def _leaf(self, c, g, s):  # c: this step's scalars (``s`` is the accumulator here)
         s = s + _tree.abs_sq(g)
@@ -58,7 +62,7 @@ class ScaleByAdagrad(Elementwise):
             u = g / (jnp.sqrt(s) + c.eps.real).astype(g.dtype)
         else:
             u = jnp.where(s > 0, jax.lax.rsqrt(s + c.eps.real), 0.0).astype(g.dtype) * g
-        return u / c.decay, s
+        return (u if c.decay is None else u / c.decay), s
 
 
 def scale_by_adagrad(
@@ -94,7 +98,7 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Scale
         "scale_by_rss", "initial_accumulator_value", initial_accumulator_value
     )
     _checks.check_nonnegative("scale_by_rss", "eps", eps)
-    return ScaleByAdagrad(0.0, initial_accumulator_value, eps, "inside")
+    return ScaleByAdagrad(None, initial_accumulator_value, eps, "inside")
 
 
 def adagrad(
@@ -102,7 +106,7 @@ def adagrad(
     initial_accumulator_value: Any = 0.1,
     eps: Any = 1e-7,
     *,
-    lr_decay: Any = 0.0,
+    lr_decay: Any = None,
     weight_decay: Any = 0.0,
     eps_placement: str = "inside",
     maximize: bool = False,
@@ -123,7 +127,8 @@ def adagrad(
       initial_accumulator_value: starting value of ``s``, >= 0.
       eps: added to the accumulator inside the root (or to its root, see ``eps_placement``),
         >= 0.
-      lr_decay: torch's learning-rate decay, >= 0 (0: none).
+      lr_decay: torch's learning-rate decay, >= 0, or None (the default: none, and no step
+        count in the state, as in Optax).
       {weight_decay}
       eps_placement: ``"inside"`` (Optax) or ``"outside"`` (torch).
       {maximize}

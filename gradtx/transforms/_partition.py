@@ -269,9 +269,15 @@ def partition(
 
     Conventions:
       ``optax.partition``: same signature, state (``PartitionState(inner_states)``) and numbers.
+      ``gradtx.multi_transform`` is this function under Optax's older name.
       torch.optim's ``param_groups`` are the same idea with a list of dicts.
     """
     return Partition(dict(transforms), param_labels, mask_compatible_extra_args)
+
+
+#: ``partition`` under Optax's older name (``optax.multi_transform``), so that code written for
+#: it runs unchanged.
+multi_transform = partition
 
 
 def label_by_path(rules: dict[str, Any], default: Any = None) -> PathLabels:
