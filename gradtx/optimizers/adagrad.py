@@ -19,7 +19,7 @@ from ._common import (
 
 
 class AdagradState(NamedTuple):
-    count: Any  # updates applied so far (int32, saturating); None without an lr_decay
+    count: jax.Array | None  # updates so far (int32, saturating); None without an lr_decay
     s: Any  # sum of squared gradients
 
 
@@ -52,9 +52,8 @@ class ScaleByAdagrad(Elementwise):
         return self.lr_decay is not None
 
     def _scalars(self, count, t, dtype):
-        if self.lr_decay is None:
-            return dict(eps=self.eps, decay=None)
-        return dict(eps=self.eps, decay=1 + (t - 1) * _tree.hp(self.lr_decay, dtype))
+        decay = None if self.lr_decay is None else 1 + (t - 1) * _tree.hp(self.lr_decay, dtype)
+        return dict(eps=self.eps, decay=decay)
 
     def _leaf(self, c, g, s):  # c: this step's scalars (``s`` is the accumulator here)
         s = s + _tree.abs_sq(g)
