@@ -58,12 +58,16 @@ class ScaleByAdafactor(PerLeaf):
         out <- EMA(out, momentum) without debiasing               (momentum only)
 
     so that ``lr * out`` is torch's ``max(eps2, rms(p)) * min(lr, 1/sqrt(t)) * Uhat``.
+
+    No array of a leaf's size is stored besides the update: each reduction over ``g^2`` reads
+    its own copy of ``g``, and ``rms(U)`` of a factored matrix takes the separable form
+    ``mean(U^2) = sum_i a_i^2 sum_j g_ij^2 b_j^2 / size`` (``1 / Vhat_ij = a_i^2 b_j^2``) unless
+    torch's ``eps1^2`` clamp binds somewhere in the leaf, where it takes ``mean(g^2 / Vhat)``.
     """
 
-    # Its own init and update (the base gives the stacking axes only): unfactored leaves of one
-    # size are updated together, and one switch picks the form of every factored leaf's rms.
     fn_name = "adafactor"
     state_type = AdafactorState
+    reads_params = True
     leaf_statistic = "per-leaf factored statistics"
 
     learning_rate: Any = 1e-2
@@ -84,196 +88,62 @@ class ScaleByAdafactor(PerLeaf):
         if self.d is not None:
             _checks.check_positive(self.fn_name, "d", self.d)
 
-    def _dims(self, p, b: int = 0):
-        """Factored (row, column) axes of ``p`` whose first ``b`` axes index stacked leaves."""
-        dims = _factored_dims(
-            tuple(jnp.shape(p))[b:], self.convention, self.factored, self.min_dim_size_to_factor
+    def _buffers(self) -> tuple[str, ...]:
+        return ("v_row", "v_col", "v") + (("m",) if self.momentum is not None else ())
+
+    def _checked(self) -> tuple[str, ...]:
+        # v_row, v_col and v hold None for the leaves they do not apply to.
+        return ("m",) if self.momentum is not None else ()
+
+    def _dims(self, shape):
+        return _factored_dims(
+            tuple(shape), self.convention, self.factored, self.min_dim_size_to_factor
         )
-        return None if dims is None else (dims[0] + b, dims[1] + b)
 
-    def _init(self, params):
-        leaves, treedef = jax.tree.flatten(params)
-        b_l = self._stack_axes(params)
-
-        def stats(p, b):
-            # Statistics of g^2 in at least float32: a float16 gradient of 300 squares to 9e4,
-            # past float16's largest finite value.
-            rd = _tree.compute_dtype(_tree.real_dtype(jnp.result_type(p)))
-            dims = self._dims(p, b)
-            if dims is None:
-                return None, None, _tree.zeros_like(p, rd)
+    def _init_leaf(self, p):
+        # Statistics of g^2 in at least float32: a float16 gradient of 300 squares to 9e4,
+        # past float16's largest finite value.
+        rd = _tree.compute_dtype(_tree.real_dtype(jnp.result_type(p)))
+        shape = jnp.shape(p)
+        dims = self._dims(shape)
+        if dims is None:
+            stats = (None, None, _tree.zeros_like(p, rd))
+        else:
             r, c = dims
-            shape = jnp.shape(p)
             row = jnp.zeros(shape[:c] + shape[c + 1 :], rd)
             col = jnp.zeros(shape[:r] + shape[r + 1 :], rd)
-            return row, col, None
+            stats = (row, col, None)
+        return stats + ((jnp.zeros_like(p),) if self.momentum is not None else ())
 
-        res = treedef.unflatten([stats(p, b) for p, b in zip(leaves, b_l)])
-        row, col, v = _tree.tree_unzip(params, res, 3)
-        m = _tree.tree_zeros_like(params) if self.momentum is not None else None
-        return AdafactorState(jnp.zeros((), jnp.int32), row, col, v, m)
-
-    def _update(self, updates, state, params, **extra):
-        b_l = self._stack_axes(updates)
-        if any(b_l):
-            return self._update_stacked(b_l, updates, state, params, **extra)
-        return self._update_leaves(b_l, updates, state, params, **extra)
-
-    def _update_leaves(self, b_l, updates, state, params, **extra):
-        if params is None:
-            raise ValueError(
-                f"{self.where()}: Adafactor needs params; call update(grads, state, params)."
-            )
-        _checks.check_same_tree(self.where(), params, updates, "params", "updates")
-        count = _tree.safe_increment(state.count)
-        lr = value_at(self.learning_rate, state.count)
-        treedef = jax.tree.structure(updates)
-        g_l = treedef.flatten_up_to(updates)
-        p_l = treedef.flatten_up_to(params)
-        row_l = treedef.flatten_up_to(state.v_row)
-        col_l = treedef.flatten_up_to(state.v_col)
-        v_l = treedef.flatten_up_to(state.v)
-        n = len(g_l)
-        out_u: list[Any] = [None] * n
-        out_row, out_col, out_v = list(row_l), list(col_l), list(v_l)
-
-        rule = _Rule(self, count, lr)
-        fac, unf = [], []  # (index, (row axis, column axis)) / index
-        for i in range(n):
-            dims = self._dims(p_l[i], b_l[i])
-            if dims is None and b_l[i]:
-                # A stack of unfactored leaves: one (k, n) array already.
-                k = jnp.shape(g_l[i])[0]
-                u, v_new = rule.unfactored(*(x[i].reshape(k, -1) for x in (g_l, p_l, v_l)))
-                out_u[i] = u.reshape(jnp.shape(g_l[i]))
-                out_v[i] = v_new.reshape(jnp.shape(v_l[i]))
-            elif dims is None:
-                unf.append(i)
-            else:
-                fac.append((i, dims))
-
-        # Unfactored leaves: the full second moment, by groups of leaves of one size.
-        for idx in _groups(unf, (g_l, p_l, v_l), lambda i: jnp.size(g_l[i])):
-            g, p, v = (_stack([x[i] for i in idx]) for x in (g_l, p_l, v_l))
-            u, v_new = rule.unfactored(g, p, v)
-            if len(idx) == 1:
-                u, v_new = u[None], v_new[None]
-            for k, i in enumerate(idx):
-                out_u[i] = u[k].reshape(jnp.shape(g_l[i]))
-                out_v[i] = v_new[k].reshape(jnp.shape(v_l[i]))
-
-        # Factored leaves, one by one (stacking equal shapes compiles faster but XLA:CPU's
-        # reductions over a stacked (k, rows, cols) array ran 3-6x slower than over each leaf).
-        # A leaf whose other axes all have size 1 runs as a (rows, cols) matrix in three phases,
-        # so that the rms of every update can take its separable form under one switch (see
-        # _Rule); a leaf with batch axes (a 3x3 convolution kernel, stacked layers) runs the
-        # direct form.
-        # Stacked leaves run the same forms with a leading batch axis.
-        mats, stats = [], []
-        for i, (r, c) in fac:
-            shape, b = jnp.shape(p_l[i]), b_l[i]
-            if int(np.prod(shape[b:])) != shape[r] * shape[c]:
-                u, out_row[i], out_col[i] = rule.factored_direct(
-                    g_l[i], p_l[i], row_l[i], col_l[i], r, c, b
-                )
-                out_u[i] = u
-                continue
-            mat = (*shape[:b], shape[r], shape[c])
-            g, p = g_l[i].reshape(mat), p_l[i].reshape(mat)
-            row, col = row_l[i].reshape(mat[:-1]), col_l[i].reshape(mat[:-2] + mat[-1:])
-            mats.append((i, g))
-            stats.append(rule.factored_stats(g, p, row, col, b, b + 1))
-        if mats:
-            mean_sq_u = rule.factored_mean_sq_u([g for _, g in mats], stats)
-            for (i, g), st, msu in zip(mats, stats, mean_sq_u):
-                out_u[i] = rule.factored_out(g, st, msu).reshape(jnp.shape(g_l[i]))
-                out_row[i] = st.row.astype(row_l[i].dtype).reshape(jnp.shape(row_l[i]))
-                out_col[i] = st.col.astype(col_l[i].dtype).reshape(jnp.shape(col_l[i]))
-
-        u = treedef.unflatten(out_u)
-        row = treedef.unflatten(out_row)
-        col = treedef.unflatten(out_col)
-        v = treedef.unflatten(out_v)
-        m = None
+    def _scalars(self, count, t):
+        s = {"t": t, "lr": value_at(self.learning_rate, count)}
         if self.momentum is not None:
-            b = value_at(self.momentum, state.count)
+            s["momentum"] = value_at(self.momentum, count)
+        return s
 
-            def ema(x, mm):
-                cd = _tree.compute_dtype(x.dtype, mm.dtype)
-                bb = _tree.hp(b, cd)
-                new = bb * mm.astype(cd) + (1 - bb) * x.astype(cd)
-                return new.astype(x.dtype), new.astype(mm.dtype)
-
-            res = jax.tree.map(ema, u, state.m)
-            u, m = _tree.tree_unzip(updates, res, 2)
-        return u, AdafactorState(count, row, col, v, m)
-
-    def _update_stacked(self, b_l, updates, state, params, **extra):
-        """Stacks of one leaf run as that leaf (XLA:CPU's reductions ran several times slower
-        with a leading axis of size one); the others keep their stacking axis."""
-        treedef = jax.tree.structure(updates)
-        ones = [
-            b == 1 and jnp.shape(g)[0] == 1 for b, g in zip(b_l, treedef.flatten_up_to(updates))
-        ]
-
-        def on_ones(tree, fn):
-            if tree is None:
-                return None
-            xs = treedef.flatten_up_to(tree)
-            return treedef.unflatten(
-                [fn(x) if o and x is not None else x for x, o in zip(xs, ones)]
-            )
-
-        def squeeze(tree):
-            return on_ones(tree, lambda x: x[0])
-
-        def expand(tree):
-            return on_ones(tree, lambda x: x[None])
-
-        stats = ("v_row", "v_col", "v", "m")
-        inner_b = [0 if o else b for b, o in zip(b_l, ones)]
-        st = state._replace(**{f: squeeze(getattr(state, f)) for f in stats})
-        u, new = self._update_leaves(
-            inner_b, squeeze(updates), st, None if params is None else squeeze(params), **extra
-        )
-        return expand(u), new._replace(**{f: expand(getattr(new, f)) for f in stats})
-
-
-# Unfactored leaves up to this many elements are stacked with others of the same size and dtypes
-# and updated as one (k, n) array; larger ones run alone. Groups hold at most _GROUP_LEAVES
-# leaves and _GROUP_ELEMENTS elements.
-_STACK_MAX_SIZE = 1 << 16
-_GROUP_LEAVES = 64
-_GROUP_ELEMENTS = 1 << 20
-
-
-def _groups(indices, arrays, key_of):
-    """Indices of leaves to update together: same key and dtypes, small enough to stack."""
-    by_key: dict[Any, list[int]] = {}
-    order = []
-    for i in indices:
-        size = int(jnp.size(arrays[0][i]))
-        if size > _STACK_MAX_SIZE:
-            order.append([i])
-            continue
-        k = (key_of(i), tuple(jnp.result_type(a[i]) for a in arrays))
-        if k not in by_key:
-            by_key[k] = []
-            order.append(by_key[k])
-        by_key[k].append(i)
-    out = []
-    for idx in order:
-        size = max(1, int(jnp.size(arrays[0][idx[0]])))
-        step = max(1, min(_GROUP_LEAVES, _GROUP_ELEMENTS // size))
-        out.extend(idx[k : k + step] for k in range(0, len(idx), step))
-    return out
-
-
-def _stack(xs):
-    """Raveled leaves stacked along a new leading axis; one leaf is only raveled (XLA:CPU's
-    reductions ran several times slower over a (1, n) array than over (n,))."""
-    xs = [jnp.ravel(x) for x in xs]
-    return xs[0] if len(xs) == 1 else jnp.stack(xs)
+    def _leaf(self, s, g, row, col, v, m=None, *, p):
+        rule = _Rule(self, s)
+        if v is not None:
+            u, v = rule.unfactored(jnp.ravel(g), jnp.ravel(p), jnp.ravel(v))
+            u, v = u.reshape(g.shape), v.reshape(p.shape)
+        else:
+            r, c = self._dims(g.shape)
+            if g.size == g.shape[r] * g.shape[c]:  # a matrix, up to axes of size 1
+                u, row_new, col_new = rule.factored_matrix(
+                    *(x.reshape(g.shape[r], g.shape[c]) for x in (g, p)),
+                    row.reshape(g.shape[r]),
+                    col.reshape(g.shape[c]),
+                )
+                u = u.reshape(g.shape)
+                row, col = row_new.reshape(row.shape), col_new.reshape(col.shape)
+            else:
+                u, row, col = rule.factored_direct(g, p, row, col, r, c)
+        if self.momentum is None:
+            return u, row, col, v
+        cd = _tree.compute_dtype(u.dtype, m.dtype)
+        b = _tree.hp(s.momentum, cd)
+        new = b * m.astype(cd) + (1 - b) * u.astype(cd)
+        return new.astype(u.dtype), row, col, v, new.astype(m.dtype)
 
 
 def _real(x, cd):
@@ -281,32 +151,13 @@ def _real(x, cd):
     return x.astype(cd)
 
 
-class _FactoredStats(NamedTuple):
-    row: jax.Array  # new row statistics
-    col: jax.Array  # new column statistics
-    inv_row: jax.Array  # a^2: the row factor of 1 / Vhat (0 where the row statistic is 0)
-    inv_col: jax.Array  # b^2: the column factor of 1 / Vhat (0 where the column statistic is 0)
-    separable: jax.Array  # scalar bool: 1 / Vhat = a^2 b^2 everywhere (no eps1^2 clamp)
-    mean_sq_p: Any  # mean of |p|^2 (None without the parameter scale)
-    cap: Any  # torch: 1 / eps1^2, the largest 1 / Vhat (optax: None)
-    r: int  # row axis
-    c: int  # column axis
-
-
 class _Rule:
-    """Adafactor's arithmetic: factored leaves one by one, unfactored ones stacked (k, n).
+    """Adafactor's arithmetic for one leaf, at one step (``s``: ``t`` and ``lr``)."""
 
-    Factored leaves never build an array of the leaf's size other than the update itself: with
-    ``1 / Vhat_ij = a_i^2 b_j^2``, ``mean(U^2) = sum_i a_i^2 sum_j g_ij^2 b_j^2 / size`` is a
-    row-wise reduction, and the row and column statistics each reduce their own copy of ``g^2``
-    (one array read twice) instead of a shared ``g^2`` that XLA:CPU would store. Measured on one
-    4096 x 4096 leaf (2-core CPU, donated update-and-apply step): 53 ms -> 15 ms.
-    """
-
-    def __init__(self, tx, count, lr):
+    def __init__(self, tx, s):
         self.tx = tx
-        self.count = count
-        self.lr = lr
+        self.count = s.t
+        self.lr = s.lr
         self.torch = tx.convention == "torch"
 
     def _scalars(self, p_dtype, cd):
@@ -324,7 +175,7 @@ class _Rule:
         return rd, w, eps1
 
     def _scale(self, mean_sq_u, mean_sq_p, rd):
-        """Per-leaf factor: rms clipping, parameter scale, torch's relative-step cap."""
+        """The leaf's factor: rms clipping, parameter scale, torch's relative-step cap."""
         tx = self.tx
         if tx.d is None:
             scale = jnp.ones_like(mean_sq_u)
@@ -338,14 +189,14 @@ class _Rule:
             )
         return scale
 
-    def _mean_sq_p(self, p, cd, axes):
-        """Per-leaf mean of |p|^2 over ``axes``, kept as size-1 axes (None: no parameter scale)."""
+    def _mean_sq_p(self, p, cd):
+        """The mean of |p|^2 (None: no parameter scale)."""
         if not self.tx.multiply_by_parameter_scale:
             return None
-        return jnp.mean(_tree.abs_sq(p.astype(cd)), axis=axes, keepdims=True)
+        return jnp.mean(_tree.abs_sq(p.astype(cd)))
 
     def unfactored(self, g, p, v):
-        """(k, n) stacks of raveled leaves, or one raveled leaf (n,) -> (update, new V)."""
+        """One raveled leaf -> (update, new V)."""
         cd = _tree.compute_dtype(g.dtype, p.dtype, v.dtype)
         rd, w, eps1 = self._scalars(p.dtype, cd)
 
@@ -365,26 +216,23 @@ class _Rule:
         # instead of a stored copy of the update.
         g_a, v_a = jax.lax.optimization_barrier((g, v))
         u_a, _ = moment_and_update(g_a, v_a)
-        mean_sq_u = jnp.mean(_tree.abs_sq(u_a), axis=-1, keepdims=True)
-        mean_sq_p = self._mean_sq_p(p, cd, -1)
-        scale = self._scale(mean_sq_u, mean_sq_p, rd)
+        scale = self._scale(jnp.mean(_tree.abs_sq(u_a)), self._mean_sq_p(p, cd), rd)
         u, v_new = moment_and_update(g, v)
         return (u * _real(scale, cd)).astype(g.dtype), v_new.astype(v.dtype)
 
     def _new_stats(self, mean_row, mean_col, row, col, w, eps1, rd, r, c):
         """EMAs of the row and column means of g^2, and the mean of the new row statistic."""
         if not self.torch:
-            # Optax's mean(g^2 + eps1), with eps1 added after the mean: inside it, XLA:CPU
-            # would write eps1 out as an array of the leaf's size for its reduction kernel.
+            # Optax's mean(g^2 + eps1), with eps1 added to the mean: the same number, without
+            # an array of the leaf's size holding g^2 + eps1.
             mean_row, mean_col = mean_row + eps1, mean_col + eps1
         row_new = (1 - w) * row.astype(rd) + w * mean_row
         col_new = (1 - w) * col.astype(rd) + w * mean_col
         r_red = r if r < c else r - 1  # the row axis inside row_new
         return row_new, col_new, jnp.mean(row_new, axis=r_red, keepdims=True)
 
-    def factored_direct(self, g, p, row, col, r, c, b=0):
-        """One factored leaf of any rank, as written: (update, new R, new C). The first ``b``
-        axes index stacked leaves (each has its own rms)."""
+    def factored_direct(self, g, p, row, col, r, c):
+        """One factored leaf of any rank, as written: (update, new R, new C)."""
         cd = _tree.compute_dtype(g.dtype, p.dtype, row.dtype)
         rd, w, eps1 = self._scalars(p.dtype, cd)
         gc = g.astype(cd)
@@ -403,23 +251,22 @@ class _Rule:
             row_factor = (row_new / row_mean) ** -0.5
             col_factor = col_new**-0.5
             u = gc * _real(jnp.expand_dims(row_factor, c) * jnp.expand_dims(col_factor, r), cd)
-        red = tuple(range(b, g.ndim))  # one leaf's axes
-        mean_sq_u = jnp.mean(_tree.abs_sq(u), axis=red, keepdims=True)
-        scale = self._scale(mean_sq_u, self._mean_sq_p(p, cd, red), rd)
+        scale = self._scale(jnp.mean(_tree.abs_sq(u)), self._mean_sq_p(p, cd), rd)
         return (
             (u * _real(scale, cd)).astype(g.dtype),
             row_new.astype(row.dtype),
             col_new.astype(col.dtype),
         )
 
-    def factored_stats(self, g, p, row, col, r, c):
+    def factored_matrix(self, g, p, row, col):
+        """One factored (rows, cols) leaf, in the separable form: (update, new R, new C)."""
         cd = _tree.compute_dtype(g.dtype, p.dtype, row.dtype)
         rd, w, eps1 = self._scalars(p.dtype, cd)
         gc = g.astype(cd)
         g_row, g_col = jax.lax.optimization_barrier((gc, gc))
         g2_row, g2_col = _tree.abs_sq(g_row), _tree.abs_sq(g_col)
         row_new, col_new, row_mean = self._new_stats(
-            jnp.mean(g2_row, axis=c), jnp.mean(g2_col, axis=r), row, col, w, eps1, rd, r, c
+            jnp.mean(g2_row, axis=1), jnp.mean(g2_col, axis=0), row, col, w, eps1, rd, 0, 1
         )
         if self.torch:
             # torch: Vhat = R C / max(mean(R), eps1), U = g / sqrt(max(Vhat, eps1^2)).
@@ -435,62 +282,34 @@ class _Rule:
             cap = 1.0 / (eps1 * eps1)
         else:
             # optax: U = g (R / mean(R))^-1/2 C^-1/2, separable as it stands.
-            inv_row = row_mean / row_new
-            inv_col = 1.0 / col_new
-            separable = jnp.asarray(True)
-            cap = None
-        mean_sq_p = self._mean_sq_p(p, cd, (r, c))
-        return _FactoredStats(row_new, col_new, inv_row, inv_col, separable, mean_sq_p, cap, r, c)
+            inv_row, inv_col = row_mean / row_new, 1.0 / col_new
+            separable, cap = None, None
 
-    def factored_mean_sq_u(self, gs, stats):
-        """mean(U^2) of every factored leaf; the exact clamped form if any leaf needs it."""
+        def inv_vhat():
+            """1 / max(Vhat, eps1^2) (torch) or 1 / Vhat (optax), of the leaf's shape."""
+            prod = inv_row[:, None] * inv_col[None, :]
+            return prod if cap is None else jnp.minimum(prod, cap)
 
-        def separable_form(gs):
-            out = []
-            for g, st in zip(gs, stats):
-                g2 = _tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype, st.row.dtype)))
-                inner = jnp.sum(g2 * jnp.expand_dims(st.inv_col, st.r), axis=st.c)
-                total = jnp.sum(st.inv_row * inner, axis=-1)[..., None, None]
-                out.append(total / (g.shape[st.r] * g.shape[st.c]))
-            return out
+        def separable_form(g):
+            g2 = _tree.abs_sq(g)
+            return jnp.sum(inv_row * jnp.sum(g2 * inv_col[None, :], axis=1)) / g.size
 
-        def clamped_form(gs):
-            return [
-                jnp.mean(
-                    _tree.abs_sq(g.astype(_tree.compute_dtype(g.dtype, st.row.dtype)))
-                    * self._inv_vhat(st),
-                    axis=(st.r, st.c),
-                    keepdims=True,
-                )
-                for g, st in zip(gs, stats)
-            ]
+        def clamped_form(g):
+            return jnp.mean(_tree.abs_sq(g) * inv_vhat())
 
-        # Own copies of g: XLA would otherwise share one g^2 between these reductions and the
-        # statistics' ones, and store it.
-        gs = jax.lax.optimization_barrier(list(gs))
-        if not self.torch:
-            return separable_form(gs)
-        ok = jnp.all(jnp.stack([st.separable for st in stats]))
-        return jax.lax.cond(ok, separable_form, clamped_form, gs)
-
-    @staticmethod
-    def _inv_vhat(st):
-        """1 / max(Vhat, eps1^2) (torch) or 1 / Vhat (optax), broadcast to the leaf's shape."""
-        prod = jnp.expand_dims(st.inv_row, st.c) * jnp.expand_dims(st.inv_col, st.r)
-        return prod if st.cap is None else jnp.minimum(prod, st.cap)
-
-    def factored_out(self, g, st, mean_sq_u):
-        rd = st.row.dtype
-        cd = _tree.compute_dtype(g.dtype, rd)
-        scale = self._scale(mean_sq_u, st.mean_sq_p, rd)
-        if st.cap is None:  # optax: g * (R / mean(R))^-1/2 * C^-1/2, as Optax computes it
-            pre = jnp.expand_dims(jnp.sqrt(st.inv_row), st.c) * jnp.expand_dims(
-                jnp.sqrt(st.inv_col), st.r
-            )
+        # Its own copy of g: the statistics' reductions do not share a stored g^2 with it.
+        g_u = jax.lax.optimization_barrier(gc)
+        if separable is None:
+            mean_sq_u = separable_form(g_u)
         else:
-            pre = jnp.sqrt(self._inv_vhat(st))
-        u = g.astype(cd) * _real(pre * scale, cd)
-        return u.astype(g.dtype)
+            mean_sq_u = jax.lax.cond(separable, separable_form, clamped_form, g_u)
+        scale = self._scale(mean_sq_u, self._mean_sq_p(p, cd), rd)
+        if cap is None:  # optax: g * (R / mean(R))^-1/2 * C^-1/2, as Optax computes it
+            pre = jnp.sqrt(inv_row)[:, None] * jnp.sqrt(inv_col)[None, :]
+        else:
+            pre = jnp.sqrt(inv_vhat())
+        u = gc * _real(pre * scale, cd)
+        return u.astype(g.dtype), row_new.astype(row.dtype), col_new.astype(col.dtype)
 
 
 def scale_by_adafactor(
