@@ -111,14 +111,19 @@ def _is_plain_function(x: Any) -> bool:
     return len(leaves) == 1 and leaves[0] is x
 
 
-def canonical_mask(mask: Any, fn: str = "mask") -> Any:
-    """Validates a mask argument and returns ``None``, a ``StaticMask`` or a ``MaskFn``."""
+def canonical_mask(mask: Any, fn: str = "mask", name: str = "mask") -> Any:
+    """Validates a mask argument and returns ``None``, a ``StaticMask`` or a ``MaskFn``.
+
+    A container with no leaves (``{}``, ``[]``) is the mask of empty params, a ``StaticMask``.
+    """
     if mask is None or isinstance(mask, (StaticMask, MaskFn)):
         return mask
     if isinstance(mask, (bool, np.bool_)):
         return StaticMask(bool(mask))
     leaves = jax.tree.leaves(mask)
     if leaves and all(_is_bool_leaf(x) for x in leaves):
+        return StaticMask(mask)
+    if not leaves and not callable(mask):
         return StaticMask(mask)
     if callable(mask) and _is_plain_function(mask):
         return MaskFn(mask)
@@ -132,10 +137,15 @@ def canonical_mask(mask: Any, fn: str = "mask") -> Any:
         else ""
     )
     raise TypeError(
-        f"gradtx.{fn}: a mask must be a pytree of bools (a full tree or a prefix of the params) "
+        f"gradtx.{fn}: {name} must be a pytree of bools (a full tree or a prefix of the params) "
         f"or a function from params to one, got {type(mask).__name__} with a leaf of type "
         f"{what}.{hint}"
     )
+
+
+def as_mask(fn: str, name: str, value: Any) -> Any:
+    """The converter of a transform's mask field (``static_field(None, converter=as_mask)``)."""
+    return canonical_mask(value, fn, name)
 
 
 #: How masks and partition labels resolve on params packed by the layout layer, which registers

@@ -35,21 +35,30 @@ def static_field(
     *,
     choices: tuple[Any, ...] | None = None,
     check: Any = None,
+    converter: Any = None,
     **kwargs: Any,
 ) -> Any:
     """A dataclass field that is part of the treedef (hashable, never traced).
 
     ``choices`` lists the valid values of an option (``static_field("raw", choices=("raw",
     "corrected"))``); ``check`` is a range as in ``field`` (for integer options such as a number
-    of iterations). Both raise ``HyperparameterError`` at construction.
+    of iterations). Both raise ``HyperparameterError`` at construction. ``converter`` is as in
+    ``field`` (for example ``_mask.as_mask``, which turns any accepted mask into its canonical
+    hashable form).
     """
-    metadata = {"static": True, "choices": choices, "check": check}
+    metadata = {"static": True, "choices": choices, "check": check, "converter": converter}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
-def field(default: Any = dataclasses.MISSING, *, check: Any = None, **kwargs: Any) -> Any:
+def field(
+    default: Any = dataclasses.MISSING,
+    *,
+    check: Any = None,
+    converter: Any = None,
+    **kwargs: Any,
+) -> Any:
     """A hyperparameter field (a pytree leaf), declared with its valid range.
 
     Every non-static field of a ``pytree_dataclass`` is converted at construction: a callable
@@ -58,8 +67,12 @@ def field(default: Any = dataclasses.MISSING, *, check: Any = None, **kwargs: An
     serves every value). ``check`` (for example ``_checks.UNIT`` for ``[0, 1)``) runs on the
     value the user gave, before the conversion, and raises ``HyperparameterError`` naming the
     function (the class's ``fn_name``), the argument, the value and the valid range.
+
+    ``converter(fn, name, value)`` runs first, on the value given, and its result is what the
+    field holds (``as_child`` makes an inner transform of any ``init``/``update`` object); it
+    raises with the same naming as a check when the value cannot be converted.
     """
-    metadata = {"check": check}
+    metadata = {"check": check, "converter": converter}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata, **kwargs)
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
@@ -102,6 +115,10 @@ def _convert_fields(self: Any) -> None:
     cls = type(self)
     # An instance's own ``fn`` field (one class behind several factories) names it first.
     fn = getattr(self, "fn", "") or getattr(cls, "fn_name", "") or cls.__name__
+    for f in dataclasses.fields(self):
+        converter = f.metadata.get("converter")
+        if converter is not None:
+            object.__setattr__(self, f.name, converter(fn, f.name, getattr(self, f.name)))
     for f in dataclasses.fields(self):
         choices = f.metadata.get("choices")
         if choices is not None:
@@ -590,16 +607,29 @@ def _accepted(fn: Callable[..., Any], extra: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in extra.items() if k in names}
 
 
-def as_transform(tx: Any) -> Transform:
-    """Returns ``tx`` if it is a gradtx transform, else wraps an ``init``/``update`` object."""
+def as_transform(tx: Any, fn: str = "chain", name: str = "transforms") -> Transform:
+    """Returns ``tx`` if it is a gradtx transform, else wraps an ``init``/``update`` object.
+
+    ``fn`` and ``name`` are the function and argument that the error for anything else names.
+    """
     if isinstance(tx, Transform):
         return tx
     if hasattr(tx, "init") and hasattr(tx, "update"):
         return Wrapped(tx)
     raise TypeError(
-        f"gradtx.chain: expected a transform (an object with init and update), got "
+        f"gradtx.{fn}: {name} must be a transform (an object with init and update), got "
         f"{type(tx).__name__}: {tx!r}"
     )
+
+
+def as_child(fn: str, name: str, value: Any) -> Transform:
+    """The converter of a field that holds an inner transform (see ``field``)."""
+    return as_transform(value, fn, name)
+
+
+def as_optional_child(fn: str, name: str, value: Any) -> Transform | None:
+    """``as_child`` for a field whose default ``None`` means no inner transform."""
+    return None if value is None else as_transform(value, fn, name)
 
 
 @pytree_dataclass

@@ -215,3 +215,50 @@ def test_state_from_init_of_another_tree(key):
         match=r"^gradtx\.\w+\.update: .*does not match .* at \S*\['(layer|w|x)'\]",
     ):
         tx.update(params, other, params, **_extra(key))
+
+
+# --- composition arguments --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: gradtx.masked(3, {"w": True}), r"gradtx\.masked: inner must be a transform"),
+        (lambda: gradtx.freeze({"w": True}, inner="adam"), r"gradtx\.freeze: inner must be"),
+        (lambda: gradtx.accumulate(None, 2), r"gradtx\.accumulate: inner must be a transform"),
+        (lambda: gradtx.apply_if_finite(1.0, 3), r"gradtx\.apply_if_finite: inner must be"),
+        (
+            lambda: gradtx.partition({"a": gradtx.sgd(0.1), "b": 0.1}, {"w": "a"}),
+            r"gradtx\.partition: transforms\['b'\] must be a transform",
+        ),
+        (
+            lambda: gradtx.partition({}, {"w": "a"}),
+            r"gradtx\.partition: transforms must be a non-empty dict",
+        ),
+    ],
+)
+def test_inner_transforms_are_checked_at_construction(make, message):
+    with pytest.raises(TypeError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "make, fn",
+    [
+        (lambda m: gradtx.masked(gradtx.sgd(0.1), m), "masked"),
+        (lambda m: gradtx.add_decayed_weights(1e-4, mask=m), "add_decayed_weights"),
+        (lambda m: gradtx.adamw(1e-3, mask=m), "add_decayed_weights"),
+        (lambda m: gradtx.freeze(m), "freeze"),
+    ],
+)
+def test_masks_of_numbers_are_refused_naming_the_function(make, fn):
+    with pytest.raises(TypeError, match=rf"^gradtx\.{fn}: mask must be a pytree of bools"):
+        make({"w": 1.0})
+
+
+@pytest.mark.parametrize("empty", [{}, [], ()])
+def test_an_empty_mask_fits_empty_params(empty):
+    for tx in (gradtx.add_decayed_weights(1e-4, mask=empty), gradtx.masked(gradtx.sgd(0.1), empty)):
+        state = tx.init(empty)
+        updates, _ = tx.update(empty, state, empty)
+        assert updates == empty

@@ -12,8 +12,9 @@ from flax import nnx
 
 import gradtx
 import gradtx.nnx
+from gradtx import _checks
 from gradtx._step import _compiled_step
-from gradtx._transform import split_extra
+from gradtx._transform import Transform, field, pytree_dataclass, split_extra, static_field
 
 LRS = (0.1, 0.01, 1e-3, 1e-4)
 
@@ -44,6 +45,31 @@ def test_x64_mode_at_construction():
 def test_replace_converts_too():
     tx = dataclasses.replace(gradtx.scale_by_learning_rate(0.1), learning_rate=0.5)
     assert isinstance(tx.learning_rate, jax.Array) and float(tx.learning_rate) == 0.5
+
+
+def test_a_field_declares_its_converter_and_check():
+    seen = []
+
+    def halve(fn, name, value):
+        seen.append((fn, name, value))
+        return value / 2
+
+    @pytree_dataclass
+    class Halved(Transform):
+        fn_name = "halved"
+        rate: object = field(1.0, converter=halve, check=_checks.UNIT)
+        axes: object = static_field(None, converter=lambda fn, name, v: v and tuple(v))
+
+    tx = Halved(1.5, [0, 1])
+    # the converter gets the function, the argument and the value given; the check sees its
+    # result, and the field holds it as a JAX scalar (a pytree leaf)
+    assert seen == [("halved", "rate", 1.5)]
+    assert isinstance(tx.rate, jax.Array) and float(tx.rate) == 0.75 and tx.axes == (0, 1)
+    assert jax.tree.structure(tx) == jax.tree.structure(Halved(0.5, (0, 1)))
+    with pytest.raises(gradtx.HyperparameterError, match=r"^gradtx\.halved: rate must be in"):
+        Halved(2.0)
+    # unflattening (jit, vmap, tree_map) rebuilds the object without converting again
+    assert float(jax.tree.map(lambda x: x * 4, tx).rate) == 3.0 and len(seen) == 3
 
 
 @pytest.mark.parametrize(

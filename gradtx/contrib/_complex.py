@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._transform import Transform, as_transform, pytree_dataclass
+from .._transform import Transform, as_child, field, pytree_dataclass
 
 
 class RealImaginaryPair(NamedTuple):
@@ -41,10 +41,7 @@ class SplitRealAndImaginary(Transform):
 
     fn_name = "contrib.split_real_and_imaginary"
 
-    inner: Any = None
-
-    def __check_init__(self):
-        object.__setattr__(self, "inner", as_transform(self.inner))
+    inner: Any = field(None, converter=as_child)
 
     def _init(self, params):
         return SplitRealAndImaginaryState(self.inner._init(_split(params)))

@@ -42,17 +42,26 @@ def _mm(p: jax.Array, q: jax.Array) -> jax.Array:
     return jnp.matmul(p, q, precision=jax.lax.Precision.HIGHEST)
 
 
+def _base_optimizer(fn: str, name: str, value: Any) -> Transform:
+    """The converter of ``base_optimizer``: ``scale_by_adam()`` when ``None``."""
+    return scale_by_adam() if value is None else as_transform(value, fn, name)
+
+
+def _galore_dims(fn: str, name: str, value: Any) -> DimSpec:
+    return DimSpec.of(fn, name, value, GaLoreDimensionNumbers)
+
+
 @pytree_dataclass
 class ScaleByGaLore(Transform):
     """GaLore's projection around a base optimizer (see ``scale_by_galore``)."""
 
     fn_name = "contrib.scale_by_galore"
 
-    base_optimizer: Any = None
+    base_optimizer: Any = field(None, converter=_base_optimizer)
     update_proj_gap: Any = field(200, check=_checks.COUNT)
     scale: Any = field(1.0)
     rank: int = static_field(128)
-    weight_dimension_numbers: Any = static_field(None)
+    weight_dimension_numbers: Any = static_field(None, converter=_galore_dims)
     fn: str = static_field("contrib.scale_by_galore")
 
     def __check_init__(self):
@@ -62,11 +71,6 @@ class ScaleByGaLore(Transform):
             raise _checks.HyperparameterError(
                 f"gradtx.{fn}: rank must be an integer in [1, inf), got {rank!r}"
             )
-        base = scale_by_adam() if self.base_optimizer is None else as_transform(self.base_optimizer)
-        object.__setattr__(self, "base_optimizer", base)
-        dims = DimSpec.of(fn, "weight_dimension_numbers", self.weight_dimension_numbers,
-                          GaLoreDimensionNumbers)  # fmt: skip
-        object.__setattr__(self, "weight_dimension_numbers", dims)
 
     def _dims(self, tree: Any) -> list[Any]:
         spec = self.weight_dimension_numbers

@@ -143,6 +143,10 @@ def _only_matrices(fn: str):
     return default
 
 
+def _muon_dims(fn: str, name: str, value: Any) -> DimSpec:
+    return DimSpec.of(fn, name, value, MuonDimensionNumbers)
+
+
 @pytree_dataclass
 class ScaleByMuon(PerLeaf):
     """Optax's contrib Muon direction (see ``scale_by_muon``)."""
@@ -159,17 +163,13 @@ class ScaleByMuon(PerLeaf):
     nesterov: bool = static_field(True)
     adaptive: bool = static_field(False)
     preconditioning: str = static_field("frobenius", choices=PRECONDITIONINGS)
-    weight_dimension_numbers: Any = static_field(None)
+    weight_dimension_numbers: Any = static_field(None, converter=_muon_dims)
     fn: str = static_field("contrib.scale_by_muon")
 
     def __check_init__(self):
+        # The coefficients' shape depends on ns_steps: checked across the two fields.
         coeffs = _coefficients(self.fn, self.ns_coeffs, self.ns_steps)
-        dims = DimSpec.of(
-            self.fn, "weight_dimension_numbers", self.weight_dimension_numbers,
-            MuonDimensionNumbers,
-        )  # fmt: skip
         object.__setattr__(self, "ns_coeffs", coeffs)
-        object.__setattr__(self, "weight_dimension_numbers", dims)
 
     def _init_leaf(self, p):
         return (_tree.zeros_like(p, self.mu_dtype),)

@@ -16,7 +16,8 @@ class HutchinsonState(NamedTuple):
     key: jax.Array  # the PRNG key of the next probe
 
 
-def _as_key(value: Any) -> Any:
+def _as_key(fn: str, name: str, value: Any) -> Any:
+    """The converter of a seed field: ``None``, a typed PRNG key made of an int or key data."""
     if value is None:
         return None
     if isinstance(value, (int,)) and not isinstance(value, bool):
@@ -40,10 +41,7 @@ class HutchinsonEstimator(Transform):
 
     fn_name = "contrib.hutchinson_estimator_diag_hessian"
 
-    random_seed: Any = None
-
-    def __check_init__(self):
-        object.__setattr__(self, "random_seed", _as_key(self.random_seed))
+    random_seed: Any = field(None, converter=_as_key)
 
     def _init(self, params):
         key = jax.random.PRNGKey(0) if self.random_seed is None else self.random_seed
@@ -86,6 +84,11 @@ class SophiaState(NamedTuple):
     hessian_fn_state: Any  # the estimator's state
 
 
+def _hessian_estimator(fn: str, name: str, value: Any) -> Transform:
+    """The converter of ``hessian_diagonal_fn``: Hutchinson's estimator when ``None``."""
+    return hutchinson_estimator_diag_hessian() if value is None else as_transform(value, fn, name)
+
+
 @pytree_dataclass
 class ScaleBySophia(Transform):
     """Sophia's direction (no learning rate; see ``sophia``)."""
@@ -98,15 +101,10 @@ class ScaleBySophia(Transform):
     gamma: Any = field(0.01, check=_checks.POSITIVE)
     clip_threshold: Any = field(1.0, check=_checks.POSITIVE)
     update_interval: Any = field(10, check=_checks.COUNT)
-    hessian_diagonal_fn: Any = None
+    hessian_diagonal_fn: Any = field(None, converter=_hessian_estimator)
     mu_dtype: Any = static_field(None)
     verbose: bool = static_field(False)
     print_win_rate_every_n_steps: int = static_field(0)
-
-    def __check_init__(self):
-        fn = self.hessian_diagonal_fn
-        fn = hutchinson_estimator_diag_hessian() if fn is None else as_transform(fn)
-        object.__setattr__(self, "hessian_diagonal_fn", fn)
 
     def _init(self, params):
         mu = jax.tree.map(lambda p: _tree.zeros_like(p, self.mu_dtype), params)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._kernel import PerLeaf
-from .._mask import canonical_mask, resolve_mask
+from .._mask import as_mask, resolve_mask
 from .._transform import field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 
@@ -39,11 +39,8 @@ class ScaleByNovograd(PerLeaf):
     eps: Any = field(1e-6, check=_checks.NONNEGATIVE)
     eps_root: Any = field(0.0, check=_checks.NONNEGATIVE)
     weight_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
-    mask: Any = static_field(None)
+    mask: Any = static_field(None, converter=as_mask)
     mu_dtype: Any = static_field(None)
-
-    def __check_init__(self):
-        object.__setattr__(self, "mask", canonical_mask(self.mask, "novograd"))
 
     def _needs_params(self):
         return _has_decay(self.weight_decay)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._mask import canonical_mask, resolve_mask
+from .._mask import as_mask, resolve_mask
 from .._transform import Transform, field, pytree_dataclass, static_field, value_at
 from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 
@@ -50,12 +50,9 @@ class ScaleByProdigy(Transform):
     d0: Any = field(1e-6, check=_checks.POSITIVE)
     d_coef: Any = field(1.0, check=_checks.POSITIVE)
     weight_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
-    mask: Any = static_field(None)
+    mask: Any = static_field(None, converter=as_mask)
     bias_correction: bool = static_field(False)
     safeguard_warmup: bool = static_field(False)
-
-    def __check_init__(self):
-        object.__setattr__(self, "mask", canonical_mask(self.mask, "prodigy"))
 
     def _init(self, params):
         leaves = [p for p in jax.tree.leaves(params) if p is not None]

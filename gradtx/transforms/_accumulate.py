@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_transform, field, pytree_dataclass, static_field
+from .._transform import Transform, as_child, field, pytree_dataclass, static_field
 
 
 class AccumulateState(NamedTuple):
@@ -38,13 +38,10 @@ class Accumulate(Transform):
     elementwise = True
     fn_name = "accumulate"
 
-    inner: Transform
+    inner: Transform = field(converter=as_child)
     every_k: Any = field(1, check=_checks.COUNT)
     reduce: str = static_field("mean", choices=("mean", "sum"))
     accumulator_dtype: Any = static_field(None)
-
-    def __check_init__(self):
-        object.__setattr__(self, "inner", as_transform(self.inner))
 
     def _acc_dtype(self, p):
         if self.accumulator_dtype is not None:

@@ -22,7 +22,7 @@ from .. import _checks, _tree
 from .._transform import (
     Schedule,
     Transform,
-    as_transform,
+    as_child,
     field,
     pytree_dataclass,
     static_field,
@@ -315,13 +315,10 @@ class Lookahead(Transform):
     elementwise = True
     fn_name = "lookahead"
 
-    inner: Transform
+    inner: Transform = field(converter=as_child)
     sync_period: Any = field(5, check=_checks.COUNT)
     slow_step_size: Any = field(0.5, check=_checks.CLOSED_UNIT)
     reset_state: bool = static_field(False)
-
-    def __check_init__(self):
-        object.__setattr__(self, "inner", as_transform(self.inner))
 
     def _params_like_updates(self, params):
         return params.fast if _is_pair(params) else params

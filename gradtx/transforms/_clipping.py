@@ -198,6 +198,11 @@ def unitwise_clip(g_norm: Any, max_norm: Any, grad: Any, div_eps: Any = 1e-6) ->
     return jnp.where(g_norm < max_norm, grad, clipped)
 
 
+def _axis_tuple(fn: str, name: str, value: Any) -> Any:
+    """A list of axes as the hashable tuple a static field holds."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 @pytree_dataclass
 class AdaptiveGradClip(PerLeaf):
     """AGC, unit-wise: ``g <- g * (clipping * max(|p|, eps) / |g|)`` where
@@ -211,11 +216,7 @@ class AdaptiveGradClip(PerLeaf):
 
     clipping: Any = field(1e-2, check=_checks.POSITIVE)
     eps: Any = field(1e-3, check=_checks.NONNEGATIVE)
-    axis: Any = static_field(None)
-
-    def __check_init__(self):
-        if isinstance(self.axis, list):
-            object.__setattr__(self, "axis", tuple(self.axis))
+    axis: Any = static_field(None, converter=_axis_tuple)
 
     def _carry_init(self):
         return {"norm": _init_state().norm}

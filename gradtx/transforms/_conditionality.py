@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _tree
-from .._transform import Transform, as_transform, pytree_dataclass, static_field
+from .._transform import Transform, as_child, field, pytree_dataclass, static_field
 
 
 class ConditionallyTransformState(NamedTuple):
@@ -35,19 +35,22 @@ class Conditionally(Transform):
 
     elementwise = True
 
-    inner: Transform
+    inner: Transform = field(converter=as_child)
     should_transform_fn: Callable[..., Any] = static_field()
     forward_extra_args: bool = static_field(False)
     mask: bool = static_field(False)
 
+    @property
+    def fn(self) -> str:
+        """The public name that errors report."""
+        return "conditionally_mask" if self.mask else "conditionally_transform"
+
     def __check_init__(self):
         if not callable(self.should_transform_fn):
-            name = "conditionally_mask" if self.mask else "conditionally_transform"
             raise TypeError(
-                f"gradtx.{name}: should_transform_fn must be a function of the step count, got "
+                f"gradtx.{self.fn}: should_transform_fn must be a function of the step count, got "
                 f"{type(self.should_transform_fn).__name__}"
             )
-        object.__setattr__(self, "inner", as_transform(self.inner))
 
     def _state(self, step, inner_state):
         if self.mask:

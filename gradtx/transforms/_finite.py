@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks, _tree
-from .._transform import Transform, as_transform, field, pytree_dataclass
+from .._transform import Transform, as_child, field, pytree_dataclass
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -37,11 +37,8 @@ class ApplyIfFinite(Transform):
     elementwise = True
     fn_name = "apply_if_finite"
 
-    inner: Transform
+    inner: Transform = field(converter=as_child)
     max_consecutive_errors: Any = field(5, check=_checks.NONNEGATIVE)
-
-    def __check_init__(self):
-        object.__setattr__(self, "inner", as_transform(self.inner))
 
     def _init(self, params):
         z = jnp.zeros((), jnp.int32)

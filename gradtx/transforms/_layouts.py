@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _tree
-from .._transform import Transform, as_transform, pytree_dataclass
+from .._transform import Transform, as_child, field, pytree_dataclass
 
 
 def _ravel(tree: Any) -> jax.Array:
@@ -36,11 +36,9 @@ class Flatten(Transform):
     """Runs ``inner`` on the updates (and params) raveled into one vector; see ``flatten``."""
 
     elementwise = True
+    fn_name = "flatten"
 
-    inner: Transform
-
-    def __check_init__(self):
-        object.__setattr__(self, "inner", as_transform(self.inner))
+    inner: Transform = field(converter=as_child)
 
     def is_stackable(self) -> bool:
         # The inner transform sees the elements in leaf order: only an elementwise one gives

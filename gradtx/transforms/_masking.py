@@ -16,11 +16,13 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import TreeMismatchError, path_str
-from .._mask import PACKED_RESOLVERS, MaskFn, StaticMask, canonical_mask, resolve_mask
+from .._mask import PACKED_RESOLVERS, MaskFn, StaticMask, as_mask, resolve_mask
 from .._transform import (
     EmptyState,
     Transform,
-    as_transform,
+    as_child,
+    as_optional_child,
+    field,
     pytree_dataclass,
     static_field,
 )
@@ -195,13 +197,6 @@ def _resolve(mask: Any, ref: Any, where: str) -> Any:
 # masked
 
 
-def _is_empty_tree(mask: Any) -> bool:
-    """Whether ``mask`` is a container with no leaves (``{}``, ``[]``), the mask of empty params."""
-    if mask is None or callable(mask) or isinstance(mask, (StaticMask, MaskFn)):
-        return False
-    return not jax.tree.leaves(mask) and jax.tree.structure(mask) != jax.tree.structure(None)
-
-
 class MaskedState(NamedTuple):
     """``inner_state`` is the inner transform's state with ``None`` at masked-out leaves."""
 
@@ -239,16 +234,11 @@ class Masked(Transform):
     """
 
     elementwise = True
+    fn_name = "masked"
 
-    inner: Transform
-    mask: Any = static_field(None)
+    inner: Transform = field(converter=as_child)
+    mask: Any = static_field(None, converter=as_mask)
     mask_compatible_extra_args: bool = static_field(False)
-
-    def __check_init__(self):
-        object.__setattr__(self, "inner", as_transform(self.inner))
-        if _is_empty_tree(self.mask):  # {} or []: a mask for empty params
-            object.__setattr__(self, "mask", StaticMask(self.mask))
-        object.__setattr__(self, "mask", canonical_mask(self.mask, "masked"))
 
     def _init(self, params):
         if isinstance(params, ParamsPlaceholder):
@@ -304,16 +294,10 @@ class Freeze(Transform):
     """Sets the updates of frozen leaves to ``-0.0`` (``p + (-0.0) == p`` bit for bit)."""
 
     elementwise = True
+    fn_name = "freeze"
 
-    mask: Any = static_field(None)
-    inner: Any = None
-
-    def __check_init__(self):
-        if _is_empty_tree(self.mask):  # {} or []: a mask for empty params
-            object.__setattr__(self, "mask", StaticMask(self.mask))
-        object.__setattr__(self, "mask", canonical_mask(self.mask, "freeze"))
-        if self.inner is not None:
-            object.__setattr__(self, "inner", as_transform(self.inner))
+    mask: Any = static_field(None, converter=as_mask)
+    inner: Any = field(None, converter=as_optional_child)
 
     def _frozen(self, ref, method="update"):
         return _resolve(self.mask, ref, self.where(method))

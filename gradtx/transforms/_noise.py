@@ -18,10 +18,12 @@ class AddNoiseState(NamedTuple):
     key: jax.Array  # the typed PRNG key the next update splits
 
 
-def _static_key(fn: str, key: Any) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+def _static_key(fn: str, name: str, key: Any) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     """A seed or PRNG key as a hashable ``(impl, shape, key data)`` triple (held static)."""
+    if isinstance(key, tuple) and len(key) == 3:  # already the triple
+        return key
     if isinstance(key, jax.core.Tracer):
-        raise TypeError(f"gradtx.{fn}: key must be concrete (a seed or a PRNG key), not traced")
+        raise TypeError(f"gradtx.{fn}: {name} must be concrete (a seed or a PRNG key), not traced")
     with jax.ensure_compile_time_eval():
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             key = jax.random.key(int(key))
@@ -49,12 +51,8 @@ class AddNoise(PerLeaf):
 
     eta: Any = field(0.01, check=_checks.NONNEGATIVE)
     gamma: Any = field(0.55, check=_checks.NONNEGATIVE)
-    key: Any = static_field(0)
+    key: Any = static_field(0, converter=_static_key)
     fn: str = static_field("add_noise")
-
-    def __check_init__(self):
-        if not (isinstance(self.key, tuple) and len(self.key) == 3):
-            object.__setattr__(self, "key", _static_key(self.fn, self.key))
 
     def _name(self):
         return f"gradtx.{self.fn}"

@@ -10,7 +10,7 @@ import jax
 
 from .. import _checks
 from .._mask import PACKED_RESOLVERS, _is_plain_function
-from .._transform import Transform, as_transform, pytree_dataclass, static_field
+from .._transform import Transform, as_transform, field, pytree_dataclass, static_field
 from ._masking import (
     ParamsPlaceholder,
     check_prefix,
@@ -143,7 +143,8 @@ class PathLabels:
         return f"label_by_path({dict(self.items)!r}, default={self.default!r})"
 
 
-def _canonical_labels(labels: Any) -> Any:
+def _canonical_labels(fn: str, name: str, labels: Any) -> Any:
+    """The converter of ``param_labels``: a tree of labels, or a function making one."""
     if isinstance(labels, (_StaticLabels, _LabelFn, _TreeLabelFn)):
         return labels
     if isinstance(labels, PathLabels):
@@ -155,26 +156,27 @@ def _canonical_labels(labels: Any) -> Any:
     return _StaticLabels(labels)
 
 
+def _transforms_by_label(fn: str, name: str, value: Any) -> dict[Any, Transform]:
+    """The converter of ``transforms``: a non-empty dict of transforms, each one converted."""
+    if not isinstance(value, Mapping) or not value:
+        raise TypeError(
+            f"gradtx.{fn}: {name} must be a non-empty dict {{label: transform}}, got "
+            f"{type(value).__name__}"
+        )
+    return {k: as_transform(t, fn, f"{name}[{k!r}]") for k, t in value.items()}
+
+
 @pytree_dataclass
 class Partition(Transform):
     """Routes each leaf to the transform of its label; each group keeps its own state."""
 
     elementwise = True
 
-    transforms: dict[Any, Transform]
-    param_labels: Any = static_field()
-    mask_compatible_extra_args: bool = static_field(False)
+    fn_name = "partition"
 
-    def __check_init__(self):
-        if not isinstance(self.transforms, Mapping) or not self.transforms:
-            raise TypeError(
-                "gradtx.partition: transforms must be a non-empty dict {label: transform}, got "
-                f"{type(self.transforms).__name__}"
-            )
-        object.__setattr__(
-            self, "transforms", {k: as_transform(t) for k, t in self.transforms.items()}
-        )
-        object.__setattr__(self, "param_labels", _canonical_labels(self.param_labels))
+    transforms: dict[Any, Transform] = field(converter=_transforms_by_label)
+    param_labels: Any = static_field(converter=_canonical_labels)
+    mask_compatible_extra_args: bool = static_field(False)
 
     def resolve(self, ref: Any, method: str = "update") -> Any:
         """The full tree of labels for ``ref`` (params or updates), checked against the groups."""

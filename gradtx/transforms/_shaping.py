@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from .. import _checks, _tree
 from .._kernel import PerLeaf, leaf_norm
-from .._mask import canonical_mask, resolve_mask
+from .._mask import as_mask, resolve_mask
 from .._transform import EmptyState, Transform, field, pytree_dataclass, static_field
 
 
@@ -61,12 +61,11 @@ class ScaleByTrustRatio(PerLeaf):
     min_norm: Any = 0.0
     trust_coefficient: Any = 1.0
     eps: Any = 0.0
-    mask: Any = static_field(None)
+    mask: Any = static_field(None, converter=as_mask)
     fn: str = static_field("scale_by_trust_ratio")
 
     def __check_init__(self):
         # Checked here, not declared: lamb and lars build this class and errors name them.
-        object.__setattr__(self, "mask", canonical_mask(self.mask, self.fn))
         _checks.check_nonnegative(self.fn, "min_norm", self.min_norm)
         _checks.check_nonnegative(self.fn, "trust_coefficient", self.trust_coefficient)
         _checks.check_nonnegative(self.fn, "eps", self.eps)

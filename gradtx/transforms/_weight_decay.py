@@ -7,7 +7,7 @@ from typing import Any
 import jax
 
 from .. import _checks, _tree
-from .._mask import canonical_mask, resolve_mask
+from .._mask import as_mask, resolve_mask
 from .._transform import (
     Transform,
     count_of,
@@ -34,10 +34,7 @@ class AddDecayedWeights(Transform):
     fn_name = "add_decayed_weights"
 
     weight_decay: Any = field(0.0, check=_checks.NONNEGATIVE)
-    mask: Any = static_field(None)
-
-    def __check_init__(self):
-        object.__setattr__(self, "mask", canonical_mask(self.mask, "add_decayed_weights"))
+    mask: Any = static_field(None, converter=as_mask)
 
     def _init(self, params):
         return schedule_count(self)
