@@ -228,6 +228,10 @@ def test_state_from_init_of_another_tree(key):
         (lambda: gradtx.accumulate(None, 2), r"gradtx\.accumulate: inner must be a transform"),
         (lambda: gradtx.apply_if_finite(1.0, 3), r"gradtx\.apply_if_finite: inner must be"),
         (
+            lambda: gradtx.lookahead("sgd", 5, 0.5),
+            r"gradtx\.lookahead: fast_optimizer must be a transform",
+        ),
+        (
             lambda: gradtx.partition({"a": gradtx.sgd(0.1), "b": 0.1}, {"w": "a"}),
             r"gradtx\.partition: transforms\['b'\] must be a transform",
         ),

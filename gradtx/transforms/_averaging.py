@@ -22,7 +22,7 @@ from .. import _checks, _tree
 from .._transform import (
     Schedule,
     Transform,
-    as_child,
+    as_transform,
     field,
     pytree_dataclass,
     static_field,
@@ -304,6 +304,10 @@ def _is_pair(params: Any) -> bool:
     return set(getattr(params, "_fields", ())) == {"fast", "slow"}
 
 
+def _fast_optimizer(fn: str, name: str, value: Any) -> Transform:
+    return as_transform(value, fn, "fast_optimizer")  # the argument ``lookahead`` takes
+
+
 @pytree_dataclass
 class Lookahead(Transform):
     """Lookahead around a fast optimizer (updates are for the fast weights ``p``)::
@@ -315,7 +319,7 @@ class Lookahead(Transform):
     elementwise = True
     fn_name = "lookahead"
 
-    inner: Transform = field(converter=as_child)
+    inner: Transform = field(converter=_fast_optimizer)
     sync_period: Any = field(5, check=_checks.COUNT)
     slow_step_size: Any = field(0.5, check=_checks.CLOSED_UNIT)
     reset_state: bool = static_field(False)
