@@ -138,6 +138,16 @@ from .transforms._shaping import scale_by_sign as scale_by_sign
 from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
 # Optax's base, update, wrapper and tree utilities
+from ._base import GradientTransformation as GradientTransformation
+from ._base import GradientTransformationExtraArgs as GradientTransformationExtraArgs
+from ._base import TransformInitFn as TransformInitFn
+from ._base import TransformUpdateExtraArgsFn as TransformUpdateExtraArgsFn
+from ._base import TransformUpdateFn as TransformUpdateFn
+from ._transform import MaskOrFn as MaskOrFn
+from ._transform import OptState as OptState
+from ._transform import Params as Params
+from ._transform import ScalarOrSchedule as ScalarOrSchedule
+from ._transform import Updates as Updates
 from ._state_utils import NamedTupleKey as NamedTupleKey
 from ._state_utils import tree_get as tree_get
 from ._state_utils import tree_get_all_with_path as tree_get_all_with_path
