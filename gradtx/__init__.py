@@ -148,6 +148,16 @@ from ._transform import OptState as OptState
 from ._transform import Params as Params
 from ._transform import ScalarOrSchedule as ScalarOrSchedule
 from ._transform import Updates as Updates
+from ._numerics import bias_correction as bias_correction
+from ._numerics import global_norm as global_norm
+from ._numerics import safe_increment as safe_increment
+from ._numerics import safe_int32_increment as safe_int32_increment
+from ._numerics import safe_norm as safe_norm
+from ._numerics import safe_root_mean_squares as safe_root_mean_squares
+from ._numerics import scale_gradient as scale_gradient
+from ._numerics import update_infinity_moment as update_infinity_moment
+from ._numerics import update_moment as update_moment
+from ._numerics import update_moment_per_elem_norm as update_moment_per_elem_norm
 from ._state_utils import NamedTupleKey as NamedTupleKey
 from ._state_utils import tree_get as tree_get
 from ._state_utils import tree_get_all_with_path as tree_get_all_with_path

@@ -8,7 +8,9 @@ numerics helpers (values, dtypes, and gradients where they matter: ``safe_norm``
 
 from __future__ import annotations
 
+import functools
 import inspect
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -157,3 +159,221 @@ def test_with_extra_args_support_takes_a_pair():
     grads = _grads(0)
     updates, _ = tx.update(grads, tx.init(PARAMS), PARAMS, loss=jnp.asarray(5.0))
     _close(updates, grads)  # the pair takes no extra arguments: loss is dropped
+
+
+# --------------------------------------------------------------------------------------------
+# Numerics helpers
+
+TREE = {
+    "a": jnp.asarray(np.linspace(-2.0, 3.0, 10).reshape(2, 5), jnp.float32),
+    "b": jnp.asarray([0.25, -4.0, 1.5], jnp.float32),
+    "c": None,
+}
+MOMENTS = {
+    "a": jnp.asarray(np.linspace(0.1, 1.0, 10).reshape(2, 5), jnp.float32),
+    "b": jnp.asarray([0.5, 0.01, 2.0], jnp.float32),
+    "c": None,
+}
+
+
+def test_global_norm_matches_optax():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Optax's name is deprecated there
+        theirs = optax.global_norm(TREE)
+    ours = gradtx.global_norm(TREE)
+    _close(ours, theirs)
+    complex_tree = {"z": jnp.asarray([1 + 2j, -3j], jnp.complex64), "r": TREE["b"]}
+    with warnings.catch_warnings(), _standard():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _close(gradtx.global_norm(complex_tree), optax.global_norm(complex_tree))
+
+
+NORM_CASES = [
+    dict(),
+    dict(ord=1),
+    dict(ord=2, axis=1, keepdims=True),
+    dict(ord="fro", axis=(0, 1)),
+    dict(ord=jnp.inf, axis=0),
+    dict(axis=1),
+]
+
+
+@pytest.mark.parametrize("kwargs", NORM_CASES, ids=[str(k) for k in NORM_CASES])
+@pytest.mark.parametrize("min_norm", [0.0, 1e-3, 10.0])
+def test_safe_norm_values_and_gradients_match_optax(kwargs, min_norm):
+    x = TREE["a"] if "axis" in kwargs or kwargs.get("ord") == "fro" else TREE["b"]
+    for value in (x, jnp.zeros_like(x), x.at[0].set(0.0)):
+        _close(
+            gradtx.safe_norm(value, min_norm, **kwargs),
+            optax.safe_norm(value, min_norm, **kwargs),
+        )
+
+        def total(lib, v):
+            return jnp.sum(lib.safe_norm(v, min_norm, **kwargs))
+
+        ours = jax.grad(functools.partial(total, gradtx))(value)
+        theirs = jax.grad(functools.partial(total, optax))(value)
+        assert bool(jnp.all(jnp.isfinite(ours)))
+        _close(ours, theirs)
+
+
+def test_safe_norm_gradient_at_zero_is_zero():
+    grad = jax.grad(lambda v: gradtx.safe_norm(v, 0.0))(jnp.zeros(3, jnp.float32))
+    np.testing.assert_array_equal(grad, np.zeros(3, np.float32))
+    naive = jax.grad(lambda v: jnp.maximum(jnp.linalg.norm(v), 0.0))(jnp.zeros(3, jnp.float32))
+    assert not bool(jnp.all(jnp.isfinite(naive)))  # what the safe version avoids
+
+
+@pytest.mark.parametrize("min_rms", [0.0, 1e-3, 10.0])
+def test_safe_root_mean_squares_matches_optax(min_rms):
+    for x in (TREE["a"], jnp.zeros((4,), jnp.float32), jnp.asarray([1 + 1j, -2j], jnp.complex64)):
+        _close(gradtx.safe_root_mean_squares(x, min_rms), optax.safe_root_mean_squares(x, min_rms))
+        if jnp.iscomplexobj(x):
+            continue
+        ours = jax.grad(lambda v: gradtx.safe_root_mean_squares(v, min_rms))(x)
+        theirs = jax.grad(lambda v: optax.safe_root_mean_squares(v, min_rms))(x)
+        assert bool(jnp.all(jnp.isfinite(ours)))
+        _close(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        jnp.asarray(5, jnp.int32),
+        jnp.asarray(np.iinfo(np.int32).max, jnp.int32),
+        jnp.asarray([0, 127], jnp.int8),
+        jnp.asarray(1.5, jnp.float32),
+        jnp.asarray([np.finfo(np.float32).max, np.inf, np.nan], jnp.float32),
+        7,
+    ],
+    ids=["int32", "int32_max", "int8", "float32", "float32_edges", "python_int"],
+)
+def test_safe_increment_matches_optax(count):
+    ours, theirs = gradtx.safe_increment(count), optax.safe_increment(count)
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert gradtx.safe_int32_increment is gradtx.safe_increment
+    jitted = jax.jit(gradtx.safe_increment)(count)
+    np.testing.assert_array_equal(np.asarray(jitted), np.asarray(theirs))
+
+
+def test_safe_increment_rejects_booleans():
+    with pytest.raises(
+        ValueError,
+        match=r"^gradtx\.safe_increment: count must have an integer or floating-point dtype, "
+        r"got bool$",
+    ):
+        gradtx.safe_increment(jnp.asarray(True))
+
+
+@pytest.mark.parametrize("decay", [0.9, 0.0, 1.0, jnp.asarray(0.99, jnp.float32)])
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_moment_updates_match_optax(decay, order):
+    with _standard():
+        _close(
+            gradtx.update_moment(TREE, MOMENTS, decay, order),
+            optax.update_moment(TREE, MOMENTS, decay, order),
+        )
+        _close(
+            gradtx.update_moment_per_elem_norm(TREE, MOMENTS, decay, order),
+            optax.update_moment_per_elem_norm(TREE, MOMENTS, decay, order),
+        )
+        _close(
+            gradtx.update_infinity_moment(TREE, MOMENTS, decay, 1e-8 * order),
+            optax.update_infinity_moment(TREE, MOMENTS, decay, 1e-8 * order),
+        )
+
+
+def test_moment_per_elem_norm_of_complex_gradients_matches_optax():
+    g = {"z": jnp.asarray([1 + 2j, -3 + 0.5j], jnp.complex64)}
+    m = {"z": jnp.asarray([0.5, 1.0], jnp.float32)}
+    for order in (1, 2, 3):
+        with _standard():
+            theirs = optax.update_moment_per_elem_norm(g, m, 0.9, order)
+        _close(gradtx.update_moment_per_elem_norm(g, m, 0.9, order), theirs)
+    with _standard():
+        _close(gradtx.update_moment(g, g, 0.9, 2), optax.update_moment(g, g, 0.9, 2))
+
+
+@pytest.mark.parametrize("decay", [0.9, 0.999, jnp.asarray(0.5, jnp.float32)])
+@pytest.mark.parametrize("count", [1, 5, 100])
+def test_bias_correction_matches_optax(decay, count):
+    t = jnp.asarray(count, jnp.int32)
+    with _standard():
+        theirs = optax.bias_correction(MOMENTS, decay, t)
+    _close(gradtx.bias_correction(MOMENTS, decay, t), theirs)
+    _close(jax.jit(gradtx.bias_correction)(MOMENTS, decay, t), theirs)
+
+
+def test_bias_correction_keeps_a_bfloat16_moment_in_bfloat16():
+    m = {"m": jnp.asarray([1.0, 2.0], jnp.bfloat16)}
+    out = gradtx.bias_correction(m, 0.999, jnp.asarray(1, jnp.int32))
+    assert out["m"].dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(out["m"], np.float32), [1000.0, 2000.0], rtol=1e-2)
+
+
+@pytest.mark.parametrize("scale", [0.5, -1.0, 0.0, 1.0, 2.0])
+def test_scale_gradient_matches_optax(scale):
+    def loss(lib, tree):
+        y = lib.scale_gradient(tree, scale)
+        return jnp.sum(y["a"] ** 2) + jnp.sum(jnp.sin(y["b"]))
+
+    tree = {"a": TREE["a"], "b": TREE["b"]}
+    _close(gradtx.scale_gradient(tree, scale), tree)
+    ours = jax.grad(functools.partial(loss, gradtx))(tree)
+    theirs = jax.grad(functools.partial(loss, optax))(tree)
+    _close(ours, theirs)
+
+
+def test_scale_gradient_takes_a_traced_scale():
+    x = TREE["b"]
+
+    @jax.jit
+    def grad_at(scale):
+        return jax.grad(lambda v: jnp.sum(gradtx.scale_gradient(v, scale) ** 2))(x)
+
+    for scale in (0.0, 0.5, -2.0):
+        _close(grad_at(jnp.asarray(scale, jnp.float32)), scale * 2.0 * x)
+    bf16 = jax.grad(lambda v: jnp.sum(gradtx.scale_gradient(v, 0.5)).astype(jnp.float32))(
+        x.astype(jnp.bfloat16)
+    )
+    assert bf16.dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: gradtx.safe_norm(TREE["b"], -1.0),
+            r"gradtx\.safe_norm: min_norm must be in \[0, inf\), got -1\.0",
+        ),
+        (
+            lambda: gradtx.safe_root_mean_squares(TREE["b"], -0.5),
+            r"gradtx\.safe_root_mean_squares: min_rms must be in \[0, inf\), got -0\.5",
+        ),
+        (
+            lambda: gradtx.update_moment(TREE, MOMENTS, 1.5, 2),
+            r"gradtx\.update_moment: decay must be in \[0, 1\], got 1\.5",
+        ),
+        (
+            lambda: gradtx.update_moment_per_elem_norm(TREE, MOMENTS, 0.9, 0),
+            r"gradtx\.update_moment_per_elem_norm: order must be in \(0, inf\), got 0",
+        ),
+        (
+            lambda: gradtx.update_infinity_moment(TREE, MOMENTS, 0.9, -1e-8),
+            r"gradtx\.update_infinity_moment: eps must be in \[0, inf\), got -1e-08",
+        ),
+        (
+            lambda: gradtx.bias_correction(MOMENTS, 1.0, 3),
+            r"gradtx\.bias_correction: decay must be in \[0, 1\), got 1\.0",
+        ),
+    ],
+)
+def test_numerics_reject_bad_arguments(call, message):
+    with pytest.raises(gradtx.HyperparameterError, match="^" + message + "$"):
+        call()
+
+
+def test_moment_updates_name_a_tree_mismatch():
+    with pytest.raises(gradtx.TreeMismatchError, match=r"gradtx\.update_moment: .*\['b'\]"):
+        gradtx.update_moment(TREE, {**MOMENTS, "b": jnp.zeros(2)}, 0.9, 2)
