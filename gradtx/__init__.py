@@ -158,6 +158,9 @@ from ._numerics import scale_gradient as scale_gradient
 from ._numerics import update_infinity_moment as update_infinity_moment
 from ._numerics import update_moment as update_moment
 from ._numerics import update_moment_per_elem_norm as update_moment_per_elem_norm
+from .transforms._accumulate import MultiSteps as MultiSteps
+from .transforms._accumulate import MultiStepsState as MultiStepsState
+from .transforms._accumulate import ShouldSkipUpdateFunction as ShouldSkipUpdateFunction
 from ._state_utils import NamedTupleKey as NamedTupleKey
 from ._state_utils import tree_get as tree_get
 from ._state_utils import tree_get_all_with_path as tree_get_all_with_path

@@ -8,6 +8,7 @@ numerics helpers (values, dtypes, and gradients where they matter: ``safe_norm``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import warnings
@@ -159,6 +160,210 @@ def test_with_extra_args_support_takes_a_pair():
     grads = _grads(0)
     updates, _ = tx.update(grads, tx.init(PARAMS), PARAMS, loss=jnp.asarray(5.0))
     _close(updates, grads)  # the pair takes no extra arguments: loss is dropped
+
+
+# --------------------------------------------------------------------------------------------
+# MultiSteps
+
+
+def _k_schedule(step):
+    return jnp.where(step < 2, 2, 3)
+
+
+def _nan_at(steps):
+    """Gradients with a NaN in ``w`` at the given steps."""
+
+    def grads(t):
+        g = _grads(t)
+        if t in steps:
+            g = {**g, "w": g["w"].at[1, 2].set(jnp.nan)}
+        return g
+
+    return grads
+
+
+MULTISTEPS_CASES = {
+    "k3_mean": (dict(every_k_schedule=3), _grads),
+    "k2_sum": (dict(every_k_schedule=2, use_grad_mean=False), _grads),
+    "k1": (dict(every_k_schedule=1), _grads),
+    "k_scheduled": (dict(every_k_schedule=_k_schedule), _grads),
+    "skip_not_finite": (
+        dict(every_k_schedule=3, should_skip_update_fn="skip_not_finite"),
+        _nan_at({1, 5}),
+    ),
+    "skip_large_updates": (
+        dict(every_k_schedule=2, should_skip_update_fn="skip_large_updates"),
+        lambda t: jax.tree.map(lambda g: (4.0 if t in (2, 3) else 1.0) * g, _grads(t)),
+    ),
+}
+
+
+def _skip_fn(lib, name):
+    if name == "skip_large_updates":
+        return functools.partial(lib.skip_large_updates, max_squared_norm=20.0)
+    return getattr(lib, name)
+
+
+def _multisteps(lib, inner, kwargs):
+    kwargs = dict(kwargs)
+    if "should_skip_update_fn" in kwargs:
+        kwargs["should_skip_update_fn"] = _skip_fn(lib, kwargs["should_skip_update_fn"])
+    return lib.MultiSteps(inner, **kwargs)
+
+
+def _trajectory(ms, grads_at, steps=10, jit=False):
+    params = PARAMS
+    state = ms.init(params)
+    update = jax.jit(ms.update) if jit else ms.update
+    out = []
+    for t in range(steps):
+        updates, state = update(grads_at(t), state, params)
+        params = optax.apply_updates(params, updates)
+        out.append((updates, state, bool(ms.has_updated(state))))
+    return params, out
+
+
+def _same_steps(ours, theirs, rtol=1e-6, atol=1e-7):
+    for (u_a, s_a, h_a), (u_b, s_b, h_b) in zip(ours, theirs):
+        assert h_a == h_b
+        assert int(s_a.mini_step) == int(s_b.mini_step)
+        assert int(s_a.gradient_step) == int(s_b.gradient_step)
+        assert s_a.mini_step.dtype == s_b.mini_step.dtype == jnp.int32
+        _close(u_a, u_b, rtol, atol)
+        _close(s_a.acc_grads, s_b.acc_grads, rtol, atol)
+        assert jax.tree.structure(s_a.skip_state) == jax.tree.structure(s_b.skip_state)
+        for x, y in zip(jax.tree.leaves(s_a.skip_state), jax.tree.leaves(s_b.skip_state)):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol)
+
+
+@pytest.mark.parametrize("case", list(MULTISTEPS_CASES))
+def test_multisteps_matches_optax_with_the_same_inner_transform(case):
+    kwargs, grads_at = MULTISTEPS_CASES[case]
+    with _standard():
+        p_theirs, theirs = _trajectory(
+            _multisteps(optax, optax.sgd(0.1, 0.9), kwargs), grads_at, jit=True
+        )
+        p_ours, ours = _trajectory(_multisteps(gradtx, optax.sgd(0.1, 0.9), kwargs), grads_at)
+    _same_steps(ours, theirs)
+    _close(p_ours, p_theirs)
+    _close(ours[-1][1].inner_opt_state, theirs[-1][1].inner_opt_state)
+    assert any(h for _, _, h in ours)
+    if case.startswith("skip"):  # some steps were skipped: fewer emitted updates than steps / k
+        assert int(ours[-1][1].gradient_step) < 10 // kwargs["every_k_schedule"]
+
+
+@pytest.mark.parametrize("case", ["k3_mean", "k_scheduled", "skip_not_finite"])
+def test_multisteps_over_gradtx_adam_matches_optax_over_optax_adam(case):
+    kwargs, grads_at = MULTISTEPS_CASES[case]
+    with _standard():
+        p_theirs, theirs = _trajectory(_multisteps(optax, optax.adam(0.1), kwargs), grads_at)
+    p_ours, ours = _trajectory(_multisteps(gradtx, gradtx.adam(0.1), kwargs), grads_at, jit=True)
+    _same_steps(ours, theirs, rtol=1e-5, atol=1e-6)
+    _close(p_ours, p_theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_multisteps_every_k_is_a_leaf_one_compile_serves_every_k():
+    traces = []
+
+    @jax.jit
+    def run(ms, params):
+        traces.append(1)
+        state = ms.init(params)
+        for t in range(6):
+            updates, state = ms.update(_grads(t), state, params)
+            params = gradtx.apply_updates(params, updates)
+        return params, state
+
+    results = {}
+    for k in (2, 3):
+        ms = gradtx.MultiSteps(gradtx.sgd(0.1), k)
+        assert any(int(x) == k for x in jax.tree.leaves(ms))
+        results[k] = run(ms, PARAMS)
+        eager = _trajectory(ms, _grads, steps=6)[0]
+        _close(results[k][0], eager, rtol=1e-6, atol=1e-6)
+        assert int(results[k][1].gradient_step) == 6 // k
+    assert len(traces) == 1
+    replaced = dataclasses.replace(gradtx.MultiSteps(gradtx.sgd(0.1), 2), every_k_schedule=3)
+    _close(run(replaced, PARAMS), results[3])
+    assert len(traces) == 1
+
+
+def test_multisteps_with_a_gradtx_schedule_for_k():
+    schedule = gradtx.piecewise_constant_schedule(2.0, {2: 1.5})  # 2 updates of 2, then of 3
+    ours = _trajectory(gradtx.MultiSteps(gradtx.sgd(0.1), schedule), _grads)[1]
+    with _standard():
+        theirs = _trajectory(optax.MultiSteps(optax.sgd(0.1), _k_schedule), _grads)[1]
+    _same_steps(ours, theirs)
+
+
+def test_multisteps_in_a_chain_and_as_a_pair():
+    ms = gradtx.MultiSteps(gradtx.sgd(0.1, 0.9), 2)
+    pair = ms.gradient_transformation()
+    assert isinstance(pair, gradtx.GradientTransformationExtraArgs)
+    assert isinstance(pair, gradtx.GradientTransformation)
+    with _standard():
+        theirs = optax.chain(
+            optax.clip_by_global_norm(1.0),
+            optax.MultiSteps(optax.sgd(0.1, 0.9), 2).gradient_transformation(),
+        )
+        p_theirs, _, _ = _run(theirs, steps=6)
+    for inner in (ms, pair):
+        p_ours, _, _ = _run(gradtx.chain(gradtx.clip_by_global_norm(1.0), inner), steps=6)
+        _close(p_ours, p_theirs, rtol=1e-5, atol=1e-6)
+    assert ms.inner_opt is ms.opt
+
+
+def test_multisteps_passes_extra_args_to_the_inner_transform():
+    loss = {"loss": jnp.asarray(3.0, jnp.float32)}
+    with _standard():
+        theirs = optax.MultiSteps(
+            _loss_scaling_pair(optax.GradientTransformationExtraArgs), every_k_schedule=2
+        )
+        _, _, u_theirs = _run(theirs, steps=4, extra=loss)
+    ours = gradtx.MultiSteps(
+        _loss_scaling_pair(gradtx.GradientTransformationExtraArgs), every_k_schedule=2
+    )
+    _, _, u_ours = _run(ours, steps=4, extra=loss)
+    _close(u_ours, u_theirs)
+    assert float(jnp.abs(u_ours[1]["b"]).sum()) > 0  # the emitting step saw the loss
+
+
+def test_multisteps_state_and_signature_are_optaxs():
+    assert gradtx.MultiStepsState._fields == optax.MultiStepsState._fields
+    ours = inspect.signature(gradtx.MultiSteps).parameters
+    theirs = inspect.signature(optax.MultiSteps).parameters
+    assert list(ours) == list(theirs)
+    for name in ("use_grad_mean", "should_skip_update_fn"):
+        assert ours[name].default == theirs[name].default
+    for name in ("init", "update", "has_updated", "gradient_transformation", "inner_opt"):
+        assert hasattr(gradtx.MultiSteps, name), name
+    ours = inspect.signature(gradtx.ShouldSkipUpdateFunction.__call__).parameters
+    theirs = inspect.signature(optax.ShouldSkipUpdateFunction.__call__).parameters
+    assert list(ours) == list(theirs)
+
+
+def test_multisteps_rejects_bad_arguments():
+    with pytest.raises(
+        gradtx.HyperparameterError,
+        match=r"^gradtx\.MultiSteps: every_k_schedule must be in \[1, inf\), got 0$",
+    ):
+        gradtx.MultiSteps(gradtx.sgd(0.1), 0)
+    with pytest.raises(
+        gradtx.HyperparameterError,
+        match=r"^gradtx\.MultiSteps: every_k_schedule must be an integer in \[1, inf\), got 2\.5$",
+    ):
+        gradtx.MultiSteps(gradtx.sgd(0.1), 2.5)
+    with pytest.raises(gradtx.HyperparameterError, match=r"gradtx\.MultiSteps: use_grad_mean"):
+        gradtx.MultiSteps(gradtx.sgd(0.1), 2, use_grad_mean="yes")
+    with pytest.raises(TypeError, match=r"gradtx\.MultiSteps: should_skip_update_fn must be"):
+        gradtx.MultiSteps(gradtx.sgd(0.1), 2, should_skip_update_fn="skip")
+
+    def counts(updates, gradient_step, params):
+        return jnp.asarray(1, jnp.int32), ()
+
+    ms = gradtx.MultiSteps(gradtx.sgd(0.1), 2, should_skip_update_fn=counts)
+    with pytest.raises(ValueError, match=r"must return a boolean scalar first, got .* int32"):
+        ms.init(PARAMS)
 
 
 # --------------------------------------------------------------------------------------------
