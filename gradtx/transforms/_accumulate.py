@@ -121,6 +121,10 @@ def accumulate(
 
     Extra arguments (``loss=``) reach the inner transform on emitting steps (the values given
     at that step). ``state.mini_step == 0`` right after an update was emitted.
+
+    Conventions:
+      ``optax.MultiSteps(inner, every_k)``'s numbers; ``MultiSteps`` takes Optax's arguments
+      and state, and adds a schedule for k and skipped steps.
     """
     return Accumulate(inner, every_k, reduce, accumulator_dtype)
 
@@ -257,6 +261,9 @@ class MultiStepsState(NamedTuple):
     inner_opt_state: the wrapped transform's state, advanced only when an update is emitted.
     acc_grads: the running mean (or sum) of the accumulated gradients.
     skip_state: what ``should_skip_update_fn`` returned last (``()`` without one).
+
+    Conventions:
+      ``optax.MultiStepsState``: the same fields in the same order, with the same dtypes.
     """
 
     mini_step: jax.Array
