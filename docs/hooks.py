@@ -82,16 +82,29 @@ FAMILIES = [
     (
         "core",
         "Core",
-        "The base classes, `chain`, `apply_updates`, field declarations, the errors and the "
-        "state utilities (`tree_get`, `tree_set`, `tree_map_params`).",
-        ("gradtx._transform", "gradtx._kernel", "gradtx._checks", "gradtx._state_utils"),
+        "The base classes, `chain`, `apply_updates`, field declarations, the errors, the "
+        "state utilities (`tree_get`, `tree_set`, `tree_map_params`), Optax's "
+        "`GradientTransformation` pair and callable types, and the numerics helpers for "
+        "writing transforms. The type aliases `Params`, `Updates`, `OptState` (any pytree), "
+        "`ScalarOrSchedule` (a number, an array, a schedule or a callable `count -> value`) "
+        "and `MaskOrFn` (a tree of booleans, a function `params -> mask`, or None) are "
+        "Optax's, for annotations.",
+        (
+            "gradtx._transform",
+            "gradtx._kernel",
+            "gradtx._checks",
+            "gradtx._state_utils",
+            "gradtx._base",
+            "gradtx._numerics",
+        ),
     ),
 ]
 # Public names listed on the integrations page, with the modules users import themselves.
 INTEGRATION_MODULES = ["gradtx.nnx", "gradtx.optuna", "gradtx.torch", "gradtx.registry"]
 CONTRIB_MODULE = "gradtx.contrib"
-# Public names whose docstrings the API pages leave out (none at present).
-EXCLUDED: set[str] = set()
+# Public names whose docstrings the API pages leave out: type aliases, which have none (the
+# core page's text describes them).
+EXCLUDED: set[str] = {"MaskOrFn", "OptState", "Params", "ScalarOrSchedule", "Updates"}
 # Docstring warnings shown at INFO instead of failing the strict build: (file, message part).
 # Google style wants one name per Args entry; these docstrings list several names in one entry
 # ("loss_fn, params, data, ...: as in gradtx.sweep"), which still renders as written.

@@ -138,6 +138,29 @@ from .transforms._shaping import scale_by_sign as scale_by_sign
 from .transforms._shaping import scale_by_trust_ratio as scale_by_trust_ratio
 
 # Optax's base, update, wrapper and tree utilities
+from ._base import GradientTransformation as GradientTransformation
+from ._base import GradientTransformationExtraArgs as GradientTransformationExtraArgs
+from ._base import TransformInitFn as TransformInitFn
+from ._base import TransformUpdateExtraArgsFn as TransformUpdateExtraArgsFn
+from ._base import TransformUpdateFn as TransformUpdateFn
+from ._transform import MaskOrFn as MaskOrFn
+from ._transform import OptState as OptState
+from ._transform import Params as Params
+from ._transform import ScalarOrSchedule as ScalarOrSchedule
+from ._transform import Updates as Updates
+from ._numerics import bias_correction as bias_correction
+from ._numerics import global_norm as global_norm
+from ._numerics import safe_increment as safe_increment
+from ._numerics import safe_int32_increment as safe_int32_increment
+from ._numerics import safe_norm as safe_norm
+from ._numerics import safe_root_mean_squares as safe_root_mean_squares
+from ._numerics import scale_gradient as scale_gradient
+from ._numerics import update_infinity_moment as update_infinity_moment
+from ._numerics import update_moment as update_moment
+from ._numerics import update_moment_per_elem_norm as update_moment_per_elem_norm
+from .transforms._accumulate import MultiSteps as MultiSteps
+from .transforms._accumulate import MultiStepsState as MultiStepsState
+from .transforms._accumulate import ShouldSkipUpdateFunction as ShouldSkipUpdateFunction
 from ._state_utils import NamedTupleKey as NamedTupleKey
 from ._state_utils import tree_get as tree_get
 from ._state_utils import tree_get_all_with_path as tree_get_all_with_path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
@@ -17,10 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _tree
+from . import _base, _checks, _tree
 
 T = TypeVar("T")
 
+#: Type aliases for annotations, as Optax's: a tree of parameters, a tree of updates shaped like
+#: it, and a transform's state (any pytree).
 Params = Any
 Updates = Any
 OptState = Any
@@ -251,7 +254,11 @@ class FunctionSchedule(Schedule):
         return jnp.asarray(self.fn(count))
 
 
-ScalarOrSchedule = Any  # float | jax.Array | Schedule | Callable[[count], value]
+#: A hyperparameter: a number, an array, a ``Schedule`` or any callable ``count -> value``.
+ScalarOrSchedule = float | jax.Array | Schedule | Callable[[Any], Any]
+#: A mask: a tree of booleans shaped like the params (or a prefix of it), or a function
+#: ``params -> mask``; ``None`` for no mask.
+MaskOrFn = Any | Callable[[Params], Any] | None
 
 
 def as_schedule(value: Any) -> Any:
@@ -583,18 +590,38 @@ class Wrapped(Transform):
         return self.inner.init(params)
 
     def _update(self, updates, state, params, **extra):
-        return self.inner.update(updates, state, params, **_accepted(self.inner.update, extra))
+        return self.inner.update(updates, state, params, **_forwarded(self.inner, extra))
 
     def __repr__(self) -> str:
         return f"Wrapped({type(self.inner).__name__})"
 
 
-def _accepted(fn: Callable[..., Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """The extra arguments ``fn`` takes: all of them if it has ``**kwargs``, else those it names.
+def _takes_no_extra_args(tx: Any) -> bool:
+    """Whether ``tx`` is a ``GradientTransformation`` pair without extra-argument support
+    (gradtx's or Optax's; Optax is looked up only if it is already imported)."""
+    kinds = [(_base.GradientTransformation, _base.GradientTransformationExtraArgs)]
+    optax = sys.modules.get("optax")
+    plain = getattr(optax, "GradientTransformation", None)
+    extra = getattr(optax, "GradientTransformationExtraArgs", None)
+    if isinstance(plain, type) and isinstance(extra, type):
+        kinds.append((plain, extra))
+    return any(isinstance(tx, p) and not isinstance(tx, e) for p, e in kinds)
 
-    An Optax ``GradientTransformation`` without extra-argument support takes none, as in
-    ``optax.chain``; one built with ``GradientTransformationExtraArgs`` takes them all.
+
+def _forwarded(tx: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """The extra ``update`` arguments a foreign transform ``tx`` receives.
+
+    A ``GradientTransformation`` pair receives none, as ``optax.with_extra_args_support`` has
+    it; a ``GradientTransformationExtraArgs`` and any other object receive those its ``update``
+    takes (see ``_accepted``).
     """
+    if not extra or _takes_no_extra_args(tx):
+        return {}
+    return _accepted(tx.update, extra)
+
+
+def _accepted(fn: Callable[..., Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The extra arguments ``fn`` takes: all of them if it has ``**kwargs``, else those it names."""
     if not extra:
         return extra
     try:

@@ -253,10 +253,26 @@ def sign(x: jax.Array) -> jax.Array:
 
 
 def safe_increment(count: jax.Array) -> jax.Array:
-    """``count + 1`` that saturates at the int32 maximum instead of wrapping."""
-    count = jax.lax.convert_element_type(count, jnp.int32)
-    top = np.int32(INT32_MAX)
-    return jax.lax.select(jax.lax.lt(count, top), jax.lax.add(count, np.int32(1)), count)
+    """``count + 1`` as int32, saturating at the int32 maximum instead of wrapping."""
+    return saturating_increment("safe_increment", jax.lax.convert_element_type(count, jnp.int32))
+
+
+def saturating_increment(fn: str, count: Any) -> jax.Array:
+    """``count + 1`` in ``count``'s own dtype, ``max(dtype)`` where that would overflow (and for
+    NaN or inf floats). ``fn`` names the public function in the error for other dtypes."""
+    count = jnp.asarray(count)
+    dtype = count.dtype
+    if jnp.issubdtype(dtype, jnp.integer):
+        top = np.array(np.iinfo(dtype).max, dtype)
+    elif jnp.issubdtype(dtype, jnp.floating):
+        top = np.array(jnp.finfo(dtype).max, dtype)
+    else:
+        raise ValueError(
+            f"gradtx.{fn}: count must have an integer or floating-point dtype, got {dtype}"
+        )
+    top = jax.lax.full_like(count, top)
+    below = jax.lax.lt(count, top)
+    return jax.lax.select(below, jax.lax.add(count, jax.lax.full_like(count, 1)), top)
 
 
 def count_as_float(count: Any, dtype: Any = None) -> jax.Array:

@@ -1,14 +1,22 @@
-"""Gradient accumulation: run the inner transform once every ``every_k`` steps."""
+"""Gradient accumulation: run the inner transform once every ``every_k`` steps (``accumulate``,
+and Optax's ``MultiSteps`` on top of it, with a scheduled ``k`` and skipped steps)."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _tree
-from .._transform import Transform, as_child, field, pytree_dataclass, static_field
+from .. import _base, _checks, _tree
+from .._transform import (
+    Transform,
+    as_child,
+    field,
+    pytree_dataclass,
+    static_field,
+    value_at,
+)
 
 
 class AccumulateState(NamedTuple):
@@ -110,6 +118,10 @@ def accumulate(
 
     Extra arguments (``loss=``) reach the inner transform on emitting steps (the values given
     at that step). ``state.mini_step == 0`` right after an update was emitted.
+
+    Conventions:
+      ``optax.MultiSteps(inner, every_k)``'s numbers; ``MultiSteps`` takes Optax's arguments
+      and state, and adds a schedule for k and skipped steps.
     """
     return Accumulate(inner, every_k, reduce, accumulator_dtype)
 
@@ -217,3 +229,176 @@ def skip_large_updates(
     norm_sq = _tree.tree_sum_squares(updates)
     should_skip = jnp.logical_not(norm_sq < max_squared_norm)
     return should_skip, {"should_skip": should_skip, "norm_squared": norm_sq}
+
+
+class ShouldSkipUpdateFunction(Protocol):
+    """The type of ``MultiSteps``'s ``should_skip_update_fn``::
+
+        should_skip, skip_state = fn(updates, gradient_step, params)
+
+    ``should_skip`` is a boolean scalar array: True drops this step's gradients (the state
+    is left as it was, except ``skip_state``). ``skip_state`` is any pytree of arrays (for
+    logging) with the same structure and dtypes at every step; ``MultiSteps`` keeps the latest
+    in ``MultiStepsState.skip_state``. ``gradient_step`` is the number of updates emitted so
+    far; ``params`` may be ``None``.
+
+    Conventions:
+      ``optax.ShouldSkipUpdateFunction``: the same protocol; ``skip_not_finite`` and
+      ``skip_large_updates`` (bound with ``functools.partial``) are two.
+    """
+
+    def __call__(self, updates: Any, gradient_step: Any, params: Any) -> tuple[jax.Array, Any]: ...
+
+
+class MultiStepsState(NamedTuple):
+    """The state of ``MultiSteps``.
+
+    mini_step: gradients accumulated since the last emitted update (int32, 0 right after one).
+    gradient_step: updates emitted so far (int32, saturating); the schedule of ``k`` reads it.
+    inner_opt_state: the wrapped transform's state, advanced only when an update is emitted.
+    acc_grads: the running mean (or sum) of the accumulated gradients.
+    skip_state: what ``should_skip_update_fn`` returned last (``()`` without one).
+
+    Conventions:
+      ``optax.MultiStepsState``: the same fields in the same order, with the same dtypes.
+    """
+
+    mini_step: jax.Array
+    gradient_step: jax.Array
+    inner_opt_state: Any
+    acc_grads: Any
+    skip_state: Any = ()
+
+
+@pytree_dataclass
+class MultiSteps(Transform):
+    """Gradient accumulation over a scheduled number of steps, with optional skipped steps.
+
+    Each call, with ``k = every_k_schedule(gradient_step)`` and ``n = mini_step``::
+
+        if should_skip_update_fn(g, gradient_step, params) is True:   u = 0, state unchanged
+        acc <- acc + (g - acc) / (n + 1)          (use_grad_mean=True: the running mean)
+        acc <- acc + g                            (use_grad_mean=False: the sum)
+        if n + 1 == k:  u, inner_state <- opt.update(acc); acc <- 0; mini_step <- 0;
+                        gradient_step += 1
+        else:           u <- 0;                   mini_step <- n + 1
+
+    The accumulation is ``accumulate(opt, k)``'s, so the wrapped transform runs under
+    ``lax.cond`` only on steps that emit an update. A skipped step leaves the accumulator, the
+    counters and the wrapped state as they were, so it is as if that gradient had never come.
+
+    Args:
+      opt: the transform to run on the accumulated gradient (a gradtx transform, an Optax
+        transform or a ``GradientTransformation``).
+      every_k_schedule: gradients per update: an int >= 1, or a schedule ``gradient_step ->
+        k`` (a gradtx schedule or any callable; its values are cast to int32), which can grow
+        the batch over training. An int or a gradtx schedule is a pytree leaf: it can be traced,
+        swept or replaced without compiling again.
+      use_grad_mean: accumulate the mean of the gradients (True, default) or their sum.
+      should_skip_update_fn: ``None``, or a ``ShouldSkipUpdateFunction``
+        (``skip_not_finite``, ``functools.partial(skip_large_updates, max_squared_norm=...)``)
+        deciding per call whether to drop the gradients; held static.
+      accumulator_dtype: dtype of ``acc_grads``; default: each parameter's dtype widened to at
+        least float32.
+
+    Extra ``update`` arguments (``loss=``, ``value=``) reach ``opt`` on emitting steps.
+    ``has_updated(state)`` says whether the last call emitted an update.
+
+    Conventions:
+      ``optax.MultiSteps``: the same constructor arguments, state fields (``mini_step``,
+      ``gradient_step``, ``inner_opt_state``, ``acc_grads``, ``skip_state``), methods
+      (``init``, ``update``, ``has_updated``, ``gradient_transformation``, ``inner_opt``) and
+      numbers. Differences: Optax computes the inner update on every step and multiplies it by
+      0 or 1 (so an infinite inner update gives NaN on steps that emit nothing), gradtx only on
+      emitting steps; Optax's ``accumulator_dtype`` defaults to float32 for every gradient,
+      gradtx keeps float64 gradients in float64 (the same buffer for every narrower dtype).
+      ``MultiSteps`` is itself a gradtx transform, so it can go in ``chain`` directly.
+      ``accumulate(opt, k)`` is the same accumulation without the schedule, the skip test and
+      the ``gradient_step`` counter.
+    """
+
+    fn_name = "MultiSteps"
+
+    opt: Transform = field(converter=as_child)
+    every_k_schedule: Any = field(check=_checks.COUNT)
+    use_grad_mean: bool = static_field(True, choices=(True, False))
+    should_skip_update_fn: Any = static_field(None)
+    accumulator_dtype: Any = static_field(None)
+
+    def __check_init__(self):
+        fn = self.should_skip_update_fn
+        if fn is not None and not callable(fn):
+            raise TypeError(
+                f"gradtx.MultiSteps: should_skip_update_fn must be None or a function "
+                f"(updates, gradient_step, params) -> (should_skip, skip_state), got {fn!r}"
+            )
+
+    @property
+    def inner_opt(self) -> Transform:
+        """The wrapped transform (``opt``, as a gradtx transform)."""
+        return self.opt
+
+    def _accumulator(self, every_k: Any) -> Accumulate:
+        reduce = "mean" if self.use_grad_mean else "sum"
+        return Accumulate(self.opt, every_k, reduce, self.accumulator_dtype)
+
+    def _skip(self, updates: Any, gradient_step: Any, params: Any) -> tuple[Any, Any]:
+        should_skip, skip_state = self.should_skip_update_fn(updates, gradient_step, params)
+        should_skip = jnp.asarray(should_skip)
+        if should_skip.dtype != jnp.bool_ or should_skip.shape != ():
+            raise ValueError(
+                f"gradtx.MultiSteps: should_skip_update_fn must return a boolean scalar first, "
+                f"got an array of dtype {should_skip.dtype} and shape {should_skip.shape}"
+            )
+        return should_skip, skip_state
+
+    def _init(self, params):
+        acc = self._accumulator(1)._init(params)
+        gradient_step = jnp.zeros((), jnp.int32)
+        skip_state = ()
+        if self.should_skip_update_fn is not None:
+            zeros = _tree.tree_zeros_like(params)
+            _, skip_state = self._skip(zeros, gradient_step, params)
+        return MultiStepsState(acc.mini_step, gradient_step, acc.inner_state, acc.acc, skip_state)
+
+    def _update(self, updates, state, params, **extra):
+        k = value_at(self.every_k_schedule, state.gradient_step)
+        accumulator = self._accumulator(jax.lax.convert_element_type(k, jnp.int32))
+
+        def accumulate_step(skip_state):
+            inner = AccumulateState(state.mini_step, state.acc_grads, state.inner_opt_state)
+            u, s = accumulator._update(updates, inner, params, **extra)
+            emitted = s.mini_step == 0
+            step = jnp.where(
+                emitted, _tree.safe_increment(state.gradient_step), state.gradient_step
+            )
+            return u, MultiStepsState(s.mini_step, step, s.inner_state, s.acc, skip_state)
+
+        if self.should_skip_update_fn is None:
+            return accumulate_step(state.skip_state)
+        should_skip, skip_state = self._skip(updates, state.gradient_step, params)
+        out_shape = jax.eval_shape(lambda: accumulate_step(skip_state)[0])
+
+        def hold(skip_state):
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
+            return zeros, state._replace(skip_state=skip_state)
+
+        return jax.lax.cond(should_skip, hold, accumulate_step, skip_state)
+
+    def has_updated(self, state: MultiStepsState) -> jax.Array:
+        """Whether the call that returned ``state`` emitted an update: a boolean scalar,
+        ``mini_step == 0 and gradient_step > 0``."""
+        return jnp.logical_and(state.mini_step == 0, state.gradient_step > 0)
+
+    def gradient_transformation(self) -> _base.GradientTransformationExtraArgs:
+        """This transform's ``init`` and ``update`` as a ``GradientTransformation`` pair.
+
+        Returns:
+          A ``GradientTransformationExtraArgs`` (a ``GradientTransformation``): extra
+          ``update`` arguments still reach ``opt`` inside ``chain``. Optax returns a plain
+          ``GradientTransformation``, whose extra arguments ``optax.chain`` drops.
+        """
+        return _base.GradientTransformationExtraArgs(self.init, self.update)
+
+    def _children(self, state):
+        return (("", self.opt, state.inner_opt_state),)
