@@ -150,6 +150,16 @@ def family_of(name: str) -> str:
     )
 
 
+def _directive(name: str) -> str:
+    """The mkdocstrings directive of ``gradtx.<name>``. A ``typing.Protocol`` (a callable type
+    such as ``TransformInitFn``) has no ``__init__`` of its own to merge into the class."""
+    import gradtx
+
+    if getattr(getattr(gradtx, name), "_is_protocol", False):
+        return f"::: gradtx.{name}\n    options:\n      merge_init_into_class: false"
+    return f"::: gradtx.{name}"
+
+
 def api_pages() -> dict[str, str]:
     """Page name -> markdown for every API page."""
     groups: dict[str, list[str]] = {page: [] for page, *_ in FAMILIES}
@@ -162,7 +172,7 @@ def api_pages() -> dict[str, str]:
         groups[page].append(name)
     pages = {}
     for page, title, blurb, _ in FAMILIES:
-        body = "\n\n".join(f"::: gradtx.{n}" for n in groups[page])
+        body = "\n\n".join(_directive(n) for n in groups[page])
         pages[page] = f"# {title}\n\n{blurb}\n\n{body}\n"
     integ = "\n\n".join(f"::: {m}\n    options:\n      show_submodules: false"
                         for m in INTEGRATION_MODULES)  # fmt: skip
