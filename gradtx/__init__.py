@@ -346,6 +346,8 @@ from .transforms._rounding import stochastic_round as stochastic_round
 from .transforms._rounding import with_stochastic_rounding as with_stochastic_rounding
 
 from . import contrib as contrib
+from . import tree as tree  # Optax's optax.tree: gradtx.tree.norm
+from . import tree_utils as tree_utils  # Optax's optax.tree_utils: the same functions
 from . import registry as registry  # last: it imports the factories above
 
 __version__ = "0.1.0"
