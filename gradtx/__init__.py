@@ -3,6 +3,8 @@
 The public API is what this module re-exports: factories (``gradtx.adam``), their states
 (``AdamState``), and the classes users subclass to write their own (``Transform``,
 ``Elementwise``, ``Schedule``, with ``pytree_dataclass``, ``field`` and ``static_field``).
+Optax's namespaces of the same names are submodules: ``gradtx.contrib``, ``gradtx.tree`` and
+``gradtx.tree_utils``.
 """
 
 from ._checks import HyperparameterError as HyperparameterError

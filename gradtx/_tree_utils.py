@@ -600,13 +600,11 @@ def tree_dtype(tree: Any, mixed_dtype_handler: str | None = None) -> np.dtype:
 
     Args:
       tree: a pytree (a tree without leaves has the default float dtype).
-      mixed_dtype_handler: what to do when the leaves' dtypes differ:
-
-        - None: raise ``ValueError`` naming the leaves that differ;
-        - ``"promote"``: the dtype JAX promotes them all to (``jnp.promote_types``);
-        - ``"highest"`` / ``"lowest"``: the leaf dtype every other promotes to / that promotes
-          to every other; ``ValueError`` when there is none (int8 and uint8, bfloat16 and
-          float16).
+      mixed_dtype_handler: what to do when the leaves' dtypes differ. None raises
+        ``ValueError`` naming two leaves that differ; ``"promote"`` gives the dtype JAX
+        promotes them all to (``jnp.promote_types``); ``"highest"`` gives the leaf dtype every
+        other promotes to and ``"lowest"`` the one that promotes to every other, with
+        ``ValueError`` when there is none (int8 and uint8, bfloat16 and float16).
 
     Returns:
       A NumPy dtype.

@@ -10,6 +10,7 @@ the docstring states.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -135,7 +136,10 @@ def test_import_gradtx_gives_the_namespaces():
     import sys
 
     code = "import gradtx; print(gradtx.tree.norm.__name__, gradtx.tree_utils.tree_norm.__name__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    root = Path(__file__).resolve().parent.parent  # this checkout's gradtx, not an installed one
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["tree_norm", "tree_norm"]
 
