@@ -2,6 +2,8 @@
 
 - ``api/<family>.md``: one page per family of public names, read from ``gradtx/__init__.py``
   at build time (so a new export appears without editing the docs), rendered by mkdocstrings.
+  Modules with pages of their own: the integrations, ``gradtx.contrib``, and ``gradtx.tree``
+  with ``gradtx.tree_utils`` (the same functions under Optax's second set of names).
 - ``notebooks/*.ipynb``: the committed notebooks (they carry no outputs), each with a last
   cell showing its committed figures from ``notebooks/figures/``; mkdocs-jupyter renders them
   and executes those not listed in ``execute_ignore`` (the first one).
@@ -102,6 +104,8 @@ FAMILIES = [
 # Public names listed on the integrations page, with the modules users import themselves.
 INTEGRATION_MODULES = ["gradtx.nnx", "gradtx.optuna", "gradtx.torch", "gradtx.registry"]
 CONTRIB_MODULE = "gradtx.contrib"
+# Optax's tree namespaces: one page, the functions documented once under ``gradtx.tree``.
+TREE_MODULES = ["gradtx.tree", "gradtx.tree_utils"]
 # Public names whose docstrings the API pages leave out: type aliases, which have none (the
 # core page's text describes them).
 EXCLUDED: set[str] = {"MaskOrFn", "OptState", "Params", "ScalarOrSchedule", "Updates"}
@@ -144,6 +148,8 @@ def family_of(name: str) -> str:
         return "integrations"
     if module == CONTRIB_MODULE:
         return "contrib"
+    if module in TREE_MODULES:
+        return "tree"
     raise ValueError(
         f"docs/hooks.py: gradtx.{name} is defined in {module!r}, which no API family in "
         "FAMILIES covers; add its module to a family"
@@ -167,7 +173,7 @@ def api_pages() -> dict[str, str]:
         if name in EXCLUDED:
             continue
         page = family_of(name)
-        if page in ("integrations", "contrib"):
+        if page in ("integrations", "contrib", "tree"):
             continue  # the module itself is documented there
         groups[page].append(name)
     pages = {}
@@ -184,6 +190,13 @@ def api_pages() -> dict[str, str]:
     pages["contrib"] = (
         "# gradtx.contrib\n\nOptax's `optax.contrib` optimizers with Optax's names, signatures "
         f"and defaults.\n\n::: {CONTRIB_MODULE}\n"
+    )
+    pages["tree"] = (
+        "# gradtx.tree and gradtx.tree_utils\n\nOptax's `optax.tree` and `optax.tree_utils`: "
+        "functions over whole pytrees with Optax's names, signatures and defaults. "
+        "`gradtx.tree_utils.tree_<name>` is `gradtx.tree.<name>`.\n\n"
+        "::: gradtx.tree\n\n"
+        "::: gradtx.tree_utils\n    options:\n      members: false\n"
     )
     return pages
 

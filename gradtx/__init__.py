@@ -3,6 +3,8 @@
 The public API is what this module re-exports: factories (``gradtx.adam``), their states
 (``AdamState``), and the classes users subclass to write their own (``Transform``,
 ``Elementwise``, ``Schedule``, with ``pytree_dataclass``, ``field`` and ``static_field``).
+Optax's namespaces of the same names are submodules: ``gradtx.contrib``, ``gradtx.tree`` and
+``gradtx.tree_utils``.
 """
 
 from ._checks import HyperparameterError as HyperparameterError
@@ -346,6 +348,8 @@ from .transforms._rounding import stochastic_round as stochastic_round
 from .transforms._rounding import with_stochastic_rounding as with_stochastic_rounding
 
 from . import contrib as contrib
+from . import tree as tree  # Optax's optax.tree: gradtx.tree.norm
+from . import tree_utils as tree_utils  # Optax's optax.tree_utils: the same functions
 from . import registry as registry  # last: it imports the factories above
 
 __version__ = "0.1.0"

@@ -28,8 +28,9 @@ def global_norm(updates: Any) -> jax.Array:
     Returns:
       A scalar in the widest leaf dtype, at least float32 (0 for a tree without leaves).
 
-    The sum is the one ``clip_by_global_norm`` uses: small leaves are reduced together and the
-    partial sums added pairwise, which compiles quickly with thousands of leaves.
+    The sum is the one ``clip_by_global_norm`` and ``gradtx.tree.norm`` use: small leaves are
+    reduced together and the partial sums added pairwise, which compiles quickly with thousands
+    of leaves.
 
     Conventions:
       ``optax.global_norm`` (``optax.tree.norm``): the same value up to rounding (the sum is

@@ -331,6 +331,11 @@ def tree_sum_squares(tree: Any) -> jax.Array:
         buckets[cd] = (items, size + n)
     for key in list(buckets):
         flush(key)
+    return add_pairwise(parts)
+
+
+def add_pairwise(parts: list[Any]) -> Any:
+    """The sum of a non-empty list as a balanced tree of additions (``log2(n)`` deep)."""
     while len(parts) > 1:
         nxt = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
         if len(parts) % 2:
