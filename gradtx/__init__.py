@@ -3,6 +3,8 @@
 The public API is what this module re-exports: factories (``gradtx.adam``), their states
 (``AdamState``), and the classes users subclass to write their own (``Transform``,
 ``Elementwise``, ``Schedule``, with ``pytree_dataclass``, ``field`` and ``static_field``).
+Where Optax's top level has a class or a type, it is here under its name (``MultiSteps``,
+``GradientTransformation``, the callable types and the annotation aliases).
 Optax's namespaces of the same names are submodules: ``gradtx.contrib``, ``gradtx.tree`` and
 ``gradtx.tree_utils``.
 """
