@@ -21,6 +21,8 @@ import pytest
 
 import gradtx
 
+from ._packed import check_packed_equals_tree, layout_params
+
 
 def _standard():
     """Optax mixes int32 counts and floats: it runs under standard promotion."""
@@ -582,3 +584,27 @@ def test_numerics_reject_bad_arguments(call, message):
 def test_moment_updates_name_a_tree_mismatch():
     with pytest.raises(gradtx.TreeMismatchError, match=r"gradtx\.update_moment: .*\['b'\]"):
         gradtx.update_moment(TREE, {**MOMENTS, "b": jnp.zeros(2)}, 0.9, 2)
+
+
+@pytest.mark.parametrize("skip", ["none", "not_finite", "large"])
+def test_multisteps_packs_and_gives_the_tree_numbers(skip):
+    fn = {
+        "none": None,
+        "not_finite": gradtx.skip_not_finite,
+        "large": functools.partial(gradtx.skip_large_updates, max_squared_norm=1e6),
+    }[skip]
+    tx = gradtx.MultiSteps(gradtx.adam(0.05), 2, should_skip_update_fn=fn)
+    assert tx.is_elementwise()
+    # four steps: two emitted updates of k = 2
+    (packed,) = check_packed_equals_tree(tx, steps=4)
+    assert len(packed.buffers) < len(jax.tree.leaves(layout_params()))
+
+
+def test_multisteps_with_its_own_skip_test_keeps_the_leaves():
+    def never(updates, gradient_step, params):
+        return jnp.asarray(False), ()
+
+    tx = gradtx.MultiSteps(gradtx.adam(0.05), 2, should_skip_update_fn=never)
+    assert not tx.is_elementwise() and not tx.is_stackable()
+    packed = gradtx.pack(layout_params(), tx)
+    assert len(packed.buffers) == len(jax.tree.leaves(layout_params()))

@@ -3,6 +3,7 @@ and Optax's ``MultiSteps`` on top of it, with a scheduled ``k`` and skipped step
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -302,7 +303,9 @@ class MultiSteps(Transform):
         least float32.
 
     Extra ``update`` arguments (``loss=``, ``value=``) reach ``opt`` on emitting steps.
-    ``has_updated(state)`` says whether the last call emitted an update.
+    ``has_updated(state)`` says whether the last call emitted an update. ``gradtx.pack`` lays
+    the params out for ``opt`` when the skip test reads any layout alike (none,
+    ``skip_not_finite``, ``skip_large_updates``); with another function it keeps every leaf.
 
     Conventions:
       ``optax.MultiSteps``: the same constructor arguments, state fields (``mini_step``,
@@ -318,6 +321,7 @@ class MultiSteps(Transform):
     """
 
     fn_name = "MultiSteps"
+    elementwise = True  # with a skip test that is a sum over all elements; see is_elementwise
 
     opt: Transform = field(converter=as_child)
     every_k_schedule: Any = field(check=_checks.COUNT)
@@ -332,6 +336,20 @@ class MultiSteps(Transform):
                 f"gradtx.MultiSteps: should_skip_update_fn must be None or a function "
                 f"(updates, gradient_step, params) -> (should_skip, skip_state), got {fn!r}"
             )
+
+    def _skip_reads_any_layout(self) -> bool:
+        """Whether the skip test gives the same answer on any packing of the leaves: none, or
+        gradtx's own two (a count of non-finite elements, a sum of squares)."""
+        fn = self.should_skip_update_fn
+        if isinstance(fn, functools.partial) and not fn.args:
+            fn = fn.func
+        return fn is None or fn is skip_not_finite or fn is skip_large_updates
+
+    def is_elementwise(self) -> bool:
+        return super().is_elementwise() and self._skip_reads_any_layout()
+
+    def is_stackable(self) -> bool:
+        return super().is_stackable() and self._skip_reads_any_layout()
 
     @property
     def inner_opt(self) -> Transform:
