@@ -83,4 +83,4 @@ def with_master_weights(tx: Any, dtype: Any = jnp.float32) -> WithMasterWeights:
         updates, state = tx.update(bf16_grads, state, bf16_params)
         bf16_params = gradtx.apply_updates(bf16_params, updates)
     """
-    return WithMasterWeights(as_transform(tx), dtype)
+    return WithMasterWeights(as_transform(tx, "with_master_weights", "tx"), dtype)

@@ -103,7 +103,7 @@ def zero1(tx: Any, mesh: Any, axis: str = "data") -> Zero1:
         state = tx.init(replicated_params)     # moments split 8 ways
     """
     _axis_size(mesh, axis)
-    return Zero1(as_transform(tx), mesh, axis)
+    return Zero1(as_transform(tx, "zero1", "tx"), mesh, axis)
 
 
 def state_shardings(tx: Transform, params: Any) -> Any:

@@ -710,7 +710,7 @@ def chain(*args: Any) -> Chain:
       ``optax.chain``'s signature, state layout and numbers. torch.optim has no counterpart
       (its optimizers are single classes).
     """
-    return Chain(tuple(as_transform(t) for t in args))
+    return Chain(tuple(as_transform(t, "chain", f"args[{i}]") for i, t in enumerate(args)))
 
 
 @pytree_dataclass
@@ -765,7 +765,7 @@ def named_chain(*args: tuple[str, Any]) -> NamedChain:
                 f"string name, got {item!r}"
             )
         names.append(item[0])
-        txs.append(as_transform(item[1]))
+        txs.append(as_transform(item[1], "named_chain", f"transform {item[0]!r}"))
     if len(set(names)) != len(names):
         raise ValueError(f"gradtx.named_chain: names must be unique, got {names}")
     return NamedChain(tuple(txs), tuple(names))

@@ -236,6 +236,30 @@ def test_state_from_init_of_another_tree(key):
             r"gradtx\.partition: transforms\['b'\] must be a transform",
         ),
         (
+            lambda: gradtx.named_chain(("a", gradtx.sgd(0.1)), ("b", "adam")),
+            r"gradtx\.named_chain: transform 'b' must be a transform",
+        ),
+        (
+            lambda: gradtx.quantized(3),
+            r"gradtx\.quantized: tx must be a transform",
+        ),
+        (
+            lambda: gradtx.contrib.mechanize(None),
+            r"gradtx\.contrib\.mechanize: base_optimizer must be a transform",
+        ),
+        (
+            lambda: gradtx.contrib.sam(gradtx.sgd(0.1), 0.1),
+            r"gradtx\.contrib\.sam: adv_optimizer must be a transform",
+        ),
+        (
+            lambda: gradtx.muon(fallback=0.1),
+            r"gradtx\.muon: fallback must be a transform",
+        ),
+        (
+            lambda: gradtx.chain(gradtx.adam(1e-3), 3),
+            r"gradtx\.chain: args\[1\] must be a transform .* got int: 3",
+        ),
+        (
             lambda: gradtx.partition({}, {"w": "a"}),
             r"gradtx\.partition: transforms must be a non-empty dict",
         ),

@@ -218,6 +218,11 @@ def test_nnx_optimizer_matches_the_plain_loop_and_logs():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     logged = gradtx.current_hyperparams(optimizer)["learning_rate"]
     np.testing.assert_allclose(float(logged), float(sched(2)), rtol=1e-6)
+    # The optimizer's own fields read alike: its opt_state holds NNX variables.
+    spelled = gradtx.current_hyperparams(optimizer.tx, optimizer.opt_state)["learning_rate"]
+    np.testing.assert_allclose(float(spelled), float(sched(2)), rtol=1e-6)
+    with pytest.raises(TypeError, match=r"gradtx.current_hyperparams: tx must be .* got tuple"):
+        gradtx.current_hyperparams(optimizer.opt_state)
 
 
 def test_update_is_traced_once_for_new_transforms_and_new_step_functions(monkeypatch):

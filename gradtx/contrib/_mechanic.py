@@ -120,4 +120,10 @@ def mechanize(
       Cutkosky, Defazio, Mehta, "Mechanic: A Learning Rate Tuner", NeurIPS 2023.
       arXiv:2306.00144
     """
-    return Mechanize(as_transform(base_optimizer), weight_decay, eps, s_init, num_betas)
+    return Mechanize(
+        as_transform(base_optimizer, "contrib.mechanize", "base_optimizer"),
+        weight_decay,
+        eps,
+        s_init,
+        num_betas,
+    )

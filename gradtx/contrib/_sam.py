@@ -152,5 +152,11 @@ def sam(
       Foret, Kleiner, Mobahi, Neyshabur, "Sharpness-Aware Minimization for Efficiently
       Improving Generalization", ICLR 2021. arXiv:2010.01412
     """
-    return SAM(as_transform(optimizer), as_transform(adv_optimizer), sync_period, reset_state,
-               opaque_mode, batch_axis_name)  # fmt: skip
+    return SAM(
+        as_transform(optimizer, "contrib.sam", "optimizer"),
+        as_transform(adv_optimizer, "contrib.sam", "adv_optimizer"),
+        sync_period,
+        reset_state,
+        opaque_mode,
+        batch_axis_name,
+    )

@@ -63,7 +63,7 @@ def schedule_free(
     """
     _checks.check_nonnegative("contrib.schedule_free", "learning_rate", learning_rate)
     return _sf.ScheduleFree(
-        base=as_transform(base_optimizer),
+        base=as_transform(base_optimizer, "contrib.schedule_free", "base_optimizer"),
         learning_rate=learning_rate,
         b1=b1,
         weight_lr_power=weight_lr_power,

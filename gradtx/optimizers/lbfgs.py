@@ -235,7 +235,7 @@ def lbfgs(
     if isinstance(linesearch, _DefaultLinesearch):
         linesearch = linesearch.build()
     if linesearch is not None:
-        parts.append(as_transform(linesearch))
+        parts.append(as_transform(linesearch, "lbfgs", "linesearch"))
     return Chain(tuple(parts))
 
 

@@ -318,7 +318,7 @@ def muon(
         from .adam import adamw
 
         fallback = adamw(learning_rate, weight_decay=weight_decay, mask=weight_decay_mask)
-    split = MuonSplit(matrices, as_transform(fallback))
+    split = MuonSplit(matrices, as_transform(fallback, "muon", "fallback"))
     return Chain((negate(), split)) if maximize else Chain((split,))
 
 

@@ -1009,7 +1009,7 @@ def muon(
                                decoupled_weight_decay=True)  # fmt: skip
     if fallback is None:
         fallback = adamw(lr, weight_decay=weight_decay, weight_decay_mask=weight_decay_mask)
-    split = MuonSplit(matrices, as_transform(fallback))
+    split = MuonSplit(matrices, as_transform(fallback, "torch.muon", "fallback"))
     return Chain((negate(), split)) if maximize else Chain((split,))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .._transform import Transform
@@ -20,6 +21,7 @@ def current_hyperparams(tx: Transform, state: Any = None) -> dict[str, Any]:
 
         gradtx.current_hyperparams(tx, state)   # {'learning_rate': Array(0.00098, ...)}
         gradtx.current_hyperparams(optimizer)   # a gradtx.nnx.Optimizer holds both
+        gradtx.current_hyperparams(optimizer.tx, optimizer.opt_state)   # the same
 
     Keys are the field names (``learning_rate``, ``b1``, ``weight_decay``); where two
     transforms share a name, the key is prefixed with its place: chain indices and partition
@@ -29,6 +31,16 @@ def current_hyperparams(tx: Transform, state: Any = None) -> dict[str, Any]:
     """
     if state is None and hasattr(tx, "transform_and_state"):
         tx, state = tx.transform_and_state()
+    if not isinstance(tx, Transform):
+        raise TypeError(
+            "gradtx.current_hyperparams: tx must be a gradtx transform (with its state as the "
+            f"second argument) or a gradtx.nnx.Optimizer, got {type(tx).__name__}"
+        )
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None and state is not None:
+        # The state as gradtx.nnx.Optimizer keeps it (``optimizer.opt_state``): NNX variables
+        # around the arrays. Their values are what the transform reads.
+        state = nnx.as_pure(state)
     items: list[tuple[tuple[str, ...], str, Any]] = []
     _collect(tx, state, (), items)
     counts: dict[str, int] = {}

@@ -364,7 +364,9 @@ def quantized(
       Li, Chen, Zhu, "Memory Efficient Optimizers with 4-bit States", NeurIPS 2023.
       arXiv:2309.01507
     """
-    return Quantized(as_transform(tx), bits, block_size, min_size, rounding, seed)
+    return Quantized(
+        as_transform(tx, "quantized", "tx"), bits, block_size, min_size, rounding, seed
+    )
 
 
 def state_nbytes(state: Any) -> int:

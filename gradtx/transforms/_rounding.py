@@ -166,4 +166,4 @@ def with_stochastic_rounding(tx: Any, seed: int = 0) -> WithStochasticRounding:
         raise _checks.HyperparameterError(
             f"gradtx.with_stochastic_rounding: seed must be an integer, got {seed!r}"
         )
-    return WithStochasticRounding(as_transform(tx), seed)
+    return WithStochasticRounding(as_transform(tx, "with_stochastic_rounding", "tx"), seed)

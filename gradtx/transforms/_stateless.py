@@ -109,4 +109,4 @@ def with_extra_args_support(tx: Any) -> Transform:
     Conventions:
       ``optax.with_extra_args_support``; the result is a gradtx transform (a pytree).
     """
-    return as_transform(tx)
+    return as_transform(tx, "with_extra_args_support", "tx")
