@@ -94,7 +94,7 @@ def floor_runners(name: str, packed_grads, packed_state) -> dict:
     """Bare jitted kernels over the packed buffers (see the module docstring)."""
     g = list(packed_grads.buffers)
     if name == "sgd_momentum":
-        m = list(packed_state[0].b.buffers)  # gradtx's momentum buffers, as they are
+        m = list(packed_state[0].trace.buffers)  # gradtx's momentum buffers, as they are
 
         def arith(g, m):
             m2 = [MOMENTUM * a + b for a, b in zip(m, g)]

@@ -70,7 +70,7 @@ def _constrain_like(x: jax.Array, ref: Any) -> jax.Array:
         sharding = table.get(id(ref))
         if sharding is not None:
             out = jax.lax.with_sharding_constraint(x, sharding)
-            # Buffers made like this one (AMSGrad's v_max is made like v) get it too.
+            # Buffers made like this one (AMSGrad's nu_max is made like nu) get it too.
             table[id(out)] = sharding
             return out
     return x

@@ -126,7 +126,7 @@ def test_gradient_tree_mismatch_without_params():
     tx = gradtx.adam(0.1)
     with pytest.raises(
         gradtx.TreeMismatchError,
-        match=r"ScaleByAdam.update: the updates tree does not match the m tree at \['w'\]",
+        match=r"ScaleByAdam.update: the updates tree does not match the mu tree at \['w'\]",
     ):
         tx.update({**params, "w": jnp.ones((4,))}, tx.init(params))
     sgd = gradtx.sgd(0.1)
@@ -191,12 +191,12 @@ def test_grads_dtype_differing_from_params():
     p32 = {"w": jnp.ones((3,))}
     state = tx.init(p32)
     u, state = tx.update({"w": jnp.ones((3,), jnp.bfloat16)}, state, p32)
-    assert u["w"].dtype == jnp.bfloat16 and state[0].m["w"].dtype == jnp.float32
+    assert u["w"].dtype == jnp.bfloat16 and state[0].mu["w"].dtype == jnp.float32
     assert gradtx.apply_updates(p32, u)["w"].dtype == jnp.float32
     p16 = {"w": jnp.ones((3,), jnp.bfloat16)}
     state = tx.init(p16)
     u, state = tx.update({"w": jnp.ones((3,))}, state, p16)
-    assert u["w"].dtype == jnp.float32 and state[0].m["w"].dtype == jnp.bfloat16
+    assert u["w"].dtype == jnp.float32 and state[0].mu["w"].dtype == jnp.bfloat16
     assert gradtx.apply_updates(p16, u)["w"].dtype == jnp.bfloat16
 
 

@@ -122,7 +122,7 @@ def test_orbax_round_trip_and_resume(tmp_path):
     # Restoring into an optimizer whose state has another layout is refused by orbax.
     other = gradtx.adam(0.05, weight_decay=1e-2)
     bad_like = {"tx": _tx_with_schedule(), "params": _params(), "state": other.init(_params())}
-    with pytest.raises(ValueError, match=r"state\[1\]\.v_max"):
+    with pytest.raises(ValueError, match=r"state\[1\]\.nu_max"):
         ckpt.restore(tmp_path / "orbax", bad_like)
     ckpt.close()
 
@@ -133,10 +133,12 @@ def test_load_into_differently_configured_optimizer_fails(tmp_path):
     gradtx.save_npz(tmp_path / "s.npz", saved.init(params))
     gradtx.save_npz(tmp_path / "tx.npz", saved)
     with pytest.raises(
-        gradtx.TreeMismatchError, match=r"has entries that `like` lacks: \[0\]\.v_max"
+        gradtx.TreeMismatchError, match=r"has entries that `like` lacks: \[0\]\.nu_max"
     ):
         gradtx.load_npz(tmp_path / "s.npz", gradtx.adam(1e-3).init(params))
-    with pytest.raises(gradtx.TreeMismatchError, match=r"has no entry for \[0\]\.b\['h'\]\['b'\]"):
+    with pytest.raises(
+        gradtx.TreeMismatchError, match=r"has no entry for \[0\]\.trace\['h'\]\['b'\]"
+    ):
         gradtx.load_npz(tmp_path / "s.npz", gradtx.sgd(1e-3, momentum=0.9).init(params))
     # Same leaves, other static options: the recorded treedef differs.
     with pytest.raises(gradtx.TreeMismatchError, match=r"another structure.*'corrected'"):
@@ -147,7 +149,7 @@ def test_load_into_differently_configured_optimizer_fails(tmp_path):
     wide = {**params, "w": jnp.zeros((3, 5))}
     with pytest.raises(
         gradtx.TreeMismatchError,
-        match=r"holds float32\[3, 2\] at \[0\]\.m\['w'\] but `like` expects float32\[3, 5\]",
+        match=r"holds float32\[3, 2\] at \[0\]\.mu\['w'\] but `like` expects float32\[3, 5\]",
     ):
         gradtx.load_npz(tmp_path / "s.npz", saved.init(wide))
 
@@ -158,17 +160,17 @@ def test_check_state_names_what_differs():
     with pytest.raises(
         gradtx.TreeMismatchError,
         match=r"gradtx.check_state\(Chain\): the state does not match tx.init\(params\) at "
-        r"\[0\]\.v_max\['h'\]\['b'\]: expected bfloat16\[2\], got missing",
+        r"\[0\]\.nu_max\['h'\]\['b'\]: expected bfloat16\[2\], got missing",
     ):
         gradtx.check_state(gradtx.adam(1e-3, amsgrad=True), state, params)
     with pytest.raises(
         gradtx.TreeMismatchError,
-        match=r"at \[0\]\.m\['h'\]\['b'\]: expected dtype float32, got bfloat16",
+        match=r"at \[0\]\.mu\['h'\]\['b'\]: expected dtype float32, got bfloat16",
     ):
         gradtx.check_state(gradtx.adam(1e-3, mu_dtype=jnp.float32), state, params)
     with pytest.raises(
         gradtx.TreeMismatchError,
-        match=r"at \[0\]\.m\['w'\]: expected float32\[4, 2\], got float32\[3, 2\]",
+        match=r"at \[0\]\.mu\['w'\]: expected float32\[4, 2\], got float32\[3, 2\]",
     ):
         gradtx.check_state(gradtx.adam(1e-3), state, {**params, "w": jnp.zeros((4, 2))})
     gradtx.check_state(gradtx.adam(0.5, b1=0.5), state, params)  # other hyperparameter values: fine
@@ -182,5 +184,5 @@ def test_npz_load_places_arrays_with_like_sharding(tmp_path):
     state = tx.init(params)
     gradtx.save_npz(tmp_path / "s.npz", state)
     back = gradtx.load_npz(tmp_path / "s.npz", tx.init(params))
-    assert back[0].m["w"].sharding.is_equivalent_to(params["w"].sharding, 2)
+    assert back[0].mu["w"].sharding.is_equivalent_to(params["w"].sharding, 2)
     _assert_identical(back, state)

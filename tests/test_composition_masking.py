@@ -32,8 +32,8 @@ def test_masked_matches_optax(x64):
     assert_trees_close(ours, ref, rtol=1e-12)
     # masked-out leaves hold no buffer in the inner state
     adam_state = state.inner_state[0]
-    assert adam_state.m["dense"]["bias"] is None and adam_state.m["norm"]["scale"] is None
-    assert adam_state.m["head"].shape == (4, 2)
+    assert adam_state.mu["dense"]["bias"] is None and adam_state.mu["norm"]["scale"] is None
+    assert adam_state.mu["head"].shape == (4, 2)
 
 
 def test_masked_and_partition_accept_optax_inner_transforms(x64):
@@ -183,7 +183,7 @@ def test_freeze_with_inner_keeps_no_state_for_frozen_leaves(x64):
     frozen = gradtx.mask_by_path("dense/*")
     tx = gradtx.freeze(frozen, gradtx.adam(0.1))
     out, state = run_gradtx(tx, params, grads)
-    assert state.inner_state[0].m["dense"]["kernel"] is None
+    assert state.inner_state[0].mu["dense"]["kernel"] is None
     ref_tx = optax.chain(
         optax.masked(optax.adam(0.1), {"dense": False, "norm": True, "head": True}),
         optax.masked(optax.set_to_zero(), {"dense": True, "norm": False, "head": False}),

@@ -98,7 +98,7 @@ def test_momentum_keeps_a_count_only_where_something_reads_it():
     """Optax's trace state has no count; gradtx's buffer keeps one for a schedule, a dampening
     (torch's first step copies the gradient) or a debiased moving average."""
     plain = gradtx.sgd(0.1, momentum=0.9).init(PARAMS)[0]
-    assert plain.count is None and jax.tree.structure(plain.b) == jax.tree.structure(PARAMS)
+    assert plain.count is None and jax.tree.structure(plain.trace) == jax.tree.structure(PARAMS)
     scheduled = gradtx.sgd(0.1, momentum=gradtx.linear_schedule(0.5, 0.9, 10))
     torch_like = gradtx.sgd(0.1, momentum=0.9, dampening=0.5)
     for tx in (scheduled, torch_like, gradtx.ema(0.9)):

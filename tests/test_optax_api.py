@@ -194,3 +194,69 @@ def test_adadelta_default_is_optaxs_with_a_unit_learning_rate():
     for key in ("w", "b"):
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-5)
     assert _loss(ours) < _loss(_start())
+
+
+def _f32(**hyperparameters):
+    # The same float32 numbers for both libraries: gradtx holds its hyperparameters as float32
+    # leaves, where Optax would round ``1 - b2`` from Python's float64 (1e-5 apart for 0.999).
+    return {k: jnp.float32(v) for k, v in hyperparameters.items()}
+
+
+_BETAS = _f32(b1=0.9, b2=0.999)
+_AMSGRAD = dict(amsgrad=True, amsgrad_max="corrected")  # optax.amsgrad's maximum
+
+# Optax's alias, gradtx's, their arguments (gradtx's extra keywords last), and the buffers
+# Optax's state holds: ScaleByAdamState, ScaleByAmsgradState, ScaleByLionState,
+# ScaleByBeliefState, ScaleByNovogradState, ScaleByRssState, ScaleByRStdDevState, TraceState.
+STATE_FIELDS = [
+    ("adam", optax.adam, gradtx.adam, _BETAS, {}, ("mu", "nu")),
+    ("adamw", optax.adamw, gradtx.adamw, _BETAS, {}, ("mu", "nu")),
+    ("amsgrad", optax.amsgrad, gradtx.adam, _BETAS, _AMSGRAD, ("mu", "nu", "nu_max")),
+    ("lion", optax.lion, gradtx.lion, _f32(b1=0.9, b2=0.99), {}, ("mu",)),
+    ("adabelief", optax.adabelief, gradtx.adabelief, _BETAS, {}, ("mu", "nu")),
+    ("adamax", optax.adamax, gradtx.adamax, _BETAS, {}, ("mu", "nu")),
+    ("nadam", optax.nadam, gradtx.nadam, _BETAS, {}, ("mu", "nu")),
+    ("radam", optax.radam, gradtx.radam, _BETAS, {}, ("mu", "nu")),
+    ("yogi", optax.yogi, gradtx.yogi, _BETAS, {}, ("mu", "nu")),
+    ("novograd", optax.novograd, gradtx.novograd, _f32(b1=0.9, b2=0.25), {}, ("mu", "nu")),
+    ("adopt", optax.contrib.adopt, gradtx.adopt, _f32(b1=0.9, b2=0.9999), {}, ("mu", "nu")),
+    ("adagrad", optax.adagrad, gradtx.adagrad, {}, {}, ("sum_of_squares",)),
+    ("rmsprop", optax.rmsprop, gradtx.rmsprop,
+     dict(**_f32(decay=0.9, momentum=0.9), centered=True), {}, ("mu", "nu", "trace")),
+    ("sgd", optax.sgd, gradtx.sgd, _f32(momentum=0.9), {}, ("trace",)),
+]  # fmt: skip
+
+
+def _present(_, value):
+    # gradtx's RMSpropState has a ``trace`` of its own (torch's momentum inside the kernel),
+    # None where the momentum is Optax's separate ``trace`` transform.
+    return value is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "optax_fn", "gradtx_fn", "kwargs", "extra", "fields"),
+    STATE_FIELDS,
+    ids=[c[0] for c in STATE_FIELDS],
+)
+def test_state_fields_have_optaxs_names_and_values(
+    name, optax_fn, gradtx_fn, kwargs, extra, fields, standard_promotion
+):
+    """Optax code that reads a buffer by name (``opt_state[0].mu``,
+    ``optax.tree_utils.tree_get(opt_state, "nu")``) reads the same buffer in gradtx's state,
+    with Optax's values after one update."""
+    params = _start()
+    grads = jax.grad(_loss)(params)
+    ox = optax_fn(1e-2, **kwargs)
+    _, ox_state = ox.update(grads, ox.init(params), params)
+    with jax.numpy_dtype_promotion("strict"):
+        gx = gradtx_fn(1e-2, **kwargs, **extra)
+        _, gx_state = gx.update(grads, gx.init(params), params)
+    for field in fields:
+        want = optax.tree_utils.tree_get(ox_state, field, filtering=_present)
+        got = optax.tree_utils.tree_get(gx_state, field, filtering=_present)
+        assert want is not None and got is not None, (name, field)
+        assert jax.tree.structure(got) == jax.tree.structure(want), (name, field)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            assert g.dtype == w.dtype, (name, field)
+            np.testing.assert_allclose(g, w, rtol=1e-6, err_msg=f"{name}.{field}")
+        assert gradtx.tree_get(gx_state, field, filtering=_present) is got

@@ -422,13 +422,13 @@ def test_tree_map_params_matches_optax():
     to_spec = functools.partial(gradtx.tree_map_params, transform_non_params=lambda _: None)
     state = gradtx.adam(0.1).init(PARAMS)
     out = to_spec(gradtx.adam(0.1), lambda _, s: s, state, specs)
-    assert out[0].m == out[0].v == specs and out[0].count is None
+    assert out[0].mu == out[0].nu == specs and out[0].count is None
     assert out[1] == gradtx.EmptyState()  # a constant learning rate keeps no state, as in Optax
     ref_state = optax.adam(0.1).init(PARAMS)
     ref = optax.tree_utils.tree_map_params(
         optax.adam(0.1), lambda _, s: s, ref_state, specs, transform_non_params=lambda _: None
     )
-    assert ref[0].mu == out[0].m
+    assert ref[0].mu == out[0].mu
     # Through masks and groups: the other group's leaves are None.
     tx = gradtx.partition(
         {"x": gradtx.adam(0.1), "y": gradtx.sgd(0.1, momentum=0.9)}, {"w": "x", "b": "y"}
@@ -437,8 +437,8 @@ def test_tree_map_params_matches_optax():
         tx, lambda p, s: s if p is not None else None, tx.init(PARAMS), specs,
         is_leaf=lambda x: x is None,
     )  # fmt: skip
-    assert out.inner_states["x"][0].m == {"w": "(2, 3)", "b": None}
-    assert out.inner_states["y"][0].b == {"w": None, "b": "(3,)"}
+    assert out.inner_states["x"][0].mu == {"w": "(2, 3)", "b": None}
+    assert out.inner_states["y"][0].trace == {"w": None, "b": "(3,)"}
 
 
 def test_inject_hyperparams_state_is_readable_and_writable():

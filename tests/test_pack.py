@@ -488,7 +488,7 @@ def test_sharded_leaves_are_never_packed_on_8_devices():
     assert packed.buffers[0].shape == (5,) and packed.buffers[0].sharding.is_fully_replicated
     assert packed.buffers[2].sharding.is_equivalent_to(sharded, 2)
     s = tx.init(packed)
-    assert s[0].m.buffers[2].sharding.is_equivalent_to(sharded, 2)
+    assert s[0].mu.buffers[2].sharding.is_equivalent_to(sharded, 2)
     g = jax.tree.map(lambda x: jnp.full(x.shape, 0.1, x.dtype), params)
     new, s = gradtx.step(tx, gradtx.pack_like(packed, g), s, packed)
     assert gradtx.unpack(new)["w"].sharding.is_equivalent_to(sharded, 2)

@@ -50,7 +50,7 @@ def test_low_precision_params_with_float32_moments(dtype):
     tx = gradtx.adam(1e-2, mu_dtype=jnp.float32, nu_dtype=jnp.float32)
     state = tx.init(params)
     adam_state = state[0]
-    assert adam_state.m["w"].dtype == jnp.float32 and adam_state.v["w"].dtype == jnp.float32
+    assert adam_state.mu["w"].dtype == jnp.float32 and adam_state.nu["w"].dtype == jnp.float32
     ref, m_ref, v_ref = _np_adam([np.asarray(g["w"], np.float64) for g in gs])
     for g, r in zip(gs, ref):
         u, state = tx.update(g, state, params)
@@ -60,8 +60,8 @@ def test_low_precision_params_with_float32_moments(dtype):
         assert np.all(err <= _ulp(r, dtype)), (err, r)
         params = gradtx.apply_updates(params, u)
         assert params["w"].dtype == dtype
-    np.testing.assert_allclose(np.asarray(state[0].m["w"]), m_ref, rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(state[0].v["w"]), v_ref, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(state[0].mu["w"]), m_ref, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(state[0].nu["w"]), v_ref, rtol=1e-6)
 
 
 def test_sgd_float32_accumulator_with_bf16_params():
@@ -69,7 +69,7 @@ def test_sgd_float32_accumulator_with_bf16_params():
     params = {"w": jnp.zeros((4,), jnp.bfloat16)}
     tx = gradtx.sgd(0.1, momentum=0.9, accumulator_dtype=jnp.float32)
     state = tx.init(params)
-    assert state[0].b["w"].dtype == jnp.float32
+    assert state[0].trace["w"].dtype == jnp.float32
     b = None
     for g in gs:
         u, state = tx.update(g, state, params)
@@ -77,7 +77,7 @@ def test_sgd_float32_accumulator_with_bf16_params():
         b = gn if b is None else 0.9 * b + gn
         assert u["w"].dtype == jnp.bfloat16
         assert np.all(np.abs(np.asarray(u["w"], np.float64) + 0.1 * b) <= _ulp(0.1 * b, BF16))
-    np.testing.assert_allclose(np.asarray(state[0].b["w"]), b, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(state[0].trace["w"]), b, rtol=1e-6)
 
 
 def test_bias_corrections_and_eps_in_float32_with_bf16_moments():
@@ -211,7 +211,7 @@ def test_adam_complex_conventions(convention):
     tx = gradtx.adam(1e-2, complex_convention=convention)
     state = tx.init(params)
     v_dtype = {"abs": jnp.float32, "real_view": jnp.complex64}[convention]
-    assert state[0].v["w"].dtype == v_dtype
+    assert state[0].nu["w"].dtype == v_dtype
     ref = _np_adam_complex(gs, convention)
     for g, r in zip(gs, ref):
         u, state = tx.update({"w": g}, state, params)

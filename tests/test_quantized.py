@@ -97,11 +97,11 @@ def test_state_bytes():
     assert gradtx.state_nbytes(s8) <= 0.3 * full
     assert gradtx.state_nbytes(s4) <= 0.15 * full
     adam_state = s8.inner[0]
-    assert isinstance(adam_state.m["w1"], gradtx.QuantizedArray)
-    assert isinstance(adam_state.v["emb"], gradtx.QuantizedArray)
-    assert adam_state.m["b"].dtype == jnp.float32  # 256 < min_size
-    assert adam_state.m["w1"].codes.dtype == jnp.uint8
-    assert adam_state.m["w1"].codes.shape == (128 * 256 // 256, 256)
+    assert isinstance(adam_state.mu["w1"], gradtx.QuantizedArray)
+    assert isinstance(adam_state.nu["emb"], gradtx.QuantizedArray)
+    assert adam_state.mu["b"].dtype == jnp.float32  # 256 < min_size
+    assert adam_state.mu["w1"].codes.dtype == jnp.uint8
+    assert adam_state.mu["w1"].codes.shape == (128 * 256 // 256, 256)
     assert adam_state.count.dtype == jnp.int32
 
 

@@ -168,9 +168,9 @@ def test_zero1_shards_state_and_saves_memory():
     z = gradtx.zero1(plain, mesh, "data")
     s_plain, s_zero = plain.init(params), z.init(params)
     # Buffers with a dimension divisible by 8 are split along it; the rest stay replicated.
-    assert _spec(s_zero[-2].m["w"]) == ("data",)
-    assert _spec(s_zero[-2].v["b"]) == ("data",)
-    assert s_zero[-2].m["odd"].sharding.is_fully_replicated
+    assert _spec(s_zero[-2].mu["w"]) == ("data",)
+    assert _spec(s_zero[-2].nu["b"]) == ("data",)
+    assert s_zero[-2].mu["odd"].sharding.is_fully_replicated
     for leaf in jax.tree.leaves(params):
         assert leaf.sharding.is_fully_replicated
     # Same numbers as the unsharded optimizer, over a few jitted steps.
@@ -180,13 +180,13 @@ def test_zero1_shards_state_and_saves_memory():
         u_zero, s_zero = step(z, grads, s_zero, params)
         for a, b in zip(jax.tree.leaves(u_zero), jax.tree.leaves(u_plain)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert _spec(s_zero[-2].m["w"]) == ("data",)
+    assert _spec(s_zero[-2].mu["w"]) == ("data",)
     # Memory: bytes of optimizer state per device.
     per_plain = gradtx.bytes_per_device(s_plain)
     per_zero = gradtx.bytes_per_device(s_zero)
     assert len(per_zero) == 8 and len(set(per_zero.values())) == 1
     plain_b, zero_b = max(per_plain.values()), max(per_zero.values())
-    # Adam keeps m and v: 2 * 4 bytes * (256*64 + 64 + 3), and its int32 count, replicated (a
+    # Adam keeps mu and nu: 2 * 4 bytes * (256*64 + 64 + 3), and its int32 count, replicated (a
     # constant learning rate keeps no count).
     n_moments = 256 * 64 + 64 + 3
     assert plain_b == 2 * 4 * n_moments + 4
@@ -247,7 +247,7 @@ def test_zero1_on_explicit_axes_mesh_in_a_jitted_step():
         xs = jax.device_put(x, NamedSharding(mesh, P("data")))
         ys = jax.device_put(y, NamedSharding(mesh, P("data")))
         out, state = _run(tx, p, xs, ys)
-    assert _spec(state[0].m["w"]) == ("data",)
+    assert _spec(state[0].mu["w"]) == ("data",)
     assert out["w"].sharding.is_fully_replicated
     for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref_params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -86,17 +86,17 @@ COMMON_DOCS = {
 # The arguments of the Adam family (adam, adamw, amsgrad, nadam, nadamw).
 ADAM_DOCS = {
     "adam_options": """{adam_extras}
-      amsgrad: keep the running maximum of ``v`` (``amsgrad_max="raw"``: torch's AMSGrad;
+      amsgrad: keep the running maximum of ``nu`` (``amsgrad_max="raw"``: torch's AMSGrad;
         ``"corrected"``: ``optax.amsgrad``).""",
     "adam_args": """{learning_rate}
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the second moment, in [0, 1) (float, array or schedule).
       eps: added to the denominator outside the square root, >= 0; eps_root: inside it, >= 0.
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).""",
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).""",
     "adam_extras": """nesterov: Nesterov's look-ahead on the first moment (Dozat's NAdam, constant momentum).
-      nu_dtype: dtype of ``v`` (default: each parameter's real dtype).
+      nu_dtype: dtype of ``nu`` (default: each parameter's real dtype).
       complex_convention: ``"abs"`` (Optax: one step size per complex weight) or
-        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``v``).""",
+        ``"real_view"`` (torch: each of ``(re, im)`` with its own ``nu``).""",
     "refs": """
 
     References:

@@ -15,8 +15,8 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 class AdaBeliefState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    m: Any  # first moment
-    s: Any  # EMA of (g - m)^2, plus eps_root each step
+    mu: Any  # first moment
+    nu: Any  # EMA of (g - mu)^2, plus eps_root each step
 
 
 @pytree_dataclass
@@ -40,7 +40,7 @@ class ScaleByBelief(Elementwise):
     nesterov: bool = static_field(False)
 
     def _buffer_dtype(self, name, p):
-        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
+        return p.dtype if name == "mu" else _tree.real_dtype(p.dtype)
 
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
@@ -49,14 +49,14 @@ class ScaleByBelief(Elementwise):
         return dict(b1=b1, b2=b2, bc1=bc1, bc2=bc2, bc1_next=bc1_next, eps=self.eps,
                     eps_root=self.eps_root)  # fmt: skip
 
-    def _leaf(self, c, g, m, s):  # c: this step's scalars (``s`` is the belief here)
-        m = c.b1 * m + (1 - c.b1) * g
-        s = c.b2.real * s + (1 - c.b2.real) * _tree.abs_sq(g - m) + c.eps_root.real
+    def _leaf(self, s, g, mu, nu):
+        mu = s.b1 * mu + (1 - s.b1) * g
+        nu = s.b2.real * nu + (1 - s.b2.real) * _tree.abs_sq(g - mu) + s.eps_root.real
         if self.nesterov:
-            m_hat = c.b1 * m / c.bc1_next + (1 - c.b1) * g / c.bc1
+            m_hat = s.b1 * mu / s.bc1_next + (1 - s.b1) * g / s.bc1
         else:
-            m_hat = m / c.bc1
-        return m_hat / (jnp.sqrt(s / c.bc2.real) + c.eps.real).astype(m.dtype), m, s
+            m_hat = mu / s.bc1
+        return m_hat / (jnp.sqrt(nu / s.bc2.real) + s.eps.real).astype(mu.dtype), mu, nu
 
 
 def scale_by_belief(
@@ -98,7 +98,7 @@ def adabelief(
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the belief (second central moment), in [0, 1) (float, array or schedule).
       eps: added outside the root, >= 0 (Optax's 1e-16; the paper's code uses 1e-16 too).
-      eps_root: added to ``s`` every step (stored in the state, Optax's convention), >= 0.
+      eps_root: added to ``nu`` every step (stored in the state, Optax's convention), >= 0.
       nesterov: Nesterov's correction of the first moment (Optax's ``nesterov``).
       {weight_decay}
       {decoupled}

@@ -20,7 +20,7 @@ from ._common import (
 
 class AdagradState(NamedTuple):
     count: jax.Array | None  # updates so far (int32, saturating); None without an lr_decay
-    s: Any  # sum of squared gradients
+    sum_of_squares: Any  # sum of squared gradients
 
 
 @pytree_dataclass
@@ -55,13 +55,14 @@ class ScaleByAdagrad(Elementwise):
         decay = None if self.lr_decay is None else 1 + (t - 1) * _tree.hp(self.lr_decay, dtype)
         return dict(eps=self.eps, decay=decay)
 
-    def _leaf(self, c, g, s):  # c: this step's scalars (``s`` is the accumulator here)
-        s = s + _tree.abs_sq(g)
+    def _leaf(self, s, g, sum_of_squares):
+        sum_of_squares = sum_of_squares + _tree.abs_sq(g)
         if self.eps_placement == "outside":
-            u = g / (jnp.sqrt(s) + c.eps.real).astype(g.dtype)
+            u = g / (jnp.sqrt(sum_of_squares) + s.eps.real).astype(g.dtype)
         else:
-            u = jnp.where(s > 0, jax.lax.rsqrt(s + c.eps.real), 0.0).astype(g.dtype) * g
-        return (u if c.decay is None else u / c.decay), s
+            r = jax.lax.rsqrt(sum_of_squares + s.eps.real)
+            u = jnp.where(sum_of_squares > 0, r, 0.0).astype(g.dtype) * g
+        return (u if s.decay is None else u / s.decay), sum_of_squares
 
 
 def scale_by_adagrad(
@@ -82,8 +83,9 @@ def scale_by_rss(initial_accumulator_value: Any = 0.1, eps: Any = 1e-7) -> Scale
         u_t = g_t / sqrt(s_t + eps)   where s_t > 0, else 0
 
     Args:
-      initial_accumulator_value: starting value of ``s``, >= 0 (default 0.1).
-      eps: added to ``s`` inside the root, >= 0 (default 1e-7).
+      initial_accumulator_value: starting value of ``sum_of_squares`` (s_0), >= 0 (default
+        0.1).
+      eps: added to s_t inside the root, >= 0 (default 1e-7).
 
     Conventions:
       ``optax.scale_by_rss``: same signature, defaults and numbers. torch.optim.Adagrad's
@@ -123,7 +125,7 @@ def adagrad(
 
     Args:
       {learning_rate}
-      initial_accumulator_value: starting value of ``s``, >= 0.
+      initial_accumulator_value: starting value of ``sum_of_squares`` (s_0), >= 0.
       eps: added to the accumulator inside the root (or to its root, see ``eps_placement``),
         >= 0.
       lr_decay: torch's learning-rate decay, >= 0, or None (the default: none, and no step

@@ -16,9 +16,9 @@ from ._common import ADAM_DOCS, COMMON_DOCS, fill_doc, optimizer_chain
 
 class AdamState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    m: Any  # first moment
-    v: Any  # second moment
-    v_max: Any = None  # AMSGrad's running maximum (None without it)
+    mu: Any  # first moment
+    nu: Any  # second moment
+    nu_max: Any = None  # AMSGrad's running maximum (None without it)
 
 
 @pytree_dataclass
@@ -31,7 +31,7 @@ class ScaleByAdam(Elementwise):
                                    "corrected", Optax; max(v_1, ..., v_t) / c2_t with "raw", torch)
         u_t = mhat_t / (sqrt(vhat_t + eps_root) + eps)
 
-    ``bias_correction_mu``/``_nu`` False make ``c1``/``c2`` 1. Complex ``g``: ``v`` is real
+    ``bias_correction_mu``/``_nu`` False make ``c1``/``c2`` 1. Complex ``g``: ``nu`` is real
     (``|g|^2``, Optax's ``complex_convention="abs"``) or Adam runs on ``(re, im)`` as two real
     numbers (``"real_view"``, torch). ``fn`` is the name that errors report.
     """
@@ -52,11 +52,11 @@ class ScaleByAdam(Elementwise):
     fn: str = static_field("adam", repr=False)
 
     def _buffers(self):
-        return ("m", "v", "v_max") if self.amsgrad else ("m", "v")
+        return ("mu", "nu", "nu_max") if self.amsgrad else ("mu", "nu")
 
     def _buffer_dtype(self, name, p):
         real = _tree.real_dtype(p.dtype)
-        return (self.mu_dtype or p.dtype) if name == "m" else (self.nu_dtype or real)
+        return (self.mu_dtype or p.dtype) if name == "mu" else (self.nu_dtype or real)
 
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
@@ -66,16 +66,16 @@ class ScaleByAdam(Elementwise):
         return dict(b1=b1, b2=b2, c1=c(b1, t, mu), c1_next=c1_next, c2=c(b2, t, nu),
                     eps=self.eps, eps_root=self.eps_root)  # fmt: skip
 
-    def _leaf(self, s, g, m, v, v_max=None):
-        m = s.b1 * m + (1 - s.b1) * g
-        v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)  # real, also for complex g
-        m_hat = s.b1 * m / s.c1_next + (1 - s.b1) * g / s.c1 if self.nesterov else m / s.c1
-        v_hat, corrected = v / s.c2.real, self.amsgrad_max == "corrected"
-        if v_max is not None:  # AMSGrad: the max of the corrected or of the raw v
-            v_max = jnp.maximum(v_max, v_hat if corrected else v)
-            v_hat = v_max if corrected else v_max / s.c2.real
-        u = m_hat / (jnp.sqrt(v_hat + s.eps_root.real) + s.eps.real).astype(m.dtype)
-        return (u, m, v) if v_max is None else (u, m, v, v_max)
+    def _leaf(self, s, g, mu, nu, nu_max=None):
+        mu = s.b1 * mu + (1 - s.b1) * g
+        nu = s.b2.real * nu + (1 - s.b2.real) * _tree.abs_sq(g)  # real, also for complex g
+        m_hat = s.b1 * mu / s.c1_next + (1 - s.b1) * g / s.c1 if self.nesterov else mu / s.c1
+        v_hat, corrected = nu / s.c2.real, self.amsgrad_max == "corrected"
+        if nu_max is not None:  # AMSGrad: the max of the corrected or of the raw nu
+            nu_max = jnp.maximum(nu_max, v_hat if corrected else nu)
+            v_hat = nu_max if corrected else nu_max / s.c2.real
+        u = m_hat / (jnp.sqrt(v_hat + s.eps_root.real) + s.eps.real).astype(mu.dtype)
+        return (u, mu, nu) if nu_max is None else (u, mu, nu, nu_max)
 
 
 def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,

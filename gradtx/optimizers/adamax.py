@@ -15,8 +15,8 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 class AdamaxState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    m: Any  # first moment
-    u: Any  # exponentially weighted infinity norm
+    mu: Any  # first moment
+    nu: Any  # exponentially weighted infinity norm
 
 
 @pytree_dataclass
@@ -38,16 +38,16 @@ class ScaleByAdamax(Elementwise):
     fn: str = static_field("adamax", repr=False)  # the public name that errors report
 
     def _buffer_dtype(self, name, p):
-        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
+        return p.dtype if name == "mu" else _tree.real_dtype(p.dtype)
 
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
         return dict(b1=b1, b2=b2, eps=self.eps, bc1=_tree.bias_correction(b1, t, dtype))
 
-    def _leaf(self, s, g, m, u):
-        m = s.b1 * m + (1 - s.b1) * g
-        u = jnp.maximum(s.b2.real * u, jnp.abs(g) + s.eps.real)
-        return m / (s.bc1.real * u).astype(m.dtype), m, u
+    def _leaf(self, s, g, mu, nu):
+        mu = s.b1 * mu + (1 - s.b1) * g
+        nu = jnp.maximum(s.b2.real * nu, jnp.abs(g) + s.eps.real)
+        return mu / (s.bc1.real * nu).astype(mu.dtype), mu, nu
 
 
 def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> ScaleByAdamax:
@@ -83,7 +83,7 @@ def adamax(
       {weight_decay}
       {decoupled} (``adamaxw`` is Optax's name for it)
       {maximize}
-      complex_convention: ``"abs"`` (one ``u`` per complex weight) or ``"real_view"`` (torch:
+      complex_convention: ``"abs"`` (one ``nu`` per complex weight) or ``"real_view"`` (torch:
         ``(re, im)`` as two real numbers).
 
     Conventions: torch.optim.Adamax(lr, (b1, b2), eps, wd) is ``adamax(lr, b1, b2, eps,

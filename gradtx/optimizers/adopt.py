@@ -14,9 +14,9 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 class ADOPTState(NamedTuple):
-    count: jax.Array  # updates applied so far (int32, saturating); the first only sets v
-    m: Any  # momentum of the normalized gradients
-    v: Any  # second moment (uses gradients up to the previous step)
+    count: jax.Array  # updates applied so far (int32, saturating); the first only sets nu
+    mu: Any  # momentum of the normalized gradients
+    nu: Any  # second moment (uses gradients up to the previous step)
 
 
 @pytree_dataclass
@@ -42,23 +42,23 @@ class ScaleByADOPT(Elementwise):
     mu_dtype: Any = static_field(None)
 
     def _buffer_dtype(self, name, p):
-        return self.mu_dtype or p.dtype if name == "m" else _tree.real_dtype(p.dtype)
+        return self.mu_dtype or p.dtype if name == "mu" else _tree.real_dtype(p.dtype)
 
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
         lim = count.astype(dtype) ** 0.25 if self.use_clipping else None
         return dict(b1=b1, b2=b2, eps=self.eps, lim=lim, first=count == 0)
 
-    def _leaf(self, s, g, m, v):
-        n = g / jnp.maximum(jnp.sqrt(v), s.eps.real).astype(g.dtype)
+    def _leaf(self, s, g, mu, nu):
+        n = g / jnp.maximum(jnp.sqrt(nu), s.eps.real).astype(g.dtype)
         if self.use_clipping:
             n = jnp.clip(n, -s.lim, s.lim)
-        m = jnp.where(s.first, m, s.b1 * m + (1 - s.b1) * n)
-        u = s.b1 * m + (1 - s.b1) * n if self.nesterov else m
+        mu = jnp.where(s.first, mu, s.b1 * mu + (1 - s.b1) * n)
+        u = s.b1 * mu + (1 - s.b1) * n if self.nesterov else mu
         u = jnp.where(s.first, jnp.zeros_like(u), u)
         g2 = _tree.abs_sq(g)
-        v = jnp.where(s.first, g2, s.b2.real * v + (1 - s.b2.real) * g2)
-        return u, m, v
+        nu = jnp.where(s.first, g2, s.b2.real * nu + (1 - s.b2.real) * g2)
+        return u, mu, nu
 
 
 def scale_by_adopt(
@@ -109,7 +109,7 @@ def adopt(
       use_clipping: clip the normalized gradient at ``t^(1/4)`` (the paper's stable variant,
         the default of the authors' code and Optax); False is the paper's Algorithm 1.
       {maximize}
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).
 
     Conventions: the paper's algorithm with clipping; with weight_decay 0 this equals
     ``optax.contrib.adopt(lr, b1, b2, eps, nesterov=..., use_clipping=...)``. The coupled decay

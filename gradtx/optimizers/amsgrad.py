@@ -1,4 +1,4 @@
-"""AMSGrad under Optax's names: ``ScaleByAdam`` with the maximum of the corrected ``v``."""
+"""AMSGrad under Optax's names: ``ScaleByAdam`` with the maximum of the corrected ``nu``."""
 
 from __future__ import annotations
 

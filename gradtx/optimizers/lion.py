@@ -15,7 +15,7 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 class LionState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    m: Any  # momentum
+    mu: Any  # momentum
 
 
 @pytree_dataclass
@@ -44,15 +44,15 @@ class ScaleByLion(Elementwise):
         b1, b2 = value_at(self.b1, count), value_at(self.b2, count)
         return dict(b1=b1, b2=b2, smooth_beta=self.smooth_beta)
 
-    def _leaf(self, s, g, m):
-        c = s.b1 * m + (1 - s.b1) * g
+    def _leaf(self, s, g, mu):
+        c = s.b1 * mu + (1 - s.b1) * g
         if self.mode == "hard":
             u = _tree.sign(c)
         elif self.mode == "smooth":
             u = jnp.tanh(s.smooth_beta * c)
         else:
             u = jnp.where(jnp.abs(c) < 1, c, _tree.sign(c))
-        return u, s.b2 * m + (1 - s.b2) * g
+        return u, s.b2 * mu + (1 - s.b2) * g
 
 
 def scale_by_lion(
@@ -91,7 +91,7 @@ def lion(
       {learning_rate} Lion wants a rate 3 to 10 times smaller than AdamW's.
       b1: interpolation weight of the update direction, in [0, 1] (float, array or schedule).
       b2: decay of the momentum, in [0, 1] (float, array or schedule).
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).
       weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), multiplied by
         the learning rate as in ``optax.lion`` and the paper (default 1e-3, Optax's).
       mask: a pytree of bools (True = decay that leaf) or a function from params to one. None

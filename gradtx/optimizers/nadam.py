@@ -17,8 +17,8 @@ from .adam import ScaleByAdam
 class NAdamState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     mu_product: jax.Array  # prod_{i<=t} mu_i (scalar)
-    m: Any  # first moment
-    v: Any  # second moment
+    mu: Any  # first moment
+    nu: Any  # second moment
 
 
 @pytree_dataclass
@@ -47,7 +47,7 @@ class ScaleByNAdam(Elementwise):
     complex_convention: str = static_field("abs", choices=("abs", "real_view"))
 
     def _buffer_dtype(self, name, p):
-        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
+        return p.dtype if name == "mu" else _tree.real_dtype(p.dtype)
 
     def _carry_init(self):
         return {"mu_product": jnp.ones((), _tree.float_dtype())}
@@ -78,11 +78,11 @@ class ScaleByNAdam(Elementwise):
                     c_g=(1 - mu_t.astype(dtype)) / (1 - prod.astype(dtype)),
                     c_m=mu_next.astype(dtype) / (1 - prod_next.astype(dtype)))  # fmt: skip
 
-    def _leaf(self, s, g, m, v):
-        m = s.b1 * m + (1 - s.b1) * g
-        v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)
-        d = (jnp.sqrt(v / s.bc2.real) + s.eps.real).astype(g.dtype)
-        return s.c_g * g / d + s.c_m * m / d, m, v
+    def _leaf(self, s, g, mu, nu):
+        mu = s.b1 * mu + (1 - s.b1) * g
+        nu = s.b2.real * nu + (1 - s.b2.real) * _tree.abs_sq(g)
+        d = (jnp.sqrt(nu / s.bc2.real) + s.eps.real).astype(g.dtype)
+        return s.c_g * g / d + s.c_m * mu / d, mu, nu
 
 
 def scale_by_nadam(

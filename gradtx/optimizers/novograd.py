@@ -16,8 +16,8 @@ from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
 
 class NovoGradState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    m: Any  # momentum, shaped like the params
-    v: Any  # one scalar per leaf: EMA of its squared norm
+    mu: Any  # momentum, shaped like the params
+    nu: Any  # one scalar per leaf: EMA of its squared norm
 
 
 @pytree_dataclass
@@ -46,7 +46,7 @@ class ScaleByNovograd(PerLeaf):
         return _has_decay(self.weight_decay)
 
     def _checked(self):
-        return ("m",)  # v holds one scalar per leaf
+        return ("mu",)  # nu holds one scalar per leaf
 
     def _init_leaf(self, p):
         return _tree.zeros_like(p, self.mu_dtype), jnp.zeros((), _tree.real_dtype(p.dtype))
@@ -60,18 +60,18 @@ class ScaleByNovograd(PerLeaf):
             return {}
         return {"on": resolve_mask(self.mask, params, self.where())}
 
-    def _leaf(self, s, g, m, v, p=None, on=False):
-        cd = _tree.compute_dtype(g.dtype, m.dtype, v.dtype)
+    def _leaf(self, s, g, mu, nu, p=None, on=False):
+        cd = _tree.compute_dtype(g.dtype, mu.dtype, nu.dtype)
         rd = _tree.real_dtype(cd)
         gc = g.astype(cd)
         c1, c2 = _tree.hp(s.b1, rd), _tree.hp(s.b2, rd)
         sq = jnp.sum(_tree.abs_sq(gc))
-        v_new = jnp.where(s.first, sq, c2 * v.astype(rd) + (1 - c2) * sq)
+        v_new = jnp.where(s.first, sq, c2 * nu.astype(rd) + (1 - c2) * sq)
         d = gc / (jnp.sqrt(v_new + _tree.hp(self.eps_root, rd)) + _tree.hp(self.eps, rd))
         if on:
             d = d + _tree.hp(s.wd, rd) * p.astype(cd)
-        m_new = jnp.where(s.first, d, c1 * m.astype(cd) + d)
-        return m_new.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+        m_new = jnp.where(s.first, d, c1 * mu.astype(cd) + d)
+        return m_new.astype(g.dtype), m_new.astype(mu.dtype), v_new.astype(nu.dtype)
 
 
 def scale_by_novograd(
@@ -119,7 +119,7 @@ def novograd(
         normalized gradient *inside* the momentum, as in ``optax.novograd`` and the paper.
       weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
         one. None decays every leaf.
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).
       {maximize}
 
     Conventions: Optax's. torch.optim has no NovoGrad.

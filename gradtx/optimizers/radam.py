@@ -15,8 +15,8 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 class RAdamState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    m: Any  # first moment
-    v: Any  # second moment
+    mu: Any  # first moment
+    nu: Any  # second moment
 
 
 @pytree_dataclass
@@ -54,7 +54,7 @@ class ScaleByRAdam(Elementwise):
             object.__setattr__(self, "b2_given", float(self.b2))
 
     def _buffer_dtype(self, name, p):
-        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
+        return p.dtype if name == "mu" else _tree.real_dtype(p.dtype)
 
     def _scalars(self, count, t, dtype):
         b1, b2 = value_at(self.b1, count), _tree.hp(self.b2, dtype)
@@ -79,15 +79,15 @@ class ScaleByRAdam(Elementwise):
                     bc2=bc2, sqrt_bc2=jnp.sqrt(bc2), r=r, on=on, eps=self.eps,
                     eps_root=self.eps_root)  # fmt: skip
 
-    def _leaf(self, s, g, m, v):
-        m = s.b1 * m + (1 - s.b1) * g
-        v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)
-        m_hat = s.b1 * m / s.bc1_next + (1 - s.b1) * g / s.bc1 if self.nesterov else m / s.bc1
+    def _leaf(self, s, g, mu, nu):
+        mu = s.b1 * mu + (1 - s.b1) * g
+        nu = s.b2.real * nu + (1 - s.b2.real) * _tree.abs_sq(g)
+        m_hat = s.b1 * mu / s.bc1_next + (1 - s.b1) * g / s.bc1 if self.nesterov else mu / s.bc1
         if self.eps_placement == "raw":
-            den = (jnp.sqrt(v + s.eps_root.real) + s.eps.real) / s.sqrt_bc2.real
+            den = (jnp.sqrt(nu + s.eps_root.real) + s.eps.real) / s.sqrt_bc2.real
         else:
-            den = jnp.sqrt(v / s.bc2.real + s.eps_root.real) + s.eps.real
-        return jnp.where(s.on, s.r * m_hat / den.astype(m.dtype), m_hat), m, v
+            den = jnp.sqrt(nu / s.bc2.real + s.eps_root.real) + s.eps.real
+        return jnp.where(s.on, s.r * m_hat / den.astype(mu.dtype), m_hat), mu, nu
 
 
 def scale_by_radam(
@@ -154,7 +154,7 @@ def radam(
       {weight_decay}
       {decoupled}
       {maximize}
-      complex_convention: ``"abs"`` (one ``v`` per complex weight) or ``"real_view"`` (torch:
+      complex_convention: ``"abs"`` (one ``nu`` per complex weight) or ``"real_view"`` (torch:
         ``(re, im)`` as two real numbers).
 
     Conventions: torch.optim.RAdam(lr, (b1, b2), eps, wd) is ``radam(lr, b1, b2, eps,

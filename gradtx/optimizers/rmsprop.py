@@ -21,9 +21,9 @@ from ._common import (
 
 class RMSpropState(NamedTuple):
     count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
-    v: Any  # EMA of squared gradients
-    g_avg: Any = None  # EMA of gradients (centered only)
-    b: Any = None  # momentum buffer (momentum only)
+    nu: Any  # EMA of squared gradients
+    mu: Any = None  # EMA of gradients (centered only)
+    trace: Any = None  # momentum buffer (momentum only)
 
 
 @pytree_dataclass
@@ -53,42 +53,42 @@ class ScaleByRMSprop(Elementwise):
     bias_correction: bool = static_field(False)
 
     def _buffers(self):
-        return ("v", *(("g_avg",) if self.centered else ()), *(("b",) if self.has_b else ()))
+        return ("nu", *(("mu",) if self.centered else ()), *(("trace",) if self.has_trace else ()))
 
     @property
-    def has_b(self):
+    def has_trace(self):
         return self.momentum is not None
 
     def _buffer_dtype(self, name, p):
-        return _tree.real_dtype(p.dtype) if name == "v" else p.dtype
+        return _tree.real_dtype(p.dtype) if name == "nu" else p.dtype
 
     def _initial(self, name):
-        return self.initial_scale if name == "v" else 0.0
+        return self.initial_scale if name == "nu" else 0.0
 
     def _reads_count(self):
         return self.bias_correction
 
     def _scalars(self, count, t, dtype):
         decay = value_at(self.decay, count)
-        mom = value_at(self.momentum, count) if self.has_b else None
+        mom = value_at(self.momentum, count) if self.has_trace else None
         bc = _tree.bias_correction(decay, t, dtype) if self.bias_correction else None
         return dict(decay=decay, momentum=mom, eps=self.eps, bc=bc)
 
-    def _leaf(self, s, g, v, g_avg=None, b=None):
-        v = s.decay.real * v + (1 - s.decay.real) * _tree.abs_sq(g)
-        var = v / s.bc.real if self.bias_correction else v
+    def _leaf(self, s, g, nu, mu=None, trace=None):
+        nu = s.decay.real * nu + (1 - s.decay.real) * _tree.abs_sq(g)
+        var = nu / s.bc.real if self.bias_correction else nu
         if self.centered:
-            g_avg = s.decay * g_avg + (1 - s.decay) * g
-            g_hat = g_avg / s.bc if self.bias_correction else g_avg
-            # Clamped: rounding (or a v that underflowed in fp16) must not give sqrt(<0).
+            mu = s.decay * mu + (1 - s.decay) * g
+            g_hat = mu / s.bc if self.bias_correction else mu
+            # Clamped: rounding (or a nu that underflowed in fp16) must not give sqrt(<0).
             var = jnp.maximum(var - _tree.abs_sq(g_hat), 0.0)
         if self.eps_placement == "outside":
             u = g / (jnp.sqrt(var) + s.eps.real).astype(g.dtype)
         else:
             u = g / jnp.sqrt(var + s.eps.real).astype(g.dtype)
-        if self.has_b:
-            u = b = s.momentum * b + u
-        new = {"v": v, "g_avg": g_avg, "b": b}
+        if self.has_trace:
+            u = trace = s.momentum * trace + u
+        new = {"nu": nu, "mu": mu, "trace": trace}
         return (u, *(new[n] for n in self._buffers()))
 
 
@@ -226,7 +226,7 @@ def rmsprop(
       {learning_rate}
       decay: decay of the moving averages, in [0, 1] (float, array or schedule).
       eps: added to the second moment inside the root (``eps_in_sqrt``) or to its root, >= 0.
-      initial_scale: starting value of ``v``, >= 0.
+      initial_scale: starting value of ``nu`` (v_0), >= 0.
       eps_in_sqrt: where ``eps`` goes (see the formula).
       centered: divide by the estimated standard deviation instead of the root mean square.
       momentum: None (no buffer) or a coefficient in [0, 1] (float, array or schedule) of a

@@ -15,8 +15,8 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 class YogiState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    m: Any  # first moment
-    v: Any  # second moment
+    mu: Any  # first moment
+    nu: Any  # second moment
 
 
 @pytree_dataclass
@@ -38,7 +38,7 @@ class ScaleByYogi(Elementwise):
     initial_accumulator_value: Any = field(1e-6, check=_checks.NONNEGATIVE)
 
     def _buffer_dtype(self, name, p):
-        return p.dtype if name == "m" else _tree.real_dtype(p.dtype)
+        return p.dtype if name == "mu" else _tree.real_dtype(p.dtype)
 
     def _initial(self, name):
         return self.initial_accumulator_value
@@ -48,12 +48,12 @@ class ScaleByYogi(Elementwise):
         bc1, bc2 = _tree.bias_correction(b1, t, dtype), _tree.bias_correction(b2, t, dtype)
         return dict(b1=b1, b2=b2, bc1=bc1, bc2=bc2, eps=self.eps, eps_root=self.eps_root)
 
-    def _leaf(self, s, g, m, v):
-        m = s.b1 * m + (1 - s.b1) * g
+    def _leaf(self, s, g, mu, nu):
+        mu = s.b1 * mu + (1 - s.b1) * g
         g2 = _tree.abs_sq(g)
-        v = v - (1 - s.b2.real) * _tree.sign(v - g2) * g2
-        denom = jnp.sqrt(v / s.bc2.real + s.eps_root.real) + s.eps.real
-        return (m / s.bc1) / denom.astype(m.dtype), m, v
+        nu = nu - (1 - s.b2.real) * _tree.sign(nu - g2) * g2
+        denom = jnp.sqrt(nu / s.bc2.real + s.eps_root.real) + s.eps.real
+        return (mu / s.bc1) / denom.astype(mu.dtype), mu, nu
 
 
 def scale_by_yogi(
@@ -95,7 +95,7 @@ def yogi(
       b2: rate of the second moment, in [0, 1) (float, array or schedule).
       eps: added outside the root, >= 0 (1e-3, Optax's and the paper's).
       eps_root: added inside the root, >= 0.
-      initial_accumulator_value: starting value of ``m`` and ``v`` (Optax's 1e-6).
+      initial_accumulator_value: starting value of ``mu`` and ``nu`` (Optax's 1e-6).
       {weight_decay}
       {decoupled}
       {maximize}

@@ -337,8 +337,8 @@ def adam(
       {flags}
       {decoupled}
       {mask}
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
-      nu_dtype: dtype of ``v`` (default: each parameter's dtype).
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).
+      nu_dtype: dtype of ``nu`` (default: each parameter's dtype).
 
     Conventions: torch.optim.Adam exactly. ``optax.adam(learning_rate, b1, b2, eps)`` is the
     same algorithm for real parameters without weight decay; Optax's ``amsgrad`` takes the
@@ -389,8 +389,8 @@ def adamw(
       {maximize}
       {flags}
       {mask}
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
-      nu_dtype: dtype of ``v`` (default: each parameter's dtype).
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).
+      nu_dtype: dtype of ``nu`` (default: each parameter's dtype).
 
     Conventions: torch.optim.AdamW exactly. ``optax.adamw`` is the same algorithm for real
     parameters, with a default weight decay of 1e-4 and its mask called ``mask``.
@@ -438,7 +438,7 @@ def adagrad(
       {lr}
       lr_decay: the learning rate's decay, >= 0 (float, array or schedule).
       {weight_decay}
-      initial_accumulator_value: the starting value of ``s``, >= 0.
+      initial_accumulator_value: the starting value of ``sum_of_squares`` (s_0), >= 0.
       eps: added outside the square root, >= 0 (torch 1e-10).
       {flags}
       {maximize}

@@ -18,12 +18,12 @@ from .._transform import field, pytree_dataclass, static_field, value_at
 
 class MomentumState(NamedTuple):
     count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
-    b: Any  # the momentum buffer, shaped like the params
+    trace: Any  # the momentum buffer, shaped like the params
 
 
 @pytree_dataclass
 class ScaleByMomentum(Elementwise):
-    """A momentum buffer ``b`` (no learning rate)::
+    """A momentum buffer ``trace`` (``b`` below; no learning rate)::
 
         form="heavy_ball", dampening=None (optax.trace):
           b_t = momentum * b_{t-1} + g_t                       (b_0 = 0)
@@ -65,16 +65,16 @@ class ScaleByMomentum(Elementwise):
         restart = (count == 0) | (jnp.asarray(m) == 0)
         return dict(m=m, dampening=value_at(self.dampening, count), debias=debias, restart=restart)
 
-    def _leaf(self, s, g, b):
+    def _leaf(self, s, g, trace):
         if self.form == "ema":
-            b = s.m * b + (1 - s.m) * g
-            u = (1 - s.m) * g + s.m * b if self.nesterov else b
-            return (u / s.debias if self.debias else u), b
+            trace = s.m * trace + (1 - s.m) * g
+            u = (1 - s.m) * g + s.m * trace if self.nesterov else trace
+            return (u / s.debias if self.debias else u), trace
         if self.dampening is None:
-            b = s.m * b + g
+            trace = s.m * trace + g
         else:
-            b = jnp.where(s.restart, g, s.m * b + (1 - s.dampening) * g)
-        return (g + s.m * b if self.nesterov else b), b
+            trace = jnp.where(s.restart, g, s.m * trace + (1 - s.dampening) * g)
+        return (g + s.m * trace if self.nesterov else trace), trace
 
 
 def scale_by_momentum(

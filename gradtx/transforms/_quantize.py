@@ -304,7 +304,7 @@ def quantized(
 
     Every floating state buffer shaped like the parameters (a NamedTuple field mirroring the
     params tree, with ``None`` where a mask or partition gives a parameter to another
-    transform: Adam's ``m`` and ``v``, SGD's momentum, Lion's ``m``, Muon's ``b``...) with at least
+    transform: Adam's ``mu`` and ``nu``, SGD's ``trace``, Lion's ``mu``, Muon's ``b``...) with at least
     ``min_size`` elements is kept as a ``QuantizedArray``: blocks of ``block_size`` elements,
     one float32 scale (the block's absolute maximum) per block and one code per element::
 
@@ -330,7 +330,7 @@ def quantized(
 
     Rounding is stochastic by default: each element goes to one of its two neighbouring codes
     with the probability that makes the stored value unbiased. With round-to-nearest an EMA
-    whose per-step change is below half a code step (Adam's ``v`` with ``b2 = 0.999`` changes
+    whose per-step change is below half a code step (Adam's ``nu`` with ``b2 = 0.999`` changes
     by 0.1% of itself, the codes are 0.7% to 10% apart) rounds back to the same code every
     step and freezes; stochastic rounding keeps it moving in expectation. On a 64 x 128
     least-squares problem (400 Adam steps, lr 1e-2) the final loss is 9.7% above float32
@@ -355,7 +355,7 @@ def quantized(
     Example::
 
         tx = gradtx.quantized(gradtx.adamw(1e-3), bits=8)
-        state = tx.init(params)                 # m and v as uint8 codes + scales
+        state = tx.init(params)                 # mu and nu as uint8 codes + scales
         updates, state = tx.update(grads, state, params)
 
     References:
