@@ -380,7 +380,7 @@ def test_momentum_zero_is_torchs_off_switch(x64):
         _run(gradtx.torch.sgd(0.1, jnp.asarray(0.0), dampening=0.5)), plain, rtol=0, atol=1e-15
     )
     no_buffer = gradtx.torch.rmsprop(0.01).init(jnp.asarray(P0))
-    assert no_buffer[0].trace is None
+    assert no_buffer[0].momentum_buffer is None
 
 
 def test_seed_tutorial_momentum_is_a_keyword(x64):

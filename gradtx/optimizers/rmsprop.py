@@ -23,7 +23,7 @@ class RMSpropState(NamedTuple):
     count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
     nu: Any  # EMA of squared gradients
     mu: Any = None  # EMA of gradients (centered only)
-    trace: Any = None  # momentum buffer (momentum only)
+    momentum_buffer: Any = None  # torch's momentum, inside the kernel (gradtx.torch.rmsprop)
 
 
 @pytree_dataclass
@@ -53,10 +53,14 @@ class ScaleByRMSprop(Elementwise):
     bias_correction: bool = static_field(False)
 
     def _buffers(self):
-        return ("nu", *(("mu",) if self.centered else ()), *(("trace",) if self.has_trace else ()))
+        return (
+            "nu",
+            *(("mu",) if self.centered else ()),
+            *(("momentum_buffer",) if self.has_buffer else ()),
+        )
 
     @property
-    def has_trace(self):
+    def has_buffer(self):
         return self.momentum is not None
 
     def _buffer_dtype(self, name, p):
@@ -70,11 +74,11 @@ class ScaleByRMSprop(Elementwise):
 
     def _scalars(self, count, t, dtype):
         decay = value_at(self.decay, count)
-        mom = value_at(self.momentum, count) if self.has_trace else None
+        mom = value_at(self.momentum, count) if self.has_buffer else None
         bc = _tree.bias_correction(decay, t, dtype) if self.bias_correction else None
         return dict(decay=decay, momentum=mom, eps=self.eps, bc=bc)
 
-    def _leaf(self, s, g, nu, mu=None, trace=None):
+    def _leaf(self, s, g, nu, mu=None, momentum_buffer=None):
         nu = s.decay.real * nu + (1 - s.decay.real) * _tree.abs_sq(g)
         var = nu / s.bc.real if self.bias_correction else nu
         if self.centered:
@@ -86,9 +90,9 @@ class ScaleByRMSprop(Elementwise):
             u = g / (jnp.sqrt(var) + s.eps.real).astype(g.dtype)
         else:
             u = g / jnp.sqrt(var + s.eps.real).astype(g.dtype)
-        if self.has_trace:
-            u = trace = s.momentum * trace + u
-        new = {"nu": nu, "mu": mu, "trace": trace}
+        if self.has_buffer:
+            u = momentum_buffer = s.momentum * momentum_buffer + u
+        new = {"nu": nu, "mu": mu, "momentum_buffer": momentum_buffer}
         return (u, *(new[n] for n in self._buffers()))
 
 
