@@ -69,12 +69,12 @@ class ScaleByAdam(Elementwise):
     def _leaf(self, s, g, mu, nu, nu_max=None):
         mu = s.b1 * mu + (1 - s.b1) * g
         nu = s.b2.real * nu + (1 - s.b2.real) * _tree.abs_sq(g)  # real, also for complex g
-        m_hat = s.b1 * mu / s.c1_next + (1 - s.b1) * g / s.c1 if self.nesterov else mu / s.c1
-        v_hat, corrected = nu / s.c2.real, self.amsgrad_max == "corrected"
+        mu_hat = s.b1 * mu / s.c1_next + (1 - s.b1) * g / s.c1 if self.nesterov else mu / s.c1
+        nu_hat, corrected = nu / s.c2.real, self.amsgrad_max == "corrected"
         if nu_max is not None:  # AMSGrad: the max of the corrected or of the raw nu
-            nu_max = jnp.maximum(nu_max, v_hat if corrected else nu)
-            v_hat = nu_max if corrected else nu_max / s.c2.real
-        u = m_hat / (jnp.sqrt(v_hat + s.eps_root.real) + s.eps.real).astype(mu.dtype)
+            nu_max = jnp.maximum(nu_max, nu_hat if corrected else nu)
+            nu_hat = nu_max if corrected else nu_max / s.c2.real
+        u = mu_hat / (jnp.sqrt(nu_hat + s.eps_root.real) + s.eps.real).astype(mu.dtype)
         return (u, mu, nu) if nu_max is None else (u, mu, nu, nu_max)
 
 
