@@ -207,7 +207,11 @@ _AMSGRAD = dict(amsgrad=True, amsgrad_max="corrected")  # optax.amsgrad's maximu
 
 # Optax's alias, gradtx's, their arguments (gradtx's extra keywords last), and the buffers
 # Optax's state holds: ScaleByAdamState, ScaleByAmsgradState, ScaleByLionState,
-# ScaleByBeliefState, ScaleByNovogradState, ScaleByRssState, ScaleByRStdDevState, TraceState.
+# ScaleByBeliefState, ScaleByNovogradState, ScaleByRssState, ScaleByRStdDevState, TraceState,
+# ScaleByAdemamixState, ScaleByAdaDeltaState, ScaleByRpropState, ScaleBySM3State,
+# ScaleByAdanState, ScaleByOptimisticGradientState. Not compared: SM3's ``mu`` (the same
+# accumulators, a tuple per leaf where Optax's is a list) and Rprop's ``prev`` (the previous
+# gradient, where Optax's ``prev_updates`` holds the previous step).
 STATE_FIELDS = [
     ("adam", optax.adam, gradtx.adam, _BETAS, {}, ("mu", "nu")),
     ("adamw", optax.adamw, gradtx.adamw, _BETAS, {}, ("mu", "nu")),
@@ -224,6 +228,14 @@ STATE_FIELDS = [
     ("rmsprop", optax.rmsprop, gradtx.rmsprop,
      dict(**_f32(decay=0.9, momentum=0.9), centered=True), {}, ("mu", "nu", "trace")),
     ("sgd", optax.sgd, gradtx.sgd, _f32(momentum=0.9), {}, ("trace",)),
+    ("ademamix", optax.contrib.ademamix, gradtx.contrib.ademamix,
+     _f32(b1=0.9, b2=0.999, b3=0.9999), {}, ("m1", "m2", "nu")),
+    ("adadelta", optax.adadelta, gradtx.adadelta, _f32(rho=0.9, eps=1e-6), {}, ("e_g", "e_x")),
+    ("rprop", optax.rprop, gradtx.rprop, {}, {}, ("step_sizes",)),
+    ("sm3", optax.sm3, gradtx.sm3, _f32(momentum=0.9), {}, ("nu",)),
+    ("adan", optax.adan, gradtx.adan, _f32(b1=0.98, b2=0.92, b3=0.99), {}, ("m", "v", "n", "g")),
+    ("optimistic_gradient_descent", optax.optimistic_gradient_descent,
+     gradtx.optimistic_gradient_descent, {}, {}, ("previous_gradient",)),
 ]  # fmt: skip
 
 

@@ -16,8 +16,8 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 class AdadeltaState(NamedTuple):
     count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
-    e_g2: Any  # E[g^2], running average of squared gradients
-    e_dx2: Any  # E[dx^2], running average of squared updates
+    e_g: Any  # E[g^2], running average of squared gradients
+    e_x: Any  # E[dx^2], running average of squared updates
 
 
 @pytree_dataclass
@@ -46,12 +46,12 @@ class ScaleByAdadelta(Elementwise):
     def _scalars(self, count, t, dtype):
         return dict(rho=value_at(self.rho, count), eps=self.eps)
 
-    def _leaf(self, s, g, e_g2, e_dx2):
+    def _leaf(self, s, g, e_g, e_x):
         rho, eps = s.rho.real, s.eps.real
-        e_g2 = rho * e_g2 + (1 - rho) * _tree.abs_sq(g)
-        dx = (jnp.sqrt(e_dx2 + eps) / jnp.sqrt(e_g2 + eps)).astype(g.dtype) * g
-        e_dx2 = rho * e_dx2 + (1 - rho) * _tree.abs_sq(dx)
-        return dx, e_g2, e_dx2
+        e_g = rho * e_g + (1 - rho) * _tree.abs_sq(g)
+        dx = (jnp.sqrt(e_x + eps) / jnp.sqrt(e_g + eps)).astype(g.dtype) * g
+        e_x = rho * e_x + (1 - rho) * _tree.abs_sq(dx)
+        return dx, e_g, e_x
 
 
 def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> ScaleByAdadelta:

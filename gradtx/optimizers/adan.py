@@ -18,7 +18,7 @@ class AdanState(NamedTuple):
     m: Any  # EMA of gradients
     v: Any  # EMA of gradient differences
     n: Any  # EMA of squared corrected gradients
-    g_prev: Any  # the previous gradient
+    g: Any  # the previous gradient
 
 
 @pytree_dataclass
@@ -53,14 +53,14 @@ class ScaleByAdan(Elementwise):
         return dict(b1=b1, b2=b2, b3=b3, bc1=bc1, bc2=bc2, bc3=bc3, eps=self.eps,
                     eps_root=self.eps_root, first=count == 0)  # fmt: skip
 
-    def _leaf(self, s, g, m, v, n, g_prev):
-        dg = jnp.where(s.first, jnp.zeros_like(g), g - g_prev)
-        m = s.b1 * m + (1 - s.b1) * g
+    def _leaf(self, s, g_t, m, v, n, g):  # g_t: this step's gradient; g: the previous one
+        dg = jnp.where(s.first, jnp.zeros_like(g_t), g_t - g)
+        m = s.b1 * m + (1 - s.b1) * g_t
         v = s.b2 * v + (1 - s.b2) * dg
-        n = s.b3.real * n + (1 - s.b3.real) * _tree.abs_sq(g + (1 - s.b2) * dg)
+        n = s.b3.real * n + (1 - s.b3.real) * _tree.abs_sq(g_t + (1 - s.b2) * dg)
         num = m / s.bc1 + (1 - s.b2) * v / s.bc2
         den = jnp.sqrt(n / s.bc3.real + s.eps_root.real) + s.eps.real
-        return num / den.astype(num.dtype), m, v, n, g
+        return num / den.astype(num.dtype), m, v, n, g_t
 
 
 def scale_by_adan(

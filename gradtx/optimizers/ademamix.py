@@ -17,7 +17,7 @@ class AdEMAMixState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     m1: Any  # fast EMA of gradients
     m2: Any  # slow EMA of gradients
-    v: Any  # second moment
+    nu: Any  # second moment
 
 
 def _warm_alpha(alpha: Any, t: jax.Array, steps: Any) -> jax.Array:
@@ -59,7 +59,7 @@ class ScaleByAdEMAMix(Elementwise):
     mu_dtype: Any = static_field(None)
 
     def _buffer_dtype(self, name, p):
-        return _tree.real_dtype(p.dtype) if name == "v" else self.mu_dtype or p.dtype
+        return _tree.real_dtype(p.dtype) if name == "nu" else self.mu_dtype or p.dtype
 
     def _scalars(self, count, t, dtype):
         b1, b2, b3, alpha = (value_at(h, count) for h in (self.b1, self.b2, self.b3, self.alpha))
@@ -71,13 +71,13 @@ class ScaleByAdEMAMix(Elementwise):
         return dict(b1=b1, b2=b2, b3=c3, alpha=a, bc1=bc1, bc2=bc2, eps=self.eps,
                     eps_root=self.eps_root)  # fmt: skip
 
-    def _leaf(self, s, g, m1, m2, v):
+    def _leaf(self, s, g, m1, m2, nu):
         m1 = s.b1 * m1 + (1 - s.b1) * g
         m2 = s.b3 * m2 + (1 - s.b3) * g
-        v = s.b2.real * v + (1 - s.b2.real) * _tree.abs_sq(g)
+        nu = s.b2.real * nu + (1 - s.b2.real) * _tree.abs_sq(g)
         num = m1 / s.bc1 + s.alpha * m2
-        den = jnp.sqrt(v / s.bc2.real + s.eps_root.real) + s.eps.real
-        return num / den.astype(num.dtype), m1, m2, v
+        den = jnp.sqrt(nu / s.bc2.real + s.eps_root.real) + s.eps.real
+        return num / den.astype(num.dtype), m1, m2, nu
 
 
 def scale_by_ademamix(

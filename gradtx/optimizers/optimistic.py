@@ -16,7 +16,7 @@ from .adam import ScaleByAdam
 
 class OptimisticState(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
-    g_prev: Any  # the previous gradient
+    previous_gradient: Any  # the previous gradient
 
 
 @pytree_dataclass
@@ -34,8 +34,8 @@ class ScaleByOptimisticGradient(Elementwise):
         alpha, beta = value_at(self.alpha, count), value_at(self.beta, count)
         return dict(alpha=alpha, beta=beta, first=count == 0)
 
-    def _leaf(self, s, g, g_prev):
-        prev = jnp.where(s.first, g, g_prev)
+    def _leaf(self, s, g, previous_gradient):
+        prev = jnp.where(s.first, g, previous_gradient)
         return (s.alpha + s.beta) * g - s.beta * prev, g
 
 
@@ -109,7 +109,7 @@ def optimistic_adam(
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the second moment, in [0, 1) (float, array or schedule).
       eps: added to the denominator outside the square root, >= 0; eps_root: inside it, >= 0.
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).
       nesterov: Nesterov's look-ahead on the first moment (Optax's default True).
       {maximize}
 
@@ -157,7 +157,7 @@ def optimistic_adam_v2(
       b1: decay of the first moment, in [0, 1) (float, array or schedule).
       b2: decay of the second moment, in [0, 1) (float, array or schedule).
       eps: added to the denominator outside the square root, >= 0; eps_root: inside it, >= 0.
-      mu_dtype: dtype of ``m`` (default: each parameter's dtype).
+      mu_dtype: dtype of ``mu`` (default: each parameter's dtype).
       nesterov: Nesterov's look-ahead on the first moment (Optax's default True).
       {maximize}
 

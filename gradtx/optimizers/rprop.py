@@ -16,8 +16,8 @@ from ._lr_inside import lr_inside_chain
 
 class RpropState(NamedTuple):
     count: jax.Array | None  # updates so far (int32, saturating); None when nothing reads it
-    prev: Any  # the previous (possibly zeroed) gradient
-    step_size: Any  # per-element step sizes Delta
+    prev: Any  # the previous (possibly zeroed) gradient (Optax's prev_updates holds the step)
+    step_sizes: Any  # per-element step sizes Delta
 
 
 @pytree_dataclass
@@ -46,7 +46,7 @@ class ScaleByRprop(Elementwise):
 
     def _initial(self, name):
         return (
-            value_at(self.learning_rate, jnp.zeros((), jnp.int32)) if name == "step_size" else 0.0
+            value_at(self.learning_rate, jnp.zeros((), jnp.int32)) if name == "step_sizes" else 0.0
         )
 
     def _reads_count(self):
@@ -56,12 +56,12 @@ class ScaleByRprop(Elementwise):
         return dict(eta_plus=self.eta_plus, eta_minus=self.eta_minus, lo=self.min_step_size,
                     hi=self.max_step_size)  # fmt: skip
 
-    def _leaf(self, c, g, prev, step_size):
+    def _leaf(self, c, g, prev, step_sizes):
         s = _tree.sign(g * prev)
         eta = jnp.where(s > 0, c.eta_plus, jnp.where(s < 0, c.eta_minus, jnp.ones_like(c.lo)))
-        step_size = jnp.clip(step_size * eta, c.lo, c.hi)
+        step_sizes = jnp.clip(step_sizes * eta, c.lo, c.hi)
         g = jnp.where(s < 0, jnp.zeros_like(g), g)
-        return _tree.sign(g) * step_size, g, step_size
+        return _tree.sign(g) * step_sizes, g, step_sizes
 
 
 def scale_by_rprop(

@@ -17,7 +17,7 @@ from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 class SM3State(NamedTuple):
     count: jax.Array  # updates applied so far (int32, saturating)
     mu: Any  # per leaf, a tuple of accumulators: one per axis (a single full one below 2-D)
-    m: Any  # momentum
+    nu: Any  # momentum
 
 
 def _axis_shape(shape: tuple[int, ...], axis: int) -> list[int]:
@@ -28,13 +28,13 @@ def _axis_shape(shape: tuple[int, ...], axis: int) -> list[int]:
 class ScaleBySM3(PerLeaf):
     """SM3's preconditioner (no learning rate), per leaf of rank r >= 2::
 
-        nu_t = c * g_t^2 + b2 * min_i mu_{t-1}^(i)   (mu^(i) broadcast along axis i;
-                                                      c = 1 if b2 == 1 else 1 - b2)
-        mu_t^(i) = max of nu_t over every axis but i
-        a_t = g_t * r_t,   r_t = 1 / sqrt(nu_t + eps) where nu_t > 0, else 0
-        m_t = b1 * m_{t-1} + (1 - b1) * a_t;   u_t = m_t
+        acc_t = c * g_t^2 + b2 * min_i mu_{t-1}^(i)   (mu^(i) broadcast along axis i;
+                                                       c = 1 if b2 == 1 else 1 - b2)
+        mu_t^(i) = max of acc_t over every axis but i
+        a_t = g_t * r_t,   r_t = 1 / sqrt(acc_t + eps) where acc_t > 0, else 0
+        nu_t = b1 * nu_{t-1} + (1 - b1) * a_t;   u_t = nu_t
 
-    Leaves below 2-D keep one full accumulator (``mu_t = nu_t``: Adagrad).
+    Leaves below 2-D keep one full accumulator (``mu_t = acc_t``: Adagrad).
     """
 
     fn_name = "sm3"
@@ -50,7 +50,7 @@ class ScaleBySM3(PerLeaf):
         _checks.check_unit_interval("sm3", "momentum", self.b1)
 
     def _checked(self):
-        return ("m",)  # mu holds one accumulator per axis
+        return ("nu",)  # mu holds one accumulator per axis
 
     def _init_leaf(self, p):
         rd = _tree.real_dtype(p.dtype)
@@ -63,8 +63,8 @@ class ScaleBySM3(PerLeaf):
     def _scalars(self, count, t):
         return {"b1": value_at(self.b1, count)}
 
-    def _leaf(self, s, g, mu, m):
-        cd = _tree.compute_dtype(g.dtype, m.dtype)
+    def _leaf(self, s, g, mu, nu):
+        cd = _tree.compute_dtype(g.dtype, nu.dtype)
         rd = _tree.real_dtype(cd)
         gc = g.astype(cd)
         b2 = _tree.hp(self.b2, rd)
@@ -76,20 +76,21 @@ class ScaleBySM3(PerLeaf):
                 jnp.minimum,
                 [a.astype(rd).reshape(_axis_shape(g.shape, i)) for i, a in enumerate(mu)],
             )
-        nu = c * _tree.abs_sq(gc) + b2 * prev
+        acc = c * _tree.abs_sq(gc) + b2 * prev
         # The gradient multiplies the selected factor, so a NaN gradient gives a NaN update
-        # (as in Optax) instead of hiding behind the nu > 0 test.
-        a = gc * jnp.where(nu > 0, jax.lax.rsqrt(nu + _tree.hp(self.eps, rd)), 0)
+        # (as in Optax) instead of hiding behind the acc > 0 test.
+        a = gc * jnp.where(acc > 0, jax.lax.rsqrt(acc + _tree.hp(self.eps, rd)), 0)
         c1 = _tree.hp(s.b1, rd)
-        m_new = c1 * m.astype(cd) + (1 - c1) * a
+        nu_new = c1 * nu.astype(cd) + (1 - c1) * a
         if g.ndim < 2:
-            mu_new = (nu.astype(mu[0].dtype),)
+            mu_new = (acc.astype(mu[0].dtype),)
         else:
             axes = range(g.ndim)
             mu_new = tuple(
-                jnp.max(nu, axis=tuple(j for j in axes if j != i)).astype(mu[i].dtype) for i in axes
+                jnp.max(acc, axis=tuple(j for j in axes if j != i)).astype(mu[i].dtype)
+                for i in axes
             )
-        return m_new.astype(g.dtype), mu_new, m_new.astype(m.dtype)
+        return nu_new.astype(g.dtype), mu_new, nu_new.astype(nu.dtype)
 
 
 def scale_by_sm3(b1: Any = 0.9, b2: Any = 1.0, eps: Any = 1e-8) -> ScaleBySM3:
@@ -112,9 +113,9 @@ def sm3(
     Update rule (t = 1, 2, ...), per leaf with the accumulators of ``ScaleBySM3``::
 
         g_t = grad + weight_decay * p_{t-1}
-        nu_t = g_t^2 + min_i mu_{t-1}^(i);   mu_t^(i) = max over the other axes of nu_t
-        m_t = momentum * m_{t-1} + (1 - momentum) * g_t / sqrt(nu_t + eps)
-        p_t = p_{t-1} - lr * m_t
+        acc_t = g_t^2 + min_i mu_{t-1}^(i);   mu_t^(i) = max over the other axes of acc_t
+        nu_t = momentum * nu_{t-1} + (1 - momentum) * g_t / sqrt(acc_t + eps)
+        p_t = p_{t-1} - lr * nu_t
 
     Args:
       {learning_rate}
