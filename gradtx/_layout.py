@@ -174,6 +174,24 @@ class Packed:
         pos = {i: k for k, i in enumerate(order)}
         return len(order), [tuple(pos[i] for i in members) for members in present]
 
+    def _gradtx_tree(self) -> Any:
+        """The params tree of these buffers (``gradtx.unpack``): what a transform that is not
+        gradtx's, whose masks or labels are written against the params tree, runs on."""
+        return unpack(self)
+
+    def _gradtx_like(self, tree: Any) -> Packed:
+        """``tree``, shaped like the params, packed as these buffers are; a buffer that is None
+        here (another group's, inside a partition) stays None."""
+        leaves = self.layout.treedef.flatten_up_to(tree)
+        where = "gradtx.pack_like"
+        return Packed(
+            tuple(
+                None if buf is None else _pack_entry(self.layout, entry, leaves, where, "tree")
+                for entry, buf in zip(self.layout.entries, self.buffers)
+            ),
+            self.layout,
+        )
+
     def _gradtx_check_layout(self, tx: Any, where: str) -> None:
         """Raises ``TypeError`` when ``tx`` cannot run on these buffers."""
         kinds = {kind for kind, _, _ in self.layout.entries}
@@ -325,25 +343,26 @@ def _plan(leaves: list[Any], treedef: Any, kind: str | None, sigs: list[Any], ca
 
 
 def _pack(layout: Layout, leaves: list[Any], where: str, name: str) -> tuple[Any, ...]:
-    out = []
-    for kind, members, _ in layout.entries:
-        if kind == "leaf":
-            out.append(leaves[members[0]])
-            continue
-        dtypes = {jnp.dtype(jnp.result_type(leaves[i])) for i in members}
-        if len(dtypes) > 1:
-            paths = layout.leaf_paths()
-            raise TypeError(
-                f"{where}: the {name} leaves {', '.join(paths[i] for i in members[:3])}"
-                f"{', ...' if len(members) > 3 else ''} share one buffer but have different "
-                f"dtypes ({', '.join(sorted(d.name for d in dtypes))}); give them the params' "
-                f"dtypes."
-            )
-        if kind == "stack":
-            out.append(jnp.stack([jnp.asarray(leaves[i]) for i in members]))
-        else:
-            out.append(jnp.concatenate([jnp.ravel(leaves[i]) for i in members]))
-    return tuple(out)
+    return tuple(_pack_entry(layout, entry, leaves, where, name) for entry in layout.entries)
+
+
+def _pack_entry(layout: Layout, entry: Any, leaves: list[Any], where: str, name: str) -> Any:
+    """The buffer of one layout entry, from the leaves of a tree shaped like the params."""
+    kind, members, _ = entry
+    if kind == "leaf":
+        return leaves[members[0]]
+    dtypes = {jnp.dtype(jnp.result_type(leaves[i])) for i in members}
+    if len(dtypes) > 1:
+        paths = layout.leaf_paths()
+        raise TypeError(
+            f"{where}: the {name} leaves {', '.join(paths[i] for i in members[:3])}"
+            f"{', ...' if len(members) > 3 else ''} share one buffer but have different "
+            f"dtypes ({', '.join(sorted(d.name for d in dtypes))}); give them the params' "
+            f"dtypes."
+        )
+    if kind == "stack":
+        return jnp.stack([jnp.asarray(leaves[i]) for i in members])
+    return jnp.concatenate([jnp.ravel(leaves[i]) for i in members])
 
 
 def pack(params: Any, tx: Any, *, max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES) -> Packed:
@@ -358,7 +377,9 @@ def pack(params: Any, tx: Any, *, max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYT
       unit-wise clipping, ...): leaves of one shape, dtype and sharding are stacked along a new
       leading axis, ``(k, *shape)`` buffers, and every per-leaf statistic is taken per stacked
       leaf;
-    - any other ``tx`` (an Optax transform, Kron): every leaf stays as it is.
+    - any other ``tx`` (an Optax transform, Kron): every leaf stays as it is. A transform that
+      is not gradtx's runs on the tree view of the buffers, so its own masks and labels
+      (``optax.masked``, say) stay written against the params tree.
 
     In every case a leaf sharded over several devices keeps its own buffer, shape and sharding,
     and so does a leaf of ``max_buffer_bytes`` or more; the others are cut, in leaf order, into

@@ -586,14 +586,27 @@ class Wrapped(Transform):
 
     inner: Any = static_field()
 
+    # A foreign transform may hold masks or labels written against the params tree (an
+    # ``optax.masked``, say), so on packed buffers (``gradtx.pack`` keeps every leaf as it is for
+    # it) it runs on their tree view, and its state is the tree's.
     def _init(self, params: Params) -> OptState:
-        return self.inner.init(params)
+        return self.inner.init(_tree_view(params))
 
     def _update(self, updates, state, params, **extra):
-        return self.inner.update(updates, state, params, **_forwarded(self.inner, extra))
+        extra = _forwarded(self.inner, extra)
+        if getattr(type(updates), "_gradtx_tree", None) is None:
+            return self.inner.update(updates, state, params, **extra)
+        out, state = self.inner.update(updates._gradtx_tree(), state, _tree_view(params), **extra)
+        return updates._gradtx_like(out), state
 
     def __repr__(self) -> str:
         return f"Wrapped({type(self.inner).__name__})"
+
+
+def _tree_view(tree: Any) -> Any:
+    """The params tree of packed buffers (``gradtx.pack``); any other tree as it is."""
+    view = getattr(type(tree), "_gradtx_tree", None)
+    return tree if view is None else view(tree)
 
 
 def _takes_no_extra_args(tx: Any) -> bool:

@@ -16,6 +16,7 @@ import pytest
 import gradtx
 
 from ._packed import (
+    LAYOUT_LABELS,
     assert_close_packed,
     check_packed_equals_tree,
     layout_params,
@@ -498,6 +499,26 @@ def test_sharded_leaves_are_never_packed_on_8_devices():
 
 def test_packed_params_check_like_the_tree():
     check_packed_equals_tree(gradtx.chain(gradtx.clip_by_global_norm(0.5), gradtx.adam(0.05)))
+
+
+def test_optax_transforms_with_tree_masks_run_on_the_tree_view(standard_promotion):
+    """A foreign transform's masks and labels are written against the params tree (a dict mask
+    of ``optax.masked``, say): on packed buffers it runs on their tree view, and its state is
+    the tree's, so the numbers are the tree's, alone, in a chain and as a partition group."""
+    params = layout_params()
+    matrices = jax.tree.map(lambda x: None if x is None else x.ndim >= 2, params)
+    decay = optax.masked(optax.add_decayed_weights(0.1), matrices)
+    txs = (
+        gradtx.chain(decay, gradtx.adam(0.05)),
+        gradtx.chain(gradtx.clip_by_global_norm(0.5), optax.masked(optax.adam(0.05), matrices)),
+        gradtx.partition({"on": optax.chain(decay, optax.sgd(0.05)), "off": gradtx.adam(0.05)},
+                         LAYOUT_LABELS),
+    )  # fmt: skip
+    packed = check_packed_equals_tree(*txs)
+    for tx, p, foreign in zip(txs, packed, (0, 1)):  # a chain with a foreign part keeps leaves
+        assert all(kind == "leaf" for kind, _, _ in p.layout.entries), p
+        tree_state = tx.init(params)[foreign]
+        assert jax.tree.structure(tx.init(p)[foreign]) == jax.tree.structure(tree_state)
 
 
 # ---------------------------------------------------------------------------------------------
