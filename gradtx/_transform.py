@@ -599,6 +599,26 @@ class Wrapped(Transform):
         out, state = self.inner.update(updates._gradtx_tree(), state, _tree_view(params), **extra)
         return updates._gradtx_like(out), state
 
+    def _hyperparams(self, state: OptState) -> dict[str, Any]:
+        """The values in the ``hyperparams`` dicts of the foreign state (the states of Optax's
+        ``inject_hyperparams``, in an ``optax.chain`` too); a name found twice keeps the first."""
+        out: dict[str, Any] = {}
+
+        def visit(s):
+            found = getattr(s, "hyperparams", None)
+            if isinstance(found, dict):
+                for k, v in found.items():
+                    out.setdefault(k, v)
+            if isinstance(s, (tuple, list)):
+                for child in s:
+                    visit(child)
+            elif isinstance(s, dict):
+                for child in s.values():
+                    visit(child)
+
+        visit(state)
+        return out
+
     def __repr__(self) -> str:
         return f"Wrapped({type(self.inner).__name__})"
 

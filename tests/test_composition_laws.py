@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gradtx
@@ -196,6 +197,27 @@ def test_current_hyperparams_partition_keys():
     assert {k: float(v) for k, v in hp.items()} == pytest.approx(
         {"a/learning_rate": 0.1, "b/learning_rate": 0.5}
     )
+
+
+def test_current_hyperparams_reads_optaxs_injected_states(standard_promotion):
+    """An Optax transform inside a gradtx chain reports what its inject_hyperparams state
+    holds: the values of the last step, as Optax records them."""
+    params = {"w": jnp.ones(3)}
+    sched = optax.linear_schedule(0.1, 0.0, 10)
+    inner = optax.inject_hyperparams(optax.sgd)(learning_rate=sched, momentum=0.9)
+    tx = gradtx.chain(gradtx.clip_by_global_norm(1.0), inner)
+    state = tx.init(params)
+    for _ in range(3):
+        _, state = tx.update(params, state, params)
+    hp = gradtx.current_hyperparams(tx, state)
+    assert set(hp) == {"learning_rate", "momentum"}
+    for name, value in state[1].hyperparams.items():
+        np.testing.assert_array_equal(hp[name], value)
+    np.testing.assert_allclose(hp["learning_rate"], sched(2), rtol=1e-6)  # the third step's
+    # An Optax transform given directly reads alike.
+    direct = gradtx.current_hyperparams(inner, state[1])
+    assert direct.keys() == hp.keys()
+    jax.tree.map(np.testing.assert_array_equal, direct, hp)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .._transform import Transform
+from .._transform import Transform, as_transform
 
 
 def _collect(tx: Transform, state: Any, path: tuple[str, ...], out: list) -> None:
@@ -27,15 +27,18 @@ def current_hyperparams(tx: Transform, state: Any = None) -> dict[str, Any]:
     transforms share a name, the key is prefixed with its place: chain indices and partition
     labels joined by ``/`` (``"decay/learning_rate"``; chain indices appear only where labels
     do not tell the values apart, as in ``"0/weight_decay"``). Before the first step
-    the values are those the first step will use. Works under ``jit`` (values are arrays).
+    the values are those the first step will use. Works under ``jit`` (values are arrays). A
+    transform that is not gradtx's (an Optax one in a chain) reports the values its
+    ``inject_hyperparams`` states hold, and nothing where it has none.
     """
     if state is None and hasattr(tx, "transform_and_state"):
         tx, state = tx.transform_and_state()
-    if not isinstance(tx, Transform):
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
         raise TypeError(
-            "gradtx.current_hyperparams: tx must be a gradtx transform (with its state as the "
-            f"second argument) or a gradtx.nnx.Optimizer, got {type(tx).__name__}"
+            "gradtx.current_hyperparams: tx must be a transform (with its state as the second "
+            f"argument) or a gradtx.nnx.Optimizer, got {type(tx).__name__}"
         )
+    tx = as_transform(tx)
     nnx = sys.modules.get("flax.nnx")
     if nnx is not None and state is not None:
         # The state as gradtx.nnx.Optimizer keeps it (``optimizer.opt_state``): NNX variables
