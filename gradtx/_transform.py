@@ -603,20 +603,10 @@ class Wrapped(Transform):
         """The values in the ``hyperparams`` dicts of the foreign state (the states of Optax's
         ``inject_hyperparams``, in an ``optax.chain`` too); a name found twice keeps the first."""
         out: dict[str, Any] = {}
-
-        def visit(s):
-            found = getattr(s, "hyperparams", None)
+        for found in _tree.find_fields(state, "hyperparams"):
             if isinstance(found, dict):
                 for k, v in found.items():
                     out.setdefault(k, v)
-            if isinstance(s, (tuple, list)):
-                for child in s:
-                    visit(child)
-            elif isinstance(s, dict):
-                for child in s.values():
-                    visit(child)
-
-        visit(state)
         return out
 
     def __repr__(self) -> str:

@@ -381,3 +381,25 @@ def tree_unzip(like: Any, pairs: Any, n: int) -> tuple[Any, ...]:
     treedef = jax.tree.structure(like)
     leaves = treedef.flatten_up_to(pairs)
     return tuple(treedef.unflatten([leaf[i] for leaf in leaves]) for i in range(n))
+
+
+def find_fields(tree: Any, name: str) -> list[Any]:
+    """The values of every NamedTuple field called ``name`` in ``tree`` (states nested in
+    tuples, lists and dicts), outermost first."""
+    found: list[Any] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            if name in node._fields:
+                found.append(getattr(node, name))
+            for v in node:
+                visit(v)
+        elif isinstance(node, (tuple, list)):
+            for v in node:
+                visit(v)
+        elif isinstance(node, dict):
+            for v in node.values():
+                visit(v)
+
+    visit(tree)
+    return found

@@ -670,26 +670,6 @@ def scale_by_backtracking_linesearch(
 # Reusing the search's last evaluation
 
 
-def _find_field(state: Any, name: str) -> list[Any]:
-    found: list[Any] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, tuple) and hasattr(node, "_fields"):
-            if name in node._fields:
-                found.append(getattr(node, name))
-            for v in node:
-                visit(v)
-        elif isinstance(node, (tuple, list)):
-            for v in node:
-                visit(v)
-        elif isinstance(node, dict):
-            for v in node.values():
-                visit(v)
-
-    visit(state)
-    return found
-
-
 def value_and_grad_from_state(
     value_fn: Callable[..., Any],
 ) -> Callable[..., tuple[Any, Any]]:
@@ -709,7 +689,7 @@ def value_and_grad_from_state(
     """
 
     def value_and_grad(params: Any, *args: Any, state: Any, **kwargs: Any) -> tuple[Any, Any]:
-        values, grads = _find_field(state, "value"), _find_field(state, "grad")
+        values, grads = _tree.find_fields(state, "value"), _tree.find_fields(state, "grad")
         if len(values) != 1 or len(grads) != 1 or grads[0] is None:
             raise ValueError(
                 "gradtx.value_and_grad_from_state: the state must hold exactly one line search "
