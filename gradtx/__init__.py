@@ -5,8 +5,8 @@ The public API is what this module re-exports: factories (``gradtx.adam``), thei
 ``Elementwise``, ``Schedule``, with ``pytree_dataclass``, ``field`` and ``static_field``).
 Where Optax's top level has a class or a type, it is here under its name (``MultiSteps``,
 ``GradientTransformation``, the callable types and the annotation aliases).
-Optax's namespaces of the same names are submodules: ``gradtx.contrib``, ``gradtx.tree`` and
-``gradtx.tree_utils``.
+Optax's namespaces of the same names are submodules: ``gradtx.contrib``, ``gradtx.schedules``,
+``gradtx.transforms``, ``gradtx.tree`` and ``gradtx.tree_utils``.
 """
 
 from ._checks import HyperparameterError as HyperparameterError

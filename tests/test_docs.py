@@ -11,6 +11,8 @@ import importlib.util
 import pathlib
 import re
 
+import pytest
+
 import gradtx
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -52,6 +54,20 @@ def test_every_public_name_is_on_exactly_one_api_page():
     assert "::: gradtx.cosine_decay_schedule\n" in pages["schedules"]
     assert "::: gradtx.sweep\n" in pages["sweeps"]
     assert "::: gradtx.nnx\n" in pages["integrations"]
+
+
+@pytest.mark.parametrize("family", ["schedules", "transforms"])
+def test_namespaces_list_their_whole_family(family):
+    """``gradtx.schedules`` and ``gradtx.transforms`` hold every public name of their API page
+    (and Optax's names of that namespace, tests/test_optax_api.py): a new export cannot be left
+    out of them."""
+    namespace = getattr(gradtx, family)
+    on_page = {
+        n for n in hooks.public_names() if n not in hooks.EXCLUDED and hooks.family_of(n) == family
+    }
+    assert on_page and on_page <= set(namespace.NAMES), on_page - set(namespace.NAMES)
+    for name in namespace.NAMES:
+        assert getattr(namespace, name) is getattr(gradtx, name), name
 
 
 def test_adam_docstring_has_the_update_rule_the_build_checks():

@@ -96,6 +96,23 @@ def test_optaxs_other_top_level_names_for_these_functions_exist():
         assert getattr(gradtx, name, None) is getattr(gradtx, original), name
 
 
+@pytest.mark.parametrize("namespace", ["schedules", "transforms"])
+def test_optaxs_namespaces_hold_the_same_functions(namespace):
+    """``optax.schedules.cosine_decay_schedule`` and ``optax.transforms.partition`` become
+    ``gradtx.schedules...`` and ``gradtx.transforms...`` by the same rename: every name of
+    Optax's namespace that gradtx's top level has is there, as the same object."""
+    theirs = getattr(optax, namespace)
+    ours = getattr(gradtx, namespace)
+    names = [n for n in dir(theirs) if not n.startswith("_") and hasattr(gradtx, n)]
+    assert len(names) >= 18, names
+    for name in names:
+        assert getattr(ours, name) is getattr(gradtx, name), name
+    exec(f"from gradtx.{namespace} import {names[0]}", {})
+    assert set(names) <= set(dir(ours))
+    with pytest.raises(AttributeError, match=f"gradtx.{namespace}' has no attribute 'nope'"):
+        _ = ours.nope
+
+
 def _same_default(theirs, ours):
     if theirs is inspect.Parameter.empty or ours is inspect.Parameter.empty:
         return theirs is ours

@@ -1,1 +1,57 @@
-"""Schedules as pytrees: ``schedule(count) -> value`` with their parameters as leaves."""
+"""Schedules as pytrees: ``schedule(count) -> value`` with their parameters as leaves.
+
+Also Optax's ``optax.schedules`` namespace: ``gradtx.schedules.<name>`` is ``gradtx.<name>``,
+the same object (documented on the schedules page), for every schedule and for Optax's names
+of that namespace (``inject_hyperparams``, ``InjectHyperparamsState``, ``Schedule``). The
+modules inside this package are private.
+"""
+
+#: The public names: gradtx's own of this family, and Optax's ``optax.schedules`` names.
+NAMES = (
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
+    "cosine_restarts_schedule",
+    "cyclic_schedule",
+    "exponential_decay",
+    "inject_hyperparams",
+    "inject_stateful_hyperparams",
+    "InjectHyperparamsState",
+    "inverse_sqrt_schedule",
+    "inverse_time_decay_schedule",
+    "join_schedules",
+    "linear_onecycle_schedule",
+    "linear_schedule",
+    "multiply_schedules",
+    "onecycle_momentum_schedule",
+    "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
+    "plot_schedules",
+    "polynomial_schedule",
+    "precond_update_prob_schedule",
+    "reduce_on_plateau",
+    "ReduceOnPlateauState",
+    "Schedule",
+    "schedule_values",
+    "sgdr_schedule",
+    "warmup_constant_schedule",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+    "warmup_stable_decay_schedule",
+)
+
+
+def __getattr__(name: str):
+    # Read from the top level on first use: the private modules here import one another and the
+    # rest of the package, so the namespace cannot be filled while they load.
+    if name in NAMES:
+        import gradtx
+
+        value = getattr(gradtx, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gradtx.schedules' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *NAMES})
