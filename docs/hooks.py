@@ -2,8 +2,9 @@
 
 - ``api/<family>.md``: one page per family of public names, read from ``gradtx/__init__.py``
   at build time (so a new export appears without editing the docs), rendered by mkdocstrings.
-  Modules with pages of their own: the integrations, ``gradtx.contrib``, and ``gradtx.tree``
-  with ``gradtx.tree_utils`` (the same functions under Optax's second set of names).
+  Modules with pages of their own: the integrations, ``gradtx.contrib``,
+  ``gradtx.projections``, and ``gradtx.tree`` with ``gradtx.tree_utils`` (the same functions
+  under Optax's second set of names).
 - ``notebooks/*.ipynb``: the committed notebooks (they carry no outputs), each with a last
   cell showing its committed figures from ``notebooks/figures/``; mkdocs-jupyter renders them
   and executes those not listed in ``execute_ignore`` (the first one).
@@ -104,6 +105,7 @@ FAMILIES = [
 # Public names listed on the integrations page, with the modules users import themselves.
 INTEGRATION_MODULES = ["gradtx.nnx", "gradtx.optuna", "gradtx.torch", "gradtx.registry"]
 CONTRIB_MODULE = "gradtx.contrib"
+PROJECTIONS_MODULE = "gradtx.projections"
 # Optax's tree namespaces: one page, the functions documented once under ``gradtx.tree``.
 TREE_MODULES = ["gradtx.tree", "gradtx.tree_utils"]
 # Public names whose docstrings the API pages leave out: type aliases, which have none (the
@@ -148,6 +150,8 @@ def family_of(name: str) -> str:
         return "integrations"
     if module == CONTRIB_MODULE:
         return "contrib"
+    if module == PROJECTIONS_MODULE:
+        return "projections"
     if module in TREE_MODULES:
         return "tree"
     raise ValueError(
@@ -173,7 +177,7 @@ def api_pages() -> dict[str, str]:
         if name in EXCLUDED:
             continue
         page = family_of(name)
-        if page in ("integrations", "contrib", "tree"):
+        if page in ("integrations", "contrib", "projections", "tree"):
             continue  # the module itself is documented there
         groups[page].append(name)
     pages = {}
@@ -190,6 +194,11 @@ def api_pages() -> dict[str, str]:
     pages["contrib"] = (
         "# gradtx.contrib\n\nOptax's `optax.contrib` optimizers with Optax's names, signatures "
         f"and defaults.\n\n::: {CONTRIB_MODULE}\n"
+    )
+    pages["projections"] = (
+        "# gradtx.projections\n\nOptax's `optax.projections`: Euclidean projections onto "
+        "balls, spheres, the simplex, boxes and affine sets, for whole pytrees, with Optax's "
+        f"names, signatures and defaults.\n\n::: {PROJECTIONS_MODULE}\n"
     )
     pages["tree"] = (
         "# gradtx.tree and gradtx.tree_utils\n\nOptax's `optax.tree` and `optax.tree_utils`: "

@@ -5,8 +5,9 @@ The public API is what this module re-exports: factories (``gradtx.adam``), thei
 ``Elementwise``, ``Schedule``, with ``pytree_dataclass``, ``field`` and ``static_field``).
 Where Optax's top level has a class or a type, it is here under its name (``MultiSteps``,
 ``GradientTransformation``, the callable types and the annotation aliases).
-Optax's namespaces of the same names are submodules: ``gradtx.contrib``, ``gradtx.schedules``,
-``gradtx.transforms``, ``gradtx.tree`` and ``gradtx.tree_utils``.
+Optax's namespaces of the same names are submodules: ``gradtx.contrib``,
+``gradtx.projections``, ``gradtx.schedules``, ``gradtx.transforms``, ``gradtx.tree`` and
+``gradtx.tree_utils``.
 """
 
 from ._checks import HyperparameterError as HyperparameterError
@@ -350,6 +351,7 @@ from .transforms._rounding import stochastic_round as stochastic_round
 from .transforms._rounding import with_stochastic_rounding as with_stochastic_rounding
 
 from . import contrib as contrib
+from . import projections as projections  # Optax's optax.projections, the same names
 from . import tree as tree  # Optax's optax.tree: gradtx.tree.norm
 from . import tree_utils as tree_utils  # Optax's optax.tree_utils: the same functions
 from . import registry as registry  # last: it imports the factories above
