@@ -6,6 +6,8 @@ Optax's names of that namespace (``chain``, ``named_chain``). The modules inside
 are private.
 """
 
+from .. import _namespace
+
 #: The public names: gradtx's own of this family, and Optax's ``optax.transforms`` names.
 NAMES = (
     "accumulate",
@@ -113,17 +115,4 @@ NAMES = (
 )
 
 
-def __getattr__(name: str):
-    # Read from the top level on first use: the private modules here import one another and the
-    # rest of the package, so the namespace cannot be filled while they load.
-    if name in NAMES:
-        import gradtx
-
-        value = getattr(gradtx, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gradtx.transforms' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *NAMES})
+__getattr__, __dir__ = _namespace.top_level_names(__name__, NAMES)
