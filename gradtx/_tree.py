@@ -376,6 +376,27 @@ def all_finite(tree: Any) -> jax.Array:
     return out
 
 
+def ravel(tree: Any, dtype: Any = None) -> jax.Array:
+    """Every leaf of ``tree`` raveled and concatenated in ``jax.tree.leaves`` order, as
+    ``dtype`` (default: the standard promotion of the leaves' dtypes); a tree without leaves
+    gives an empty float32 vector."""
+    leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
+    if not leaves:
+        return jnp.zeros((0,), jnp.float32)
+    dtype = promote(*(x.dtype for x in leaves)) if dtype is None else dtype
+    return jnp.concatenate([jnp.ravel(x).astype(dtype) for x in leaves])
+
+
+def unravel(like: Any, flat: jax.Array) -> Any:
+    """``flat`` (as ``ravel(like)`` lays it out) cut into the leaves of ``like``: their shapes,
+    their dtypes."""
+    leaves, treedef = jax.tree.flatten(like)
+    sizes = [int(np.size(x)) for x in leaves]
+    parts = jax.lax.split(flat, sizes) if leaves else []
+    out = [p.reshape(np.shape(x)).astype(jnp.result_type(x)) for p, x in zip(parts, leaves)]
+    return treedef.unflatten(out)
+
+
 def tree_unzip(like: Any, pairs: Any, n: int) -> tuple[Any, ...]:
     """Splits a tree whose leaves are n-tuples (one per leaf of ``like``) into n trees."""
     treedef = jax.tree.structure(like)

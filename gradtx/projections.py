@@ -135,18 +135,10 @@ def _axpy(x: Any, alpha: jax.Array, a: Any) -> Any:
 def _ravel(tree: Any) -> tuple[jax.Array, Any]:
     """Every element of ``tree`` as one vector (in the leaves' compute dtype, at least
     float32) and the function that puts a vector back into ``tree``'s shapes and dtypes."""
-    leaves, treedef = jax.tree.flatten(tree)
-    leaves = [_float(x) for x in leaves]
+    floats = jax.tree.map(_float, tree)
+    leaves = jax.tree.leaves(floats)
     dt = _tree.compute_dtype(*(x.dtype for x in leaves)) if leaves else _tree.float_dtype()
-    flat = jnp.concatenate([jnp.ravel(x).astype(dt) for x in leaves]) if leaves else None
-    sizes = np.cumsum([x.size for x in leaves])[:-1]
-
-    def unravel(vector: jax.Array) -> Any:
-        parts = jnp.split(vector, sizes) if leaves else []
-        out = [p.reshape(x.shape).astype(x.dtype) for p, x in zip(parts, leaves)]
-        return jax.tree.unflatten(treedef, out)
-
-    return flat, unravel
+    return _tree.ravel(floats, dt), lambda vector: _tree.unravel(floats, vector)
 
 
 def _simplex_threshold(v: jax.Array, s: jax.Array) -> jax.Array:
@@ -321,7 +313,7 @@ def projection_simplex(tree: Any, scale: Any = 1) -> Any:
     _check_scalar(name, "scale", scale)
     _check_radius(name, scale, allow_inf=False)
     v, unravel = _ravel(tree)
-    if v is None or v.shape[0] == 0:
+    if v.shape[0] == 0:
         return tree
     s = jnp.asarray(scale).astype(v.dtype)
     theta = _simplex_threshold(v, s)
@@ -330,7 +322,7 @@ def projection_simplex(tree: Any, scale: Any = 1) -> Any:
 
 def _l1_projection(tree: Any, scale: Any, ball: bool) -> Any:
     v, unravel = _ravel(tree)
-    if v is None or v.shape[0] == 0:
+    if v.shape[0] == 0:
         return tree
     s = jnp.asarray(scale).astype(v.dtype)
     mag = jnp.abs(v)

@@ -182,6 +182,16 @@ PAIRS = {
         lambda: gradtx.measure_with_ema(_norm, 0.7),
         lambda: optax.measure_with_ema(_norm, 0.7),
     ),
+    # The inner transform sees one vector: Adam elementwise, and a global-norm clip whose norm
+    # runs over every leaf at once.
+    "flatten": (
+        lambda: gradtx.flatten(gradtx.chain(gradtx.clip_by_global_norm(0.5), gradtx.adam(0.1))),
+        lambda: optax.flatten(optax.chain(optax.clip_by_global_norm(0.5), optax.adam(0.1))),
+    ),
+    "flatten_holding_optax": (
+        lambda: gradtx.flatten(optax.scale_by_rms()),
+        lambda: optax.flatten(optax.scale_by_rms()),
+    ),
 }
 
 

@@ -4,31 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 from .. import _tree
 from .._transform import Transform, as_child, field, pytree_dataclass
-
-
-def _ravel(tree: Any) -> jax.Array:
-    """Every leaf of ``tree`` raveled and concatenated in ``jax.tree.leaves`` order, in the
-    standard promotion of their dtypes."""
-    leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
-    if not leaves:
-        return jnp.zeros((0,), jnp.float32)
-    dtype = _tree.promote(*(x.dtype for x in leaves))
-    return jnp.concatenate([jnp.ravel(x).astype(dtype) for x in leaves])
-
-
-def _unravel(like: Any, flat: jax.Array) -> Any:
-    """``flat`` cut into the leaves of ``like``: their shapes, their dtypes."""
-    leaves, treedef = jax.tree.flatten(like)
-    sizes = [int(np.size(x)) for x in leaves]
-    parts = jax.lax.split(flat, sizes) if leaves else []
-    out = [p.reshape(np.shape(x)).astype(jnp.result_type(x)) for p, x in zip(parts, leaves)]
-    return treedef.unflatten(out)
 
 
 @pytree_dataclass
@@ -46,12 +23,12 @@ class Flatten(Transform):
         return self.is_elementwise()
 
     def _init(self, params):
-        return self.inner._init(_ravel(params))
+        return self.inner._init(_tree.ravel(params))
 
     def _update(self, updates, state, params, **extra):
-        flat_params = None if params is None else _ravel(params)
-        flat, state = self.inner._update(_ravel(updates), state, flat_params, **extra)
-        return _unravel(updates, flat), state
+        flat_params = None if params is None else _tree.ravel(params)
+        flat, state = self.inner._update(_tree.ravel(updates), state, flat_params, **extra)
+        return _tree.unravel(updates, flat), state
 
     def _children(self, state):
         return (("", self.inner, state),)
