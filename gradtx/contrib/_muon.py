@@ -114,19 +114,25 @@ def orthogonalize(
     elif preconditioning == "spectral":
         norm = jnp.linalg.norm(x, ord=2, axis=(-2, -1), keepdims=True).astype(rd)
         x = x / (norm + e).astype(cd)
-    rows = [coeffs[i] for i in range(coeffs.shape[0])] if coeffs.ndim == 2 else [coeffs] * ns_steps
-    for i, abc in enumerate(rows):
+    rows = coeffs if coeffs.ndim == 2 else jnp.broadcast_to(coeffs, (ns_steps, *coeffs.shape))
+
+    def iteration(x, abc, first=False):
         a, b, c = (abc[j].astype(rd).astype(cd) for j in range(3))
         gram = _mm(x, _adjoint(x))
-        if i == 0 and preconditioning == "aol":
+        if first and preconditioning == "aol":
             rowsum = jnp.sum(jnp.abs(gram), axis=-1, keepdims=True)
             d = jax.lax.rsqrt(jnp.maximum(rowsum, _GRAM_FLOOR)).astype(cd)
             x, gram = x * d, gram * d * jnp.swapaxes(d, -1, -2)
-        elif i == 0 and preconditioning == "schatten":
+        elif first and preconditioning == "schatten":
             fro = jnp.sqrt(jnp.sum(_tree.abs_sq(gram), axis=(-2, -1), keepdims=True))
             s = jax.lax.rsqrt(jnp.maximum(fro, _GRAM_FLOOR)).astype(cd)
             x, gram = x * s, gram * (s * s)
-        x = a * x + _mm(b * gram + c * _mm(gram, gram), x)
+        return a * x + _mm(b * gram + c * _mm(gram, gram), x)
+
+    if rows.shape[0]:
+        # The first step (which may rescale) written out, the others one compiled loop body.
+        x = iteration(x, rows[0], first=True)
+        x, _ = jax.lax.scan(lambda x, abc: (iteration(x, abc), None), x, rows[1:])
     return jnp.swapaxes(x, -1, -2) if tall else x
 
 
