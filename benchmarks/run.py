@@ -140,7 +140,7 @@ def _optimizers() -> list[Opt]:
             note="" if has("clip_by_global_norm") else "gradtx.clip_by_global_norm not available",
         ),
         # Per-leaf optimizers outside the default set, by name only: LAMB (one trust ratio per
-        # leaf) and NovoGrad (one second moment per leaf), Optax's formulas on both sides.
+        # leaf), NovoGrad (one second moment per leaf) and Muon, Optax's formulas on both sides.
         Opt(
             "lamb",
             lambda: gradtx.lamb(LR, weight_decay=WD),
@@ -152,6 +152,14 @@ def _optimizers() -> list[Opt]:
             "novograd",
             lambda: gradtx.novograd(LR),
             lambda: optax.novograd(LR),
+            None,
+            default=False,
+        ),
+        # Muon with Optax's contrib signature (Newton-Schulz on matrices, AdamW elsewhere).
+        Opt(
+            "muon",
+            lambda: gradtx.contrib.muon(LR),
+            lambda: optax.contrib.muon(LR),
             None,
             default=False,
         ),

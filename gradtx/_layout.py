@@ -248,7 +248,9 @@ def _walk(obj: Any, seen: set[int]) -> Iterator[Any]:
 
 
 def leaf_signatures(tx: Any, original: Any) -> list[tuple[Any, ...]]:
-    """Per leaf of ``original``, the tuple of every mask value and partition label in ``tx``.
+    """Per leaf of ``original``, the tuple of every mask value and partition label in ``tx``, and
+    of any other per-leaf static choice in ``tx`` (an object with a ``_gradtx_leaf_signature``
+    method, such as the dimension numbers of Muon).
 
     Leaves with equal signatures are treated alike by every mask and partition of ``tx``, so
     they may share a buffer.
@@ -261,6 +263,8 @@ def leaf_signatures(tx: Any, original: Any) -> list[tuple[Any, ...]]:
             vals = jax.tree.leaves(_mask.resolve_mask(obj, original, where))
         elif isinstance(obj, _partition.Partition):
             vals = jax.tree.leaves(obj.resolve(original, "init"))
+        elif hasattr(type(obj), "_gradtx_leaf_signature"):  # other per-leaf static choices
+            vals = obj._gradtx_leaf_signature(original)
         else:
             continue
         if len(vals) != n:  # a mask meant for a sub-tree (inside a partition group, say)

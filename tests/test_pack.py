@@ -292,6 +292,45 @@ def test_stacked_buffers_refuse_transforms_that_read_the_leaf_order():
 # jit, vmap, step, checkpoints
 
 
+def _muon_params():
+    """Two pairs of equal-shaped matrices (each a stack when packed), a lone matrix, a vector."""
+    rng = np.random.default_rng(5)
+    shapes = {"a": (4, 6), "b": (4, 6), "c": (3, 3), "d": (3, 3), "lone": (5, 3), "v": (6,)}
+    return {k: jnp.asarray(rng.standard_normal(s), jnp.float32) for k, s in shapes.items()}
+
+
+def test_contrib_muon_stacks_matrices_and_equals_tree():
+    """Muon with Optax's contrib signature: equal-shaped matrices stack (each orthogonalised on
+    its own), other leaves go to its AdamW; alone and as one group of a partition."""
+    packed = check_packed_equals_tree(
+        gradtx.contrib.muon(0.05),
+        gradtx.partition({"on": gradtx.contrib.muon(0.05), "off": gradtx.sgd(0.05)}, LAYOUT_LABELS),
+    )[0]
+    assert ("stack", 2) in _kinds(packed), packed
+
+
+def test_contrib_muon_given_dimension_numbers_split_stacks_and_equal_tree():
+    """Given dimension numbers that differ between equal-shaped matrices keep them apart (a
+    stack holds one spec), as a tree of specs and as a function of the params."""
+    dn = gradtx.contrib.MuonDimensionNumbers
+    swap = dn(reduction_axis=1, output_axis=0)
+    tree = {"a": dn(), "b": swap, "c": dn(), "d": dn(), "lone": swap, "v": None}
+    for given in (tree, lambda params: tree):
+        tx = gradtx.contrib.muon(0.05, muon_weight_dimension_numbers=given)
+        params = _muon_params()
+        packed = gradtx.pack(params, tx)
+        # a and b differ: kept apart; c and d agree: stacked
+        assert sorted(_kinds(packed)) == [("leaf", 1)] * 4 + [("stack", 2)], packed
+        ref, _ = run(tx, params, small_grads, 3)
+        got, _ = run(tx, params, small_grads, 3, packed=True)
+        assert_close_packed(got, ref, scale=max_abs(ref))
+    # With one spec for the whole stack, the two orientations give different updates: the
+    # comparison above would catch a stack that read one member's spec for both.
+    one = gradtx.contrib.muon(0.05, muon_weight_dimension_numbers={**tree, "b": dn()})
+    other, _ = run(one, _muon_params(), small_grads, 3)
+    assert not np.allclose(other["b"], ref["b"])
+
+
 def test_one_compile_for_many_learning_rates():
     traces = []
 

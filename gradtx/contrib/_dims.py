@@ -9,11 +9,29 @@ from typing import Any
 import jax
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _mask
 
 
 def _axes(value: Any) -> tuple[int, ...]:
     return (int(value),) if isinstance(value, (int, np.integer)) else tuple(int(a) for a in value)
+
+
+class _Refused:
+    """A leaf that the default dimension numbers refuse (compared by shape and dtype)."""
+
+    __slots__ = ("leaf",)
+
+    def __init__(self, leaf: Any):
+        self.leaf = leaf
+
+    def _key(self) -> Any:
+        return (tuple(self.leaf.shape), str(self.leaf.dtype))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Refused) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
 
 class DimSpec:
@@ -64,11 +82,39 @@ class DimSpec:
             ) from None
         return spec_type(red, out)
 
-    def resolve(self, tree: Any, default: Callable[[Any], Any]) -> Any:
+    def resolve(self, tree: Any, default: Callable[[Any], Any], where: str = "gradtx") -> Any:
         """A spec or None per leaf of ``tree`` (``None`` leaves of ``tree`` stay None).
 
-        ``default(leaf)`` gives the spec of a leaf when no argument was given.
+        ``default(leaf)`` gives the spec of a leaf when no argument was given. On packed params
+        (``gradtx.pack``) the specs are resolved on the user's params tree and give one spec per
+        buffer: a stack of matrices gets its members' spec, which they must share.
         """
+        is_spec = lambda x: x is None or isinstance(x, (self.spec_type, _Refused))
+
+        def lenient(leaf: Any) -> Any:
+            # Every leaf of the params tree is resolved, including those of buffers that another
+            # transform updates: the default's error is kept for the buffers present here.
+            try:
+                return default(leaf)
+            except ValueError:
+                return _Refused(leaf)
+
+        for hook in _mask.PACKED_RESOLVERS:
+            per_buffer = hook(
+                tree,
+                lambda t: jax.tree.flatten(self._resolve(t, lenient), is_leaf=is_spec)[0],
+                where,
+                "weight_dimension_numbers",
+            )
+            if per_buffer is not None:
+                present = [v for v, b in zip(per_buffer.buffers, tree.buffers) if b is not None]
+                for v in present:
+                    if isinstance(v, _Refused):
+                        default(v.leaf)  # raises the default's own error
+                return jax.tree.unflatten(jax.tree.structure(tree), present)
+        return self._resolve(tree, default)
+
+    def _resolve(self, tree: Any, default: Callable[[Any], Any]) -> Any:
         if self.kind == "none":
             return jax.tree.map(default, tree)
         if self.kind == "one":
@@ -77,7 +123,7 @@ class DimSpec:
             given = DimSpec.of("", "", self.value(tree), self.spec_type)
             if given.kind == "none":  # the function marks no leaf as a matrix
                 return jax.tree.map(lambda _: None, tree)
-            return given.resolve(tree, default)
+            return given._resolve(tree, default)
         treedef, leaves = self.value
         given = jax.tree.unflatten(treedef, leaves)
         return jax.tree.map(
@@ -86,6 +132,15 @@ class DimSpec:
             tree,
             is_leaf=lambda x: x is None or isinstance(x, self.spec_type),
         )
+
+    def _gradtx_leaf_signature(self, original: Any) -> list[Any]:
+        """Per leaf of the params tree ``original``, its given spec (None where none is given):
+        ``gradtx.pack`` stacks only leaves with equal specs. Without an argument, or with one
+        spec for every leaf, the spec follows from the shape, which a stack shares."""
+        if self.kind in ("none", "one"):
+            return [None] * len(jax.tree.leaves(original))
+        is_spec = lambda x: x is None or isinstance(x, self.spec_type)
+        return jax.tree.flatten(self._resolve(original, lambda _: None), is_leaf=is_spec)[0]
 
     def _key(self) -> Any:
         return (self.kind, id(self.value) if self.kind == "fn" else self.value, self.spec_type)

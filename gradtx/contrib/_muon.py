@@ -184,7 +184,8 @@ class ScaleByMuon(PerLeaf):
         return {"beta": value_at(self.beta, count), "t": t}
 
     def _statics(self, updates, params):
-        return {"dims": self.weight_dimension_numbers.resolve(updates, _only_matrices(self.fn))}
+        dims = self.weight_dimension_numbers.resolve(updates, _only_matrices(self.fn), self.where())
+        return {"dims": dims}
 
     def _leaf(self, s, g, mu, dims):
         cd = _tree.compute_dtype(g.dtype, mu.dtype)
@@ -225,7 +226,9 @@ class ScaleByShape(PerLeaf):
 
     def _statics(self, updates, params):
         return {
-            "dims": self.weight_dimension_numbers.resolve(updates, _only_matrices(self.fn_name))
+            "dims": self.weight_dimension_numbers.resolve(
+                updates, _only_matrices(self.fn_name), self.where()
+            )
         }
 
     def _leaf(self, s, g, dims):
