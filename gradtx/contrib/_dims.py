@@ -89,7 +89,6 @@ class DimSpec:
         (``gradtx.pack``) the specs are resolved on the user's params tree and give one spec per
         buffer: a stack of matrices gets its members' spec, which they must share.
         """
-        is_spec = lambda x: x is None or isinstance(x, (self.spec_type, _Refused))
 
         def lenient(leaf: Any) -> Any:
             # Every leaf of the params tree is resolved, including those of buffers that another
@@ -102,7 +101,7 @@ class DimSpec:
         for hook in _mask.PACKED_RESOLVERS:
             per_buffer = hook(
                 tree,
-                lambda t: jax.tree.flatten(self._resolve(t, lenient), is_leaf=is_spec)[0],
+                lambda t: jax.tree.flatten(self._resolve(t, lenient), is_leaf=self._is_leaf)[0],
                 where,
                 "weight_dimension_numbers",
             )
@@ -130,8 +129,12 @@ class DimSpec:
             lambda d, sub: jax.tree.map(lambda _: d, sub),
             given,
             tree,
-            is_leaf=lambda x: x is None or isinstance(x, self.spec_type),
+            is_leaf=self._is_leaf,
         )
+
+    def _is_leaf(self, x: Any) -> bool:
+        """A resolved value: a spec, None, or a leaf the default refused."""
+        return x is None or isinstance(x, (self.spec_type, _Refused))
 
     def _gradtx_leaf_signature(self, original: Any) -> list[Any]:
         """Per leaf of the params tree ``original``, its given spec (None where none is given):
@@ -139,8 +142,7 @@ class DimSpec:
         spec for every leaf, the spec follows from the shape, which a stack shares."""
         if self.kind in ("none", "one"):
             return [None] * len(jax.tree.leaves(original))
-        is_spec = lambda x: x is None or isinstance(x, self.spec_type)
-        return jax.tree.flatten(self._resolve(original, lambda _: None), is_leaf=is_spec)[0]
+        return jax.tree.flatten(self._resolve(original, lambda _: None), is_leaf=self._is_leaf)[0]
 
     def _key(self) -> Any:
         return (self.kind, id(self.value) if self.kind == "fn" else self.value, self.spec_type)
