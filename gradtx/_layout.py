@@ -13,8 +13,9 @@ once, in the few buffers that ``tx`` can run on unchanged, and keeps them so acr
 
 Leaves sharded over several devices, and leaves of ``max_buffer_bytes`` or more, stay as they
 are in every case; buffers are cut at ``max_buffer_bytes``. Buffers are split by every mask value
-and partition label that ``tx`` holds, so masks and labels, written against the params tree,
-resolve to one value per buffer (``_mask.PACKED_RESOLVERS``: masks never import this module).
+and partition label that ``tx`` holds (and by given dimension numbers, such as Muon's), so masks
+and labels, written against the params tree, resolve to one value per buffer
+(``_mask.PACKED_RESOLVERS``: masks never import this module).
 
 The result, a ``Packed``, is a pytree whose children are the buffers, so ``tx.init``,
 ``tx.update``, ``apply_updates``, ``gradtx.step``, checkpoints and ``jax.jit``/``vmap``/``grad``
@@ -112,8 +113,8 @@ class Layout:
                         f"{where}: the {what} gives {first!r} for {paths[members[0]]} but "
                         f"{per_leaf[i]!r} for {paths[i]}, and these leaves share one packed "
                         f"buffer. Pack the params for the transform that holds this {what}: "
-                        f"gradtx.pack(params, tx) splits its buffers by every mask and label "
-                        f"of tx."
+                        f"gradtx.pack(params, tx) splits its buffers by every mask, label and "
+                        f"dimension number of tx."
                     )
             values.append(first)
         return values
@@ -389,8 +390,8 @@ def pack(params: Any, tx: Any, *, max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYT
     and so does a leaf of ``max_buffer_bytes`` or more; the others are cut, in leaf order, into
     buffers of at most ``max_buffer_bytes``. Buffers are split by every mask value and partition
     label found in ``tx`` (``mask``, ``weight_decay_mask``, ``masked``, ``freeze``,
-    ``partition``): masks and labels stay written against the params tree and resolve to one
-    value per buffer.
+    ``partition``) and by given dimension numbers (``muon_weight_dimension_numbers``): these
+    stay written against the params tree and resolve to one value per buffer.
     ``None`` leaves are kept as structure. The buffers are new arrays, so donating them to
     ``gradtx.step`` leaves ``params`` intact.
 
