@@ -13,8 +13,8 @@ from gradtx._fusion import with_backend_option
 
 # Compiling takes most of this suite's time (thousands of small programs, each run a few
 # times), so XLA:CPU compiles for speed of compiling:
-# - LLVM runs at optimisation level 1 instead of 2, on one thread per program (two test workers
-#   already share the two cores);
+# - LLVM runs at optimisation level 0 instead of 2 (half the compile time of level 1), on one
+#   thread per program (two test workers already share the two cores);
 # - fusions go through XLA:CPU's LLVM IR emitters instead of its newer MLIR fusion emitters
 #   (a fresh MLIR context and pass pipeline per fusion), without LLVM's loop unrolling and SLP
 #   vectorizer.
@@ -35,7 +35,7 @@ QUICK_COMPILE_OPTIONS = (
 )
 _flags = os.environ.get("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 for _flag, _value in (
-    ("--xla_backend_optimization_level", "1"),
+    ("--xla_backend_optimization_level", "0"),
     ("--xla_cpu_parallel_codegen_split_count", "1"),
 ):
     if _flag not in _flags:

@@ -69,10 +69,27 @@ def _gram_diag(x: jax.Array, i: int) -> jax.Array:
     return jnp.sum(x * x, axis=tuple(j for j in range(x.ndim) if j != i))
 
 
+@jax.custom_jvp
+def _max_abs(x: jax.Array) -> jax.Array:
+    """``max |x|``, whose derivative is taken at one maximiser (the first, ``argmax``).
+
+    JAX's own rule divides among the elements equal to the maximum, and XLA may round ``x``
+    differently where it recomputes it for that comparison: no element matches and the
+    derivative is 0 / 0."""
+    return jnp.max(jnp.abs(x))
+
+
+@_max_abs.defjvp
+def _max_abs_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    i = jnp.argmax(jnp.abs(x).ravel())
+    return jnp.max(jnp.abs(x)), jnp.sign(x.ravel()[i]) * dx.ravel()[i]
+
+
 def _norm_lower_bound(m: jax.Array) -> jax.Array:
     """A lower bound of the spectral norm of a symmetric matrix: ``||M x|| / ||x||`` with ``x``
     the column of ``M`` of largest norm (computed on ``M / max|M|`` against overflow)."""
-    s = jnp.max(jnp.abs(m))
+    s = _max_abs(m)
     mn = m / jnp.where(s > 0, s, 1)
     j = jnp.argmax(jnp.sum(mn * mn, axis=0))
     x = jax.lax.dynamic_index_in_dim(mn, j, axis=1, keepdims=False)
@@ -102,7 +119,7 @@ def _update_factors(
         return (q - lr * (t1 - t2) / (jnp.abs(t1 + t2) + tiny) * q,)
     if len(factors) > 1:
         # Rescale the factors to equal max-abs (their product, the preconditioner, unchanged).
-        norms = jnp.stack([jnp.max(jnp.abs(q)) for q in factors])
+        norms = jnp.stack([_max_abs(q) for q in factors])
         gmean = jnp.exp(jnp.mean(jnp.log(norms)))
         factors = tuple(q * (gmean / n) for q, n in zip(factors, norms))
     a, b = g, v
@@ -119,7 +136,7 @@ def _update_factors(
             out.append(q - lr * step @ q)
         else:
             t1, t2 = _gram_diag(a, i), _gram_diag(b, i)
-            out.append(q - lr * (t1 - t2) / (jnp.max(jnp.abs(t1 + t2)) + tiny) * q)
+            out.append(q - lr * (t1 - t2) / (_max_abs(t1 + t2) + tiny) * q)
     return tuple(out)
 
 

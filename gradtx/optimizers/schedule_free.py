@@ -108,7 +108,7 @@ class ScheduleFree(Transform):
             cc = c.astype(cd)
             x_new = (1 - cc) * x.astype(cd) + cc * z_new
             bb = _tree.hp(b1, cd)
-            y_new = bb * x_new + (1 - bb) * z_new
+            y_new = x_new + (1 - bb) * (z_new - x_new)  # b1 x + (1 - b1) z, exact where z = x
             u = (y_new - y.astype(cd)).astype(d.dtype)
             return u, x_new.astype(x.dtype), z_new.astype(z.dtype)
 
