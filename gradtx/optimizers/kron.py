@@ -82,8 +82,9 @@ def _max_abs(x: jax.Array) -> jax.Array:
 @_max_abs.defjvp
 def _max_abs_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
-    i = jnp.argmax(jnp.abs(x).ravel())
-    return jnp.max(jnp.abs(x)), jnp.sign(x.ravel()[i]) * dx.ravel()[i]
+    a = jnp.abs(x).ravel()
+    i = jnp.argmax(a)
+    return a[i], jnp.sign(x.ravel()[i]) * dx.ravel()[i]
 
 
 def _norm_lower_bound(m: jax.Array) -> jax.Array:
