@@ -311,3 +311,72 @@ def test_a_batch_of_rates_outside_vmap_is_an_error():
 def test_accumulate_needs_a_whole_number_of_steps(every_k):
     with pytest.raises(gradtx.HyperparameterError, match="every_k must be"):
         gradtx.accumulate(gradtx.sgd(0.1), every_k)
+
+
+def _factories_with_weight_decay():
+    import inspect
+
+    import gradtx.contrib
+
+    out = []
+    for module in (gradtx, gradtx.contrib):
+        for name in sorted(module.__all__ if hasattr(module, "__all__") else dir(module)):
+            f = getattr(module, name)
+            if isinstance(f, type) or not callable(f):
+                continue
+            try:
+                params = inspect.signature(f).parameters
+            except (TypeError, ValueError):
+                continue
+            if "weight_decay" in params and name != "add_decayed_weights":
+                out.append(pytest.param(f, id=f"{module.__name__}.{name}"))
+    return out
+
+
+@pytest.mark.parametrize("make", _factories_with_weight_decay())
+def test_a_weight_decay_of_zero_is_a_leaf_like_any_other(make):
+    """Every factory with a ``weight_decay``: an array 0 and 0.1 build the same pytree structure
+    (so one compiled program serves a sweep that includes 0), and so does a literal 0 wherever
+    0 is not the default (a default 0 leaves the term out where Optax's program does)."""
+    import inspect
+
+    given = {"base_optimizer": gradtx.sgd(0.1)}
+    signature = inspect.signature(make).parameters
+    required = {
+        k: given.get(k, 0.1)
+        for k, p in signature.items()
+        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
+    }
+    zeros = [jnp.array(0.0)]
+    default = signature["weight_decay"].default
+    if not (isinstance(default, (int, float)) and default == 0):
+        zeros.append(0.0)
+    decayed = make(**required, weight_decay=0.1)
+    for zero in zeros:
+        tx = make(**required, weight_decay=zero)
+        assert jax.tree.structure(tx) == jax.tree.structure(decayed), zero
+    leaves = [np.asarray(x) for x in jax.tree.leaves(decayed) if isinstance(x, jax.Array)]
+    assert any(x.dtype.kind == "f" and np.any(x == np.float32(0.1)) for x in leaves)
+
+
+def test_one_trace_for_a_weight_decay_sweep_that_includes_zero():
+    traces = []
+    params = {"w": jnp.linspace(-1.0, 1.0, 3)}
+
+    @jax.jit
+    def step(tx, params, state):
+        traces.append(1)
+        updates, state = tx.update(params, state, params)
+        return gradtx.apply_updates(params, updates), state
+
+    out = {}
+    for wd in (0.0, 1e-4, 1e-2, 0.5):
+        tx = gradtx.adamw(0.1, weight_decay=wd)
+        out[wd] = step(tx, params, tx.init(params))[0]["w"]
+    assert len(traces) == 1
+    # AdamW's first step is -lr * (sign(g) + wd * p): 0 decays nothing.
+    ref = params["w"] - 0.1 * jnp.sign(params["w"])
+    np.testing.assert_allclose(np.asarray(out[0.0]), np.asarray(ref), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(out[0.5]), np.asarray(ref - 0.1 * 0.5 * params["w"]), rtol=1e-6, atol=1e-6
+    )

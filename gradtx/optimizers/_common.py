@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .._checks import check_nonnegative
 from .._transform import Chain, Transform, scale_by_learning_rate
 from ..transforms._scaling import negate
@@ -13,25 +15,39 @@ ARGS_LEARNING_RATE = """learning_rate: step size, a float >= 0, an array (a batc
         schedule ``count -> value`` (a gradtx schedule or any callable). None applies no step
         size, only the sign flip (scale the updates elsewhere), as in Optax."""
 ARGS_WEIGHT_DECAY = """weight_decay: L2 coefficient >= 0 (float, array or schedule), added to the gradient
-        before the preconditioner as in torch (``g <- g + weight_decay * p``). A literal 0 adds
-        nothing to the program; pass an array to sweep it.
+        before the preconditioner as in torch (``g <- g + weight_decay * p``). None (the
+        default) leaves the term out; any number, 0 included, is a hyperparameter leaf, so one
+        compiled program serves every value.
       weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
         one, e.g. ``gradtx.mask_by_path`` helpers. None decays every leaf."""
 ARGS_DECOUPLED = """decoupled_weight_decay: if True, decay the parameters outside the preconditioner
         (``p <- p - lr * weight_decay * p``, AdamW) instead of the coupled L2 term."""
-ARGS_DECOUPLED_DECAY = """weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
+ARGS_DECOUPLED_DECAY = """weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate;
+        always in the program, as in Optax (0 included: one compile serves every value).
       mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
         decays every leaf."""
 ARGS_MAXIMIZE = """maximize: if True, ascend the objective (the gradient is negated first; the weight
         decay still shrinks the parameters, as in torch)."""
 
 
-def _has_decay(weight_decay: Any) -> bool:
-    if weight_decay is None:
-        return False
-    if isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool):
-        return weight_decay != 0
-    return True
+def is_literal_zero(value: Any) -> bool:
+    """A Python or NumPy number equal to 0 (not an array, a schedule or a bool)."""
+    return (
+        isinstance(value, (int, float, np.number))
+        and not isinstance(value, (bool, np.bool_))
+        and value == 0
+    )
+
+
+def off_at_literal_zero(weight_decay: Any) -> Any:
+    """None (no decay term) for a literal 0, else ``weight_decay``.
+
+    For the factories whose default decay is 0 where the reference leaves the term out of the
+    program at 0: Optax's adadelta, adan, lamb and lars, and torch's optimizers. Their default
+    program is then the reference's; ``jnp.array(0.0)`` keeps the term (a sweep that includes
+    0 compiles once).
+    """
+    return None if is_literal_zero(weight_decay) else weight_decay
 
 
 def optimizer_chain(
@@ -39,12 +55,15 @@ def optimizer_chain(
     preconditioner: Transform,
     learning_rate: Any,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
 ) -> Chain:
     """``[negate] -> [coupled L2] -> preconditioner -> [decoupled decay] -> -learning_rate``.
+
+    The decay term is in the chain whenever ``weight_decay`` is not None: a 0 is a leaf like
+    any other value, so a sweep that includes it compiles once.
 
     torch's order inside ``step()``: maximize, then weight decay, then the moments, then the step.
     Decoupled decay added after the preconditioner and scaled by ``-lr`` is
@@ -55,7 +74,7 @@ def optimizer_chain(
     parts: list[Transform] = []
     if maximize:
         parts.append(negate())
-    decay = _has_decay(weight_decay)
+    decay = weight_decay is not None
     if decay and not decoupled_weight_decay:
         parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
     parts.append(preconditioner)

@@ -79,7 +79,7 @@ def adabelief(
     eps_root: Any = 1e-16,
     *,
     nesterov: bool = False,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,

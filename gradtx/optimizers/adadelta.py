@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from .. import _checks, _tree
 from .._kernel import Elementwise
 from .._transform import field, pytree_dataclass, static_field, value_at
-from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+from ._common import COMMON_DOCS, fill_doc, off_at_literal_zero, optimizer_chain
 
 
 class AdadeltaState(NamedTuple):
@@ -82,7 +82,12 @@ def adadelta(
       {learning_rate}
       rho: decay of both running averages, in [0, 1] (float, array or schedule).
       eps: added inside both square roots, >= 0.
-      {weight_decay}
+      weight_decay: L2 coefficient >= 0 (float, array or schedule), added to the gradient
+        before the preconditioner (``g <- g + weight_decay * p``). A literal 0 (the default)
+        leaves the term out, as Optax's program does; ``jnp.array(0.0)`` keeps it, so a sweep
+        that includes 0 compiles once.
+      weight_decay_mask: a pytree of bools (True = decay that leaf) or a function from params to
+        one. None decays every leaf.
       {maximize}
 
     Conventions: ``optax.adadelta``: same signature, defaults and numbers for every learning
@@ -101,7 +106,7 @@ def adadelta(
         "adadelta",
         scale_by_adadelta(rho, eps),
         learning_rate,
-        weight_decay=weight_decay,
+        weight_decay=off_at_literal_zero(weight_decay),
         weight_decay_mask=weight_decay_mask,
         maximize=maximize,
     )

@@ -15,7 +15,7 @@ from .._transform import Chain, Transform, field, pytree_dataclass, static_field
 from ..transforms._momentum import ema
 from ..transforms._scaling import negate, scale_by_schedule
 from ..transforms._weight_decay import add_decayed_weights
-from ._common import COMMON_DOCS, _has_decay, fill_doc
+from ._common import COMMON_DOCS, fill_doc
 
 
 class AdafactorState(NamedTuple):
@@ -437,7 +437,7 @@ def adafactor(
     *,
     convention: str = "optax",
     eps2: Any = 1e-3,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     maximize: bool = False,
 ):
     """Adafactor, Optax's signature, defaults and arithmetic (torch's with ``convention``).
@@ -520,7 +520,7 @@ def adafactor(
     )
     parts: list[Transform] = [negate()] if maximize else []
     parts.append(kernel)
-    if _has_decay(weight_decay):
+    if weight_decay is not None:
         parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
     if learning_rate is not None:
         parts.append(scale_by_schedule(learning_rate))

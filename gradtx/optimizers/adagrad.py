@@ -108,7 +108,7 @@ def adagrad(
     eps: Any = 1e-7,
     *,
     lr_decay: Any = None,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     eps_placement: str = "inside",
     maximize: bool = False,
     weight_decay_mask: Any = None,

@@ -88,7 +88,7 @@ def scale_by_adam(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any
 
 
 def adam(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
-         mu_dtype: Any = None, *, nesterov: bool = False, weight_decay: Any = 0.0,
+         mu_dtype: Any = None, *, nesterov: bool = False, weight_decay: Any = None,
          weight_decay_mask: Any = None, decoupled_weight_decay: bool = False,
          amsgrad: bool = False, amsgrad_max: str = "raw", maximize: bool = False,
          nu_dtype: Any = None, complex_convention: str = "abs"):  # fmt: skip

@@ -61,7 +61,7 @@ def adamax(
     b2: Any = 0.999,
     eps: Any = 1e-8,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from .. import _checks, _tree
 from .._kernel import Elementwise
 from .._transform import field, pytree_dataclass, value_at
-from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+from ._common import COMMON_DOCS, fill_doc, off_at_literal_zero, optimizer_chain
 
 
 class AdanState(NamedTuple):
@@ -98,6 +98,8 @@ def adan(
       eps_root: added inside the root, >= 0 (1e-8, Optax's alias; ``scale_by_adan``'s is 0).
       weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), multiplied by
         the learning rate, as in ``optax.adan`` (the paper divides by ``1 + lr * wd`` instead).
+        A literal 0 (the default) leaves the term out, as Optax's
+        program does; ``jnp.array(0.0)`` keeps it, so a sweep that includes 0 compiles once.
       mask: a pytree of bools (True = decay that leaf) or a function from params to one. None
         decays every leaf.
       {maximize}
@@ -112,7 +114,7 @@ def adan(
         "adan",
         ScaleByAdan(b1, b2, b3, eps, eps_root),
         learning_rate,
-        weight_decay=weight_decay,
+        weight_decay=off_at_literal_zero(weight_decay),
         weight_decay_mask=mask,
         decoupled_weight_decay=True,
         maximize=maximize,

@@ -102,7 +102,7 @@ def ademamix(
     b3: Any = 0.9999,
     alpha: Any = 5.0,
     eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     *,
     warmup_steps: Any = None,
     eps_root: Any = 0.0,

@@ -79,7 +79,7 @@ def adopt(
     b1: Any = 0.9,
     b2: Any = 0.9999,
     eps: Any = 1e-6,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     *,
     decoupled_weight_decay: bool = False,
     nesterov: bool = False,

@@ -89,7 +89,7 @@ def asgd(
     lambd: Any = 1e-4,
     alpha: Any = 0.75,
     t0: Any = 1e6,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     *,
     maximize: bool = False,
     weight_decay_mask: Any = None,

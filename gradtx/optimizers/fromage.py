@@ -57,7 +57,7 @@ def fromage(
     learning_rate: Any,
     min_norm: Any = 1e-6,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     maximize: bool = False,
 ):

@@ -266,7 +266,7 @@ def scale_by_kron(
 def kron(
     learning_rate: Any = 1e-3,
     b1: Any = 0.9,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     preconditioner_update_probability: Any = None,
     max_size_triangular: int = 8192,

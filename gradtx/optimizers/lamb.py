@@ -8,7 +8,7 @@ from .. import _checks
 from .._transform import Chain, Transform
 from ..transforms._shaping import ScaleByTrustRatio
 from ..transforms._weight_decay import add_decayed_weights
-from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
+from ._common import COMMON_DOCS, fill_doc, off_at_literal_zero, optimizer_chain
 from .adam import ScaleByAdam
 
 
@@ -40,6 +40,8 @@ def lamb(
       eps_root: added inside the root, >= 0.
       weight_decay: decoupled decay coefficient >= 0 (float, array or schedule), added to the
         Adam direction *before* the trust ratio, as in ``optax.lamb`` and the paper.
+        A literal 0 (the default) leaves the term out, as Optax's
+        program does; ``jnp.array(0.0)`` keeps it, so a sweep that includes 0 compiles once.
       mask: a pytree of bools (True = decay that leaf) or a function from params to one. None
         decays every leaf.
       {maximize}
@@ -52,7 +54,7 @@ def lamb(
     """
     _checks.check_nonnegative("lamb", "weight_decay", weight_decay)
     parts: list[Transform] = [ScaleByAdam(b1, b2, eps, eps_root, fn="lamb")]
-    if _has_decay(weight_decay):
+    if off_at_literal_zero(weight_decay) is not None:
         parts.append(add_decayed_weights(weight_decay, mask))
     parts.append(ScaleByTrustRatio(fn="lamb"))
     return optimizer_chain("lamb", Chain(tuple(parts)), learning_rate, maximize=maximize)

@@ -7,7 +7,7 @@ from typing import Any
 from .._transform import Chain
 from ..transforms._momentum import scale_by_momentum
 from ..transforms._shaping import ScaleByTrustRatio
-from ._common import COMMON_DOCS, fill_doc, optimizer_chain
+from ._common import COMMON_DOCS, fill_doc, off_at_literal_zero, optimizer_chain
 
 
 def lars(
@@ -36,7 +36,9 @@ def lars(
     Args:
       {learning_rate}
       weight_decay: coefficient >= 0 (float, array or schedule) of ``weight_decay * p`` added to
-        the gradient before the trust ratio.
+        the gradient before the trust ratio. A literal 0 (the default) leaves the term out, as
+        Optax's program does; ``jnp.array(0.0)`` keeps it, so a sweep that includes 0 compiles
+        once.
       weight_decay_mask: True (decay every leaf), a pytree of bools (True = decay that leaf) or
         a function from params to one.
       trust_coefficient: the trust coefficient, >= 0 (1e-3, Optax's).
@@ -61,7 +63,7 @@ def lars(
         "lars",
         pre,
         learning_rate,
-        weight_decay=weight_decay,
+        weight_decay=off_at_literal_zero(weight_decay),
         weight_decay_mask=every(weight_decay_mask),
         maximize=maximize,
     )

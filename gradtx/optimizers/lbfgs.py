@@ -22,7 +22,6 @@ from .._transform import (
 from ..transforms import _linesearch as ls
 from ..transforms._scaling import negate
 from ..transforms._weight_decay import add_decayed_weights
-from ._common import _has_decay
 
 
 def _stacked_zeros(params: Any, m: int) -> Any:
@@ -179,7 +178,7 @@ def lbfgs(
     scale_init_precond: bool = True,
     linesearch: Any = _DEFAULT_LINESEARCH,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
 ) -> Chain:
     """L-BFGS, Optax's ``lbfgs``: the quasi-Newton direction, then a line search.
@@ -228,7 +227,7 @@ def lbfgs(
     _checks.check_nonnegative("lbfgs", "learning_rate", learning_rate)
     _checks.check_nonnegative("lbfgs", "weight_decay", weight_decay)
     parts: list[Transform] = []
-    if _has_decay(weight_decay):
+    if weight_decay is not None:
         parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
     parts.append(scale_by_lbfgs(memory_size, scale_init_precond))
     parts.append(negate() if learning_rate is None else scale_by_learning_rate(learning_rate))

@@ -90,7 +90,7 @@ def mars(
     b1: Any = 0.95,
     b2: Any = 0.99,
     eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     gamma: Any = 0.025,
     *,
     clip_norm: bool = True,

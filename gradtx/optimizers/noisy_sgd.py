@@ -15,7 +15,7 @@ def noisy_sgd(
     key: Any = None,
     *,
     seed: Any = None,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):

@@ -11,7 +11,7 @@ from .. import _checks, _tree
 from .._kernel import PerLeaf
 from .._mask import as_mask, resolve_mask
 from .._transform import field, pytree_dataclass, static_field, value_at
-from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 class NovoGradState(NamedTuple):
@@ -43,7 +43,7 @@ class ScaleByNovograd(PerLeaf):
     mu_dtype: Any = static_field(None)
 
     def _needs_params(self):
-        return _has_decay(self.weight_decay)
+        return self.weight_decay is not None
 
     def _checked(self):
         return ("mu",)  # nu holds one scalar per leaf

@@ -49,7 +49,7 @@ def optimistic_gradient_descent(
     alpha: Any = 1.0,
     beta: Any = 1.0,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     maximize: bool = False,
 ):

@@ -20,7 +20,7 @@ from .._transform import (
 )
 from ..transforms._scaling import negate
 from ..transforms._weight_decay import add_decayed_weights
-from ._common import COMMON_DOCS, _has_decay, fill_doc
+from ._common import COMMON_DOCS, fill_doc
 
 # Optax's threshold below which the squared norm counts as zero (float64's machine epsilon).
 _TINY = float(np.finfo(np.float64).eps)
@@ -103,7 +103,7 @@ def polyak_sgd(
     eps: Any = 0.0,
     variant: str = "sps",
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):
@@ -142,7 +142,7 @@ def polyak_sgd(
     parts: list[Transform] = []
     if maximize:
         parts.append(negate())
-    if _has_decay(weight_decay):
+    if weight_decay is not None:
         parts.append(add_decayed_weights(weight_decay, weight_decay_mask))
     parts.append(scale_by_learning_rate(scaling))
     parts.append(ScaleByPolyak(f_min, max_learning_rate, eps, variant, fn=fn))

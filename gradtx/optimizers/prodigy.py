@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from .. import _checks, _tree
 from .._mask import as_mask, resolve_mask
 from .._transform import Transform, field, pytree_dataclass, static_field, value_at
-from ._common import COMMON_DOCS, _has_decay, fill_doc, optimizer_chain
+from ._common import COMMON_DOCS, fill_doc, optimizer_chain
 
 
 class ProdigyState(NamedTuple):
@@ -90,7 +90,7 @@ class ScaleByProdigy(Transform):
         )
         w_r = gamma * d * d * c
         w_s = d * d if self.safeguard_warmup else w_r
-        decay = _has_decay(self.weight_decay)
+        decay = self.weight_decay is not None
         wd = jnp.asarray(value_at(self.weight_decay, k)).astype(dt) if decay else None
         mask = resolve_mask(self.mask, params, where) if decay else None
 
@@ -139,7 +139,7 @@ def prodigy(
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     *,
     b3: Any = None,
     d0: Any = 1e-6,

@@ -118,7 +118,7 @@ def radam(
     nesterov: bool = False,
     threshold_inclusive: bool = True,
     eps_placement: str = "corrected",
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,

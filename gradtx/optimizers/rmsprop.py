@@ -207,7 +207,7 @@ def rmsprop(
     nesterov: bool = False,
     bias_correction: bool = False,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     maximize: bool = False,
 ):

@@ -83,7 +83,7 @@ def rprop(
     min_step_size: Any = 1e-6,
     max_step_size: Any = 50.0,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):

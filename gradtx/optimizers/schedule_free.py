@@ -139,7 +139,7 @@ _CONV = """
 def schedule_free_sgd(
     learning_rate: Any = 1.0,
     b1: Any = 0.9,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     warmup_steps: Any = 0,
     weight_lr_power: Any = 2.0,
     *,
@@ -190,7 +190,7 @@ def schedule_free_adamw(
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     warmup_steps: Any = 0,
     weight_lr_power: Any = 2.0,
     *,

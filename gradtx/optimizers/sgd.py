@@ -17,7 +17,7 @@ def sgd(
     accumulator_dtype: Any = None,
     *,
     dampening: Any = None,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     momentum_form: str = "heavy_ball",
     maximize: bool = False,

@@ -61,7 +61,7 @@ _REFS = """
 def sign_sgd(
     learning_rate: Any,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):
@@ -96,7 +96,7 @@ def signum(
     beta: Any = 0.9,
     accumulator_dtype: Any = None,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     maximize: bool = False,
     weight_decay_mask: Any = None,
 ):

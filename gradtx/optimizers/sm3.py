@@ -102,7 +102,7 @@ def sm3(
     learning_rate: Any,
     momentum: Any = 0.9,
     *,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     b2: Any = 1.0,
     eps: Any = 1e-8,
     maximize: bool = False,

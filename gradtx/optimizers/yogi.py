@@ -75,7 +75,7 @@ def yogi(
     *,
     eps_root: Any = 0.0,
     initial_accumulator_value: Any = 1e-6,
-    weight_decay: Any = 0.0,
+    weight_decay: Any = None,
     weight_decay_mask: Any = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,

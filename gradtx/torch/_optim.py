@@ -28,7 +28,12 @@ from .._transform import (
     identity,
     pytree_dataclass,
 )
-from ..optimizers._common import fill_doc, optimizer_chain
+from ..optimizers._common import (
+    fill_doc,
+    is_literal_zero,
+    off_at_literal_zero,
+    optimizer_chain,
+)
 from ..optimizers._lr_inside import lr_inside_chain
 from ..optimizers.adadelta import ScaleByAdadelta
 from ..optimizers.adafactor import ScaleByAdafactor
@@ -148,21 +153,14 @@ def _kernel(cls: type, fn: str, **fields: Any) -> Transform:
     return _scheduled(cls(**fields))
 
 
-def _is_literal_zero(value: Any) -> bool:
-    """A Python or NumPy number equal to 0 (torch's "off": no buffer is kept)."""
-    return (
-        isinstance(value, (int, float, np.number))
-        and not isinstance(value, (bool, np.bool_))
-        and value == 0
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # Argument text shared by the docstrings below
 
 _DOCS = {
     "weight_decay": """weight_decay: L2 coefficient >= 0 (float, array or schedule), added to the
-        gradient before the moments, as torch does (``g <- g + weight_decay * p``).""",
+        gradient before the moments, as torch does (``g <- g + weight_decay * p``). A literal 0
+        (the default) is torch's "off" and builds no term; ``jnp.array(0.0)`` keeps the term, so
+        a sweep that includes 0 compiles once.""",
     "decoupled": """decoupled_weight_decay: if True, decay the parameters instead
         (``p <- p * (1 - lr * weight_decay)``, torch's AdamW form) and add nothing to the
         gradient.""",
@@ -275,13 +273,13 @@ def sgd(
                 f"gradtx.{fn}: nesterov=True needs momentum > 0 and dampening == 0 (torch's "
                 f"rule), got momentum={momentum!r}, dampening={dampening!r}"
             )
-    if _is_literal_zero(momentum):
+    if is_literal_zero(momentum):
         pre: Transform = identity()
     else:
         pre = _kernel(ScaleByMomentum, fn, momentum=momentum, dampening=dampening,
                       nesterov=nesterov, form=momentum_form,
                       accumulator_dtype=accumulator_dtype)  # fmt: skip
-    return optimizer_chain(fn, pre, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, pre, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize)  # fmt: skip
 
 
@@ -295,7 +293,7 @@ def _adam(fn, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, mask, 
     kernel = _kernel(ScaleByAdam, fn, b1=b1, b2=b2, eps=eps, amsgrad=amsgrad, amsgrad_max="raw",
                      mu_dtype=mu_dtype, nu_dtype=nu_dtype,
                      complex_convention="real_view")  # fmt: skip
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=mask, decoupled_weight_decay=decoupled,
                            maximize=maximize)  # fmt: skip
 
@@ -463,7 +461,7 @@ def adagrad(
     kernel = _kernel(ScaleByAdagrad, fn, lr_decay=lr_decay,
                      initial_accumulator_value=initial_accumulator_value, eps=eps,
                      eps_placement="outside", complex_convention="real_view")  # fmt: skip
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize)  # fmt: skip
 
 
@@ -511,7 +509,7 @@ def adadelta(
     _bools(fn, maximize=maximize)
     _flags(fn, foreach=foreach, capturable=capturable, differentiable=differentiable)
     kernel = _kernel(ScaleByAdadelta, fn, rho=rho, eps=eps, complex_convention="real_view")
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize)  # fmt: skip
 
 
@@ -561,7 +559,7 @@ def adamax(
     _bools(fn, maximize=maximize)
     _flags(fn, foreach=foreach, differentiable=differentiable, capturable=capturable)
     kernel = _kernel(ScaleByAdamax, fn, b1=b1, b2=b2, eps=eps, complex_convention="real_view")
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize)  # fmt: skip
 
 
@@ -619,7 +617,7 @@ def asgd(
     _flags(fn, foreach=foreach, differentiable=differentiable, capturable=capturable)
     kernel = _kernel(ScaleByASGD, fn, learning_rate=lr, lambd=lambd, alpha=alpha, t0=t0,
                      complex_convention="real_view")  # fmt: skip
-    return lr_inside_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return lr_inside_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize)  # fmt: skip
 
 
@@ -678,7 +676,7 @@ def nadam(
     _flags(fn, foreach=foreach, capturable=capturable, differentiable=differentiable)
     kernel = _kernel(ScaleByNAdam, fn, b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay,
                      convention="torch", complex_convention="real_view")  # fmt: skip
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize,
                            decoupled_weight_decay=decoupled_weight_decay)  # fmt: skip
 
@@ -738,7 +736,7 @@ def radam(
     kernel = _kernel(ScaleByRAdam, fn, b1=b1, b2=b2, eps=eps, threshold=5.0,
                      threshold_inclusive=False, eps_placement="raw",
                      complex_convention="real_view")  # fmt: skip
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize,
                            decoupled_weight_decay=decoupled_weight_decay)  # fmt: skip
 
@@ -799,11 +797,11 @@ def rmsprop(
     _check(fn, ScaleByRMSprop, "momentum", "momentum", momentum)
     _bools(fn, centered=centered, maximize=maximize)
     _flags(fn, capturable=capturable, foreach=foreach, differentiable=differentiable)
-    mom = None if _is_literal_zero(momentum) else momentum
+    mom = None if is_literal_zero(momentum) else momentum
     kernel = _kernel(ScaleByRMSprop, fn, decay=alpha, eps=eps, momentum=mom, centered=centered,
                      eps_placement="outside", initial_scale=0.0,
                      complex_convention="real_view")  # fmt: skip
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, maximize=maximize)  # fmt: skip
 
 
@@ -922,7 +920,7 @@ def adafactor(
     _flags(fn, foreach=foreach)
     kernel = _kernel(ScaleByAdafactor, fn, learning_rate=lr, beta2_decay=beta2_decay, eps1=eps1,
                      eps2=eps2, d=d, convention="torch")  # fmt: skip
-    return optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    return optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                            weight_decay_mask=weight_decay_mask, decoupled_weight_decay=True,
                            maximize=maximize)  # fmt: skip
 
@@ -1004,7 +1002,7 @@ def muon(
                      nesterov=nesterov, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn,
                      conv_layout=conv_layout, batch_dims=batch_dims,
                      ns_dtype=ns_dtype)  # fmt: skip
-    matrices = optimizer_chain(fn, kernel, lr, weight_decay=weight_decay,
+    matrices = optimizer_chain(fn, kernel, lr, weight_decay=off_at_literal_zero(weight_decay),
                                weight_decay_mask=weight_decay_mask,
                                decoupled_weight_decay=True)  # fmt: skip
     if fallback is None:
