@@ -380,3 +380,54 @@ def test_one_trace_for_a_weight_decay_sweep_that_includes_zero():
     np.testing.assert_allclose(
         np.asarray(out[0.5]), np.asarray(ref - 0.1 * 0.5 * params["w"]), rtol=1e-6, atol=1e-6
     )
+
+
+def _float_hyperparameters():
+    import inspect
+
+    import gradtx.contrib
+
+    out = []
+    for module in (gradtx, gradtx.contrib):
+        for name in sorted(dir(module)):
+            f = getattr(module, name)
+            if name.startswith("_") or isinstance(f, type) or not callable(f):
+                continue
+            if getattr(f, "__module__", "").startswith("gradtx._sweep"):
+                continue  # the sweep API's own functions, not transforms or schedules
+            try:
+                params = inspect.signature(f).parameters
+            except (TypeError, ValueError):
+                continue
+            for k, p in params.items():
+                d = p.default
+                if type(d) is float and d != 0:
+                    out.append(pytest.param(f, k, id=f"{module.__name__}.{name}.{k}"))
+    return out
+
+
+@pytest.mark.parametrize("make, name", _float_hyperparameters())
+def test_a_float_hyperparameter_is_never_in_the_treedef(make, name):
+    """Every argument of a transform or schedule factory whose default is a (nonzero) float: two
+    values build the same pytree structure, so ``jax.jit`` over it compiles once for both."""
+    import inspect
+
+    given = {
+        "base_optimizer": gradtx.sgd(0.1),
+        "max_linesearch_steps": 10,
+        "max_backtracking_steps": 10,
+        "decay_steps": 100,
+        "warmup_steps": 10,
+    }
+    signature = inspect.signature(make).parameters
+    required = {
+        k: given.get(k, 0.1)
+        for k, p in signature.items()
+        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
+    }
+    default = signature[name].default
+    built = make(**required)
+    if not isinstance(built, (gradtx.Schedule, Transform)):
+        pytest.skip(f"returns a {type(built).__name__}, neither a transform nor a schedule")
+    other = make(**required, **{name: default * (1.5 if default > 1 else 0.5)})
+    assert jax.tree.structure(other) == jax.tree.structure(make(**required, **{name: default}))

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _checks, _tree
 from .._kernel import Elementwise
@@ -47,11 +48,19 @@ class ScaleByRAdam(Elementwise):
     eps_root: Any = field(0.0, check=_checks.NONNEGATIVE)
     nesterov: bool = static_field(False)
     fn: str = static_field("radam", repr=False)
-    b2_given: Any = static_field(None, repr=False)  # b2 as the Python number given, if it was
+    # b2 as given and its rho_inf, computed in float64 from a Python number (as Optax does):
+    # leaves like b2, so one compile serves every b2.
+    b2_given: Any = field(None, repr=False)
+    rho_inf_given: Any = field(None, repr=False)
 
     def __check_init__(self):
-        if isinstance(self.b2, (int, float)):
-            object.__setattr__(self, "b2_given", float(self.b2))
+        b2 = self.b2
+        if isinstance(b2, (int, float, np.number)):
+            b2 = float(b2)
+        elif not isinstance(b2, (jax.Array, np.ndarray)):
+            return
+        object.__setattr__(self, "b2_given", b2)
+        object.__setattr__(self, "rho_inf_given", 2.0 / (1.0 - b2) - 1.0)
 
     def _buffer_dtype(self, name, p):
         return p.dtype if name == "mu" else _tree.real_dtype(p.dtype)
@@ -65,7 +74,7 @@ class ScaleByRAdam(Elementwise):
         if self.b2_given is not None:
             # One float32 ulp of b2 = 0.999 moves rho_inf by 0.03: where b2 is still the number
             # given, rho_inf is its float64 value (as Optax computes it); gradients unchanged.
-            exact = 2.0 / (1.0 - self.b2_given) - 1.0
+            exact = _tree.hp(self.rho_inf_given, dtype)
             fix = jnp.where(b2 == _tree.hp(self.b2_given, dtype), exact - rho_inf, 0.0)
             rho_inf = rho_inf + jax.lax.stop_gradient(fix)
         rho = rho_inf - 2.0 * t * b2_t / bc2
