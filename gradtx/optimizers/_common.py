@@ -22,8 +22,9 @@ ARGS_WEIGHT_DECAY = """weight_decay: L2 coefficient >= 0 (float, array or schedu
         one, e.g. ``gradtx.mask_by_path`` helpers. None decays every leaf."""
 ARGS_DECOUPLED = """decoupled_weight_decay: if True, decay the parameters outside the preconditioner
         (``p <- p - lr * weight_decay * p``, AdamW) instead of the coupled L2 term."""
-ARGS_DECOUPLED_DECAY = """weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate;
-        always in the program, as in Optax (0 included: one compile serves every value).
+ARGS_DECOUPLED_DECAY = """weight_decay: decoupled decay >= 0 (float, array or schedule), times the current rate.
+        0 is a leaf like any other value, so a sweep that includes it compiles once (Optax's
+        program leaves the term out at a literal 0; the numbers are the same).
       mask: a pytree of bools (True = decay that leaf) or a function from params to one; None
         decays every leaf."""
 ARGS_MAXIMIZE = """maximize: if True, ascend the objective (the gradient is negated first; the weight
