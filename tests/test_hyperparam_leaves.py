@@ -431,3 +431,25 @@ def test_a_float_hyperparameter_is_never_in_the_treedef(make, name):
         pytest.skip(f"returns a {type(built).__name__}, neither a transform nor a schedule")
     other = make(**required, **{name: default * (1.5 if default > 1 else 0.5)})
     assert jax.tree.structure(other) == jax.tree.structure(make(**required, **{name: default}))
+
+
+def test_soap_refresh_frequency_is_a_leaf():
+    """SOAP's ``precondition_frequency`` enters only ``t % frequency == 0``: one compile serves
+    every frequency, and the frequency still changes the steps."""
+    traces = []
+    params = {"w": jnp.arange(24.0).reshape(6, 4) / 10, "b": jnp.ones(4)}
+
+    @jax.jit
+    def run(tx, params):
+        traces.append(1)
+        state = tx.init(params)
+        for _ in range(4):
+            updates, state = tx.update(params, state, params)
+            params = gradtx.apply_updates(params, updates)
+        return params["w"]
+
+    out = {f: run(gradtx.soap(0.01, precondition_frequency=f), params) for f in (1, 2, 10)}
+    assert len(traces) == 1
+    assert not np.allclose(np.asarray(out[1]), np.asarray(out[10]))
+    with pytest.raises(_checks.HyperparameterError, match="precondition_frequency"):
+        gradtx.soap(0.01, precondition_frequency=2.5)

@@ -62,7 +62,7 @@ class ScaleBySOAP(PerLeaf):
     b2: Any = field(0.95, check=_checks.UNIT)
     eps: Any = field(1e-8, check=_checks.NONNEGATIVE)
     shampoo_beta: Any = field(None, check=_checks.UNIT)
-    precondition_frequency: int = static_field(10, check=_checks.Interval(1))
+    precondition_frequency: Any = field(10, check=_checks.Interval(1, integer=True))
     max_precond_dim: int = static_field(10000)
     bias_correction: bool = static_field(True)
 
