@@ -1,6 +1,7 @@
 """Hyperparameters are JAX scalars made at construction: one compile in every framework."""
 
 import dataclasses
+import inspect
 
 import equinox as eqx
 import jax
@@ -11,6 +12,7 @@ import pytest
 from flax import nnx
 
 import gradtx
+import gradtx.contrib
 import gradtx.nnx
 from gradtx import _checks
 from gradtx._step import _compiled_step
@@ -313,42 +315,56 @@ def test_accumulate_needs_a_whole_number_of_steps(every_k):
         gradtx.accumulate(gradtx.sgd(0.1), every_k)
 
 
-def _factories_with_weight_decay():
-    import inspect
-
-    import gradtx.contrib
-
-    out = []
+def _public_factories():
+    """(id, function, its parameters) for every public function of gradtx and gradtx.contrib,
+    the sweep API's own functions left out (they build no transform or schedule)."""
     for module in (gradtx, gradtx.contrib):
-        for name in sorted(module.__all__ if hasattr(module, "__all__") else dir(module)):
+        for name in sorted(dir(module)):
             f = getattr(module, name)
-            if isinstance(f, type) or not callable(f):
+            if name.startswith("_") or isinstance(f, type) or not callable(f):
+                continue
+            if getattr(f, "__module__", "").startswith("gradtx._sweep"):
                 continue
             try:
                 params = inspect.signature(f).parameters
             except (TypeError, ValueError):
                 continue
-            if "weight_decay" in params and name != "add_decayed_weights":
-                out.append(pytest.param(f, id=f"{module.__name__}.{name}"))
-    return out
+            yield f"{module.__name__}.{name}", f, params
 
 
-@pytest.mark.parametrize("make", _factories_with_weight_decay())
+#: Values for required arguments other than a learning rate (which gets 0.1).
+_REQUIRED = {
+    "base_optimizer": gradtx.sgd(0.1),
+    "max_linesearch_steps": 10,
+    "max_backtracking_steps": 10,
+    "decay_steps": 100,
+    "warmup_steps": 10,
+}
+
+
+def _required(make):
+    return {
+        k: _REQUIRED.get(k, 0.1)
+        for k, p in inspect.signature(make).parameters.items()
+        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
+    }
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(f, id=i)
+        for i, f, params in _public_factories()
+        if "weight_decay" in params and not i.endswith(".add_decayed_weights")
+    ],
+)
 def test_a_weight_decay_of_zero_is_a_leaf_like_any_other(make):
     """Every factory with a ``weight_decay``: an array 0 and 0.1 build the same pytree structure
     (so one compiled program serves a sweep that includes 0), and so does a literal 0 wherever
     0 is not the default (a default 0 leaves the term out where Optax's program does)."""
-    import inspect
-
-    given = {"base_optimizer": gradtx.sgd(0.1)}
-    signature = inspect.signature(make).parameters
-    required = {
-        k: given.get(k, 0.1)
-        for k, p in signature.items()
-        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
-    }
+    required = _required(make)
     zeros = [jnp.array(0.0)]
-    default = signature["weight_decay"].default
+    default = inspect.signature(make).parameters["weight_decay"].default
     if not (isinstance(default, (int, float)) and default == 0):
         zeros.append(0.0)
     decayed = make(**required, weight_decay=0.1)
@@ -382,50 +398,20 @@ def test_one_trace_for_a_weight_decay_sweep_that_includes_zero():
     )
 
 
-def _float_hyperparameters():
-    import inspect
-
-    import gradtx.contrib
-
-    out = []
-    for module in (gradtx, gradtx.contrib):
-        for name in sorted(dir(module)):
-            f = getattr(module, name)
-            if name.startswith("_") or isinstance(f, type) or not callable(f):
-                continue
-            if getattr(f, "__module__", "").startswith("gradtx._sweep"):
-                continue  # the sweep API's own functions, not transforms or schedules
-            try:
-                params = inspect.signature(f).parameters
-            except (TypeError, ValueError):
-                continue
-            for k, p in params.items():
-                d = p.default
-                if type(d) is float and d != 0:
-                    out.append(pytest.param(f, k, id=f"{module.__name__}.{name}.{k}"))
-    return out
-
-
-@pytest.mark.parametrize("make, name", _float_hyperparameters())
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        pytest.param(f, k, id=f"{i}.{k}")
+        for i, f, params in _public_factories()
+        for k, p in params.items()
+        if type(p.default) is float and p.default != 0
+    ],
+)
 def test_a_float_hyperparameter_is_never_in_the_treedef(make, name):
     """Every argument of a transform or schedule factory whose default is a (nonzero) float: two
     values build the same pytree structure, so ``jax.jit`` over it compiles once for both."""
-    import inspect
-
-    given = {
-        "base_optimizer": gradtx.sgd(0.1),
-        "max_linesearch_steps": 10,
-        "max_backtracking_steps": 10,
-        "decay_steps": 100,
-        "warmup_steps": 10,
-    }
-    signature = inspect.signature(make).parameters
-    required = {
-        k: given.get(k, 0.1)
-        for k, p in signature.items()
-        if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
-    }
-    default = signature[name].default
+    required = _required(make)
+    default = inspect.signature(make).parameters[name].default
     built = make(**required)
     if not isinstance(built, (gradtx.Schedule, Transform)):
         pytest.skip(f"returns a {type(built).__name__}, neither a transform nor a schedule")
