@@ -25,9 +25,15 @@ every order of the variants in turn, so each one runs right after each other one
 (a short call before a long one warms the machine differently from a long one);
 the report gives the median and the interquartile range. Ratios are medians over medians. The
 machine's load (``uptime``) before and after is written into the report, since other processes
-on a small machine move the absolute numbers. torch.optim.Adam(fused=True) runs in its own
-process (it needs torch installed) on the same shapes, on the GPU when JAX runs on one, and is
-reported beside the gradtx paths.
+on a small machine move the absolute numbers.
+
+**Against torch.optim.Adam(fused=True)** (it needs torch installed; on the GPU when JAX runs on
+one) both sides are timed the same way: torch's fused step, gradtx's default step and gradtx's
+packed step each run in a process of their own on the same shapes, as a block of consecutive
+calls (the first 3 dropped), and the three processes alternate for ``--torch-rounds`` rounds
+(the order rotated each round). The ratio is the median over rounds of gradtx's per-process
+median over the median of torch's. (Timed interleaved with the other variants, as in the Optax
+columns, a step pays a few percent for the caches and the memory the other calls disturb.)
 """
 
 from __future__ import annotations
@@ -190,31 +196,68 @@ TORCH = textwrap.dedent(
 )
 
 
-def torch_fused(tree: dict, reps: int, name: str, kwargs: dict) -> dict | None:
-    leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, tuple))
+def _last_json(argv: list[str]) -> dict | None:
+    """Run ``argv`` and parse the JSON object on its last line of output (None if it failed)."""
     try:
-        device = "cuda" if jax.default_backend() == "gpu" else "cpu"
-        shapes_arg = json.dumps([list(s) for s in leaves])
-        res = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                TORCH,
-                shapes_arg,
-                str(reps + 3),
-                device,
-                name,
-                json.dumps(kwargs),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
     except subprocess.TimeoutExpired:
         return None
     if res.returncode != 0:
         return None
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def torch_fused(tree: dict, reps: int, name: str, kwargs: dict) -> dict | None:
+    leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, tuple))
+    device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+    shapes_arg = json.dumps([list(s) for s in leaves])
+    return _last_json(
+        [sys.executable, "-c", TORCH, shapes_arg, str(reps + 3), device, name, json.dumps(kwargs)]
+    )
+
+
+def gradtx_alone(tree_name: str, path: str, args: argparse.Namespace, reps: int) -> dict | None:
+    """gradtx's ``path`` step timed as torch's is: in a process of its own, a block of calls."""
+    argv = [sys.executable, __file__, "--alone", path, "--trees", tree_name, "--reps", str(reps)]
+    argv += ["--optimizer", args.optimizer] + ["--quick"] * args.quick
+    return _last_json(argv)
+
+
+def time_alone(tree_name: str, path: str, args: argparse.Namespace, reps: int) -> None:
+    """Print (as JSON) the median time of ``reps`` consecutive calls of one step, after 3."""
+    shp = shapes(tree_name, args.quick)
+    params, grads = fill(shp, 0), jax.tree.map(lambda x: 0.01 * x, fill(shp, 1))
+    tx = OPTIMIZERS[args.optimizer][1]()
+    if path == "packed":
+        params = gradtx.pack(params, tx)
+        grads = gradtx.pack_like(params, grads)
+    state = tx.init(params)
+    step = donated_step(tx).lower(params, state, grads).compile()
+    times = []
+    for _ in range(reps + WARMUP_CALLS):
+        t0 = time.perf_counter()
+        params, state = step(params, state, grads)
+        jax.block_until_ready((params, state))
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"ms": 1e3 * statistics.median(times[WARMUP_CALLS:])}))
+
+
+def against_torch(tree_name: str, args: argparse.Namespace, reps: int) -> dict | None:
+    """Median over ``--torch-rounds`` rounds of each side's per-process median step, in ms."""
+    _, _, torch_name, torch_kwargs = OPTIMIZERS[args.optimizer]
+    runs = {
+        "torch": lambda: torch_fused(shapes(tree_name, args.quick), reps, torch_name, torch_kwargs),
+        "default": lambda: gradtx_alone(tree_name, "default", args, reps),
+        "packed": lambda: gradtx_alone(tree_name, "packed", args, reps),
+    }
+    got = {name: [] for name in runs}
+    for r in range(args.torch_rounds):
+        for name in ordered(list(runs), r):
+            res = runs[name]()
+            if res is None:
+                return None
+            got[name].append(res["ms"])
+    return {name: statistics.median(ms) for name, ms in got.items()} | {"rounds": got}
 
 
 def main() -> None:
@@ -227,19 +270,26 @@ def main() -> None:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     ap.add_argument("--results-dir", default=str(HERE / "results"), help="where --label writes")
+    ap.add_argument(
+        "--torch-rounds", type=int, default=3, help="alternating rounds of the torch comparison"
+    )
+    ap.add_argument("--alone", choices=("default", "packed"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     reps = args.reps or (12 if args.quick else 36)  # whole cycles of the 6 orders
+    if args.alone:
+        time_alone(args.trees, args.alone, args, reps)
+        return
     compile_reps = args.compile_reps or (2 if args.quick else 6)
     device = jax.devices()[0]
     load_before = load()
     warm_up()
-    rows = []
+    rows, rounds = [], []
     for name in args.trees.split(","):
         shp = shapes(name, args.quick)
         params, grads = fill(shp, 0), jax.tree.map(lambda x: 0.01 * x, fill(shp, 1))
         n_leaves = len(jax.tree.leaves(params))
         n_params = sum(x.size for x in jax.tree.leaves(params))
-        make_optax, make_gradtx, torch_name, torch_kwargs = OPTIMIZERS[args.optimizer]
+        make_optax, make_gradtx, _, _ = OPTIMIZERS[args.optimizer]
         packed = gradtx.pack(params, make_gradtx())
         packed_grads = gradtx.pack_like(packed, grads)
         res, compiled = measure(
@@ -252,7 +302,15 @@ def main() -> None:
             compile_reps,
         )
         same = "yes" if opcodes(compiled["default"]) == opcodes(compiled["optax"]) else "no"
-        torch_res = None if args.no_torch else torch_fused(shp, reps, torch_name, torch_kwargs)
+        torch_res = None if args.no_torch else against_torch(name, args, reps)
+        if torch_res is not None:
+            rounds.append(
+                f"{name}: "
+                + "; ".join(
+                    f"{side} " + ", ".join(f"{ms:.2f}" for ms in per_round)
+                    for side, per_round in torch_res["rounds"].items()
+                )
+            )
         o_step = statistics.median(res["optax"]["step"])
         for path in ("optax", "default", "packed"):
             q1, step, q3 = quartiles(res[path]["step"])
@@ -264,7 +322,8 @@ def main() -> None:
                 compiles.append(f"{comp:.3f} ({min(comps):.3f}-{max(comps):.3f}) | {ratio:.3f}x")
             vs_torch = ""
             if torch_res is not None and path != "optax":
-                vs_torch = f"{1e3 * step / torch_res['ms']:.2f}x ({torch_res['ms']:.2f} ms)"
+                alone, ms = torch_res[path], torch_res["torch"]
+                vs_torch = f"{alone / ms:.2f}x ({alone:.2f} / {ms:.2f} ms)"
             row = (
                 f"| {name} | {n_leaves} | {n_params / 1e6:.2f}M | {path} | {1e3 * step:.2f} "
                 f"({1e3 * q1:.2f}-{1e3 * q3:.2f}) | {step / o_step:.2f}x | "
@@ -275,6 +334,7 @@ def main() -> None:
             print(row, flush=True)
     load_after = load()
     title = {"adam": "Adam", "sgd_momentum": "SGD with momentum 0.9"}[args.optimizer]
+    _, _, torch_name, torch_kwargs = OPTIMIZERS[args.optimizer]
     torch_call = (
         f"torch.optim.{torch_name}({', '.join(f'{k}={v}' for k, v in torch_kwargs.items())}"
     )
@@ -296,8 +356,9 @@ def main() -> None:
         "Step: median ms (interquartile range); compile: trace + lower + compile, median s "
         "(range), cold (after jax.clear_caches(), as in a new process) and repeat (a new "
         "transform and a new jax.jit in the same process). Ratios are gradtx / Optax medians "
-        f"(below 1.0x: gradtx is faster); torch is {torch_call} in its own "
-        "process. Same program: the optimized HLO of gradtx's default step has Optax's "
+        f"(below 1.0x: gradtx is faster). vs torch fused: gradtx's step over {torch_call}'s, "
+        "each timed alone in a process of its own as a block of calls (ms: gradtx / torch), "
+        f"medians over {args.torch_rounds} alternating rounds. Same program: the optimized HLO of gradtx's default step has Optax's "
         "instructions, opcode for opcode (then the two step times differ only by the "
         "machine's noise).",
         "",
@@ -305,6 +366,8 @@ def main() -> None:
         "| cold vs Optax | repeat compile s | repeat vs Optax | vs torch fused | same program |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
+        *(["", "Per-process medians of the torch comparison, ms:", ""] if rounds else []),
+        *(f"- {line}" for line in rounds),
     ]
     text = "\n".join(lines) + "\n"
     print(text)
