@@ -261,45 +261,52 @@ def _explicit_mesh():
     return jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
 
 
-def _sharded_params(mesh):
+def _sharded_params(mesh, dtype=jnp.float32):
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(3), 3)
     params = {
-        "w": jax.random.normal(k1, (16, 8)),
-        "stack": jax.random.normal(k2, (8, 4, 4)),
-        "b": jax.random.normal(k3, (8,)),
+        "w": jax.random.normal(k1, (16, 8), dtype),
+        "stack": jax.random.normal(k2, (8, 4, 4), dtype),
+        "b": jax.random.normal(k3, (8,), dtype),
     }
     specs = {"w": P("data", None), "stack": P("data", None, None), "b": P("data")}
     sharded = {k: jax.device_put(v, NamedSharding(mesh, specs[k])) for k, v in params.items()}
     return params, sharded
 
 
+#: SOAP runs in float64. Three steps give a rank-deficient 16 x 16 preconditioner for "w", whose
+#: null-space eigenvectors are arbitrary, so in float32 a relative change of 1e-7 in the gradient
+#: moves "w" by 0.17 (an amplification of about 2e6), and the sharded program's other reduction
+#: order decides the result. In float64 the same amplification of float64 rounding (2.2e-16) is
+#: below 1e-9.
 @needs_8
 @pytest.mark.parametrize(
-    "make",
+    "make, dtype, rtol, atol",
     [
-        lambda: gradtx.muon(0.01, ns_dtype=jnp.float32),
-        lambda: gradtx.soap(0.01, precondition_frequency=2),
+        (lambda: gradtx.muon(0.01, ns_dtype=jnp.float32), jnp.float32, 1e-5, 1e-6),
+        (lambda: gradtx.soap(0.01, precondition_frequency=2), jnp.float64, 1e-9, 1e-9),
     ],
     ids=["muon", "soap"],
 )
-def test_matrix_optimizers_update_on_an_explicit_mesh(make):
-    mesh = _explicit_mesh()
-    params, sharded = _sharded_params(mesh)
-    tx = make()
-    s_ref, s = tx.init(params), tx.init(sharded)
-    p_ref, p = params, sharded
-    for i in range(3):
-        g_ref = jax.tree.map(lambda x, i=i: jnp.sin(x * (i + 1)), p_ref)
-        g = jax.tree.map(lambda x, i=i: jnp.sin(x * (i + 1)), p)
-        u_ref, s_ref = tx.update(g_ref, s_ref, p_ref)
-        u, s = tx.update(g, s, p)
-        p_ref, p = gradtx.apply_updates(p_ref, u_ref), gradtx.apply_updates(p, u)
+def test_matrix_optimizers_update_on_an_explicit_mesh(make, dtype, rtol, atol):
+    with jax.enable_x64(dtype == jnp.float64):
+        mesh = _explicit_mesh()
+        params, sharded = _sharded_params(mesh, dtype)
+        tx = make()
+        s_ref, s = tx.init(params), tx.init(sharded)
+        p_ref, p = params, sharded
+        for i in range(3):
+            g_ref = jax.tree.map(lambda x, i=i: jnp.sin(x * (i + 1)), p_ref)
+            g = jax.tree.map(lambda x, i=i: jnp.sin(x * (i + 1)), p)
+            u_ref, s_ref = tx.update(g_ref, s_ref, p_ref)
+            u, s = tx.update(g, s, p)
+            p_ref, p = gradtx.apply_updates(p_ref, u_ref), gradtx.apply_updates(p, u)
     for k in params:
         assert u[k].sharding == sharded[k].sharding, k
-        np.testing.assert_allclose(np.asarray(p[k]), np.asarray(p_ref[k]), rtol=1e-5, atol=1e-6)
+        assert p[k].dtype == p_ref[k].dtype == dtype, k
+        np.testing.assert_allclose(np.asarray(p[k]), np.asarray(p_ref[k]), rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------------------------
