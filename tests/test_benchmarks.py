@@ -49,3 +49,14 @@ def test_eager_floor_report():
     for row in ("gradtx update (packed)", "optax update (tree)", "floor: one fresh output"):
         assert row in out, out
     assert "a 10x faster eager update than Optax's would take" in out
+
+
+def test_adam_paths_times_each_side_alone():
+    """The torch comparison of ``adam_paths.py`` times gradtx's steps in a process of their own,
+    as torch's: each run prints the median of its block of calls."""
+    for path, tree in (("default", "1x16M"), ("packed", "2000x16")):
+        out = _run(
+            "benchmarks/adam_paths.py", "--alone", path, "--trees", tree, "--quick", "--reps", "2"
+        )
+        ms = json.loads(out.strip().splitlines()[-1])["ms"]
+        assert ms > 0, (path, out)
